@@ -1,0 +1,224 @@
+"""Run configuration: a YAML file validated with pydantic, and where a run's files live.
+
+A *system* is a model plus its decoding settings; the same model under top-p and under min-p is two
+systems. A system's identity is a hash of what changes its answers (model, api_base, params), so
+editing params makes a new identity and old samples are never silently mixed with new ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hivemind import HivemindError
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+RUN_CONFIG_NAME = "config.yaml"
+STORE_NAME = "store.sqlite"
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+class System(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    api_base: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(default=8, ge=1, le=1024)
+
+    @field_validator("params")
+    @classmethod
+    def _no_secrets_in_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for key in params:
+            if key.lower() in {"api_key", "key", "token", "authorization"}:
+                raise ValueError(f"params.{key}: keys come only from the environment; use api_key_env")
+        return params
+
+    @property
+    def identity(self) -> str:
+        """Stable id of what shapes the answers. The name and concurrency are not part of it."""
+        blob = json.dumps(
+            {"model": self.model, "api_base": self.api_base, "params": self.params},
+            sort_keys=True, separators=(",", ":"),
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class DatasetSource(BaseModel):
+    """A Hugging Face dataset, loaded through `datasets`."""
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    field: str = "query"
+    split: str = "train"
+    subset: str | None = None
+    id_field: str | None = None
+    category_field: str | None = None
+
+
+class Embedder(BaseModel):
+    """`sentence-transformers` (a local model name or path) or `litellm` (an embedding API)."""
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "sentence-transformers"
+    model: str = DEFAULT_EMBEDDER
+    api_base: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = Field(default=64, ge=1)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in {"sentence-transformers", "litellm"}:
+            raise ValueError("must be 'sentence-transformers' or 'litellm'")
+        return value
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    prompts: str | DatasetSource
+    limit: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    samples: int = Field(default=8, ge=1)
+    systems: list[System] = Field(min_length=1)
+    embedder: Embedder = Field(default_factory=Embedder)
+    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
+    max_cost: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    request_timeout: float = Field(default=120.0, gt=0)
+    results_dir: str = "results"
+
+    @field_validator("embedder", mode="before")
+    @classmethod
+    def _embedder_shorthand(cls, value: Any) -> Any:
+        return {"model": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unique_system_names(self) -> "RunConfig":
+        seen: set[str] = set()
+        for system in self.systems:
+            if system.name in seen:
+                raise ValueError(f"system name {system.name!r} appears twice")
+            seen.add(system.name)
+        return self
+
+    # Where things live ------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_dir) / self.name
+
+    @property
+    def store_path(self) -> Path:
+        return self.run_dir / STORE_NAME
+
+    def system(self, name: str) -> System:
+        for system in self.systems:
+            if system.name == name:
+                return system
+        raise HivemindError(f"run {self.name!r} has no system named {name!r}; "
+                            f"it has: {', '.join(s.name for s in self.systems)}")
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as data, safe to publish: key *variable names* stay, values never enter it."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _yaml_error(path: Path, err: yaml.YAMLError) -> HivemindError:
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(err, "problem", None) or str(err)
+    return HivemindError(f"{where}: malformed YAML: {problem}")
+
+
+def _validation_error(path: Path, err: ValidationError) -> HivemindError:
+    lines = []
+    for item in err.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {item['msg']}")
+    return HivemindError(f"{path}: invalid config:\n" + "\n".join(lines))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise HivemindError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise _yaml_error(path, err) from None
+    if not isinstance(data, dict):
+        raise HivemindError(f"{path}: a config must be a YAML mapping (name, prompts, samples, systems)")
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise _validation_error(path, err) from None
+    if isinstance(config.prompts, str):
+        config.prompts = str(_resolve_relative(config.prompts, path.parent))
+    return config
+
+
+def _resolve_relative(value: str, config_dir: Path) -> Path:
+    """Relative prompt paths are read from the working directory, else beside the config file."""
+    candidate = Path(value)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    beside = config_dir / candidate
+    return beside if beside.exists() else candidate
+
+
+def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunConfig:
+    """RUN is a config file, a packaged config name (`demo`), or the name of a run under results/."""
+    run_str = str(run)
+    as_path = Path(run_str)
+    if as_path.suffix in {".yaml", ".yml"} or as_path.is_file():
+        config = load_config(as_path)
+    else:
+        base = Path(results_dir) if results_dir else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
+        stored = base / run_str / RUN_CONFIG_NAME
+        packaged = PACKAGED_CONFIGS / f"{run_str}.yaml"
+        if stored.is_file():
+            config = load_config(stored)
+            config.results_dir = str(base)
+        elif packaged.is_file():
+            config = load_config(packaged)
+        else:
+            raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
+                                f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), "
+                                f"nor a run under {base}/")
+    if results_dir is not None:
+        config.results_dir = str(results_dir)
+    return config
+
+
+def save_run_config(config: RunConfig) -> Path:
+    """Keep a copy of the config in the run folder, so stages can be named by run name alone."""
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    target = config.run_dir / RUN_CONFIG_NAME
+    data = config.public_dict()
+    data.pop("results_dir", None)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def require_keys(config: RunConfig) -> None:
+    """Fail before any request when a named key variable is missing."""
+    for system in config.systems:
+        if system.api_key_env and not os.environ.get(system.api_key_env):
+            raise HivemindError(f"system {system.name!r}: environment variable {system.api_key_env} "
+                                f"(api_key_env) is not set")
+

@@ -1,0 +1,289 @@
+"""The store: one SQLite file per run (WAL), the single source of truth between stages.
+
+Every response is committed the moment it arrives, so killing the collector at any point loses nothing
+that was committed, and the next run asks only for what is missing. Responses are keyed by
+(system identity, prompt id, sample index): the identity hashes model + api_base + params, so changed
+settings never mix with old samples. Embeddings are cached by (embedder id, text hash): a text that
+several systems produced is embedded once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hivemind import HivemindError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS systems (
+    id TEXT PRIMARY KEY,          -- hash of model, api_base, params (config.System.identity)
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    api_base TEXT,
+    params TEXT NOT NULL,         -- canonical JSON
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS prompts (
+    id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    category TEXT,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS responses (
+    system_id TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    seed INTEGER,
+    text TEXT,                    -- NULL when the request failed for good (see error)
+    text_hash TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    latency_s REAL,
+    cost REAL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (system_id, prompt_id, sample)
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    embedder TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,         -- float32, L2-normalised
+    PRIMARY KEY (embedder, text_hash)
+);
+"""
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Prompt:
+    id: str
+    text: str
+    category: str | None = None
+
+
+@dataclass
+class Response:
+    system_id: str
+    prompt_id: str
+    sample: int
+    text: str | None
+    seed: int | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    cost: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class PromptGroup:
+    """All embedded responses to one prompt, ready for measurement.
+
+    `systems[i]` is an index into the list of system ids the group was built for."""
+    prompt_id: str
+    systems: np.ndarray                      # int32, shape (n,)
+    vectors: np.ndarray                      # float32, shape (n, d), rows L2-normalised
+    texts: list[str] = field(default_factory=list)
+    samples: np.ndarray | None = None        # int32, shape (n,)
+
+
+class Store:
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise HivemindError(f"{self.path}: no store here; run `hivemind collect` or `hivemind import` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a killed process (the WAL is in the OS already); only a power
+        # cut can drop the last transactions.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Systems and prompts ------------------------------------------------------------------------
+    def add_system(self, system_id: str, name: str, model: str, api_base: str | None, params: dict) -> None:
+        self.db.execute(
+            "INSERT INTO systems (id, name, model, api_base, params, created_at) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+            (system_id, name, model, api_base, json.dumps(params, sort_keys=True), now()),
+        )
+
+    def systems(self) -> list[dict]:
+        rows = self.db.execute("SELECT id, name, model, api_base, params, created_at FROM systems ORDER BY created_at, name")
+        return [dict(zip(("id", "name", "model", "api_base", "params", "created_at"), row)) for row in rows]
+
+    def add_prompts(self, prompts: Iterable[Prompt]) -> None:
+        """Insert prompts; a stored prompt whose text changed under the same id is an error."""
+        start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM prompts").fetchone()[0]
+        existing = dict(self.db.execute("SELECT id, text FROM prompts"))
+        rows = []
+        for prompt in prompts:
+            if prompt.id in existing:
+                if existing[prompt.id] != prompt.text:
+                    raise HivemindError(f"prompt {prompt.id!r} is stored with a different text in {self.path}; "
+                                        "give changed prompts new ids or use a new run name")
+                continue
+            existing[prompt.id] = prompt.text
+            rows.append((prompt.id, prompt.text, prompt.category, start + len(rows)))
+        with self.transaction():
+            self.db.executemany("INSERT INTO prompts (id, text, category, position) VALUES (?,?,?,?)", rows)
+
+    def prompts(self) -> list[Prompt]:
+        rows = self.db.execute("SELECT id, text, category FROM prompts ORDER BY position")
+        return [Prompt(*row) for row in rows]
+
+    # Responses ----------------------------------------------------------------------------------
+    def done_keys(self, system_id: str) -> set[tuple[str, int]]:
+        """(prompt id, sample) pairs that need no request: answered, or failed for good."""
+        rows = self.db.execute("SELECT prompt_id, sample FROM responses WHERE system_id = ?", (system_id,))
+        return set(rows)
+
+    def add_response(self, r: Response) -> None:
+        """Commit one response at once (autocommit): the unit of durability is a single sample."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO responses (system_id, prompt_id, sample, seed, text, text_hash, finish_reason, "
+            "prompt_tokens, completion_tokens, latency_s, cost, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (r.system_id, r.prompt_id, r.sample, r.seed, r.text, text_hash(r.text) if r.text is not None else None,
+             r.finish_reason, r.prompt_tokens, r.completion_tokens, r.latency_s, r.cost, r.error, now()),
+        )
+
+    def add_responses(self, responses: Iterable[Response]) -> None:
+        with self.transaction():
+            for r in responses:
+                self.add_response(r)
+
+    def count_responses(self, system_ids: list[str] | None = None, with_text: bool = False) -> int:
+        sql = "SELECT COUNT(*) FROM responses WHERE 1=1"
+        args: list = []
+        if system_ids is not None:
+            sql += f" AND system_id IN ({','.join('?' * len(system_ids))})"
+            args += system_ids
+        if with_text:
+            sql += " AND text IS NOT NULL"
+        return self.db.execute(sql, args).fetchone()[0]
+
+    def total_cost(self, system_ids: list[str] | None = None) -> float:
+        sql = "SELECT COALESCE(SUM(cost), 0) FROM responses"
+        args: list = []
+        if system_ids is not None:
+            sql += f" WHERE system_id IN ({','.join('?' * len(system_ids))})"
+            args = system_ids
+        return float(self.db.execute(sql, args).fetchone()[0])
+
+    def responses_frame(self, system_ids: list[str] | None = None):
+        """All responses joined with system names and prompt texts, as a pandas DataFrame."""
+        import pandas as pd
+
+        sql = ("SELECT s.name AS system, r.system_id, r.prompt_id, p.text AS prompt, p.category, r.sample, r.seed, "
+               "r.text, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.latency_s, r.cost, r.error, "
+               "r.created_at FROM responses r JOIN systems s ON s.id = r.system_id "
+               "JOIN prompts p ON p.id = r.prompt_id")
+        args: list = []
+        if system_ids is not None:
+            sql += f" WHERE r.system_id IN ({','.join('?' * len(system_ids))})"
+            args = system_ids
+        sql += " ORDER BY p.position, s.name, r.sample"
+        return pd.read_sql_query(sql, self.db, params=args)
+
+    def export_parquet(self, path: str | Path, system_ids: list[str] | None = None) -> Path:
+        frame = self.responses_frame(system_ids)
+        path = Path(path)
+        frame.to_parquet(path, index=False)
+        return path
+
+    # Embeddings ---------------------------------------------------------------------------------
+    def texts_to_embed(self, embedder: str, system_ids: list[str]) -> list[tuple[str, str]]:
+        """Distinct (hash, text) pairs among these systems' responses with no vector yet."""
+        marks = ",".join("?" * len(system_ids))
+        rows = self.db.execute(
+            f"SELECT r.text_hash, MIN(r.text) FROM responses r LEFT JOIN embeddings e "
+            f"ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL AND e.text_hash IS NULL "
+            f"GROUP BY r.text_hash ORDER BY r.text_hash",
+            [embedder, *system_ids],
+        )
+        return list(rows)
+
+    def add_embeddings(self, embedder: str, hashes: list[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings (embedder, text_hash, vector) VALUES (?,?,?)",
+                ((embedder, h, v.tobytes()) for h, v in zip(hashes, vectors)),
+            )
+
+    def count_embeddings(self, embedder: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM embeddings WHERE embedder = ?", (embedder,)).fetchone()[0]
+
+    def iter_prompt_groups(self, embedder: str, system_ids: list[str]) -> Iterator[PromptGroup]:
+        """Stream one PromptGroup per prompt, in prompt order: memory holds one prompt at a time.
+
+        Responses without text (failed) or without a vector for `embedder` are left out."""
+        index = {sid: i for i, sid in enumerate(system_ids)}
+        marks = ",".join("?" * len(system_ids))
+        cursor = self.db.execute(
+            f"SELECT r.prompt_id, r.system_id, r.sample, r.text, e.vector FROM responses r "
+            f"JOIN prompts p ON p.id = r.prompt_id "
+            f"JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL "
+            f"ORDER BY p.position, r.system_id, r.sample",
+            [embedder, *system_ids],
+        )
+        current, rows = None, []
+        for row in cursor:
+            if row[0] != current and rows:
+                yield _group(current, rows, index)
+                rows = []
+            current = row[0]
+            rows.append(row)
+        if rows:
+            yield _group(current, rows, index)
+
+    # Plumbing -----------------------------------------------------------------------------------
+    def transaction(self):
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN")
+
+    def __exit__(self, exc_type, *rest):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _group(prompt_id: str, rows: list[tuple], index: dict[str, int]) -> PromptGroup:
+    return PromptGroup(
+        prompt_id=prompt_id,
+        systems=np.array([index[r[1]] for r in rows], dtype=np.int32),
+        vectors=np.vstack([np.frombuffer(r[4], dtype=np.float32) for r in rows]),
+        texts=[r[3] for r in rows],
+        samples=np.array([r[2] for r in rows], dtype=np.int32),
+    )
