@@ -1,0 +1,200 @@
+"""The cross-run leaderboard: every analysed run's systems in one table, ranked only among comparables.
+
+Two runs are comparable when they asked the same prompts (same prompt-set hash over ids + texts, in
+order) and embedded with the same embedder; the `group` column names that pair, and ranks restart in
+every group. `add_system` grows a run by one system: it collects only that system's missing answers,
+embeds only new texts (the cache does the rest), re-analyses and rewrites the leaderboard.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from hivemind import HivemindError
+from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config
+from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
+from hivemind.store import Prompt
+
+LEADERBOARD_CSV = "leaderboard.csv"
+LEADERBOARD_MD = "leaderboard.md"
+
+# Metric columns taken from each run's leaderboard.csv (analyze_run writes them), in output order.
+METRICS = ["share_above_0.8", "intra_mean", "inter_mean_others", "near_duplicate_rate",
+           "mean_distinct_neighbors", "distinct_2", "compression_ratio", "n_responses", "n_prompts"]
+COLUMNS = ["group", "rank", "run", "system", "model", *METRICS, "embedder", "prompt_set", "date"]
+
+
+@dataclass
+class RunEntry:
+    run: str
+    folder: Path
+    embedder: str
+    prompt_set: str
+    date: str
+    table: pd.DataFrame
+
+
+def run_folders(results_dir: str | Path) -> list[Path]:
+    """Analysed run folders: a leaderboard.csv and a config.yaml (snapshots are not runs)."""
+    base = Path(results_dir)
+    if not base.is_dir():
+        return []
+    return [p for p in sorted(base.iterdir())
+            if p.is_dir() and p.name != SNAPSHOTS_DIR and not p.name.startswith(".")
+            and (p / LEADERBOARD_CSV).is_file() and (p / RUN_CONFIG_NAME).is_file()]
+
+
+def stored_prompt_set_hash(store_path: Path) -> str | None:
+    """Prompt-set hash of a run store, read without writing to it (another process may be collecting)."""
+    if not store_path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = db.execute("SELECT id, text FROM prompts ORDER BY position").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return prompt_set_hash([Prompt(id=i, text=t) for i, t in rows])
+
+
+def read_run(folder: Path) -> RunEntry:
+    analysis: dict[str, Any] = {}
+    if (folder / "analysis.json").is_file():
+        try:
+            analysis = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            analysis = {}
+    try:
+        config = yaml.safe_load((folder / RUN_CONFIG_NAME).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        config = {}
+    embedder = analysis.get("embedder") or _embedder_id(config.get("embedder"))
+    prompt_set = (analysis.get("prompt_set_hash") or stored_prompt_set_hash(folder / STORE_NAME) or "unknown")
+    date = analysis.get("created_at") or time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime((folder / LEADERBOARD_CSV).stat().st_mtime))
+    try:
+        table = pd.read_csv(folder / LEADERBOARD_CSV)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise HivemindError(f"{folder / LEADERBOARD_CSV}: unreadable ({err}); run `hivemind analyze "
+                            f"{folder.name}` again") from None
+    return RunEntry(run=str(config.get("name") or folder.name), folder=folder, embedder=str(embedder),
+                    prompt_set=prompt_set, date=str(date), table=table)
+
+
+def _embedder_id(value: Any) -> str:
+    if isinstance(value, str):
+        return f"sentence-transformers:{value}"
+    if isinstance(value, dict):
+        return f"{value.get('provider', 'sentence-transformers')}:{value.get('model', '?')}"
+    return "sentence-transformers:all-MiniLM-L6-v2"
+
+
+def build_leaderboard(results_dir: str | Path) -> pd.DataFrame:
+    rows = []
+    for folder in run_folders(results_dir):
+        entry = read_run(folder)
+        group = f"{entry.prompt_set[:10]}|{entry.embedder}"
+        for record in entry.table.to_dict("records"):
+            row = {"group": group, "run": entry.run, "system": record.get("system"),
+                   "model": record.get("model"), "embedder": entry.embedder,
+                   "prompt_set": entry.prompt_set, "date": entry.date}
+            row.update({metric: record.get(metric) for metric in METRICS})
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
+    if frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    frame["share_above_0.8"] = pd.to_numeric(frame["share_above_0.8"], errors="coerce")
+    # Highest share of near-identical answers first: rank 1 is the most repetitive system of its group.
+    frame = frame.sort_values(["group", "share_above_0.8", "run", "system"], ascending=[True, False, True, True],
+                              na_position="last", kind="mergesort").reset_index(drop=True)
+    frame.insert(1, "rank", frame.groupby("group").cumcount() + 1)
+    return frame[COLUMNS]
+
+
+def update_leaderboard(results_dir: str | Path = "results") -> list[Path]:
+    """Rewrite results/leaderboard.csv and results/leaderboard.md from every analysed run."""
+    base = Path(results_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    frame = build_leaderboard(base)
+    csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD
+    _write_text(csv_path, frame.to_csv(index=False))
+    _write_text(md_path, leaderboard_markdown(frame))
+    return [csv_path, md_path]
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def leaderboard_markdown(frame: pd.DataFrame) -> str:
+    lines = ["# Hivemind leaderboard", "",
+             "Rows are ranked only within a group: runs that asked the same prompts (prompt-set hash) and "
+             "used the same embedder. Rank 1 = highest share of prompts whose answers are near-identical "
+             "(mean pairwise similarity above 0.8).", ""]
+    if frame.empty:
+        return "\n".join(lines + ["No analysed runs yet: run `hivemind analyze RUN` first.", ""])
+    shown = ["rank", "system", "run", "share_above_0.8", "intra_mean", "inter_mean_others",
+             "near_duplicate_rate", "distinct_2", "compression_ratio", "n_responses", "n_prompts", "date"]
+    for group, rows in frame.groupby("group", sort=True):
+        prompt_set, embedder = rows["prompt_set"].iloc[0], rows["embedder"].iloc[0]
+        lines += [f"## Group `{group}`", "",
+                  f"prompt set `{prompt_set}`, embedder `{embedder}`, {rows['run'].nunique()} run(s)", "",
+                  "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+        for record in rows.to_dict("records"):
+            lines.append("| " + " | ".join(_cell(record.get(c)) for c in shown) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+@dataclass
+class AddSystemSummary:
+    run: str
+    system: str
+    collect: Any = None
+    embed: Any = None
+    analysis: Any = None
+    leaderboard: list[Path] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        stored = getattr(self.collect, "stored", "?")
+        return (f"added system {self.system!r} to run {self.run!r}: {stored} answers collected, "
+                f"{getattr(self.embed, 'embedded', '?')} texts embedded; leaderboard: "
+                + ", ".join(str(p) for p in self.leaderboard))
+
+
+def add_system(config_path: str | Path, system_name: str, results_dir: str | Path | None = None,
+               progress: bool = True) -> AddSystemSummary:
+    """Grow a run by a system the user added to its config file: only that system's answers are requested."""
+    from hivemind import analyze, collect, embed
+
+    config = load_config(config_path)
+    if results_dir is not None:
+        config.results_dir = str(results_dir)
+    if system_name not in {s.name for s in config.systems}:
+        raise HivemindError(f"{config_path}: has no system named {system_name!r}; add it under `systems:` "
+                            f"first (it has: {', '.join(s.name for s in config.systems)})")
+    summary = AddSystemSummary(run=config.name, system=system_name)
+    summary.collect = collect.collect(config, systems=[system_name], progress=progress)
+    summary.embed = embed.embed_run(config, progress=progress)
+    summary.analysis = analyze.analyze_run(config, progress=progress)
+    summary.leaderboard = update_leaderboard(config.results_dir)
+    return summary

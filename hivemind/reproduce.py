@@ -1,0 +1,321 @@
+"""Reproduce the paper: plan (keys, dataset, cost) before anything is sent, then run what can run.
+
+`plan` sends nothing: it says which systems have their key variable set, whether the prompt set loads,
+and what the answers would cost at litellm's prices (unknown prices are named, not guessed). `run`
+prints the plan, stops above a cost threshold unless told --yes, collects only the runnable systems,
+then embeds, analyses, reports and writes `paper_reference.json` (the paper's published figures) beside
+the run's own tables, so the report can show both.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hivemind import HivemindError
+from hivemind.config import DatasetSource, RunConfig, System
+
+DEFAULT_COMPLETION_TOKENS = 512  # per answer, when a system sets no max_tokens
+REFERENCE_NAME = "paper_reference.json"
+
+# Figures published in Jiang et al. 2025 (arXiv:2510.22954); fractions 0..1 like the run's tables.
+PAPER_REFERENCE: dict[str, Any] = {
+    "source": "Jiang et al., Artificial Hivemind: The Open-Ended Homogeneity of Language Models "
+              "(and Beyond), NeurIPS 2025, arXiv:2510.22954",
+    "embedder": "openai/text-embedding-3-small",
+    "samples": 50,
+    "decoding": {"top-p": {"temperature": 1.0, "top_p": 0.9},
+                 "min-p": {"temperature": 2.0, "min_p": 0.1, "top_p": 1.0}},
+    "share_above_0.8": {"top-p": 0.79, "min-p": 0.612},
+    "intra_model_buckets_average": {"0.9-1.0": 0.438, "0.8-0.9": 0.352, "0.7-0.8": 0.126,
+                                    "0.6-0.7": 0.049, "below_0.6": 0.035},
+    "inter_model_similarity_range": [0.71, 0.82],
+    "notes": "share_above_0.8: share of prompts whose mean pairwise similarity among one system's 50 "
+             "answers exceeds 0.8, averaged over models. Buckets: average distribution of that per-prompt "
+             "similarity. inter_model_similarity_range: range of mean similarity between different models.",
+}
+
+# Providers that reject min_p (it reaches them as an unknown body field) and their other limits.
+NO_MIN_P = {"openai", "azure", "anthropic", "gemini", "vertex_ai", "vertex_ai_beta", "mistral", "cohere",
+            "cohere_chat", "dashscope", "qwencloud", "bedrock"}
+MAX_TEMPERATURE = {"anthropic": 1.0}
+
+
+@dataclass
+class SystemPlan:
+    name: str
+    model: str
+    provider: str
+    api_key_env: str | None
+    runnable: bool
+    samples_todo: int = 0              # answers still missing from the store
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    completion_is_max: bool = False    # completion_tokens is max_tokens x answers: an upper bound
+    cost: float | None = None          # None: litellm has no price for this model
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    run: str
+    dataset: str
+    dataset_ok: bool
+    dataset_error: str | None
+    n_prompts: int | None
+    samples: int
+    systems: list[SystemPlan]
+    embedder: str
+    embedder_key_missing: str | None = None
+    embed_cost: float | None = 0.0
+
+    @property
+    def runnable(self) -> list[str]:
+        return [s.name for s in self.systems if s.runnable]
+
+    @property
+    def missing_keys(self) -> dict[str, str]:
+        """{system: variable} for systems whose key variable is not set."""
+        return {s.name: s.api_key_env for s in self.systems if not s.runnable and s.api_key_env}
+
+    @property
+    def unknown_price(self) -> list[str]:
+        return [s.name for s in self.systems if s.runnable and s.samples_todo and s.cost is None]
+
+    @property
+    def total_cost(self) -> float:
+        """Known costs of the runnable systems plus embedding; unknown prices count as zero (listed apart)."""
+        known = sum(s.cost or 0.0 for s in self.systems if s.runnable)
+        return known + (self.embed_cost or 0.0)
+
+    def blockers(self) -> list[str]:
+        lines = []
+        if not self.runnable:
+            lines.append("no system can run: every system's key variable is missing")
+        if not self.dataset_ok:
+            lines.append(f"the prompt set {self.dataset} could not be loaded: {self.dataset_error}")
+        if self.embedder_key_missing and self.runnable:
+            lines.append(f"the embedder {self.embedder} needs {self.embedder_key_missing} in the environment")
+        return lines
+
+    def describe(self) -> str:
+        prompts = f"{self.n_prompts} prompts" if self.n_prompts is not None else "? prompts (dataset not loaded)"
+        lines = [f"plan for run {self.run!r}: {len(self.systems)} systems, {prompts} x {self.samples} samples",
+                 f"prompt set: {self.dataset} ({'loaded' if self.dataset_ok else 'MISSING'})"]
+        if not self.dataset_ok:
+            lines.append(f"  {self.dataset_error}")
+        lines.append(f"runnable ({len(self.runnable)}): {', '.join(self.runnable) or 'none'}")
+        if self.missing_keys:
+            lines.append(f"missing keys ({len(self.missing_keys)}):")
+            lines += [f"  {name}: set {var}" for name, var in self.missing_keys.items()]
+        lines.append("cost estimate (runnable systems, answers not yet stored):")
+        for s in self.systems:
+            if not s.runnable:
+                continue
+            bound = " (upper bound: max_tokens)" if s.completion_is_max else ""
+            price = f"${s.cost:.4f}" if s.cost is not None else "price unknown to litellm"
+            lines.append(f"  {s.name}: {s.samples_todo} answers, ~{s.prompt_tokens} prompt + "
+                         f"{s.completion_tokens} completion tokens{bound}: {price}")
+        for s in self.systems:
+            lines += [f"  warning: {s.name}: {w}" for w in s.warnings]
+        embed = f"${self.embed_cost:.4f}" if self.embed_cost is not None else "price unknown"
+        lines.append(f"  embedding with {self.embedder}: {embed}")
+        if self.embedder_key_missing:
+            lines.append(f"  embedder key missing: set {self.embedder_key_missing}")
+        total = f"estimated total: ${self.total_cost:.4f}"
+        if self.unknown_price:
+            total += f" + unknown for {', '.join(self.unknown_price)}"
+        if self.n_prompts is None:
+            total += " (prompt count unknown: the dataset did not load)"
+        lines.append(total)
+        return "\n".join(lines)
+
+
+def select(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
+           samples: int | None = None) -> RunConfig:
+    """A copy of the config narrowed to some systems, a prompt limit and a sample count."""
+    update: dict[str, Any] = {}
+    if systems:
+        update["systems"] = [config.system(name) for name in systems]
+    if limit is not None:
+        update["limit"] = limit
+    if samples is not None:
+        update["samples"] = samples
+    return config.model_copy(update=update, deep=True)
+
+
+def plan(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
+         samples: int | None = None, completion_tokens: int | None = None) -> Plan:
+    """What would run, what is missing, and what it would cost; sends nothing."""
+    from hivemind.prompts import load_prompts
+
+    config = select(config, systems, limit, samples)
+    dataset = _dataset_name(config)
+    try:
+        prompts = load_prompts(config)
+        dataset_ok, dataset_error = True, None
+    except HivemindError as err:
+        prompts, dataset_ok, dataset_error = None, False, str(err)
+    done = _done_keys(config)
+    system_plans = [_system_plan(config, s, prompts, done.get(s.identity, set()), completion_tokens)
+                    for s in config.systems]
+    result = Plan(run=config.name, dataset=dataset, dataset_ok=dataset_ok, dataset_error=dataset_error,
+                  n_prompts=len(prompts) if prompts is not None else None, samples=config.samples,
+                  systems=system_plans, embedder=config.embedder.id)
+    key = config.embedder.api_key_env
+    if key and not os.environ.get(key):
+        result.embedder_key_missing = key
+    result.embed_cost = _embed_cost(config, system_plans)
+    return result
+
+
+def _dataset_name(config: RunConfig) -> str:
+    source = config.prompts
+    return source.dataset if isinstance(source, DatasetSource) else str(source)
+
+
+def _done_keys(config: RunConfig) -> dict[str, set]:
+    """Answers already in the store per system identity: a resumed run only pays for the rest."""
+    if not config.store_path.is_file():
+        return {}
+    from hivemind.store import Store
+
+    with Store(config.store_path) as store:
+        return {s.identity: store.done_keys(s.identity) for s in config.systems}
+
+
+def _provider(system: System) -> str:
+    import litellm
+
+    try:
+        return litellm.get_llm_provider(system.model, api_base=system.api_base)[1]
+    except Exception:  # unknown prefix: collect reports it with a fix; here it is only a label
+        return system.model.split("/", 1)[0] if "/" in system.model else "unknown"
+
+
+def _system_plan(config: RunConfig, system: System, prompts, done: set, completion_tokens: int | None) -> SystemPlan:
+    provider = _provider(system)
+    runnable = not system.api_key_env or bool(os.environ.get(system.api_key_env))
+    plan = SystemPlan(name=system.name, model=system.model, provider=provider,
+                      api_key_env=system.api_key_env, runnable=runnable, warnings=_warnings(system, provider))
+    if prompts is None:
+        return plan
+    todo = [(p, s) for p in prompts for s in range(config.samples) if (p.id, s) not in done]
+    max_tokens = system.params.get("max_tokens") or system.params.get("max_completion_tokens")
+    per_answer = completion_tokens or max_tokens or DEFAULT_COMPLETION_TOKENS
+    plan.completion_is_max = completion_tokens is None and bool(max_tokens)
+    plan.samples_todo = len(todo)
+    # ~4 characters per token (English); the chat template adds a few tokens per message.
+    plan.prompt_tokens = sum(math.ceil(len(p.text) / 4) + 8 for p, _ in todo)
+    plan.completion_tokens = int(per_answer) * len(todo)
+    plan.cost = price(system.model, plan.prompt_tokens, plan.completion_tokens) if todo else 0.0
+    return plan
+
+
+def _warnings(system: System, provider: str) -> list[str]:
+    warnings = []
+    if "min_p" in system.params and provider in NO_MIN_P:
+        warnings.append(f"{provider} does not accept min_p: its requests will fail with 400 "
+                        f"(leave it out with --systems, or serve the model where min_p is supported)")
+    cap = MAX_TEMPERATURE.get(provider)
+    temperature = system.params.get("temperature")
+    if cap is not None and isinstance(temperature, (int, float)) and temperature > cap:
+        warnings.append(f"{provider} accepts temperature up to {cap}, this system sets {temperature}")
+    return warnings
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD at litellm's prices (the local cost map), or None when litellm does not know the model."""
+    import litellm
+
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    except Exception:  # litellm raises several types for "not mapped"
+        return None
+    return float(prompt_cost) + float(completion_cost)
+
+
+def _embed_cost(config: RunConfig, systems: list[SystemPlan]) -> float | None:
+    """Embedding APIs bill the answers' tokens; a local sentence-transformers model costs nothing."""
+    if config.embedder.provider != "litellm":
+        return 0.0
+    tokens = sum(s.completion_tokens for s in systems if s.runnable)
+    if tokens == 0:
+        return 0.0
+    return price(config.embedder.model, tokens, 0)
+
+
+# Run -----------------------------------------------------------------------------------------------
+
+@dataclass
+class ReproduceSummary:
+    plan: Plan
+    config: RunConfig
+    collect: Any = None
+    embed: Any = None
+    analysis: Any = None
+    report: Path | None = None
+    reference: Path | None = None
+
+    def __str__(self) -> str:
+        return (f"reproduced {len(self.config.systems)} systems of {self.config.name!r} into {self.config.run_dir}; "
+                f"report: {self.report}; paper figures: {self.reference}")
+
+
+def run(config: RunConfig, systems: list[str] | None = None, limit: int | None = None, yes: bool = False,
+        threshold_usd: float = 10.0, samples: int | None = None, completion_tokens: int | None = None,
+        progress: bool = True) -> ReproduceSummary:
+    """Plan, check the cost gate, then collect the runnable systems, embed, analyse and report."""
+    the_plan = plan(config, systems, limit, samples, completion_tokens)
+    print(the_plan.describe(), flush=True)
+    blockers = the_plan.blockers()
+    if blockers:
+        lines = [f"cannot reproduce {config.name!r}:"] + [f"  {b}" for b in blockers]
+        if the_plan.missing_keys:
+            lines.append("  systems without their key variable:")
+            lines += [f"    {name}: {var}" for name, var in the_plan.missing_keys.items()]
+        raise HivemindError("\n".join(lines))
+    if the_plan.total_cost > threshold_usd and not yes:
+        raise HivemindError(f"estimated cost ${the_plan.total_cost:.2f} is above the ${threshold_usd:.2f} "
+                            f"threshold; pass --yes to spend it, or shrink the run with --systems / --limit")
+    run_config = _run_config(config, the_plan, limit, samples)
+    summary = ReproduceSummary(plan=the_plan, config=run_config)
+    from hivemind import analyze, collect, embed, report
+
+    summary.collect = collect.collect(run_config, systems=the_plan.runnable, progress=progress)
+    summary.embed = embed.embed_run(run_config, progress=progress)
+    summary.analysis = analyze.analyze_run(run_config, progress=progress)
+    summary.reference = write_reference(run_config)
+    summary.report = report.render_report(run_config)
+    return summary
+
+
+def _run_config(config: RunConfig, the_plan: Plan, limit: int | None, samples: int | None) -> RunConfig:
+    """The runnable systems plus any already stored in the run, so earlier answers stay in the analysis."""
+    narrowed = select(config, [s.name for s in the_plan.systems], limit, samples)
+    stored = _stored_identities(narrowed)
+    keep = [s.name for s in narrowed.systems if s.name in the_plan.runnable or s.identity in stored]
+    return select(narrowed, keep)
+
+
+def _stored_identities(config: RunConfig) -> set[str]:
+    if not config.store_path.is_file():
+        return set()
+    from hivemind.store import Store
+
+    with Store(config.store_path) as store:
+        return {s.identity for s in config.systems if store.count_responses([s.identity], with_text=True)}
+
+
+def write_reference(config: RunConfig) -> Path:
+    """paper_reference.json in the run folder: the published figures the report shows beside the run's."""
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    target = config.run_dir / REFERENCE_NAME
+    tmp = target.with_name(f".{REFERENCE_NAME}.tmp")
+    tmp.write_text(json.dumps(PAPER_REFERENCE, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    return target

@@ -1,0 +1,394 @@
+"""Snapshots: an immutable, self-describing copy of an analysed run, for publishing and re-analysis.
+
+results/snapshots/NAME/ holds
+    manifest.json        versions, public config, prompt-set hash, embedder, systems, counts, file hashes
+    config.yaml          the run config (no secret values; key *variable names* only)
+    responses.parquet    every response of the config's systems (Store.export_parquet)
+    embeddings.parquet   text_hash, vector (list<float32>) for the config's embedder and those responses
+    prompts.jsonl        the run's prompts in order (id, prompt, category)
+    *.csv, analysis.json, *.json   the metric tables of the run
+    *.png, figures/      the figures, report.html, report.md (whatever the run folder has)
+
+A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
+responses.parquet + embeddings.parquet + config.yaml. The folder is written into a temporary sibling and
+renamed at the end, so an error never leaves a partial snapshot; its files are made read-only and
+`verify` recomputes every hash in the manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hivemind import HivemindError, __version__
+from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig
+
+MANIFEST = "manifest.json"
+SNAPSHOTS_DIR = "snapshots"
+FORMAT = "hivemind-snapshot/1"
+PACKAGES = ("hivemind-bench", "litellm", "sentence-transformers", "faiss-cpu", "pandas", "numpy", "pyarrow",
+            "datasets", "torch")
+REPORT_FILES = ("report.html", "report.md")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+REDACTED = "<redacted>"
+
+# Keys whose values are credentials. `api_key_env` (and any *_env) names a variable and stays.
+# Matched at the end of the key, so `max_tokens` or `api_key_env` are not taken for credentials.
+_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|authori[sz]ation|bearer"
+                         r"|credentials?|cookie)$", re.I)
+# Values that look like credentials whatever their key: provider key formats and bearer headers.
+_SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,}"
+    r"|xox[abp]-[A-Za-z0-9-]{10,}|Bearer\s+\S{8,})"
+)
+# Environment variables whose values must never reach a published file.
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH)", re.I)
+
+
+# Shared helpers ------------------------------------------------------------------------------------
+
+def prompt_set_hash(prompts) -> str:
+    """sha256 over the prompts' ids and texts, in order: runs with equal hashes asked the same questions."""
+    blob = json.dumps([[p.id, p.text] for p in prompts], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scrub(data: Any) -> Any:
+    """A copy of config data with every credential-looking value replaced by <redacted>."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            secret_key = _SECRET_KEY.search(str(key)) and not str(key).lower().endswith("_env")
+            out[key] = REDACTED if secret_key and value not in (None, "") else scrub(value)
+        return out
+    if isinstance(data, list):
+        return [scrub(item) for item in data]
+    if isinstance(data, str):
+        return _SECRET_VALUE.sub(REDACTED, data)
+    return data
+
+
+def secret_values(config: RunConfig | None = None) -> dict[str, str]:
+    """{variable: value} of environment secrets: key-like variables and every api_key_env of the config."""
+    names = {name for name in os.environ if _SECRET_ENV.search(name)}
+    if config is not None:
+        names |= {s.api_key_env for s in config.systems if s.api_key_env}
+        if config.embedder.api_key_env:
+            names.add(config.embedder.api_key_env)
+    found = {}
+    for name in names:
+        value = os.environ.get(name) or ""
+        # Short values and paths are not credentials, and would match by accident.
+        if len(value) >= 8 and not value.startswith(("/", "~", ".")):
+            found[name] = value
+    return found
+
+
+def find_secrets(folder: Path, secrets: dict[str, str]) -> list[str]:
+    """'file (VARIABLE)' for each file under folder whose bytes contain a secret value."""
+    hits = []
+    needles = {name: value.encode("utf-8") for name, value in secrets.items()}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        for name, needle in needles.items():
+            if needle in content:
+                hits.append(f"{path.relative_to(folder)} ({name})")
+    return hits
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def snapshots_root(results_dir: str | Path | None = None) -> Path:
+    base = Path(results_dir) if results_dir is not None else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
+    return base / SNAPSHOTS_DIR
+
+
+# Publish -------------------------------------------------------------------------------------------
+
+def publish(config: RunConfig, name: str, results_dir: str | Path | None = None) -> Path:
+    """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder."""
+    if not NAME_PATTERN.match(name):
+        raise HivemindError(f"snapshot name {name!r}: use letters, digits, '.', '_' and '-' only")
+    run_dir = config.run_dir
+    if not (run_dir / STORE_NAME).is_file():
+        raise HivemindError(f"{run_dir / STORE_NAME}: no store for run {config.name!r}; collect it first")
+    if not (run_dir / "analysis.json").is_file():
+        raise HivemindError(f"run {config.name!r} was never analysed ({run_dir / 'analysis.json'} is missing); "
+                            f"run `hivemind analyze {config.name}` first, then publish")
+    root = snapshots_root(results_dir if results_dir is not None else config.results_dir)
+    target = root / name
+    if target.exists():
+        raise HivemindError(f"snapshot {target} already exists and snapshots are never overwritten; "
+                            f"choose another name")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    try:
+        _write_snapshot(config, name, tmp)
+        if target.exists():  # someone published the same name meanwhile
+            raise HivemindError(f"snapshot {target} already exists; choose another name")
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:
+    from hivemind.store import Store
+
+    secrets = secret_values(config)
+    ids = [s.identity for s in config.systems]
+    with Store(config.store_path) as store:
+        prompts = store.prompts()
+        frame = store.responses_frame(ids)
+        _refuse_secrets_in_frame(frame, secrets)
+        frame.to_parquet(folder / "responses.parquet", index=False)
+        n_vectors = _write_embeddings(store.db, config.embedder.id, ids, folder / "embeddings.parquet")
+    with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
+        for p in prompts:  # every stored prompt in order, also those no system answered
+            out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}, ensure_ascii=False) + "\n")
+    public = scrub(config.public_dict())
+    public.pop("results_dir", None)
+    (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
+    _copy_run_outputs(config.run_dir, folder)
+
+    leaks = find_secrets(folder, secrets)
+    if leaks:
+        raise HivemindError("refusing to publish: a secret value from the environment appears in "
+                            + ", ".join(leaks) + f" (run folder {config.run_dir}); remove it and publish again")
+    manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
+    folder.chmod(0o755)  # mkdtemp makes it 0o700; a published folder is readable by all
+
+
+def _refuse_secrets_in_frame(frame, secrets: dict[str, str]) -> None:
+    """Parquet compresses text, so scan the strings before writing rather than the file's bytes."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = frame[column].dropna().astype(str)
+        for name, value in secrets.items():
+            if values.str.contains(value, regex=False).any():
+                raise HivemindError(f"refusing to publish: the value of {name} appears in the responses "
+                                    f"(column {column!r}); remove it from the store first")
+
+
+def _write_embeddings(db: sqlite3.Connection, embedder: str, system_ids: list[str], path: Path) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    marks = ",".join("?" * len(system_ids))
+    rows = db.execute(
+        f"SELECT e.text_hash, e.vector FROM embeddings e WHERE e.embedder = ? AND e.text_hash IN "
+        f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({marks}) AND text_hash IS NOT NULL) "
+        f"ORDER BY e.text_hash",
+        [embedder, *system_ids],
+    ).fetchall()
+    hashes = [row[0] for row in rows]
+    vectors = [np.frombuffer(row[1], dtype=np.float32) for row in rows]
+    flat = np.concatenate(vectors) if vectors else np.zeros(0, dtype=np.float32)
+    offsets = np.cumsum([0] + [len(v) for v in vectors]).astype(np.int32)
+    column = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(flat, type=pa.float32()))
+    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column})
+    pq.write_table(table, path)
+    return len(rows)
+
+
+def _run_outputs(run_dir: Path) -> list[Path]:
+    """Tables, figures and reports of a run folder (the store and its config are written separately)."""
+    keep = []
+    for path in sorted(run_dir.rglob("*")):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(run_dir).parts):
+            continue
+        rel = path.relative_to(run_dir)
+        top_level = len(rel.parts) == 1
+        if path.suffix == ".png" or (top_level and (path.suffix in {".csv", ".json"} or path.name in REPORT_FILES)):
+            keep.append(rel)
+    return keep
+
+
+def _copy_run_outputs(run_dir: Path, folder: Path) -> None:
+    for rel in _run_outputs(run_dir):
+        destination = folder / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / rel, destination)
+
+
+def _manifest(config: RunConfig, name: str, public: dict, prompts, frame, n_vectors: int, folder: Path) -> dict:
+    per_system = {}
+    systems = []
+    for system in config.systems:
+        rows = frame[frame["system_id"] == system.identity]
+        answered = int(rows["text"].notna().sum())
+        per_system[system.name] = int(len(rows))
+        systems.append(scrub({
+            "name": system.name, "identity": system.identity, "model": system.model,
+            "api_base": system.api_base, "api_key_env": system.api_key_env, "params": system.params,
+            "responses": int(len(rows)), "answered": answered, "failed": int(len(rows)) - answered,
+        }))
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    return {
+        "format": FORMAT,
+        "name": name,
+        "run": config.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "hivemind_version": __version__,
+        "packages": package_versions(),
+        "config": public,
+        "prompt_set_hash": prompt_set_hash(prompts),
+        "embedder": config.embedder.id,
+        "systems": systems,
+        "counts": {
+            "prompts": len(prompts),
+            "responses": int(len(frame)),
+            "answered": int(frame["text"].notna().sum()),
+            "embeddings": n_vectors,
+            "per_system": per_system,
+        },
+        "files": files,
+    }
+
+
+# Verify --------------------------------------------------------------------------------------------
+
+@dataclass
+class VerifyResult:
+    path: Path
+    checked: int = 0
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.changed or self.missing or self.unexpected)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"snapshot {self.path}: OK, {self.checked} files match the manifest"
+        lines = [f"snapshot {self.path} does not match its manifest:"]
+        lines += [f"  changed:    {name}" for name in self.changed]
+        lines += [f"  missing:    {name}" for name in self.missing]
+        lines += [f"  unexpected: {name}" for name in self.unexpected]
+        return "\n".join(lines)
+
+
+def resolve_snapshot(name_or_path: str | Path, results_dir: str | Path | None = None) -> Path:
+    as_path = Path(name_or_path)
+    if (as_path / MANIFEST).is_file():
+        return as_path
+    candidate = snapshots_root(results_dir) / str(name_or_path)
+    if candidate.is_dir():
+        return candidate
+    if as_path.is_dir():
+        return as_path  # a folder without a manifest: verify reports that
+    raise HivemindError(f"no snapshot {str(name_or_path)!r} (looked for {candidate}); "
+                        f"publish one with `hivemind snapshot RUN NAME`")
+
+
+def load_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise HivemindError(f"{path}: missing; this folder is not a snapshot or its manifest was deleted")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HivemindError(f"{path}: malformed manifest ({err}); the snapshot cannot be verified") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise HivemindError(f"{path}: manifest has no 'files' table; the snapshot cannot be verified")
+    return manifest
+
+
+def check(name_or_path: str | Path, results_dir: str | Path | None = None) -> VerifyResult:
+    """Compare every file with the manifest's hashes; never raises for a mismatch."""
+    folder = resolve_snapshot(name_or_path, results_dir)
+    manifest = load_manifest(folder)
+    result = VerifyResult(path=folder)
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    for rel, entry in sorted(manifest["files"].items()):
+        path = folder / rel
+        if rel not in present:
+            result.missing.append(rel)
+            continue
+        result.checked += 1
+        if file_sha256(path) != entry.get("sha256"):
+            result.changed.append(rel)
+    result.unexpected = sorted(present - set(manifest["files"]))
+    return result
+
+
+def verify(name_or_path: str | Path, results_dir: str | Path | None = None) -> VerifyResult:
+    """Recompute every hash; HivemindError listing each changed, missing or unexpected file."""
+    result = check(name_or_path, results_dir)
+    if not result.ok:
+        raise HivemindError(result.describe() + "\nthe snapshot was modified after publishing; "
+                            "publish the run again under a new name")
+    return result
+
+
+# Push ----------------------------------------------------------------------------------------------
+
+def push_to_hub(name_or_path: str | Path, repo: str, results_dir: str | Path | None = None,
+                private: bool = False) -> str:
+    """Push responses and metric tables as a Hugging Face dataset (one config per table); return its URL.
+
+    The token comes from the usual huggingface_hub places (HF_TOKEN, `huggingface-cli login`)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        raise HivemindError(f"cannot push to {repo!r}: HF_HUB_OFFLINE is set; unset it (and be online) to push")
+    folder = verify(name_or_path, results_dir).path  # never publish a tampered snapshot
+    try:
+        from datasets import Dataset
+
+        Dataset.from_parquet(str(folder / "responses.parquet")).push_to_hub(
+            repo, config_name="responses", private=private)
+        for table in sorted(folder.glob("*.csv")):
+            Dataset.from_csv(str(table)).push_to_hub(repo, config_name=table.stem, private=private)
+        from huggingface_hub import HfApi
+
+        HfApi().upload_file(path_or_fileobj=str(folder / MANIFEST), path_in_repo=MANIFEST,
+                            repo_id=repo, repo_type="dataset")
+    except HivemindError:
+        raise
+    except Exception as err:  # connection, auth and hub errors come in many types; all mean "not pushed"
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise HivemindError(f"could not push snapshot {folder.name!r} to {repo!r}: {type(err).__name__}: "
+                            f"{first}. Check the network, the repo name and your Hugging Face token "
+                            f"(HF_TOKEN or `huggingface-cli login`).") from None
+    return f"https://huggingface.co/datasets/{repo}"
