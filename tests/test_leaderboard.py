@@ -1,0 +1,130 @@
+"""Cross-run leaderboard: comparable runs grouped, and add_system asks only for the new system."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_openai import FakeOpenAI  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from hivemind import HivemindError, leaderboard  # noqa: E402
+from hivemind.config import load_config  # noqa: E402
+from hivemind.store import Prompt, Store  # noqa: E402
+
+KEY_VAR = "HIVEMIND_LEADERBOARD_TEST_KEY"
+SECRET = "sk-planted-leaderboard-0a1b2c3d4e5f"
+
+
+# Unit level: grouping and ranking over hand-made run folders ---------------------------------------
+
+def fake_run(results: Path, name: str, prompts: list[str], embedder: str, shares: dict[str, float]) -> None:
+    folder = results / name
+    folder.mkdir(parents=True)
+    with Store(folder / "store.sqlite") as store:
+        store.add_prompts(Prompt(f"q{i}", text) for i, text in enumerate(prompts))
+    (folder / "config.yaml").write_text(yaml.safe_dump({"name": name, "embedder": embedder}))
+    (folder / "analysis.json").write_text(json.dumps({"embedder": f"sentence-transformers:{embedder}",
+                                                      "created_at": "2025-01-02T03:04:05Z"}))
+    rows = [{"system": s, "model": f"m-{s}", "intra_mean": share, "share_above_0.8": share,
+             "inter_mean_others": 0.5, "near_duplicate_rate": 0.1, "mean_distinct_neighbors": 2.0,
+             "distinct_2": 0.7, "compression_ratio": 2.5, "n_prompts": len(prompts), "n_responses": 10}
+            for s, share in shares.items()]
+    pd.DataFrame(rows).to_csv(folder / "leaderboard.csv", index=False)
+
+
+def test_only_comparable_runs_are_ranked_together(tmp_path):
+    results = tmp_path / "results"
+    fake_run(results, "run-a", ["p1", "p2"], "mini", {"x": 0.5, "y": 0.9})
+    fake_run(results, "run-b", ["p1", "p2"], "mini", {"z": 0.7})             # same prompts and embedder
+    fake_run(results, "run-c", ["p1", "p2 changed"], "mini", {"w": 0.99})    # other prompt texts
+    fake_run(results, "run-d", ["p1", "p2"], "other-embedder", {"v": 0.1})   # other embedder
+    (results / "snapshots" / "s1").mkdir(parents=True)                         # never a run
+    paths = leaderboard.update_leaderboard(results)
+    assert paths == [results / "leaderboard.csv", results / "leaderboard.md"]
+
+    table = pd.read_csv(paths[0])
+    assert list(table.columns[:5]) == ["group", "rank", "run", "system", "model"]
+    assert table["group"].nunique() == 3
+    ab = table[table["run"].isin(["run-a", "run-b"])]
+    assert ab["group"].nunique() == 1
+    assert list(ab["system"]) == ["y", "z", "x"]          # share above 0.8, descending
+    assert list(ab["rank"]) == [1, 2, 3]
+    assert table.loc[table["system"] == "w", "rank"].item() == 1  # ranks restart per group
+    assert table.loc[table["system"] == "v", "rank"].item() == 1
+    assert set(table["date"]) == {"2025-01-02T03:04:05Z"}
+    assert (table["group"] == sorted(table["group"])).all()
+    row = table[table["system"] == "y"].iloc[0]
+    assert row["distinct_2"] == 0.7 and row["compression_ratio"] == 2.5 and row["n_prompts"] == 2
+
+    markdown = paths[1].read_text()
+    assert markdown.count("## Group") == 3
+    assert "| 1 | y | run-a |" in markdown
+
+
+def test_empty_results_give_empty_leaderboard(tmp_path):
+    paths = leaderboard.update_leaderboard(tmp_path / "nothing-yet")
+    assert pd.read_csv(paths[0]).empty
+    assert "No analysed runs" in paths[1].read_text()
+
+
+# End to end: grow a run by one system --------------------------------------------------------------
+
+SYSTEM = """  - name: {name}
+    model: openai/model-{name}
+    api_base: {url}
+    api_key_env: {key}
+    params: {{temperature: 1.0, top_p: 0.9}}
+"""
+
+
+def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
+    from hivemind import analyze, collect, embed
+
+    monkeypatch.setenv(KEY_VAR, SECRET)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": t}) + "\n"
+                               for i, t in enumerate(["Write a haiku about rain", "Give me a startup idea",
+                                                      "Describe the sea in one sentence"])))
+    results = tmp_path / "results"
+    config_path = tmp_path / "grow.yaml"
+    with FakeOpenAI(expected_api_key=SECRET, enforce_api_key=True) as server:
+        head = f"name: grow\nprompts: {prompts}\nsamples: 3\nresults_dir: {results}\nsystems:\n"
+        config_path.write_text(head + "".join(SYSTEM.format(name=n, url=server.url, key=KEY_VAR)
+                                              for n in ("alpha", "beta")))
+        config = load_config(config_path)
+        collect.collect(config, progress=False)
+        embed.embed_run(config, progress=False)
+        analyze.analyze_run(config, progress=False)
+        leaderboard.update_leaderboard(results)
+        assert len(pd.read_csv(results / "leaderboard.csv")) == 2
+
+        # The user adds a third system to the config file, then asks for it alone.
+        with config_path.open("a") as out:
+            out.write(SYSTEM.format(name="gamma", url=server.url, key=KEY_VAR))
+        server.reset_counts()
+        with pytest.raises(HivemindError, match="no system named 'delta'"):
+            leaderboard.add_system(config_path, "delta")
+        summary = leaderboard.add_system(config_path, "gamma", progress=False)
+        assert dict(server.by_model) == {"model-gamma": 9}
+        assert server.auth_bad == 0
+
+    assert summary.collect.stored == 9
+    assert summary.embed.embedded == 9            # the other systems' texts came from the cache
+    similarity = pd.read_csv(results / "grow" / "inter_model_similarity.csv", index_col=0)
+    assert similarity.shape == (3, 3)
+    assert list(similarity.index) == ["alpha", "beta", "gamma"]
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert sorted(board["system"]) == ["alpha", "beta", "gamma"]
+    assert set(board["run"]) == {"grow"} and board["group"].nunique() == 1
+    assert "gamma" in (results / "leaderboard.md").read_text()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
