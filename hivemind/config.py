@@ -97,8 +97,10 @@ class RunConfig(BaseModel):
     embedder: Embedder = Field(default_factory=Embedder)
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
     max_cost: float | None = Field(default=None, gt=0)
-    max_attempts: int = Field(default=6, ge=1, le=50)
-    request_timeout: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=50)     # per sample, first try included
+    retry_base_delay: float = Field(default=1.0, ge=0)     # seconds; doubles per attempt, full jitter
+    retry_max_delay: float = Field(default=60.0, ge=0)
+    request_timeout: float = Field(default=120.0, gt=0)    # seconds per request
     results_dir: str = "results"
 
     @field_validator("embedder", mode="before")
@@ -171,12 +173,15 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def _resolve_relative(value: str, config_dir: Path) -> Path:
-    """Relative prompt paths are read from the working directory, else beside the config file."""
+    """Relative prompt paths are read from the working directory, else beside the config file, else from
+    the project checkout (for the packaged configs: `prompts/demo.jsonl`)."""
     candidate = Path(value)
     if candidate.is_absolute() or candidate.exists():
         return candidate
-    beside = config_dir / candidate
-    return beside if beside.exists() else candidate
+    for base in (config_dir, Path(__file__).resolve().parents[1]):
+        if (base / candidate).exists():
+            return base / candidate
+    return candidate
 
 
 def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunConfig:
@@ -203,10 +208,11 @@ def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunCo
     return config
 
 
-def save_run_config(config: RunConfig) -> Path:
+def save_run_config(config: RunConfig, folder: Path | None = None) -> Path:
     """Keep a copy of the config in the run folder, so stages can be named by run name alone."""
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    target = config.run_dir / RUN_CONFIG_NAME
+    folder = folder or config.run_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / RUN_CONFIG_NAME
     data = config.public_dict()
     data.pop("results_dir", None)
     tmp = target.with_suffix(".tmp")
@@ -215,9 +221,9 @@ def save_run_config(config: RunConfig) -> Path:
     return target
 
 
-def require_keys(config: RunConfig) -> None:
+def require_keys(systems: list[System]) -> None:
     """Fail before any request when a named key variable is missing."""
-    for system in config.systems:
+    for system in systems:
         if system.api_key_env and not os.environ.get(system.api_key_env):
             raise HivemindError(f"system {system.name!r}: environment variable {system.api_key_env} "
                                 f"(api_key_env) is not set")

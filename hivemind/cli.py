@@ -1,0 +1,164 @@
+"""The `hivemind` command: parse, call one function, print. Errors print their message, no traceback."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Before litellm is imported anywhere: its price map is bundled; fetching it costs seconds offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from hivemind import HivemindError, __version__  # noqa: E402
+from hivemind.config import resolve_run  # noqa: E402
+
+
+def cmd_collect(args) -> str:
+    from hivemind.collect import collect
+
+    s = collect(resolve_run(args.run), systems=args.system or None, progress=not args.quiet)
+    return (f"collected {s.stored} new answers ({s.skipped} already stored, {s.failed_permanent} "
+            f"recorded as permanent errors, {s.retries} retries, cost ${s.cost:.4f})")
+
+
+def cmd_serve_local(args) -> str:
+    from hivemind import local_server
+
+    local_server.serve_forever()
+    return "local servers stopped"
+
+
+def cmd_run(args) -> str:
+    from hivemind.pipeline import run
+
+    result = run(resolve_run(args.run), progress=not args.quiet)
+    return f"collected {result.collected}, embedded {result.embedded}; report: {result.report}"
+
+
+def cmd_embed(args) -> str:
+    from hivemind.embed import embed_run
+
+    s = embed_run(resolve_run(args.run), progress=not args.quiet)
+    return f"embedded {s.embedded} new texts ({s.cached} vectors were cached)"
+
+
+def cmd_analyze(args) -> str:
+    from hivemind.analyze import analyze_run
+
+    config = resolve_run(args.run)
+    analyze_run(config, progress=not args.quiet)
+    return f"tables written to {config.run_dir}"
+
+
+def cmd_report(args) -> str:
+    from hivemind.report import render_report
+
+    return f"report: {render_report(resolve_run(args.run))}"
+
+
+def cmd_import(args) -> str:
+    from hivemind.imports import FieldMapping, import_files
+
+    mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
+    config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping)
+    return (f"imported run {config.name!r} with {len(config.systems)} systems into {config.run_dir}; "
+            f"next: hivemind embed {config.name} && hivemind analyze {config.name}")
+
+
+def cmd_leaderboard(args) -> str:
+    from hivemind import leaderboard
+
+    if args.action == "add":
+        if not args.config or not args.system:
+            raise HivemindError("usage: hivemind leaderboard add CONFIG --system NAME")
+        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results))
+    paths = leaderboard.update_leaderboard(args.results)
+    return "leaderboard: " + ", ".join(str(p) for p in paths)
+
+
+def cmd_snapshot(args) -> str:
+    from hivemind import snapshot
+
+    if args.action == "publish":
+        if not args.name:
+            raise HivemindError("usage: hivemind snapshot publish RUN --name NAME")
+        path = snapshot.publish(resolve_run(args.target), args.name, results_dir=args.results)
+        if args.to_hub:
+            snapshot.push_to_hub(args.name, args.to_hub, results_dir=args.results)
+        return f"snapshot published: {path}"
+    result = snapshot.verify(args.target, results_dir=args.results)
+    return str(result)
+
+
+def cmd_reproduce(args) -> str:
+    from hivemind import reproduce
+
+    systems = [s for s in (args.systems or "").split(",") if s] or None
+    result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes)
+    return str(result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_help = "a config file, a packaged config name (demo, paper) or a run name under results/"
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        return p
+
+    p = add("collect", cmd_collect, "ask every system for the samples not yet stored")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--system", action="append", help="only this system (repeatable)")
+    add("serve-local", cmd_serve_local, "serve the bundled local models on 127.0.0.1 until Ctrl-C")
+    p = add("run", cmd_run, "collect, embed, analyze and report (starts the local servers if needed)")
+    p.add_argument("run", nargs="?", default="demo", help=run_help)
+    for name, func, text in (("embed", cmd_embed, "embed every stored response (cached)"),
+                             ("analyze", cmd_analyze, "write the similarity tables"),
+                             ("report", cmd_report, "render figures, report.html and report.md")):
+        add(name, func, text).add_argument("run", help=run_help)
+    p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--name", required=True)
+    p.add_argument("--results", default="results")
+    p.add_argument("--prompt-field", default="prompt")
+    p.add_argument("--response-field", default="response")
+    p.add_argument("--model-field", default="model")
+    p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run")
+    p.add_argument("action", nargs="?", choices=["update", "add"], default="update")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--system")
+    p.add_argument("--results", default="results")
+    p = add("snapshot", cmd_snapshot, "publish or verify an immutable result snapshot")
+    p.add_argument("action", choices=["publish", "verify"])
+    p.add_argument("target", help="publish: RUN; verify: snapshot NAME or folder")
+    p.add_argument("--name")
+    p.add_argument("--to-hub", metavar="REPO")
+    p.add_argument("--results", default="results")
+    p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration")
+    p.add_argument("what", choices=["paper"])
+    p.add_argument("--systems", help="comma-separated system names")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        message = args.func(args)
+    except HivemindError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; everything stored so far is kept", file=sys.stderr)
+        return 130
+    if message:
+        print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

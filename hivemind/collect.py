@@ -1,0 +1,241 @@
+"""Collect: ask every system for `samples` answers to every prompt, through litellm, and store each one.
+
+Only (system, prompt, sample) keys not already in the store are requested, so a re-run costs nothing and a
+killed run resumes where it stopped. Each sample carries a seed derived from (run seed, prompt, sample):
+providers that take a seed give reproducible answers, and since the sample index is part of it no cache
+can hand the same answer to two samples.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from hivemind import HivemindError
+from hivemind.config import RunConfig, System, require_keys, save_run_config
+from hivemind.prompts import load_prompts
+from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
+from hivemind.store import Prompt, Response, Store
+
+
+@dataclass
+class CollectSummary:
+    requested: int = 0            # samples that were missing at the start
+    stored: int = 0               # answers stored in this run
+    failed_permanent: int = 0     # stored as errors, never retried (400, context too long, ...)
+    failed_transient: int = 0     # not stored: still failing after every attempt; the next run retries
+    skipped: int = 0              # already in the store
+    retries: int = 0
+    cost: float = 0.0
+    stopped_for_cost: bool = False
+    system_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed_transient and not self.system_errors and not self.stopped_for_cost
+
+
+def sample_seed(run_seed: int, prompt_id: str, sample: int) -> int:
+    digest = hashlib.sha256(f"{run_seed}:{prompt_id}:{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True) -> CollectSummary:
+    """Collect what is missing for `systems` (default: all); raise HivemindError if anything is left."""
+    chosen = [config.system(name) for name in systems] if systems else list(config.systems)
+    check_systems(chosen)
+    prompts = load_prompts(config)
+    save_run_config(config)
+    with Store(config.store_path) as store:
+        for system in chosen:
+            store.add_system(system.identity, system.name, system.model, system.api_base, system.params)
+        store.add_prompts(prompts)
+        summary = asyncio.run(_collect(config, chosen, prompts, store, progress))
+    if not summary.complete:
+        raise HivemindError(_incomplete_message(config, summary))
+    return summary
+
+
+def check_systems(systems: list[System]) -> None:
+    """Fail before any request: unknown provider, or a key that is not in the environment."""
+    import litellm
+
+    litellm.suppress_debug_info = True  # its banners would interleave with the progress bar
+    require_keys(systems)
+    for system in systems:
+        try:
+            litellm.get_llm_provider(system.model, api_base=system.api_base)
+        except Exception:
+            raise HivemindError(f"system {system.name!r}: litellm does not know the provider of model "
+                                f"{system.model!r}; prefix it with a provider, e.g. openai/{system.model}") from None
+        if system.api_key_env is None and system.api_base is None:
+            missing = litellm.validate_environment(model=system.model).get("missing_keys") or []
+            if missing:
+                raise HivemindError(f"system {system.name!r}: model {system.model!r} needs "
+                                    f"{', '.join(missing)} in the environment (or set api_key_env)")
+
+
+def _incomplete_message(config: RunConfig, s: CollectSummary) -> str:
+    parts = [f"collection of {config.name!r} is incomplete: {s.stored} answers stored now, "
+             f"{s.skipped} were already stored (all kept in {config.store_path})."]
+    for name, error in s.system_errors.items():
+        parts.append(f"  system {name!r} stopped: {error}")
+    if s.failed_transient:
+        parts.append(f"  {s.failed_transient} samples still failing after {config.max_attempts} attempts; "
+                     f"run the same command again to retry only those.")
+    if s.stopped_for_cost:
+        parts.append(f"  stopped at max_cost {config.max_cost} (spent {s.cost:.4f}); raise max_cost to go on.")
+    return "\n".join(parts)
+
+
+class _Collector:
+    def __init__(self, config: RunConfig, store: Store, summary: CollectSummary, bar: tqdm):
+        self.config = config
+        self.store = store
+        self.summary = summary
+        self.bar = bar
+        self.policy = RetryPolicy(config.max_attempts, config.retry_base_delay, config.retry_max_delay)
+        self.spent = store.total_cost()
+        self.stop_all = False
+
+    def _over_budget(self) -> bool:
+        if self.config.max_cost is not None and self.spent >= self.config.max_cost:
+            self.summary.stopped_for_cost = True
+            return True
+        return False
+
+    async def run_system(self, system: System, work: Iterator[tuple[Prompt, int]]) -> None:
+        stop = asyncio.Event()
+        request = _Request(system, self.config)
+        rng = random.Random(system.identity)
+
+        async def worker() -> None:
+            for prompt, sample in work:  # a shared iterator: each key is taken by one worker
+                if stop.is_set() or self._over_budget():
+                    return
+                try:
+                    await self.one(system, request, prompt, sample, rng)
+                except PermanentError as err:
+                    if err.fatal_for_system:
+                        self.summary.system_errors[system.name] = request.redact(str(err))
+                        stop.set()
+                        return
+
+        await asyncio.gather(*(worker() for _ in range(system.concurrency)))
+
+    async def one(self, system: System, request: "_Request", prompt: Prompt, sample: int, rng) -> None:
+        seed = sample_seed(self.config.seed, prompt.id, sample)
+
+        def count_retry(_err: BaseException) -> None:
+            self.summary.retries += 1
+
+        started = time.perf_counter()
+        try:
+            reply = await call_with_retries(lambda: request.send(prompt.text, seed), self.policy, rng, count_retry)
+        except PermanentError as err:
+            if not err.fatal_for_system:  # about this prompt (e.g. too long): record once, never re-ask
+                self.store.add_response(Response(system.identity, prompt.id, sample, None, seed=seed,
+                                                 error=request.redact(str(err))))
+                self.summary.failed_permanent += 1
+                self.bar.update(1)
+            raise
+        except GaveUp:
+            self.summary.failed_transient += 1
+            self.bar.update(1)
+            return
+        response = _to_response(reply, system, prompt, sample, seed, time.perf_counter() - started)
+        self.store.add_response(response)
+        self.summary.stored += 1
+        if response.cost:
+            self.spent += response.cost
+            self.summary.cost += response.cost
+        self.bar.update(1)
+
+
+class _Request:
+    """One system's litellm call, with the key read from the environment at call time."""
+
+    def __init__(self, system: System, config: RunConfig):
+        self.system = system
+        self.timeout = config.request_timeout
+        self.api_key = os.environ.get(system.api_key_env) if system.api_key_env else None
+        if self.api_key is None and system.api_base is not None:
+            self.api_key = "sk-no-key"  # OpenAI-compatible local servers want some key
+        self.params = dict(system.params)
+        self.takes_seed = _accepts_seed(system)
+
+    async def send(self, text: str, seed: int):
+        import litellm
+
+        kwargs = dict(self.params)
+        if self.takes_seed:
+            kwargs.setdefault("seed", seed)
+        return await litellm.acompletion(
+            model=self.system.model,
+            messages=[{"role": "user", "content": text}],
+            api_base=self.system.api_base,
+            api_key=self.api_key,
+            timeout=self.timeout,
+            num_retries=0,       # retries are ours (hivemind.retry): counted and Retry-After aware
+            max_retries=0,
+            caching=False,       # a cache keyed on the prompt would give every sample the same answer
+            **kwargs,
+        )
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.api_key, "***") if self.api_key and len(self.api_key) > 3 else text
+
+
+def _accepts_seed(system: System) -> bool:
+    import litellm
+
+    if system.api_base is not None:
+        return True  # OpenAI-compatible endpoints (llama.cpp, vLLM, ...) take a seed
+    try:
+        return "seed" in (litellm.get_supported_openai_params(model=system.model) or [])
+    except Exception:
+        return False
+
+
+def _to_response(reply, system: System, prompt: Prompt, sample: int, seed: int, latency: float) -> Response:
+    import litellm
+
+    choice = reply.choices[0]
+    usage = getattr(reply, "usage", None)
+    try:
+        cost = litellm.completion_cost(completion_response=reply)
+    except Exception:  # unknown price (local or new models)
+        cost = None
+    return Response(
+        system_id=system.identity, prompt_id=prompt.id, sample=sample, seed=seed,
+        text=choice.message.content or "",
+        finish_reason=choice.finish_reason,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        latency_s=round(latency, 4), cost=cost,
+    )
+
+
+async def _collect(config: RunConfig, systems: list[System], prompts: list[Prompt], store: Store,
+                   progress: bool) -> CollectSummary:
+    summary = CollectSummary()
+    plans = []
+    for system in systems:
+        done = store.done_keys(system.identity)
+        todo = [(p, s) for p in prompts for s in range(config.samples) if (p.id, s) not in done]
+        summary.skipped += config.samples * len(prompts) - len(todo)
+        summary.requested += len(todo)
+        plans.append((system, todo))
+    if summary.requested == 0:
+        return summary
+    with tqdm(total=summary.requested, desc=f"collect {config.name}", unit="sample", disable=not progress,
+              dynamic_ncols=True) as bar:
+        collector = _Collector(config, store, summary, bar)
+        await asyncio.gather(*(collector.run_system(system, iter(todo)) for system, todo in plans if todo))
+    return summary

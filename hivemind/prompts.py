@@ -1,0 +1,123 @@
+"""Prompt sets: JSONL or CSV files, or a Hugging Face dataset loaded through `datasets`.
+
+Every prompt gets a stable id (the file's `id`, else a hash of its text) so that a run can be resumed and
+imports from different files meet on the same prompt.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from hivemind import HivemindError
+from hivemind.config import DatasetSource, RunConfig
+from hivemind.store import Prompt
+
+TEXT_FIELDS = ("prompt", "query", "instruction", "text")
+
+
+def prompt_id(text: str) -> str:
+    return "p" + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:12]
+
+
+def load_prompts(config: RunConfig) -> list[Prompt]:
+    source = config.prompts
+    if isinstance(source, DatasetSource):
+        prompts = load_dataset_prompts(source)
+        where = source.dataset
+    else:
+        prompts = load_prompt_file(source)
+        where = source
+    if not prompts:
+        raise HivemindError(f"{where}: no prompts found")
+    return subset(prompts, config.limit, config.seed)
+
+
+def subset(prompts: list[Prompt], limit: int | None, seed: int) -> list[Prompt]:
+    """A seeded random subset of `limit` prompts, kept in their original order."""
+    if limit is None or limit >= len(prompts):
+        return prompts
+    keep = set(random.Random(seed).sample(range(len(prompts)), limit))
+    return [p for i, p in enumerate(prompts) if i in keep]
+
+
+def load_prompt_file(path: str | Path) -> list[Prompt]:
+    path = Path(path)
+    if not path.is_file():
+        raise HivemindError(f"{path}: prompt file not found")
+    if path.suffix.lower() == ".csv":
+        records = _csv_records(path)
+    else:
+        records = _jsonl_records(path)
+    prompts: list[Prompt] = []
+    seen: dict[str, int] = {}
+    for line, record in records:
+        prompt = _to_prompt(record, f"{path}:{line}")
+        if prompt.id in seen:
+            raise HivemindError(f"{path}:{line}: prompt id {prompt.id!r} already used on line {seen[prompt.id]}")
+        seen[prompt.id] = line
+        prompts.append(prompt)
+    return prompts
+
+
+def _jsonl_records(path: Path):
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise HivemindError(f"{path}:{number}: malformed JSON: {err.msg} (column {err.colno})") from None
+            if not isinstance(record, dict):
+                raise HivemindError(f"{path}:{number}: each line must be a JSON object")
+            yield number, record
+
+
+def _csv_records(path: Path):
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            for record in reader:
+                yield reader.line_num, record
+        except csv.Error as err:
+            raise HivemindError(f"{path}:{reader.line_num}: malformed CSV: {err}") from None
+
+
+def _to_prompt(record: dict, where: str) -> Prompt:
+    text = next((record[f] for f in TEXT_FIELDS if isinstance(record.get(f), str)), None)
+    if text is None or not text.strip():
+        raise HivemindError(f"{where}: no prompt text (expected a non-empty field: {', '.join(TEXT_FIELDS)})")
+    raw_id = record.get("id")
+    pid = str(raw_id) if raw_id not in (None, "") else prompt_id(text)
+    category = record.get("category")
+    return Prompt(id=pid, text=text, category=str(category) if category not in (None, "") else None)
+
+
+def load_dataset_prompts(source: DatasetSource) -> list[Prompt]:
+    """Load a Hugging Face dataset. Offline, this fails with a message, not a traceback."""
+    try:
+        import datasets
+
+        rows = datasets.load_dataset(source.dataset, source.subset, split=source.split)
+    except Exception as err:  # datasets raises many types for "not reachable"; all mean the same here
+        raise HivemindError(
+            f"could not load dataset {source.dataset!r} (split {source.split!r}): {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}. Loading from the Hugging Face hub needs network "
+            f"access (HF_HUB_OFFLINE is set) or a local copy in the datasets cache; or point `prompts:` at a "
+            f"JSONL/CSV file."
+        ) from None
+    if source.field not in rows.column_names:
+        raise HivemindError(f"dataset {source.dataset!r} has no field {source.field!r}; "
+                            f"fields: {', '.join(rows.column_names)}")
+    prompts = []
+    for index, row in enumerate(rows):
+        text = row[source.field]
+        if not isinstance(text, str) or not text.strip():
+            continue
+        pid = str(row[source.id_field]) if source.id_field else prompt_id(text)
+        category = str(row[source.category_field]) if source.category_field else None
+        prompts.append(Prompt(id=pid, text=text, category=category))
+    return prompts
