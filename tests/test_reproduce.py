@@ -1,0 +1,147 @@
+"""Paper reproduction: the packaged config, the plan (keys, dataset, cost) and a tiny end-to-end run."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_openai import FakeOpenAI  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from hivemind import HivemindError, reproduce  # noqa: E402
+from hivemind.config import Embedder, resolve_run  # noqa: E402
+
+SECRET = "sk-planted-reproduce-77aa88bb99cc"
+MINI = "gpt-4o-mini-2024-07-18@top-p"
+CLAUDE = "claude-3-5-sonnet-20241022@top-p"
+PAPER_MODELS = [
+    "Llama-3.1-70B-Instruct", "Meta-Llama-3.1-405B-Instruct-Turbo", "Llama-3.3-70B-Instruct", "gemma-2-27b-it",
+    "Qwen1.5-110B-Chat", "Qwen2-72B-Instruct", "Qwen2.5-72B-Instruct", "Qwen3-32B", "DeepSeek-V3",
+    "Mistral-Large-Instruct-2411", "Mixtral-8x7B-Instruct-v0.1", "phi-4", "aya-expanse-32b",
+    "c4ai-command-r-plus-08-2024", "OLMo-2-1124-13B-Instruct", "Llama-3.1-Tulu-3-70B", "gpt-4o-2024-11-20",
+    "gpt-4o-mini-2024-07-18", "claude-3-5-sonnet-20241022", "claude-3-sonnet-20240229", "claude-3-opus-20240229",
+    "gemini-1.5-pro", "gemini-2.0-flash", "qwen-max-2025-01-25", "qwen-plus-2025-01-25",
+]
+
+
+@pytest.fixture
+def paper():
+    return resolve_run("paper")
+
+
+@pytest.fixture
+def no_keys(monkeypatch, paper):
+    for var in {s.api_key_env for s in paper.systems} | {paper.embedder.api_key_env}:
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_paper_config_matches_the_paper(paper):
+    import litellm
+
+    assert paper.name == "paper" and paper.samples == 50
+    assert paper.prompts.dataset == "liweijiang/infinite-chats-eval" and paper.prompts.field == "query"
+    assert paper.embedder.id == "litellm:openai/text-embedding-3-small"
+    assert paper.embedder.api_key_env == "OPENAI_API_KEY"
+    assert [s.name for s in paper.systems] == ([f"{m}@top-p" for m in PAPER_MODELS]
+                                               + [f"{m}@min-p" for m in PAPER_MODELS])
+    assert len({s.identity for s in paper.systems}) == 50
+    for system in paper.systems:
+        assert system.api_key_env, system.name
+        litellm.get_llm_provider(system.model, api_base=system.api_base)  # a prefix litellm knows
+        expected = ({"temperature": 1.0, "top_p": 0.9, "max_tokens": 2048} if system.name.endswith("@top-p")
+                    else {"temperature": 2.0, "top_p": 1.0, "min_p": 0.1, "max_tokens": 2048})
+        assert system.params == expected, system.name
+    text = (Path(reproduce.__file__).parent / "configs" / "paper.yaml").read_text()
+    assert text.count("\n  # ") >= 50  # a comment naming the provider before every system
+
+
+def test_plan_without_keys_lists_every_missing_key_and_the_missing_dataset(paper, no_keys, capsys):
+    the_plan = reproduce.plan(paper)
+    assert the_plan.runnable == []
+    assert the_plan.missing_keys == {s.name: s.api_key_env for s in paper.systems}
+    assert not the_plan.dataset_ok and "liweijiang/infinite-chats-eval" in the_plan.dataset_error
+    assert the_plan.embedder_key_missing == "OPENAI_API_KEY"
+    warned = {s.name for s in the_plan.systems if s.warnings}
+    assert f"gpt-4o-2024-11-20@min-p" in warned and "claude-3-opus-20240229@min-p" in warned
+    assert "Llama-3.3-70B-Instruct@min-p" not in warned  # Together takes min_p
+
+    with pytest.raises(HivemindError) as err:
+        reproduce.run(paper)
+    message = str(err.value)
+    for system in paper.systems:
+        assert f"{system.name}: {system.api_key_env}" in message
+    assert "liweijiang/infinite-chats-eval" in message
+    printed = capsys.readouterr().out
+    assert "missing keys (50)" in printed and "MISSING" in printed
+
+
+def local_paper(paper, tmp_path: Path, url: str):
+    """The paper config pointed at a local prompt file, the fake server and the bundled embedder."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": text}) + "\n" for i, text in enumerate(
+        ["Write a metaphor about time", "Suggest a name for a coffee shop", "Tell me a joke about the sea",
+         "Describe autumn in one sentence", "Invent a new holiday"])))
+    systems = [s.model_copy(update={"api_base": url}) if s.model.startswith("openai/") else s
+               for s in paper.systems]
+    return paper.model_copy(update={"prompts": str(prompts), "results_dir": str(tmp_path / "results"),
+                                    "embedder": Embedder(), "systems": systems})
+
+
+def test_cost_estimate_is_printed_and_the_yes_gate_stops_before_any_request(paper, no_keys, tmp_path,
+                                                                         monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with FakeOpenAI() as server:
+        config = local_paper(paper, tmp_path, server.url)
+        the_plan = reproduce.plan(config, systems=[MINI, CLAUDE], limit=2, samples=2)
+        mini = the_plan.systems[0]
+        assert the_plan.runnable == [MINI] and the_plan.missing_keys == {CLAUDE: "ANTHROPIC_API_KEY"}
+        assert mini.samples_todo == 4 and mini.completion_tokens == 4 * 2048 and mini.completion_is_max
+        assert mini.cost == pytest.approx(reproduce.price("openai/gpt-4o-mini-2024-07-18",
+                                                          mini.prompt_tokens, 4 * 2048))
+        assert mini.cost > 0 and the_plan.total_cost == pytest.approx(mini.cost)
+
+        with pytest.raises(HivemindError, match="--yes"):
+            reproduce.run(config, systems=[MINI], limit=2, samples=2, threshold_usd=mini.cost / 10)
+        assert server.requests == 0
+    printed = capsys.readouterr().out
+    assert f"{MINI}: 4 answers" in printed and "estimated total: $" in printed
+    assert "upper bound" in printed
+
+
+def test_unknown_price_is_said_per_system(paper, tmp_path):
+    with FakeOpenAI() as server:
+        config = local_paper(paper, tmp_path, server.url)
+        config.systems[0] = config.systems[0].model_copy(update={"model": "openai/no-such-model-anywhere",
+                                                                 "api_key_env": None})
+        the_plan = reproduce.plan(config, systems=[config.systems[0].name], limit=1, samples=1)
+    assert the_plan.unknown_price == [config.systems[0].name]
+    assert "price unknown to litellm" in the_plan.describe()
+
+
+def test_tiny_run_end_to_end(paper, no_keys, tmp_path, monkeypatch):
+    pytest.importorskip("hivemind.report", reason="report.render_report not written yet")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with FakeOpenAI(expected_api_key=SECRET, enforce_api_key=True) as server:
+        config = local_paper(paper, tmp_path, server.url)
+        summary = reproduce.run(config, systems=[MINI, CLAUDE], limit=2, samples=2, yes=True, progress=False)
+        assert dict(server.by_model) == {"gpt-4o-mini-2024-07-18": 4}
+        assert server.auth_bad == 0
+
+    run_dir = Path(tmp_path / "results" / "paper")
+    assert summary.config.run_dir == run_dir
+    assert [s.name for s in summary.config.systems] == [MINI]  # the system without a key was left out
+    assert summary.collect.stored == 4
+    for name in ("analysis.json", "intra_model_buckets.csv", "leaderboard.csv", "report.html", "paper_reference.json"):
+        assert (run_dir / name).is_file(), name
+    reference = json.loads((run_dir / "paper_reference.json").read_text())
+    assert reference["share_above_0.8"] == {"top-p": 0.79, "min-p": 0.612}
+    assert reference["inter_model_similarity_range"] == [0.71, 0.82]
+    assert sum(reference["intra_model_buckets_average"].values()) == pytest.approx(1.0)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
