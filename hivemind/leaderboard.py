@@ -8,6 +8,7 @@ embeds only new texts (the cache does the rest), re-analyses and rewrites the le
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -120,9 +121,9 @@ def build_leaderboard(results_dir: str | Path) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-def update_leaderboard(results_dir: str | Path = "results") -> list[Path]:
+def update_leaderboard(results_dir: str | Path | None = "results") -> list[Path]:
     """Rewrite results/leaderboard.csv and results/leaderboard.md from every analysed run."""
-    base = Path(results_dir)
+    base = Path(results_dir if results_dir is not None else os.environ.get("HIVEMIND_RESULTS", "results"))
     base.mkdir(parents=True, exist_ok=True)
     frame = build_leaderboard(base)
     csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD

@@ -115,6 +115,9 @@ class Plan:
         for s in self.systems:
             if not s.runnable:
                 continue
+            if self.n_prompts is None:
+                lines.append(f"  {s.name}: unknown until the prompt set loads")
+                continue
             bound = " (upper bound: max_tokens)" if s.completion_is_max else ""
             price = f"${s.cost:.4f}" if s.cost is not None else "price unknown to litellm"
             lines.append(f"  {s.name}: {s.samples_todo} answers, ~{s.prompt_tokens} prompt + "
@@ -218,8 +221,8 @@ def _system_plan(config: RunConfig, system: System, prompts, done: set, completi
 def _warnings(system: System, provider: str) -> list[str]:
     warnings = []
     if "min_p" in system.params and provider in NO_MIN_P:
-        warnings.append(f"{provider} does not accept min_p: its requests will fail with 400 "
-                        f"(leave it out with --systems, or serve the model where min_p is supported)")
+        warnings.append(f"{provider} does not accept min_p: requests will fail with 400 "
+                        f"(leave it out with --systems)")
     cap = MAX_TEMPERATURE.get(provider)
     temperature = system.params.get("temperature")
     if cap is not None and isinstance(temperature, (int, float)) and temperature > cap:

@@ -142,6 +142,7 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None)
     if not (run_dir / "analysis.json").is_file():
         raise HivemindError(f"run {config.name!r} was never analysed ({run_dir / 'analysis.json'} is missing); "
                             f"run `hivemind analyze {config.name}` first, then publish")
+    _refuse_stale_analysis(config)
     root = snapshots_root(results_dir if results_dir is not None else config.results_dir)
     target = root / name
     if target.exists():
@@ -158,6 +159,23 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _refuse_stale_analysis(config: RunConfig) -> None:
+    """The tables must describe the systems being published, else the snapshot contradicts itself."""
+    path = config.run_dir / "analysis.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HivemindError(f"{path}: unreadable; run `hivemind analyze {config.name}` again") from None
+    analysed = info.get("systems")
+    wanted = [s.name for s in config.systems]
+    if isinstance(analysed, list) and analysed != wanted:
+        raise HivemindError(f"{path}: the analysis covers systems {analysed}, the config has {wanted}; "
+                            f"run `hivemind analyze {config.name}` again, then publish")
+    if info.get("embedder") not in (None, config.embedder.id):
+        raise HivemindError(f"{path}: analysed with embedder {info.get('embedder')}, the config names "
+                            f"{config.embedder.id}; run `hivemind embed` and `hivemind analyze` again")
 
 
 def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:

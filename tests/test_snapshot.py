@@ -255,3 +255,16 @@ def test_push_to_hub_unreachable_is_a_clear_error(analysed):
     assert done.returncode == 3, done.stderr[-2000:]
     assert "HIVEMIND could not push snapshot 'unreachable'" in done.stdout
     assert "Traceback" not in done.stdout
+
+
+def test_publish_refuses_a_stale_analysis(analysed, tmp_path):
+    """Systems added after the last analysis: the tables would not describe the published responses."""
+    from hivemind.config import System
+
+    extra = System(name="gamma", model="openai/model-gamma", api_base="http://127.0.0.1:9/v1")
+    config = analysed.model_copy(update={"results_dir": str(tmp_path),
+                                         "systems": [*analysed.systems, extra]})
+    shutil.copytree(analysed.run_dir, config.run_dir)
+    with pytest.raises(HivemindError, match="analyze"):
+        snapshot.publish(config, "stale")
+    assert not (tmp_path / "snapshots").exists()
