@@ -74,7 +74,7 @@ def analyze_run(config: RunConfig, progress: bool = True) -> AnalysisSummary:
         measured = measure(store, config, ids, progress)
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
-        info = analysis_info(config, names, measured, n_empty, warnings)
+        info = analysis_info(config, names, measured, n_empty, warnings, store)
         files = write_atomically(config.run_dir, tables, info)
     finally:
         store.close()
@@ -279,7 +279,10 @@ def template_table(store: Store, near: NeighborResults, ids: list[str], names: l
                                        "text_a", "text_b"])
 
 
-def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int, warnings: list[str]) -> dict:
+def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int, warnings: list[str],
+                  store: Store) -> dict:
+    from hivemind.snapshot import prompt_set_hash   # here, not at the top: snapshot is a later stage
+
     sim, near = m.similarity, m.neighbors
     return {
         "hivemind_version": __version__, "embedder": config.embedder.id, "floor": sim.floor,
@@ -287,7 +290,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "n_responses": int(sim.counts.sum()), "systems": names,
         "bootstrap": {"n": BOOTSTRAP_N, "seed": config.seed, "level": BOOTSTRAP_LEVEL},
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "n_empty_skipped": n_empty, "n_neighbors": N_NEIGHBORS,
+        "prompt_set_hash": prompt_set_hash(store.prompts()), "n_empty_skipped": n_empty, "n_neighbors": N_NEIGHBORS,
         "template_index": f"{near.template_index}; first {TEMPLATE_SAMPLES} sample(s) per system per prompt",
         "warnings": warnings,
     }
