@@ -197,12 +197,12 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:
     (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
     _copy_run_outputs(config.run_dir, folder)
 
-    leaks = find_secrets(folder, secrets)
+    manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    leaks = find_secrets(folder, secrets)  # every file, the manifest included
     if leaks:
         raise HivemindError("refusing to publish: a secret value from the environment appears in "
                             + ", ".join(leaks) + f" (run folder {config.run_dir}); remove it and publish again")
-    manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
