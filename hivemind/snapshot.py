@@ -40,6 +40,8 @@ FORMAT = "hivemind-snapshot/1"
 PACKAGES = ("hivemind-bench", "litellm", "sentence-transformers", "faiss-cpu", "pandas", "numpy", "pyarrow",
             "datasets", "torch")
 REPORT_FILES = ("report.html", "report.md")
+# Written by publish itself; a run-folder file of the same name is never copied over them.
+WRITTEN = {MANIFEST, RUN_CONFIG_NAME, "responses.parquet", "embeddings.parquet", "prompts.jsonl"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 REDACTED = "<redacted>"
 
@@ -250,6 +252,8 @@ def _run_outputs(run_dir: Path) -> list[Path]:
         if not path.is_file() or any(part.startswith(".") for part in path.relative_to(run_dir).parts):
             continue
         rel = path.relative_to(run_dir)
+        if rel.as_posix() in WRITTEN:
+            continue
         top_level = len(rel.parts) == 1
         if path.suffix == ".png" or (top_level and (path.suffix in {".csv", ".json"} or path.name in REPORT_FILES)):
             keep.append(rel)

@@ -67,7 +67,7 @@ def test_plan_without_keys_lists_every_missing_key_and_the_missing_dataset(paper
     assert not the_plan.dataset_ok and "liweijiang/infinite-chats-eval" in the_plan.dataset_error
     assert the_plan.embedder_key_missing == "OPENAI_API_KEY"
     warned = {s.name for s in the_plan.systems if s.warnings}
-    assert f"gpt-4o-2024-11-20@min-p" in warned and "claude-3-opus-20240229@min-p" in warned
+    assert "gpt-4o-2024-11-20@min-p" in warned and "claude-3-opus-20240229@min-p" in warned
     assert "Llama-3.3-70B-Instruct@min-p" not in warned  # Together takes min_p
 
     with pytest.raises(HivemindError) as err:
