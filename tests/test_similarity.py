@@ -124,6 +124,17 @@ def test_fast_formulas_equal_pairwise_loops_on_real_embedded_text():
     assert stats.floor < np.nanmean(stats.intra) and stats.floor < np.nanmean(stats.inter_matrix())
 
 
+def test_equal_sample_counts_in_any_row_order():
+    # The common design (same number of samples everywhere) takes a reshaped fast path.
+    rng = np.random.default_rng(9)
+    groups = []
+    for p in range(4):
+        systems = np.repeat(np.arange(4), 3)[rng.permutation(12)].astype(np.int32)
+        v = rng.standard_normal((12, 16)) + rng.standard_normal(16)
+        groups.append(PromptGroup(f"p{p}", systems, (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)))
+    assert_matches_reference(groups, 4)
+
+
 def test_pair_weighting_with_unequal_samples():
     # System 0 has 1 sample on prompt a and 3 on prompt b; pooled cell = sum of dots / sum of n_A n_B.
     e = np.eye(4, dtype=np.float32)
