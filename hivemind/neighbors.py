@@ -12,7 +12,8 @@ Across prompts (approximate): responses from different prompts with cosine >= th
 answers (a canned refusal, a boilerplate intro). Indexing every response would cost P*K*samples
 vectors; we index a bounded sample instead: the first `template_samples` samples (lowest sample index)
 of each system for each prompt, i.e. at most P*K*template_samples vectors. Small sets use an exact flat
-index; larger ones an IVF index (scalar-quantised to 8 bits above `sq_above` vectors), so a few
+index; larger ones an IVF index (nprobe 8 of ~4 sqrt(n) lists; 8-bit scalar-quantised above `sq_above`
+vectors), so a few
 template pairs near the threshold can be missed. The output is capped at the `max_templates` most
 similar pairs.
 """
@@ -286,28 +287,32 @@ class NearDuplicateFinder:
 
 
 def build_template_index(x: np.ndarray, sq_above: int = 2_000_000, seed: int = 0):
-    """Exact flat index for small sets; IVF (8-bit scalar quantised for very large sets) otherwise.
+    """Exact flat index below 20,000 vectors; IVF (8-bit scalar quantised above `sq_above`) otherwise.
 
-    nlist ~ sqrt(n) lists with nprobe = 16 keeps the scan to a few percent of the vectors."""
+    About 4 sqrt(n) inverted lists, nprobe = 8: a query scans ~0.2% of the vectors at 65k. A
+    near-duplicate (cosine >= 0.9) almost always falls in one of the query's closest lists, and the
+    k-means is trained on 40 points per list for 10 iterations to keep training to seconds."""
     n, d = x.shape
-    nlist = int(np.sqrt(n))
+    nlist = min(int(4 * np.sqrt(n)), n // 40)
     if n < 20_000 or nlist < 32:
         index = faiss.IndexFlatIP(d)
         index.add(x)
         return index, "IndexFlatIP (exact)"
     quantizer = faiss.IndexFlatIP(d)
+    nprobe = 8
     if n > sq_above:
         index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
-        name = f"IndexIVFScalarQuantizer(nlist={nlist}, SQ8, nprobe=16)"
+        name = f"IndexIVFScalarQuantizer(nlist={nlist}, SQ8, nprobe={nprobe})"
     else:
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        name = f"IndexIVFFlat(nlist={nlist}, nprobe=16)"
+        name = f"IndexIVFFlat(nlist={nlist}, nprobe={nprobe})"
+    index.cp.niter = 10
+    index.cp.seed = seed
     rng = np.random.default_rng(seed)
-    train = x[rng.choice(n, size=min(n, nlist * 50), replace=False)]
-    index.train(train)
+    index.train(x[rng.choice(n, size=min(n, nlist * 40), replace=False)])
     index.add(x)
-    index.nprobe = 16
+    index.nprobe = nprobe
     return index, name
 
 
