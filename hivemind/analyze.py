@@ -125,7 +125,10 @@ def check_inputs(store: Store, config: RunConfig, ids: list[str]) -> int:
             f"WHERE {where} AND NOT {blank} GROUP BY r.system_id, r.prompt_id) GROUP BY system_id", ids):
         most[sid] = m
     single = [names[s] for s, m in most.items() if m < 2]
-    if single:
+    # A run designed with one sample per prompt (`samples: 1`, e.g. imported one-answer-per-model
+    # outputs) still has inter-model similarity; its intra tables are left empty, with a warning.
+    # With `samples` >= 2, a system without two samples anywhere is a broken collection: an error.
+    if single and config.samples >= 2:
         raise HivemindError(f"system(s) {', '.join(single)} have fewer than 2 non-empty samples on every prompt, so "
                             f"intra-model similarity is undefined; set `samples: 2` or more in the config of run "
                             f"{config.name!r} and run `hivemind collect {config.name}` again")
@@ -186,6 +189,9 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
                  prompts: dict[str, str]) -> tuple[dict[str, pd.DataFrame], list[str]]:
     sim, near, lex = m.similarity, m.neighbors, m.lexical
     warnings = []
+    if not sim.valid.any():
+        warnings.append("every system has a single sample per prompt (`samples: 1`): intra-model similarity is "
+                        "undefined, so the intra tables and columns are empty; collect >= 2 samples to measure it")
     if sim.floor is None:
         warnings.append("only one prompt: the cross-prompt floor and rescaled values are undefined (left empty)")
     summary = sim.intra_summary()

@@ -153,6 +153,21 @@ def test_single_samples_everywhere_is_an_error(tmp_path):
     assert_fails_writing_nothing(config, r"sys1 .*fewer than 2 .*samples")
 
 
+def test_one_sample_by_design_gives_inter_model_tables_and_empty_intra(tmp_path):
+    # `samples: 1` (e.g. imported one-answer-per-model outputs): no intra, loudly; inter still measured.
+    config = make_run(tmp_path, samples=(1, 1, 1), duplicate=False, blank=False)
+    assert config.samples == 1
+    summary = analyze_run(config, progress=False)
+    assert any("single sample" in w for w in summary.warnings)
+    info = json.loads((config.run_dir / "analysis.json").read_text())
+    assert info["warnings"] == summary.warnings
+    assert pd.read_csv(config.run_dir / "intra_model_per_prompt.csv").empty
+    buckets = pd.read_csv(config.run_dir / "intra_model_buckets.csv", index_col="system")
+    assert (buckets["n_prompts"] == 0).all() and buckets["mean"].isna().all()
+    inter = pd.read_csv(config.run_dir / "inter_model_similarity.csv", index_col="system")
+    assert inter.notna().all().all() and inter.shape == (3, 3)
+
+
 def test_a_system_with_only_empty_answers_is_an_error(tmp_path):
     config = make_run(tmp_path)
     with Store(config.store_path) as store:
