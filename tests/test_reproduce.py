@@ -145,3 +145,18 @@ def test_tiny_run_end_to_end(paper, no_keys, tmp_path, monkeypatch):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+    # The reproduced run, report and figures included, publishes as a snapshot that verifies.
+    from hivemind import snapshot
+
+    published = snapshot.publish(summary.config, "paper-tiny")
+    names = {p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file()}
+    assert {"report.html", "paper_reference.json", "responses.parquet"} <= names
+    assert any(name.endswith(".png") for name in names)
+    assert snapshot.verify("paper-tiny", tmp_path / "results").ok
+    report_md = run_dir / "report.md"
+    if report_md.is_file():
+        assert "79.0%" in report_md.read_text()  # the paper's top-p share, shown beside the run's
+    for path in published.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
