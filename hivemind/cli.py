@@ -81,7 +81,8 @@ def cmd_snapshot(args) -> str:
     if args.action == "publish":
         if not args.name:
             raise HivemindError("usage: hivemind snapshot publish RUN --name NAME")
-        path = snapshot.publish(resolve_run(args.target), args.name, results_dir=args.results)
+        path = snapshot.publish(resolve_run(args.target, results_dir=args.results), args.name,
+                                results_dir=args.results)
         if args.to_hub:
             snapshot.push_to_hub(args.name, args.to_hub, results_dir=args.results)
         return f"snapshot published: {path}"
@@ -93,7 +94,8 @@ def cmd_reproduce(args) -> str:
     from hivemind import reproduce
 
     systems = [s for s in (args.systems or "").split(",") if s] or None
-    result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes)
+    result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes,
+                           threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet)
     return str(result)
 
 
@@ -130,17 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["update", "add"], default="update")
     p.add_argument("config", nargs="?")
     p.add_argument("--system")
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", help="results folder (default: the config's, else results/)")
     p = add("snapshot", cmd_snapshot, "publish or verify an immutable result snapshot")
     p.add_argument("action", choices=["publish", "verify"])
     p.add_argument("target", help="publish: RUN; verify: snapshot NAME or folder")
     p.add_argument("--name")
     p.add_argument("--to-hub", metavar="REPO")
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", help="results folder (default: the config's, else results/)")
     p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration")
     p.add_argument("what", choices=["paper"])
     p.add_argument("--systems", help="comma-separated system names")
     p.add_argument("--limit", type=int)
+    p.add_argument("--samples", type=int, help="fewer samples per prompt than the paper's 50")
+    p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
     return parser
 
