@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import tempfile
 import textwrap
@@ -78,7 +79,8 @@ def load_tables(config: RunConfig) -> Tables:
     run_dir, name = config.run_dir, config.name
     missing = [f for f in REQUIRED if not (run_dir / f).is_file()]
     if missing:
-        raise HivemindError(f"{run_dir}: run {name!r} has no analysis to report (missing {', '.join(missing)}); "
+        what = "was never analysed" if len(missing) == len(REQUIRED) else f"lacks {', '.join(missing)}"
+        raise HivemindError(f"{run_dir}: run {name!r} {what}, so there is nothing to report; "
                             f"run `hivemind analyze {name}` first")
     try:
         info = json.loads((run_dir / "analysis.json").read_text(encoding="utf-8"))
@@ -316,7 +318,7 @@ def plot_intra_heatmap(buckets: pd.DataFrame) -> Figure:
     ax.axvline(n - 1.5, color="white", linewidth=3)      # sets the Average column apart
     ax.set_xticks(range(n), columns, rotation=45, ha="right", rotation_mode="anchor", fontsize=max(font, 7.5))
     ax.set_yticks(range(len(rows)), rows, fontsize=9)
-    ax.set_ylabel("intra-model similarity (mean cosine among a system's answers to one prompt)", fontsize=9)
+    ax.set_ylabel("intra-model similarity", fontsize=9)
     ax.set_title("Intra-model repetition: % of prompts per similarity bucket", fontsize=11)
     ax.tick_params(length=0)
     fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01).set_label("% of prompts", fontsize=9)
@@ -339,14 +341,13 @@ def plot_inter_heatmap(inter: pd.DataFrame) -> Figure:
     if high - low < 1e-6:
         low, high = low - 0.01, high + 0.01
     # Sized to fit a ~12 inch page width; the font follows the cell so 25+ systems stay readable.
-    cell = min(0.7, 9.5 / (n - 1))
+    cell = min(0.9, 9.5 / (n - 1))
     font = float(np.clip(cell * 72 * 0.3, 5.5, 11))
     label_font = float(np.clip(cell * 72 * 0.3, 6.5, 10))
-    side = 1.0 + cell * (n - 1) + 0.075 * max(map(len, names)) * label_font / 8
+    side = max(5.0, 1.0 + cell * (n - 1) + 0.075 * max(map(len, names)) * label_font / 8)
     fig = Figure(figsize=(side, side), dpi=DPI)
     ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["YlOrRd"].copy()
-    cmap.set_bad("white")
+    cmap = matplotlib.colormaps["YlOrRd"].with_extremes(bad="white")
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=low, vmax=high)
     digits = 2 if n > 8 else 3
     for i in range(n - 1):
@@ -359,7 +360,8 @@ def plot_inter_heatmap(inter: pd.DataFrame) -> Figure:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_title("Inter-model homogeneity: mean similarity between systems' answers", fontsize=11)
+    ax.set_title(textwrap.fill("Inter-model homogeneity: mean similarity between systems' answers",
+                               int(side * 9)), fontsize=11)
     # The colour bar sits in the empty upper triangle instead of widening the figure.
     bar = fig.colorbar(image, cax=ax.inset_axes([0.5, 0.9, 0.45, 0.03]), orientation="horizontal")
     bar.set_label("mean cosine similarity", fontsize=max(label_font, 8))
@@ -394,7 +396,7 @@ def plot_prompt_map(vectors: np.ndarray, system_index: np.ndarray, systems: list
                     similarity: float | None = None) -> Figure:
     """All answers to one prompt in the PCA plane of their embeddings, one colour (and marker) per system."""
     coords, ratio = pca_2d(vectors)
-    fig = Figure(figsize=(9, 6), dpi=DPI)
+    fig = Figure(figsize=(8, 5.5), dpi=DPI)
     ax = fig.add_subplot()
     present = sorted(set(np.asarray(system_index).tolist()))
     for k in present:
@@ -455,7 +457,11 @@ def load_prompt_maps(config: RunConfig, chosen: pd.DataFrame) -> tuple[list[Prom
     ids = [s.identity for s in config.systems]
     index = {sid: k for k, sid in enumerate(ids)}
     pids = chosen["prompt_id"].tolist()
-    store = Store(config.store_path, create=False)
+    try:
+        store = Store(config.store_path, create=False)
+    except sqlite3.DatabaseError as err:
+        raise HivemindError(f"{config.store_path}: unreadable store ({err}); restore it from a snapshot "
+                            f"(`hivemind import`) or collect the run again") from None
     try:
         rows = store.db.execute(
             f"SELECT r.prompt_id, r.system_id, e.vector FROM responses r JOIN embeddings e ON e.embedder = ? "
@@ -463,6 +469,9 @@ def load_prompt_maps(config: RunConfig, chosen: pd.DataFrame) -> tuple[list[Prom
             f"AND r.system_id IN ({','.join('?' * len(ids))}) AND r.text IS NOT NULL "
             f"AND LENGTH(TRIM(r.text)) > 0 ORDER BY r.prompt_id, r.system_id, r.sample",
             [config.embedder.id, *pids, *ids]).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise HivemindError(f"{config.store_path}: unreadable store ({err}); restore it from a snapshot "
+                            f"(`hivemind import`) or collect the run again") from None
     finally:
         store.close()
     maps = []
@@ -595,7 +604,7 @@ img{max-width:100%;height:auto;display:block;margin:8px auto}
 .pair .col{padding:8px 12px;font-size:13px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:320px;overflow:auto}
 .pair .col+.col{border-left:1px solid #dde1e7}.pair .sys{font-weight:600;margin-bottom:4px;white-space:normal}
 mark{background:#ffe37a;padding:0 1px}
-.maps{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
+.maps img{max-width:min(100%,1100px);margin:12px auto 28px}
 """
 
 
