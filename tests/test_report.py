@@ -249,7 +249,9 @@ def test_report_on_a_run_imported_from_a_snapshot(analysed, tmp_path):
     from hivemind.snapshot import publish
 
     source = copy_run(analysed, tmp_path / "source")
+    render_report(source)                                  # published with the snapshot, like a real run
     folder = publish(source, "snap", results_dir=tmp_path / "published")
+    assert (folder / "report.html").is_file() and (folder / "intra_model_heatmap.png").is_file()
     imported = import_files([folder], "from-snapshot", results_dir=tmp_path / "runs")
     with pytest.raises(HivemindError, match="hivemind analyze from-snapshot"):
         render_report(imported)
@@ -284,3 +286,23 @@ def test_sixteen_real_models_with_one_answer_each(tmp_path):
     assert width < 2000 and height < 2000                                   # sized for a page, not a poster
     check_png(config.run_dir / "intra_model_heatmap.png", min_side=200)      # a placeholder that says why
     assert len(list(config.run_dir.glob("prompt_map_*.png"))) == 2
+
+
+def test_notebook_redraws_a_snapshot(analysed, tmp_path, monkeypatch):
+    """notebooks/explore_snapshot.ipynb runs top to bottom on a published snapshot and draws 3 figures."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from hivemind.snapshot import publish
+
+    folder = publish(copy_run(analysed, tmp_path / "source"), "nb", results_dir=tmp_path / "published")
+    monkeypatch.setenv("HIVEMIND_SNAPSHOT", str(folder))
+    notebook_path = Path(__file__).resolve().parents[1] / "notebooks" / "explore_snapshot.ipynb"
+    notebook = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3                                  # two heatmaps and one prompt map
+    assert any("p1" in o.get("data", {}).get("text/plain", "") for o in outputs)    # the most homogeneous prompt
