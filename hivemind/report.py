@@ -396,9 +396,9 @@ def plot_prompt_map(vectors: np.ndarray, system_index: np.ndarray, systems: list
                     similarity: float | None = None) -> Figure:
     """All answers to one prompt in the PCA plane of their embeddings, one colour (and marker) per system."""
     coords, ratio = pca_2d(vectors)
-    fig = Figure(figsize=(8, 5.5), dpi=DPI)
-    ax = fig.add_subplot()
     present = sorted(set(np.asarray(system_index).tolist()))
+    fig = Figure(figsize=(8 if len(present) <= 18 else 10, 5.5), dpi=DPI)   # room for a 2-column legend
+    ax = fig.add_subplot()
     for k in present:
         color, marker = system_style(k)
         pts = coords[np.asarray(system_index) == k]
@@ -595,7 +595,7 @@ h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:36px 0 8px;border-bo
 table{border-collapse:collapse;font-size:13px;margin:8px 0;width:100%}
 th,td{border-bottom:1px solid #e4e7ec;padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f0f2f5;position:sticky;top:0}tr:nth-child(even) td{background:#fafbfc}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 img{max-width:100%;height:auto;display:block;margin:8px auto}
 .warn{background:#fff6e0;border:1px solid #f0d48a;border-radius:6px;padding:8px 12px;font-size:13px}
 .pair{border:1px solid #dde1e7;border-radius:8px;margin:14px 0;overflow:hidden}
@@ -609,7 +609,8 @@ mark{background:#ffe37a;padding:0 1px}
 
 
 def html_table(frame: pd.DataFrame, numeric: set[str] = frozenset()) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f'<th class="n">{html.escape(str(c))}</th>' if c in numeric else f"<th>{html.escape(str(c))}</th>"
+                   for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
         cells = "".join(f'<td class="n">{html.escape(str(v))}</td>' if c in numeric
