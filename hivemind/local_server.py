@@ -97,7 +97,7 @@ def start(model: LocalModel, threads: int = 1, n_ctx: int = 2048, timeout: float
     """Start one model's server on 127.0.0.1 and wait until it answers."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise HivemindError("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path(model)),
+    command = [sys.executable, "-m", "hivemind.local_server", "--model", str(model_path(model)),
                "--model_alias", model.alias, "--host", HOST, "--port", str(model.port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads)]
     if model.chat_format:
@@ -162,3 +162,27 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def _serve_reproducibly() -> None:
+    """llama-cpp-python's server, with one change: every request is evaluated from an empty context.
+
+    By default llama.cpp reuses the cached prefix of the previous prompt. That is faster, but the float
+    results then depend on which request came before (a different batch split), so at temperature 2 the
+    same seed gave different answers in a different request order. A full re-evaluation of a short prompt
+    costs milliseconds and makes (prompt, seed) -> answer reproducible."""
+    from llama_cpp import Llama
+    from llama_cpp.server.__main__ import main
+
+    original = Llama.generate
+
+    def generate(self, tokens, *args, **kwargs):
+        self.reset()
+        return (yield from original(self, tokens, *args, **kwargs))
+
+    Llama.generate = generate
+    main()
+
+
+if __name__ == "__main__":
+    _serve_reproducibly()

@@ -97,8 +97,7 @@ def test_bad_files_write_nothing(tmp_path):
     missing.write_text(json.dumps({"prompt": "p", "model": "m"}) + "\n")
     with pytest.raises(HivemindError, match=r"missing.jsonl:1: missing field\(s\) response"):
         import_files([missing], "bad", results_dir=results)
-    assert not (results / "bad").exists()
-    assert not [p for p in results.iterdir() if p.name.startswith(".bad")]  # no staging left behind
+    assert not results.exists()  # nothing written, not even the results folder
 
     # CLI: message, non-zero exit, no traceback
     proc = subprocess.run([sys.executable, "-m", "hivemind.cli", "import", str(bad), "--name", "bad",
