@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hivemind import HivemindError
 from hivemind.config import RUN_CONFIG_NAME, RunConfig, System, load_config, save_run_config
-from hivemind.prompts import prompt_id
+from hivemind.prompts import prompt_id, read_jsonl
 from hivemind.store import Prompt, Response, Store
 
 PROMPTS_FILE = "prompts.jsonl"
@@ -76,23 +76,16 @@ def _read_file(path: Path, gen: Generations, mapping: FieldMapping) -> None:
         for number, record in enumerate(records, start=1):
             _alpaca_record(record, gen, f"{path} (record {number})")
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise HivemindError(f"{path}:{number}: malformed JSON: {err.msg}") from None
-            where = f"{path}:{number}"
-            if isinstance(record, dict) and "generations" in record:
-                _fields(record, where, "prompt", "model", "generations")
-                gen.add(str(record["model"]), record["prompt"], _texts(record["generations"], where))
-            elif isinstance(record, dict) and "instruction" in record and "generator" in record:
-                _alpaca_record(record, gen, where)
-            else:
-                _fields(record, where, mapping.prompt, mapping.model, mapping.response)
-                gen.add(str(record[mapping.model]), record[mapping.prompt], _texts(record[mapping.response], where))
+    for number, record in read_jsonl(path):
+        where = f"{path}:{number}"
+        if "generations" in record:
+            _fields(record, where, "prompt", "model", "generations")
+            gen.add(str(record["model"]), record["prompt"], _texts(record["generations"], where))
+        elif "instruction" in record and "generator" in record:
+            _alpaca_record(record, gen, where)
+        else:
+            _fields(record, where, mapping.prompt, mapping.model, mapping.response)
+            gen.add(str(record[mapping.model]), record[mapping.prompt], _texts(record[mapping.response], where))
 
 
 def _alpaca_record(record, gen: Generations, where: str) -> None:

@@ -50,7 +50,7 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
     if path.suffix.lower() == ".csv":
         records = _csv_records(path)
     else:
-        records = _jsonl_records(path)
+        records = read_jsonl(path)
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for line, record in records:
@@ -62,7 +62,8 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
     return prompts
 
 
-def _jsonl_records(path: Path):
+def read_jsonl(path: Path):
+    """Yield (line number, object) for each non-blank line; errors name the file and line."""
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
