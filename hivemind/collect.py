@@ -35,6 +35,8 @@ class CollectSummary:
     cost: float = 0.0
     stopped_for_cost: bool = False
     system_errors: dict[str, str] = field(default_factory=dict)
+    # Last transient error per system, so "still failing" says why (e.g. connection refused at api_base).
+    transient_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -89,6 +91,9 @@ def _incomplete_message(config: RunConfig, s: CollectSummary) -> str:
     if s.failed_transient:
         parts.append(f"  {s.failed_transient} samples still failing after {config.max_attempts} attempts; "
                      f"run the same command again to retry only those.")
+        for name, error in s.transient_errors.items():
+            parts.append(f"  system {name!r} (api_base {config.system(name).api_base or 'provider default'}), "
+                         f"last error: {error}")
     if s.stopped_for_cost:
         parts.append(f"  stopped at max_cost {config.max_cost} (spent {s.cost:.4f}); raise max_cost to go on.")
     return "\n".join(parts)
@@ -145,8 +150,9 @@ class _Collector:
                 self.summary.failed_permanent += 1
                 self.bar.update(1)
             raise
-        except GaveUp:
+        except GaveUp as err:
             self.summary.failed_transient += 1
+            self.summary.transient_errors[system.name] = request.redact(str(err))
             self.bar.update(1)
             return
         response = _to_response(reply, system, prompt, sample, seed, time.perf_counter() - started)

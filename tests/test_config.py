@@ -1,0 +1,164 @@
+"""Run configs: validation messages, YAML errors, secrets kept out of params, identities, resolve_run."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hivemind import HivemindError
+from hivemind.config import (PACKAGED_CONFIGS, RunConfig, System, load_config, require_keys, resolve_run,
+                             save_run_config)
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEM = {"name": "s", "model": "openai/s", "api_base": "http://127.0.0.1:9/v1", "params": {"temperature": 1.0}}
+
+
+def base(**changes) -> dict:
+    data = {"name": "cfg-test", "prompts": "prompts.jsonl", "samples": 2, "systems": [dict(SYSTEM)]}
+    data.update(changes)
+    return data
+
+
+def write(tmp_path: Path, data, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, setting", [
+    ({"samples": 0}, "samples"),
+    ({"sampels": 3}, "sampels"),                                      # typo: extra keys are refused
+    ({"systems": []}, "systems"),
+    ({"systems": [{**SYSTEM, "concurrency": 0}]}, "systems.0.concurrency"),
+    ({"systems": [{**SYSTEM, "temperature": 1}]}, "systems.0.temperature"),
+    ({"systems": [{"name": "s", "api_base": "http://x"}]}, "systems.0.model"),
+    ({"embedder": {"provider": "magic"}}, "embedder.provider"),
+    ({"name": "has space"}, "name"),
+    ({"max_cost": -1}, "max_cost"),
+    ({"near_duplicate_threshold": 1.5}, "near_duplicate_threshold"),
+    ({"max_attempts": 0}, "max_attempts"),
+])
+def test_validation_errors_name_the_file_and_the_setting(tmp_path, changes, setting):
+    path = write(tmp_path, base(**changes))
+    with pytest.raises(HivemindError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: invalid config:")
+    assert f"  {setting}: " in message
+
+
+def test_duplicate_system_names_are_refused(tmp_path):
+    path = write(tmp_path, base(systems=[SYSTEM, {**SYSTEM, "params": {"temperature": 0.1}}]))
+    with pytest.raises(HivemindError, match="system name 's' appears twice"):
+        load_config(path)
+
+
+def test_yaml_errors_name_the_line(tmp_path):
+    text = "name: cfg-test\nprompts: p.jsonl\nsamples: 2\nsystems:\n  - name: s\n    model: [openai/s\n"
+    path = write(tmp_path, text)
+    with pytest.raises(HivemindError, match=rf"^{re.escape(str(path))}:\d+: malformed YAML") as raised:
+        load_config(path)
+    line = int(str(raised.value).split(":")[1])
+    assert 6 <= line <= 7     # the unclosed list (PyYAML reports where it noticed: that line or the next)
+
+    tab = write(tmp_path, "name: x\n\tsamples: 2\n", "tab.yaml")
+    with pytest.raises(HivemindError, match=rf"^{re.escape(str(tab))}:2: malformed YAML"):
+        load_config(tab)
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    with pytest.raises(HivemindError, match="must be a YAML mapping"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(HivemindError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("key", ["api_key", "API_KEY", "token", "Authorization", "key"])
+def test_keys_in_params_are_refused(tmp_path, key):
+    path = write(tmp_path, base(systems=[{**SYSTEM, "params": {"temperature": 1.0, key: "sk-oops"}}]))
+    with pytest.raises(HivemindError) as raised:
+        load_config(path)
+    assert f"params.{key}" in str(raised.value) and "api_key_env" in str(raised.value)
+    assert "sk-oops" not in str(raised.value)
+
+
+def test_require_keys_names_the_missing_variable(monkeypatch):
+    monkeypatch.delenv("HIVEMIND_CFG_TEST_KEY", raising=False)
+    system = System(name="s", model="openai/s", api_key_env="HIVEMIND_CFG_TEST_KEY")
+    with pytest.raises(HivemindError, match="'s'.*HIVEMIND_CFG_TEST_KEY.*not set"):
+        require_keys([system])
+    monkeypatch.setenv("HIVEMIND_CFG_TEST_KEY", "sk-x")
+    require_keys([system])
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+def test_identity_follows_what_shapes_answers_only():
+    one = System(**SYSTEM)
+    assert one.identity == System(**{**SYSTEM, "name": "renamed", "concurrency": 64}).identity
+    assert one.identity == System(**SYSTEM, api_key_env="OTHER_KEY").identity
+    assert one.identity == System(**{**SYSTEM, "params": {"temperature": 1.0}}).identity
+    two_params = System(**{**SYSTEM, "params": {"top_p": 0.9, "temperature": 1.0}})
+    assert two_params.identity == System(**{**SYSTEM, "params": {"temperature": 1.0, "top_p": 0.9}}).identity
+    different = [
+        System(**{**SYSTEM, "params": {"temperature": 0.7}}),
+        System(**{**SYSTEM, "params": {}}),
+        two_params,
+        System(**{**SYSTEM, "model": "openai/other"}),
+        System(**{**SYSTEM, "api_base": "http://127.0.0.1:10/v1"}),
+    ]
+    assert len({one.identity, *(s.identity for s in different)}) == 1 + len(different)
+
+
+# --- resolve_run ----------------------------------------------------------------------------------
+
+def test_resolve_run_by_packaged_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)           # no results/demo here: the packaged config is the one found
+    monkeypatch.delenv("HIVEMIND_RESULTS", raising=False)
+    config = resolve_run("demo")
+    assert config.name == "demo" and len(config.systems) >= 2
+    assert Path(config.prompts).resolve() == ROOT / "prompts" / "demo.jsonl"
+    assert config.results_dir == "results"
+    assert resolve_run("demo", results_dir=tmp_path / "elsewhere").results_dir == str(tmp_path / "elsewhere")
+    assert {p.stem for p in PACKAGED_CONFIGS.glob("*.yaml")} >= {"demo", "paper"}
+
+
+def test_resolve_run_by_file_resolves_prompts_beside_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "prompts.jsonl").write_text('{"prompt": "hi"}\n', encoding="utf-8")
+    path = write(folder, base(results_dir=str(tmp_path / "out")))
+
+    config = resolve_run(str(path))
+
+    assert config.name == "cfg-test" and config.prompts == str(folder / "prompts.jsonl")
+    assert config.run_dir == tmp_path / "out" / "cfg-test"
+    assert config.store_path == tmp_path / "out" / "cfg-test" / "store.sqlite"
+    with pytest.raises(HivemindError, match="config file not found"):
+        resolve_run(str(folder / "typo.yaml"))
+
+
+def test_resolve_run_by_run_name_reads_the_saved_copy(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HIVEMIND_RESULTS", raising=False)
+    results = tmp_path / "my-results"
+    original = RunConfig(name="saved-run", prompts=str(tmp_path / "p.jsonl"), samples=5, results_dir=str(results),
+                         systems=[System(**SYSTEM, api_key_env="SOME_KEY_VAR")])
+    saved = save_run_config(original)
+
+    assert saved == results / "saved-run" / "config.yaml" and not list(saved.parent.glob("*.tmp"))
+    assert "results_dir" not in yaml.safe_load(saved.read_text())
+    by_name = resolve_run("saved-run", results_dir=results)
+    assert by_name.results_dir == str(results) and by_name.run_dir == results / "saved-run"
+    assert by_name.samples == 5 and by_name.systems[0].identity == original.systems[0].identity
+    assert by_name.systems[0].api_key_env == "SOME_KEY_VAR"
+
+    monkeypatch.setenv("HIVEMIND_RESULTS", str(results))
+    assert resolve_run("saved-run").results_dir == str(results)
+    with pytest.raises(HivemindError, match="'no-such-run' is neither a config file, a packaged config .*demo"):
+        resolve_run("no-such-run")
