@@ -202,7 +202,8 @@ def test_thirty_percent_faults_every_sample_stored_and_retries_counted(collect_k
 
         assert set(server.faults) == {"429", "500", "hang", "malformed", "drop"}
         assert (summary.stored, summary.failed_transient, summary.failed_permanent) == (total, 0, 0)
-        assert summary.retries == server.requests - total == sum(server.faults.values()) > 0
+        # each fault costs one retry (a request slowed past the timeout by a busy machine would add one more)
+        assert summary.retries == server.requests - total >= sum(server.faults.values()) > 0
         assert len(rows(config)) == total
         assert_answers_match_seeds(config, server)   # no broken body was stored as an answer
 
