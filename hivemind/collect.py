@@ -95,7 +95,7 @@ def _incomplete_message(config: RunConfig, s: CollectSummary) -> str:
             parts.append(f"  system {name!r} (api_base {config.system(name).api_base or 'provider default'}), "
                          f"last error: {error}")
     if s.stopped_for_cost:
-        parts.append(f"  stopped at max_cost {config.max_cost} (spent {s.cost:.4f}); raise max_cost to go on.")
+        parts.append(f"  stopped at max_cost {config.max_cost} (spent ${s.cost:.6f}); raise max_cost to go on.")
     return "\n".join(parts)
 
 

@@ -439,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
         prompt_tokens = sum(len(message_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
         completion_tokens = sum(len(t.split()) for t in texts)
         digest = hashlib.sha256(f"{model}\n{seed}\n{prompt}".encode()).hexdigest()[:24]
+        # Count before sending: a client that has read the answer must see it counted.
+        self.fake._count(answers=1)
         self._send_json(200, {
             "id": f"chatcmpl-{digest}",
             "object": "chat.completion",
@@ -453,7 +455,6 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         })
-        self.fake._count(answers=1)
 
     def _embeddings(self, body: dict) -> None:
         inputs = body.get("input", "")
