@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from hivemind import HivemindError
-from hivemind.config import RunConfig, System, require_keys, save_run_config
+from hivemind.config import RunConfig, System, api_key, require_keys, save_run_config
 from hivemind.prompts import load_prompts
 from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Prompt, Response, Store
@@ -69,18 +68,13 @@ def check_systems(systems: list[System]) -> None:
     import litellm
 
     litellm.suppress_debug_info = True  # its banners would interleave with the progress bar
-    require_keys(systems)
     for system in systems:
         try:
             litellm.get_llm_provider(system.model, api_base=system.api_base)
         except Exception:
             raise HivemindError(f"system {system.name!r}: litellm does not know the provider of model "
                                 f"{system.model!r}; prefix it with a provider, e.g. openai/{system.model}") from None
-        if system.api_key_env is None and system.api_base is None:
-            missing = litellm.validate_environment(model=system.model).get("missing_keys") or []
-            if missing:
-                raise HivemindError(f"system {system.name!r}: model {system.model!r} needs "
-                                    f"{', '.join(missing)} in the environment (or set api_key_env)")
+    require_keys(systems)
 
 
 def _incomplete_message(config: RunConfig, s: CollectSummary) -> str:
@@ -170,9 +164,7 @@ class _Request:
     def __init__(self, system: System, config: RunConfig):
         self.system = system
         self.timeout = config.request_timeout
-        self.api_key = os.environ.get(system.api_key_env) if system.api_key_env else None
-        if self.api_key is None and system.api_base is not None:
-            self.api_key = "sk-no-key"  # OpenAI-compatible local servers want some key
+        self.api_key = api_key(f"system {system.name!r}", system.model, system.api_base, system.api_key_env)
         self.params = dict(system.params)
         self.takes_seed = _accepts_seed(system)
 

@@ -221,10 +221,31 @@ def save_run_config(config: RunConfig, folder: Path | None = None) -> Path:
     return target
 
 
+LOCAL_SERVER_KEY = "sk-no-key"  # OpenAI-compatible servers (llama.cpp, vLLM) want some key
+
+
+def api_key(who: str, model: str, api_base: str | None, api_key_env: str | None) -> str | None:
+    """The key for one endpoint, from the environment only. Raises before any request when it is missing.
+
+    None means litellm reads the provider's own variable (which validate_environment found set)."""
+    if api_key_env:
+        value = os.environ.get(api_key_env)
+        if not value:
+            raise HivemindError(f"{who}: environment variable {api_key_env} (api_key_env) is not set")
+        return value
+    if api_base:
+        return LOCAL_SERVER_KEY
+    import litellm
+
+    missing = litellm.validate_environment(model=model).get("missing_keys") or []
+    if missing:
+        raise HivemindError(f"{who}: model {model!r} needs {', '.join(missing)} in the environment "
+                            f"(or set api_key_env)")
+    return None
+
+
 def require_keys(systems: list[System]) -> None:
-    """Fail before any request when a named key variable is missing."""
+    """Fail before any request when a system's key is missing."""
     for system in systems:
-        if system.api_key_env and not os.environ.get(system.api_key_env):
-            raise HivemindError(f"system {system.name!r}: environment variable {system.api_key_env} "
-                                f"(api_key_env) is not set")
+        api_key(f"system {system.name!r}", system.model, system.api_base, system.api_key_env)
 

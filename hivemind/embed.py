@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hivemind import HivemindError
-from hivemind.config import DEFAULT_EMBEDDER, Embedder, RunConfig
+from hivemind.config import DEFAULT_EMBEDDER, Embedder, RunConfig, api_key
 from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Store
 
@@ -90,18 +90,13 @@ def load_sentence_transformer(name: str):
 def _api_encoder(embedder: Embedder, batch: int = 256, concurrency: int = 4):
     import litellm
 
-    api_key = None
-    if embedder.api_key_env:
-        api_key = os.environ.get(embedder.api_key_env)
-        if not api_key:
-            raise HivemindError(f"embedder {embedder.model!r}: environment variable {embedder.api_key_env} "
-                                f"(api_key_env) is not set")
+    key = api_key(f"embedder {embedder.model!r}", embedder.model, embedder.api_base, embedder.api_key_env)
     policy = RetryPolicy()
 
     async def one(texts: list[str], rng: random.Random) -> np.ndarray:
         reply = await call_with_retries(
             lambda: litellm.aembedding(model=embedder.model, input=texts, api_base=embedder.api_base,
-                                       api_key=api_key, num_retries=0, max_retries=0),
+                                       api_key=key, num_retries=0, max_retries=0),
             policy, rng)
         rows = sorted(reply.data, key=lambda item: item["index"] if isinstance(item, dict) else item.index)
         return np.array([r["embedding"] if isinstance(r, dict) else r.embedding for r in rows], dtype=np.float32)
@@ -120,5 +115,6 @@ def _api_encoder(embedder: Embedder, batch: int = 256, concurrency: int = 4):
         try:
             return asyncio.run(many(texts))
         except (PermanentError, GaveUp) as err:
-            raise HivemindError(f"embedder {embedder.model!r} failed: {err}; vectors embedded so far are kept") from None
+            message = str(err).replace(key, "***") if key else str(err)
+            raise HivemindError(f"embedder {embedder.model!r} failed: {message}; vectors embedded so far are kept") from None
     return encode
