@@ -111,10 +111,16 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _unique_system_names(self) -> "RunConfig":
         seen: set[str] = set()
+        identities: dict[str, str] = {}
         for system in self.systems:
             if system.name in seen:
                 raise ValueError(f"system name {system.name!r} appears twice")
             seen.add(system.name)
+            # Responses are keyed by identity: two systems sharing one would share (and split) one set of answers.
+            if system.identity in identities:
+                raise ValueError(f"systems {identities[system.identity]!r} and {system.name!r} have the same "
+                                 f"model, api_base and params, so they are one system; remove one or change its params")
+            identities[system.identity] = system.name
         return self
 
     # Where things live ------------------------------------------------------------------------

@@ -57,6 +57,13 @@ def test_duplicate_system_names_are_refused(tmp_path):
         load_config(path)
 
 
+def test_systems_with_one_identity_are_refused(tmp_path):
+    # Answers are keyed by identity: two names for one identity would pool every answer under one of them.
+    path = write(tmp_path, base(systems=[SYSTEM, {**SYSTEM, "name": "t", "concurrency": 2}]))
+    with pytest.raises(HivemindError, match="systems 's' and 't' have the same model, api_base and params"):
+        load_config(path)
+
+
 def test_yaml_errors_name_the_line(tmp_path):
     text = "name: cfg-test\nprompts: p.jsonl\nsamples: 2\nsystems:\n  - name: s\n    model: [openai/s\n"
     path = write(tmp_path, text)
