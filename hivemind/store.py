@@ -109,11 +109,16 @@ class Store:
             raise HivemindError(f"{self.path}: no store here; run `hivemind collect` or `hivemind import` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a killed process (the WAL is in the OS already); only a power
-        # cut can drop the last transactions.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process (the WAL is in the OS already); only a power
+            # cut can drop the last transactions.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise HivemindError(f"{self.path}: unreadable store ({err}); restore it from a snapshot "
+                                f"(`hivemind import`) or collect the run again") from None
 
     def close(self) -> None:
         self.db.close()
@@ -136,18 +141,25 @@ class Store:
         rows = self.db.execute("SELECT id, name, model, api_base, params, created_at FROM systems ORDER BY created_at, name")
         return [dict(zip(("id", "name", "model", "api_base", "params", "created_at"), row)) for row in rows]
 
-    def add_prompts(self, prompts: Iterable[Prompt]) -> None:
-        """Insert prompts; a stored prompt whose text changed under the same id is an error."""
-        start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM prompts").fetchone()[0]
+    def check_prompts(self, prompts: Iterable[Prompt]) -> None:
+        """A stored prompt whose text changed under the same id is an error: its answers are to another text."""
         existing = dict(self.db.execute("SELECT id, text FROM prompts"))
+        for prompt in prompts:
+            if existing.get(prompt.id, prompt.text) != prompt.text:
+                raise HivemindError(f"prompt {prompt.id!r} is stored with a different text in {self.path}; "
+                                    "give changed prompts new ids or use a new run name")
+
+    def add_prompts(self, prompts: Iterable[Prompt]) -> None:
+        """Insert the prompts not stored yet, after check_prompts."""
+        prompts = list(prompts)
+        self.check_prompts(prompts)
+        start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM prompts").fetchone()[0]
+        existing = {row[0] for row in self.db.execute("SELECT id FROM prompts")}
         rows = []
         for prompt in prompts:
             if prompt.id in existing:
-                if existing[prompt.id] != prompt.text:
-                    raise HivemindError(f"prompt {prompt.id!r} is stored with a different text in {self.path}; "
-                                        "give changed prompts new ids or use a new run name")
                 continue
-            existing[prompt.id] = prompt.text
+            existing.add(prompt.id)
             rows.append((prompt.id, prompt.text, prompt.category, start + len(rows)))
         with self.transaction():
             self.db.executemany("INSERT INTO prompts (id, text, category, position) VALUES (?,?,?,?)", rows)

@@ -183,6 +183,15 @@ def test_missing_store_is_an_error(tmp_path):
     assert not config.run_dir.exists()
 
 
+def test_a_store_that_is_not_a_database_is_an_error(tmp_path):
+    config = RunConfig(name="garbled", prompts="x.jsonl", systems=[System(name="a", model="m")],
+                       results_dir=str(tmp_path))
+    config.run_dir.mkdir(parents=True)
+    config.store_path.write_bytes(b"not a database " * 100)
+    with pytest.raises(HivemindError, match="unreadable store"):
+        analyze_run(config, progress=False)
+
+
 def test_rerun_replaces_the_tables(tmp_path):
     config = make_run(tmp_path)
     analyze_run(config, progress=False)
