@@ -21,6 +21,7 @@ PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 RUN_CONFIG_NAME = "config.yaml"
 STORE_NAME = "store.sqlite"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # run and snapshot names: safe as folder names
 
 
 class System(BaseModel):
@@ -88,7 +89,7 @@ class Embedder(BaseModel):
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     prompts: str | DatasetSource
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0

@@ -11,6 +11,7 @@ Prompts are matched by text across files (their id is a hash of the text).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections import defaultdict
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivemind import HivemindError
-from hivemind.config import RUN_CONFIG_NAME, RunConfig, System, load_config, save_run_config
+from hivemind.config import NAME_PATTERN, RUN_CONFIG_NAME, RunConfig, System, load_config, save_run_config
 from hivemind.prompts import prompt_id, read_jsonl
 from hivemind.store import Prompt, Response, Store
 
@@ -48,6 +49,9 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path = "
     files = [Path(f) for f in files]
     if not files:
         raise HivemindError("nothing to import: name at least one file or snapshot folder")
+    if not re.match(NAME_PATTERN, name):
+        raise HivemindError(f"run name {name!r}: use letters, digits, '.', '_' and '-' only, starting with a "
+                            f"letter or digit (nothing was changed)")
     target = Path(results_dir) / name
     if (target / RUN_CONFIG_NAME).exists() or (target / "store.sqlite").exists():
         raise HivemindError(f"run {name!r} already exists in {target}; choose another --name "

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from hivemind import HivemindError, __version__
+from hivemind.config import NAME_PATTERN as _NAME_PATTERN
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig
 
 MANIFEST = "manifest.json"
@@ -42,7 +43,7 @@ PACKAGES = ("hivemind-bench", "litellm", "sentence-transformers", "faiss-cpu", "
 REPORT_FILES = ("report.html", "report.md")
 # Written by publish itself; a run-folder file of the same name is never copied over them.
 WRITTEN = {MANIFEST, RUN_CONFIG_NAME, "responses.parquet", "embeddings.parquet", "prompts.jsonl"}
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(_NAME_PATTERN)
 REDACTED = "<redacted>"
 
 # Keys whose values are credentials. `api_key_env` (and any *_env) names a variable and stays.

@@ -106,6 +106,17 @@ def test_bad_files_write_nothing(tmp_path):
     assert "bad.jsonl:2" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_bad_run_name_is_an_error_not_a_traceback(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"prompt": "p", "model": "m", "response": "r"}) + "\n")
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "hivemind.cli", "import", str(good), "--name", "has space",
+                           "--results", str(results)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "run name 'has space'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not results.exists()
+
+
 def test_existing_run_is_never_overwritten(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"prompt": "p", "model": "m", "response": "r"}) + "\n")
