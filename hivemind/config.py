@@ -168,6 +168,8 @@ def load_config(path: str | Path) -> RunConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise _yaml_error(path, err) from None
+    except UnicodeDecodeError as err:
+        raise HivemindError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not isinstance(data, dict):
         raise HivemindError(f"{path}: a config must be a YAML mapping (name, prompts, samples, systems)")
     try:

@@ -75,6 +75,8 @@ def _read_file(path: Path, gen: Generations, mapping: FieldMapping) -> None:
             records = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise HivemindError(f"{path}:{err.lineno}: malformed JSON: {err.msg}") from None
+        except UnicodeDecodeError as err:
+            raise HivemindError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
         if not isinstance(records, list):
             raise HivemindError(f"{path}: expected a JSON list of {{instruction, output, generator}} records")
         for number, record in enumerate(records, start=1):

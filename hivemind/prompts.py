@@ -65,7 +65,7 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
 def read_jsonl(path: Path):
     """Yield (line number, object) for each non-blank line; errors name the file and line."""
     with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_utf8_lines(handle, path), start=1):
             if not raw.strip():
                 continue
             try:
@@ -77,9 +77,22 @@ def read_jsonl(path: Path):
             yield number, record
 
 
+def _utf8_lines(handle, path: Path):
+    """The handle's lines; a byte that is not UTF-8 is a HivemindError naming the file (the decoder reads
+    ahead in blocks, so the line it fails on is not the line of the byte)."""
+    while True:
+        try:
+            line = next(handle)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as err:
+            raise HivemindError(f"{path}: not UTF-8 text ({err.reason}); save it as UTF-8") from None
+        yield line
+
+
 def _csv_records(path: Path):
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(_utf8_lines(handle, path))
         try:
             for record in reader:
                 yield reader.line_num, record

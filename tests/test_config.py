@@ -77,6 +77,13 @@ def test_yaml_errors_name_the_line(tmp_path):
         load_config(tab)
 
 
+def test_a_config_that_is_not_utf8_is_an_error(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(HivemindError, match=rf"{re.escape(str(path))}: not UTF-8 text"):
+        load_config(path)
+
+
 def test_not_a_mapping_and_missing_file(tmp_path):
     with pytest.raises(HivemindError, match="must be a YAML mapping"):
         load_config(write(tmp_path, "- just\n- a list\n"))

@@ -117,6 +117,13 @@ def test_a_bad_run_name_is_an_error_not_a_traceback(tmp_path):
     assert not results.exists()
 
 
+def test_a_json_file_that_is_not_utf8_is_an_error(tmp_path):
+    path = tmp_path / "outputs.json"
+    path.write_bytes(b'[{"instruction": "caf\xe9", "output": "o", "generator": "m"}]')
+    with pytest.raises(HivemindError, match=r"outputs.json: not UTF-8 text"):
+        import_files([path], "latin", results_dir=tmp_path / "results")
+
+
 def test_existing_run_is_never_overwritten(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"prompt": "p", "model": "m", "response": "r"}) + "\n")

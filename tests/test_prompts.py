@@ -87,6 +87,14 @@ def test_bad_lines_name_file_and_line(tmp_path, line, message):
         load_prompt_file(path)
 
 
+@pytest.mark.parametrize("name", ["p.jsonl", "p.csv"])
+def test_a_file_that_is_not_utf8_is_an_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b'{"prompt": "caf\xe9"}\n' if name.endswith(".jsonl") else b"prompt\ncaf\xe9\n")
+    with pytest.raises(HivemindError, match=rf"{re.escape(str(path))}: not UTF-8 text"):
+        load_prompt_file(path)
+
+
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(HivemindError, match="prompt file not found"):
         load_prompt_file(tmp_path / "absent.jsonl")
