@@ -84,7 +84,7 @@ def cmd_snapshot(args) -> str:
         path = snapshot.publish(resolve_run(args.target, results_dir=args.results), args.name,
                                 results_dir=args.results)
         if args.to_hub:
-            snapshot.push_to_hub(args.name, args.to_hub, results_dir=args.results)
+            snapshot.push_to_hub(path, args.to_hub)  # the folder just written, wherever its results_dir is
         return f"snapshot published: {path}"
     result = snapshot.verify(args.target, results_dir=args.results)
     return str(result)

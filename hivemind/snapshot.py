@@ -343,7 +343,7 @@ def resolve_snapshot(name_or_path: str | Path, results_dir: str | Path | None = 
     if as_path.is_dir():
         return as_path  # a folder without a manifest: verify reports that
     raise HivemindError(f"no snapshot {str(name_or_path)!r} (looked for {candidate}); "
-                        f"publish one with `hivemind snapshot RUN NAME`")
+                        f"publish one with `hivemind snapshot publish RUN --name NAME`")
 
 
 def load_manifest(folder: Path) -> dict:

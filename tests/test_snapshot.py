@@ -268,3 +268,15 @@ def test_publish_refuses_a_stale_analysis(analysed, tmp_path):
     with pytest.raises(HivemindError, match="analyze"):
         snapshot.publish(config, "stale")
     assert not (tmp_path / "snapshots").exists()
+
+
+def test_publish_to_hub_pushes_the_folder_just_published(tmp_path, monkeypatch):
+    # The config's results_dir, not results/, holds the new snapshot: push must be given that folder.
+    from hivemind import cli, snapshot as snapshot_module
+
+    folder = tmp_path / "elsewhere" / "snapshots" / "snap"
+    pushed = []
+    monkeypatch.setattr(snapshot_module, "publish", lambda config, name, results_dir=None: folder)
+    monkeypatch.setattr(snapshot_module, "push_to_hub", lambda target, repo, **kw: pushed.append((target, repo, kw)))
+    assert cli.main(["snapshot", "publish", "demo", "--name", "snap", "--to-hub", "me/repo"]) == 0
+    assert pushed == [(folder, "me/repo", {})]
