@@ -2,7 +2,8 @@
 
 Inputs are checked first (nothing is written when they are unusable); then every table is computed in
 memory from per-prompt accumulators and written to a temporary folder inside the run folder, and only
-then renamed into place, so a failed or killed analysis never leaves half a set of tables.
+then renamed into place, so a failed analysis leaves the previous tables as they were. Only a kill during
+the final renames (milliseconds) could mix old and new tables; analysis.json is renamed last.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from hivemind.config import RunConfig
 from hivemind.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats
-from hivemind.store import PromptGroup, Store
+from hivemind.store import BLANKS, SQL_BLANKS, PromptGroup, Store
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -32,9 +33,6 @@ TEMPLATE_SAMPLES = 1          # per system per prompt, indexed for cross-prompt 
 MAX_TEMPLATES = 1000
 PHRASES_PER_PROMPT = 20
 MAX_PHRASES = 10_000
-# Whitespace that both SQLite's TRIM (below) and is_empty() strip, so the check and the pass agree.
-BLANKS = " \t\n\r\x0b\x0c"
-_SQL_BLANKS = "' ' || char(9) || char(10) || char(13) || char(11) || char(12)"
 
 TABLES = [
     "intra_model_per_prompt.csv", "intra_model_buckets.csv", "inter_model_similarity.csv",
@@ -95,7 +93,7 @@ def check_inputs(store: Store, config: RunConfig, ids: list[str]) -> int:
     Returns how many empty (blank) answers will be skipped."""
     marks = ",".join("?" * len(ids))
     where = f"r.system_id IN ({marks}) AND r.text IS NOT NULL"
-    blank = f"LENGTH(TRIM(r.text, {_SQL_BLANKS})) = 0"
+    blank = f"LENGTH(TRIM(r.text, {SQL_BLANKS})) = 0"
     names = {s.identity: s.name for s in config.systems}
     total = store.db.execute(f"SELECT COUNT(*) FROM responses r WHERE {where}", ids).fetchone()[0]
     if total == 0:

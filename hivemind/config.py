@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,25 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # run and snapshot names: safe as folder names
 
 
+# Keys whose values are credentials. `api_key_env` (and any *_env) names a variable and stays. Matched at
+# the end of the key, so `max_tokens` is not taken for one.
+SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|authori[sz]ation|bearer"
+                        r"|credentials?|cookie)$", re.I)
+
+
+def _secret_paths(value: Any, path: str):
+    """Dotted paths of credential-looking keys anywhere inside nested dicts and lists."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            here = f"{path}.{key}"
+            if SECRET_KEY.search(str(key)) and not str(key).lower().endswith("_env"):
+                yield here
+            yield from _secret_paths(inner, here)
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _secret_paths(inner, f"{path}[{i}]")
+
+
 class System(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,9 +57,8 @@ class System(BaseModel):
     @field_validator("params")
     @classmethod
     def _no_secrets_in_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        for key in params:
-            if key.lower() in {"api_key", "key", "token", "authorization"}:
-                raise ValueError(f"params.{key}: keys come only from the environment; use api_key_env")
+        for path in _secret_paths(params, "params"):
+            raise ValueError(f"{path}: keys come only from the environment; use api_key_env")
         return params
 
     @property
@@ -224,7 +243,7 @@ def save_run_config(config: RunConfig, folder: Path | None = None) -> Path:
     target = folder / RUN_CONFIG_NAME
     data = config.public_dict()
     data.pop("results_dir", None)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # per process: concurrent writers never collide
     tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     tmp.replace(target)
     return target

@@ -126,12 +126,19 @@ def load_dataset_prompts(source: DatasetSource) -> list[Prompt]:
     if source.field not in rows.column_names:
         raise HivemindError(f"dataset {source.dataset!r} has no field {source.field!r}; "
                             f"fields: {', '.join(rows.column_names)}")
-    prompts = []
+    prompts: dict[str, Prompt] = {}
+    first_row: dict[str, int] = {}
     for index, row in enumerate(rows):
         text = row[source.field]
         if not isinstance(text, str) or not text.strip():
             continue
         pid = str(row[source.id_field]) if source.id_field else prompt_id(text)
+        if pid in prompts:  # a repeated query would be asked (and paid for) twice under one key
+            if prompts[pid].text != text:
+                raise HivemindError(f"dataset {source.dataset!r}: rows {first_row[pid]} and {index} share the id "
+                                    f"{pid!r} but not the text; choose another id_field")
+            continue
         category = str(row[source.category_field]) if source.category_field else None
-        prompts.append(Prompt(id=pid, text=text, category=category))
-    return prompts
+        prompts[pid] = Prompt(id=pid, text=text, category=category)
+        first_row[pid] = index
+    return list(prompts.values())

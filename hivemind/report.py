@@ -452,7 +452,7 @@ def load_prompt_maps(config: RunConfig, chosen: pd.DataFrame) -> tuple[list[Prom
         return [], None
     if not config.store_path.is_file():
         return [], f"no store at {config.store_path}, so no prompt maps"
-    from hivemind.store import Store
+    from hivemind.store import SQL_BLANKS, Store
 
     ids = [s.identity for s in config.systems]
     index = {sid: k for k, sid in enumerate(ids)}
@@ -467,7 +467,7 @@ def load_prompt_maps(config: RunConfig, chosen: pd.DataFrame) -> tuple[list[Prom
             f"SELECT r.prompt_id, r.system_id, e.vector FROM responses r JOIN embeddings e ON e.embedder = ? "
             f"AND e.text_hash = r.text_hash WHERE r.prompt_id IN ({','.join('?' * len(pids))}) "
             f"AND r.system_id IN ({','.join('?' * len(ids))}) AND r.text IS NOT NULL "
-            f"AND LENGTH(TRIM(r.text)) > 0 ORDER BY r.prompt_id, r.system_id, r.sample",
+            f"AND LENGTH(TRIM(r.text, {SQL_BLANKS})) > 0 ORDER BY r.prompt_id, r.system_id, r.sample",
             [config.embedder.id, *pids, *ids]).fetchall()
     except sqlite3.DatabaseError as err:
         raise HivemindError(f"{config.store_path}: unreadable store ({err}); restore it from a snapshot "

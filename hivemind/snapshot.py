@@ -33,7 +33,7 @@ import yaml
 
 from hivemind import HivemindError, __version__
 from hivemind.config import NAME_PATTERN as _NAME_PATTERN
-from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig
+from hivemind.config import RUN_CONFIG_NAME, SECRET_KEY, STORE_NAME, RunConfig
 
 MANIFEST = "manifest.json"
 SNAPSHOTS_DIR = "snapshots"
@@ -46,10 +46,7 @@ WRITTEN = {MANIFEST, RUN_CONFIG_NAME, "responses.parquet", "embeddings.parquet",
 NAME_PATTERN = re.compile(_NAME_PATTERN)
 REDACTED = "<redacted>"
 
-# Keys whose values are credentials. `api_key_env` (and any *_env) names a variable and stays.
-# Matched at the end of the key, so `max_tokens` or `api_key_env` are not taken for credentials.
-_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|authori[sz]ation|bearer"
-                         r"|credentials?|cookie)$", re.I)
+_SECRET_KEY = SECRET_KEY  # credential-looking keys (config.SECRET_KEY)
 # Values that look like credentials whatever their key: provider key formats and bearer headers.
 _SECRET_VALUE = re.compile(
     r"(sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,}"

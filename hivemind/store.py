@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
+# The whitespace Python's str.strip() and SQLite's TRIM both remove here, so "blank" means one thing.
+BLANKS = " \t\n\r\x0b\x0c"
+SQL_BLANKS = "' ' || char(9) || char(10) || char(13) || char(11) || char(12)"
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

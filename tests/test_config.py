@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 import yaml
 
 from hivemind import HivemindError
@@ -176,3 +177,9 @@ def test_resolve_run_by_run_name_reads_the_saved_copy(tmp_path, monkeypatch):
     assert resolve_run("saved-run").results_dir == str(results)
     with pytest.raises(HivemindError, match="'no-such-run' is neither a config file, a packaged config .*demo"):
         resolve_run("no-such-run")
+
+
+def test_secrets_nested_in_params_are_refused():
+    with pytest.raises(ValidationError, match=r"params\.extra_headers\.Authorization"):
+        System(name="s", model="openai/s", params={"extra_headers": {"Authorization": "Bearer sk-abcdefghijkl"}})
+    System(name="s", model="openai/s", params={"max_tokens": 16, "extra_body": {"min_p": 0.1}})  # fine
