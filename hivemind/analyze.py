@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from hivemind.config import RunConfig
 from hivemind.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats
-from hivemind.store import BLANKS, SQL_BLANKS, PromptGroup, Store
+from hivemind.store import BLANKS, SQL_BLANKS, PromptGroup, Store, now
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -293,7 +292,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "threshold": config.near_duplicate_threshold, "n_prompts": len(sim.prompt_ids),
         "n_responses": int(sim.counts.sum()), "systems": names,
         "bootstrap": {"n": BOOTSTRAP_N, "seed": config.seed, "level": BOOTSTRAP_LEVEL},
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": now(),
         "prompt_set_hash": prompt_set_hash(store.prompts()), "n_empty_skipped": n_empty, "n_neighbors": N_NEIGHBORS,
         "template_index": f"{near.template_index}; first {TEMPLATE_SAMPLES} sample(s) per system per prompt",
         "warnings": warnings,

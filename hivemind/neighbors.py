@@ -26,6 +26,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from hivemind.similarity import ratio
+
 
 def normalise_text(text: str) -> str:
     """Whitespace and case do not make two answers different."""
@@ -82,15 +84,15 @@ class NeighborResults:
 
     @property
     def near_duplicate_rate(self) -> np.ndarray:
-        return _ratio(self.with_near_duplicate, self.responses)
+        return ratio(self.with_near_duplicate, self.responses)
 
     @property
     def mean_distinct_neighbors(self) -> np.ndarray:
-        return _ratio(self.distinct_neighbors_sum, self.neighbor_responses)
+        return ratio(self.distinct_neighbors_sum, self.neighbor_responses)
 
     @property
     def mean_n_neighbors(self) -> np.ndarray:
-        return _ratio(self.neighbors_sum, self.neighbor_responses)
+        return ratio(self.neighbors_sum, self.neighbor_responses)
 
 
 @dataclass
@@ -316,9 +318,3 @@ def build_template_index(x: np.ndarray, sq_above: int = 2_000_000, seed: int = 0
     return index, name
 
 
-def _ratio(num, den) -> np.ndarray:
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.full(num.shape, np.nan)
-    np.divide(num, den, out=out, where=den > 0)
-    return out

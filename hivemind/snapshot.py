@@ -23,7 +23,6 @@ import re
 import shutil
 import sqlite3
 import tempfile
-import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +33,7 @@ import yaml
 from hivemind import HivemindError, __version__
 from hivemind.config import NAME_PATTERN as _NAME_PATTERN
 from hivemind.config import RUN_CONFIG_NAME, SECRET_KEY, STORE_NAME, RunConfig
+from hivemind.store import now
 
 MANIFEST = "manifest.json"
 SNAPSHOTS_DIR = "snapshots"
@@ -285,7 +285,7 @@ def _manifest(config: RunConfig, name: str, public: dict, prompts, frame, n_vect
         "format": FORMAT,
         "name": name,
         "run": config.name,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": now(),
         "hivemind_version": __version__,
         "packages": package_versions(),
         "config": public,
