@@ -243,10 +243,15 @@ def save_run_config(config: RunConfig, folder: Path | None = None) -> Path:
     target = folder / RUN_CONFIG_NAME
     data = config.public_dict()
     data.pop("results_dir", None)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # per process: concurrent writers never collide
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return write_text_atomic(target, yaml.safe_dump(data, sort_keys=False))
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write beside the target, then rename: readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never collide
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 LOCAL_SERVER_KEY = "sk-no-key"  # OpenAI-compatible servers (llama.cpp, vLLM) want some key

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from hivemind import HivemindError
-from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config
+from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config, write_text_atomic
 from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
 from hivemind.store import Prompt
 
@@ -127,15 +127,9 @@ def update_leaderboard(results_dir: str | Path | None = "results") -> list[Path]
     base.mkdir(parents=True, exist_ok=True)
     frame = build_leaderboard(base)
     csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD
-    _write_text(csv_path, frame.to_csv(index=False))
-    _write_text(md_path, leaderboard_markdown(frame))
+    write_text_atomic(csv_path, frame.to_csv(index=False))
+    write_text_atomic(md_path, leaderboard_markdown(frame))
     return [csv_path, md_path]
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def leaderboard_markdown(frame: pd.DataFrame) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind import HivemindError
-from hivemind.config import DatasetSource, RunConfig, System
+from hivemind.config import DatasetSource, RunConfig, System, write_text_atomic
 
 DEFAULT_COMPLETION_TOKENS = 512  # per answer, when a system sets no max_tokens
 REFERENCE_NAME = "paper_reference.json"
@@ -317,8 +317,4 @@ def _stored_identities(config: RunConfig) -> set[str]:
 def write_reference(config: RunConfig) -> Path:
     """paper_reference.json in the run folder: the published figures the report shows beside the run's."""
     config.run_dir.mkdir(parents=True, exist_ok=True)
-    target = config.run_dir / REFERENCE_NAME
-    tmp = target.with_name(f".{REFERENCE_NAME}.tmp")
-    tmp.write_text(json.dumps(PAPER_REFERENCE, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
