@@ -71,6 +71,33 @@ class System(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+class Scorer(BaseModel):
+    """A quality scorer (the `score` stage). Every scorer stores scores where higher is better.
+
+    kind: judge (an LM judge through litellm), perplexity (answer log-probability under a local model),
+    reward (a transformers sequence-classification reward model), relevance (cosine of answer and prompt
+    embeddings), imported (scores brought in with `hivemind import`)."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: str
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    rubric: str | None = None            # judge: "1-5" or "1-10"
+    pass_at: float | None = None         # quality gate: an answer passes when its score >= pass_at
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        kinds = {"judge", "perplexity", "reward", "relevance", "imported"}
+        if value not in kinds:
+            raise ValueError(f"must be one of {', '.join(sorted(kinds))}")
+        return value
+
+
 class DatasetSource(BaseModel):
     """A Hugging Face dataset, loaded through `datasets`."""
     model_config = ConfigDict(extra="forbid")
@@ -115,6 +142,7 @@ class RunConfig(BaseModel):
     samples: int = Field(default=8, ge=1)
     systems: list[System] = Field(min_length=1)
     embedder: Embedder = Field(default_factory=Embedder)
+    scorers: list[Scorer] = Field(default_factory=list)
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
     max_cost: float | None = Field(default=None, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=50)     # per sample, first try included

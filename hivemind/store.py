@@ -57,6 +57,17 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL,         -- float32, L2-normalised
     PRIMARY KEY (embedder, text_hash)
 );
+CREATE TABLE IF NOT EXISTS scores (
+    system_id TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    scorer TEXT NOT NULL,         -- the scorer's name in the config (config.Scorer.name)
+    score REAL,                   -- higher is better for every scorer; NULL when none could be read (see error)
+    raw TEXT,                     -- what the scorer said (a judge's reply), for audit
+    error TEXT,                   -- why there is no score (unparseable reply, refused, ...)
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (system_id, prompt_id, sample, scorer)
+);
 """
 
 
@@ -92,6 +103,18 @@ class Response:
     completion_tokens: int | None = None
     latency_s: float | None = None
     cost: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Score:
+    """One quality score of one stored answer. Higher is better for every scorer."""
+    system_id: str
+    prompt_id: str
+    sample: int
+    scorer: str
+    score: float | None
+    raw: str | None = None
     error: str | None = None
 
 
@@ -279,6 +302,42 @@ class Store:
             rows.append(row)
         if rows:
             yield _group(current, rows, index)
+
+    # Scores -------------------------------------------------------------------------------------
+    def add_scores(self, scores: Iterable[Score]) -> None:
+        """Insert or replace scores in one transaction (a re-score of the same key replaces it)."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO scores (system_id, prompt_id, sample, scorer, score, raw, error, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                ((s.system_id, s.prompt_id, s.sample, s.scorer, s.score, s.raw, s.error, now()) for s in scores))
+
+    def scored_keys(self, scorer: str) -> set[tuple[str, str, int]]:
+        """(system id, prompt id, sample) keys that already have a row (a score or an error) for `scorer`."""
+        return set(self.db.execute("SELECT system_id, prompt_id, sample FROM scores WHERE scorer = ?", (scorer,)))
+
+    def scores_frame(self, system_ids: list[str] | None = None):
+        """Every score row as a DataFrame: system_id, prompt_id, sample, scorer, score, error."""
+        import pandas as pd
+
+        sql = "SELECT system_id, prompt_id, sample, scorer, score, error FROM scores"
+        args: list = []
+        if system_ids is not None:
+            sql += f" WHERE system_id IN ({','.join('?' * len(system_ids))})"
+            args = system_ids
+        return pd.read_sql_query(sql + " ORDER BY system_id, prompt_id, sample, scorer", self.db, params=args)
+
+    def prompt_vectors(self, embedder: str) -> dict[str, np.ndarray]:
+        """Embeddings of the prompt texts themselves (for answer-prompt relevance), by prompt id.
+
+        Prompts share the embedding cache with answers, keyed by the hash of their text."""
+        out = {}
+        for prompt in self.prompts():
+            row = self.db.execute("SELECT vector FROM embeddings WHERE embedder = ? AND text_hash = ?",
+                                  (embedder, text_hash(prompt.text))).fetchone()
+            if row is not None:
+                out[prompt.id] = np.frombuffer(row[0], dtype=np.float32)
+        return out
 
     # Plumbing -----------------------------------------------------------------------------------
     def transaction(self):
