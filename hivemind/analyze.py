@@ -19,10 +19,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from hivemind import HivemindError, __version__
+from hivemind import results
 from hivemind.config import RunConfig
-from hivemind.neighbors import NearDuplicateFinder, NeighborResults
-from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
-from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats
+from hivemind.diversity import DiversityAccumulator, DiversityStats, idea_threshold
+from hivemind.neighbors import FIG8_NS, NearDuplicateFinder, NeighborResults
+from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases, words
+from hivemind.quality import CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance
+from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
 from hivemind.store import BLANKS, SQL_BLANKS, PromptGroup, Store, now
 
 BOOTSTRAP_N = 1000
@@ -32,14 +35,9 @@ TEMPLATE_SAMPLES = 1          # per system per prompt, indexed for cross-prompt 
 MAX_TEMPLATES = 1000
 PHRASES_PER_PROMPT = 20
 MAX_PHRASES = 10_000
+MIN_ANSWER_WORDS = 5          # near-duplicate pairs with a shorter answer are short-answer agreement
 
-TABLES = [
-    "intra_model_per_prompt.csv", "intra_model_buckets.csv", "inter_model_similarity.csv",
-    "inter_model_similarity_ci_low.csv", "inter_model_similarity_ci_high.csv",
-    "inter_model_similarity_rescaled.csv", "prompt_homogeneity.csv", "near_duplicates.csv",
-    "near_duplicate_clusters.csv", "neighbor_diversity.csv", "cross_prompt_templates.csv",
-    "shared_phrases.csv", "lexical_diversity.csv", "leaderboard.csv", "analysis.json",
-]
+TABLES = [*results.TABLES, "analysis.json"]
 
 
 @dataclass
@@ -62,13 +60,23 @@ def is_empty(text: str | None) -> bool:
     return text is None or not text.strip(BLANKS)
 
 
-def analyze_run(config: RunConfig, progress: bool = True) -> AnalysisSummary:
+def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False) -> AnalysisSummary:
+    """Measure every table. With `controls`, synthetic control systems built from the run's own answers
+    (hivemind.controls) are stored, embedded, scored where scorers exist, and measured beside the real
+    systems (marked kind = control; they never change a real system's figures)."""
     store = Store(config.store_path, create=False)
     try:
         ids = [s.identity for s in config.systems]
         names = [s.name for s in config.systems]
         n_empty = check_inputs(store, config, ids)
+        control_systems = []
+        if controls:
+            from hivemind.controls import add_controls
+            control_systems = add_controls(config, store, progress=progress)
         measured = measure(store, config, ids, progress)
+        measured.diversity, measured.gate = measure_diversity(
+            store, config, ids + [c.identity for c in control_systems], len(ids), measured, progress)
+        measured.controls = control_systems
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
@@ -140,6 +148,12 @@ class Measured:
     lexical: LexicalStats
     phrases: list[tuple[str, object]]       # (prompt_id, SharedPhrase)
     n_phrases_found: int
+    sample_vectors: np.ndarray | None = None    # answers sampled to calibrate the relevance line
+    sample_prompts: list[str] = field(default_factory=list)
+    max_samples: int = 0                        # most non-empty answers of one system to one prompt
+    diversity: DiversityStats | None = None
+    gate: Gate | None = None
+    controls: list = field(default_factory=list)   # controls.ControlSystem
 
 
 def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> Measured:
@@ -149,6 +163,8 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
                                template_samples=TEMPLATE_SAMPLES)
     lex = LexicalAccumulator(k)
     phrases = []
+    rng = np.random.default_rng(config.seed)
+    sample_vectors, sample_prompts, max_samples = [], [], 0
     marks = ",".join("?" * len(ids))
     n_prompts = store.db.execute(f"SELECT COUNT(DISTINCT prompt_id) FROM responses WHERE system_id IN ({marks}) "
                                  f"AND text IS NOT NULL", ids).fetchone()[0]
@@ -159,6 +175,10 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
             continue
         sim.add(group)
         near.add(group)
+        max_samples = max(max_samples, int(np.bincount(group.systems).max()))
+        take = rng.permutation(len(group.systems))[:max(1, CALIBRATION_ANSWERS // max(n_prompts, 1))]
+        sample_vectors.append(group.vectors[take])
+        sample_prompts += [group.prompt_id] * len(take)
         for text, system in zip(group.texts, group.systems.tolist()):
             lex.add(text, system)
         phrases += [(group.prompt_id, ph) for ph in shared_phrases(group.texts, group.systems.tolist(),
@@ -167,7 +187,30 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
     # Keep the most widely shared phrases overall, stable in prompt order among equals.
     phrases = sorted(phrases, key=lambda item: (-item[1].n_systems, -item[1].n_words))[:MAX_PHRASES]
     return Measured(sim.finish(), near.finish(max_templates=MAX_TEMPLATES, seed=config.seed), lex.finish(),
-                    phrases, n_found)
+                    phrases, n_found, sample_vectors=np.vstack(sample_vectors) if sample_vectors else None,
+                    sample_prompts=sample_prompts, max_samples=max_samples)
+
+
+def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: int, m: Measured,
+                      progress: bool) -> tuple[DiversityStats, Gate]:
+    """The second pass: gate every answer (relevance line and scorer thresholds calibrated from the first
+    pass), then the diversity metrics per (system, prompt) and pooled per prompt."""
+    prompt_vectors = store.prompt_vectors(config.embedder.id)
+    line = None
+    if m.sample_vectors is not None:
+        line = calibrate_relevance(m.sample_vectors, m.sample_prompts, prompt_vectors, seed=config.seed)
+    gate = build_gate(config.scorers, store.scores_frame(ids), prompt_vectors, line)
+    acc = DiversityAccumulator(len(ids), n_real, threshold=idea_threshold(m.similarity.floor))
+    groups = store.iter_prompt_groups(config.embedder.id, ids)
+    for group in tqdm(groups, total=len(m.similarity.prompt_ids), desc="diversity", unit="prompt",
+                      disable=not progress):
+        group = drop_empty(group)
+        if group is None:
+            continue
+        samples = group.samples if group.samples is not None else np.arange(len(group.systems))
+        acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
+                                   group.vectors))
+    return acc.finish(), gate
 
 
 def drop_empty(group: PromptGroup) -> PromptGroup | None:
@@ -224,26 +267,119 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
          for c in near.clusters], columns=["prompt_id", "cluster", "size", "n_systems", "systems"])
     t["neighbor_diversity.csv"] = pd.DataFrame({
         "system": names, "n_neighbors": near.mean_n_neighbors, "mean_distinct_systems": near.mean_distinct_neighbors})
+    t["neighbor_diversity_by_n.csv"] = pd.DataFrame(
+        near.by_n, columns=["prompt_id", "n", "n_used", "mean_distinct_systems"])
+    if near.n_capped:
+        warnings.append(f"Fig. 8: {near.n_capped} prompt(s) have fewer than {max(FIG8_NS) + 1} answers, so N is "
+                        f"capped at their number of other answers (n_used < n in neighbor_diversity_by_n.csv)")
     t["cross_prompt_templates.csv"] = template_table(store, near, ids, names)
     t["shared_phrases.csv"] = pd.DataFrame(
         [(pid, ph.phrase, ph.n_words, ph.n_systems, ";".join(names[s] for s in ph.systems)) for pid, ph in m.phrases],
         columns=["prompt_id", "phrase", "n_words", "n_systems", "systems"])
     if m.n_phrases_found > len(m.phrases):
         warnings.append(f"shared_phrases.csv keeps the {len(m.phrases)} most shared of {m.n_phrases_found} phrases")
+    div = m.diversity
+    means = div.system_means()
+    k = len(names)
     t["lexical_diversity.csv"] = pd.DataFrame({
         "system": names, "distinct_1": lex.distinct_1, "distinct_2": lex.distinct_2, "distinct_3": lex.distinct_3,
-        "compression_ratio": lex.compression_ratio, "mean_words": lex.mean_words})
-    off = ~np.eye(len(names), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        others = [np.nanmean(inter[i, off[i]]) if np.any(~np.isnan(inter[i, off[i]])) else np.nan
-                  for i in range(len(names))]
-    t["leaderboard.csv"] = pd.DataFrame({
-        "system": names, "model": [s.model for s in config.systems], "intra_mean": summary.mean,
-        "share_above_0.8": summary.above_08, "inter_mean_others": others,
-        "near_duplicate_rate": near.near_duplicate_rate, "mean_distinct_neighbors": near.mean_distinct_neighbors,
-        "distinct_2": lex.distinct_2, "compression_ratio": lex.compression_ratio,
-        "n_prompts": (sim.counts > 0).sum(axis=0), "n_responses": sim.counts.sum(axis=0)})
+        "compression_ratio": lex.compression_ratio, "mean_words": lex.mean_words,
+        "distinct_2_per_prompt": means["distinct_2_per_prompt"][:k],
+        "compression_per_prompt": means["compression_per_prompt"][:k]})
+    all_names = names + [c.name for c in m.controls]
+    kinds = ["system"] * k + ["control"] * len(m.controls)
+    t["diversity_per_prompt.csv"] = diversity_per_prompt(div, all_names, kinds)
+    t["pooled_diversity.csv"] = pd.DataFrame({
+        "prompt_id": div.prompt_ids, "n_answers": div.pooled["pooled_n"],
+        "pooled_vendi": div.pooled["pooled_vendi"], "pooled_distinct_ideas": div.pooled["pooled_distinct_ideas"],
+        "pooled_effective_diversity": div.pooled["pooled_effective_diversity"]})
+    settings = [results.setting_of(s.params) for s in config.systems]
+    t["setting_headlines.csv"], t["cross_setting_pairs.csv"] = setting_tables(config, summary, inter, settings)
+    t["leaderboard.csv"] = leaderboard_frame(config, m, summary, inter, settings, all_names, kinds)
     return t, warnings
+
+
+def leaderboard_frame(config: RunConfig, m: Measured, summary, inter: np.ndarray, settings: list[str],
+                      all_names: list[str], kinds: list[str]) -> pd.DataFrame:
+    """One row per system and control, in the results contract's column order, ranked by the primary key.
+
+    Controls get the diversity metrics only (their similarity to real systems would otherwise change the
+    real systems' figures) and no rank."""
+    sim, near, lex, div = m.similarity, m.neighbors, m.lexical, m.diversity
+    k, total = len(config.systems), len(all_names)
+    pad = lambda values: np.concatenate([np.asarray(values, dtype=np.float64), np.full(total - k, np.nan)])
+    off = ~np.eye(k, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        others = [np.nanmean(inter[i, off[i]]) if np.any(~np.isnan(inter[i, off[i]])) else np.nan for i in range(k)]
+    means = div.system_means()
+    columns = {
+        "intra_mean": pad(summary.mean), "share_above_0.8": pad(summary.above_08), "inter_mean_others": pad(others),
+        "near_duplicate_rate": pad(near.near_duplicate_rate), "mean_distinct_neighbors": pad(near.mean_distinct_neighbors),
+        "distinct_2": pad(lex.distinct_2), "compression_ratio": pad(lex.compression_ratio),
+        "n_prompts": (div.counts > 0).sum(axis=0), "n_responses": div.counts.sum(axis=0),
+        **{name: means[name] for name in ("effective_diversity", "effective_distinctness", "vendi", "distinct_ideas",
+                                          "utility", "pass_rate", "distinct_2_per_prompt", "compression_per_prompt")},
+    }
+    for name in results.WITH_CI:
+        low, high = div.bootstrap(name, n=BOOTSTRAP_N, seed=config.seed, level=BOOTSTRAP_LEVEL)
+        columns[f"{name}_ci_low"], columns[f"{name}_ci_high"] = low, high
+    frame = pd.DataFrame({"system": all_names, "kind": kinds,
+                          "model": [s.model for s in config.systems] + [c.model for c in m.controls],
+                          "setting": settings + ["control"] * len(m.controls), **columns})
+    primary = results.primary_key(m.max_samples)
+    real = frame["kind"] == "system"
+    ranks, tied = results.rank_with_ties(frame.loc[real, primary], results.METRICS[primary].direction)
+    frame["rank"] = ""
+    frame.loc[real, "rank"] = [results.rank_label(r, t) for r, t in zip(ranks, tied)]
+    frame = results.sort_by_primary(frame, primary)
+    return frame[results.leaderboard_columns(primary)].reset_index(drop=True)
+
+
+def diversity_per_prompt(div: DiversityStats, names: list[str], kinds: list[str]) -> pd.DataFrame:
+    p_idx, k_idx = np.nonzero(div.counts > 0)
+    order = np.lexsort((p_idx, k_idx))          # system-major, prompts in store order
+    p_idx, k_idx = p_idx[order], k_idx[order]
+    frame = pd.DataFrame({"system": [names[k] for k in k_idx], "kind": [kinds[k] for k in k_idx],
+                          "prompt_id": [div.prompt_ids[p] for p in p_idx], "n_samples": div.counts[p_idx, k_idx]})
+    for name in ("vendi", "distinct_ideas", "effective_diversity", "effective_distinctness", "utility", "pass_rate",
+                 "distinct_2_per_prompt", "compression_per_prompt"):
+        frame[name] = div.cells[name][p_idx, k_idx]
+    return frame
+
+
+def setting_tables(config: RunConfig, summary, inter: np.ndarray, settings: list[str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's headline figures per decoding setting (its 79% and buckets are top-p only, its 61.2%
+    min-p), the inter-model range among systems of the same setting, and same-model cross-setting pairs."""
+    rows = []
+    for setting in dict.fromkeys(settings):
+        idx = [i for i, s in enumerate(settings) if s == setting]
+        sub = inter[np.ix_(idx, idx)]
+        off = sub[~np.eye(len(idx), dtype=bool)]
+        off = off[~np.isnan(off)]
+        buckets = np.nanmean(summary.buckets[idx], axis=0) if np.any(summary.n_prompts[idx] > 0) else \
+            np.full(len(BUCKET_LABELS), np.nan)
+        rows.append({"setting": setting, "n_systems": len(idx),
+                     "share_above_0.8": _nanmean(summary.above_08[idx]), "intra_mean": _nanmean(summary.mean[idx]),
+                     "inter_min": float(off.min()) if len(off) else np.nan,
+                     "inter_max": float(off.max()) if len(off) else np.nan,
+                     "inter_mean": float(off.mean()) if len(off) else np.nan,
+                     **dict(zip(BUCKET_LABELS, buckets)), "below_0.6": float(np.sum(buckets[:6]))})
+    pairs = []
+    systems = config.systems
+    for i in range(len(systems)):
+        for j in range(i + 1, len(systems)):
+            if systems[i].model == systems[j].model and settings[i] != settings[j]:
+                pairs.append({"model": systems[i].model, "system_a": systems[i].name, "setting_a": settings[i],
+                              "system_b": systems[j].name, "setting_b": settings[j], "similarity": inter[i, j]})
+    return pd.DataFrame(rows), pd.DataFrame(
+        pairs, columns=["model", "system_a", "setting_a", "system_b", "setting_b", "similarity"])
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def intra_per_prompt(sim: SimilarityStats, names: list[str]) -> pd.DataFrame:
@@ -256,14 +392,16 @@ def intra_per_prompt(sim: SimilarityStats, names: list[str]) -> pd.DataFrame:
 def near_duplicate_table(near: NeighborResults, names: list[str]) -> pd.DataFrame:
     d = near.near_duplicates
     order = np.lexsort((-d.similarity, d.prompt))
+    short = [bool(d.text_a) and min(len(words(d.text_a[i])), len(words(d.text_b[i]))) < MIN_ANSWER_WORDS
+             for i in order]
     return pd.DataFrame({
         "prompt_id": [near.prompt_ids[p] for p in d.prompt[order]],
         "system_a": [names[s] for s in d.system_a[order]], "system_b": [names[s] for s in d.system_b[order]],
         "similarity": d.similarity[order].astype(np.float64), "exact": d.exact[order],
-        "cluster": d.cluster[order],
+        "cluster": d.cluster[order], "short": np.array(short, dtype=bool),
         "text_a": [d.text_a[i] for i in order] if d.text_a else [""] * len(order),
         "text_b": [d.text_b[i] for i in order] if d.text_b else [""] * len(order)},
-        columns=["prompt_id", "system_a", "system_b", "similarity", "exact", "cluster", "text_a", "text_b"])
+        columns=["prompt_id", "system_a", "system_b", "similarity", "exact", "cluster", "short", "text_a", "text_b"])
 
 
 def template_table(store: Store, near: NeighborResults, ids: list[str], names: list[str]) -> pd.DataFrame:
@@ -286,16 +424,46 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
                   store: Store) -> dict:
     from hivemind.snapshot import prompt_set_hash   # here, not at the top: snapshot is a later stage
 
-    sim, near = m.similarity, m.neighbors
+    sim, near, div = m.similarity, m.neighbors, m.diversity
+    primary = results.primary_key(m.max_samples)
+    real = [i for i in range(len(names))]
+    means = div.system_means()
     return {
-        "hivemind_version": __version__, "embedder": config.embedder.id, "floor": sim.floor,
-        "threshold": config.near_duplicate_threshold, "n_prompts": len(sim.prompt_ids),
+        "format_version": results.FORMAT_VERSION, "hivemind_version": __version__, "embedder": config.embedder.id,
+        "floor": sim.floor, "threshold": config.near_duplicate_threshold, "n_prompts": len(sim.prompt_ids),
         "n_responses": int(sim.counts.sum()), "systems": names,
+        "controls": [c.name for c in m.controls],
+        "primary_key": primary, "primary_direction": results.METRICS[primary].direction,
+        "ranking": "rank 1 = most diverse by the primary key; equal values share a rank (shown '2=')",
+        "headline": headline_numbers(sim, div, primary, real),
+        "quality_gate": {"description": m.gate.describe(), "relevance_line": m.gate.relevance_line,
+                         "scorers": m.gate.scorers, "scored": m.gate.n_scored},
+        "distinct_ideas_threshold": div.threshold,
+        "near_duplicate_min_words": MIN_ANSWER_WORDS,
+        "fig8_ns": list(FIG8_NS),
         "bootstrap": {"n": BOOTSTRAP_N, "seed": config.seed, "level": BOOTSTRAP_LEVEL},
         "created_at": now(),
         "prompt_set_hash": prompt_set_hash(store.prompts()), "n_empty_skipped": n_empty, "n_neighbors": N_NEIGHBORS,
         "template_index": f"{near.template_index}; first {TEMPLATE_SAMPLES} sample(s) per system per prompt",
         "warnings": warnings,
+        "pass_rate": dict(zip(names, [None if np.isnan(v) else float(v) for v in means["pass_rate"][:len(names)]])),
+    }
+
+
+def headline_numbers(sim: SimilarityStats, div: DiversityStats, primary: str, real: list[int]) -> dict:
+    """The figures a reader quotes, as plain numbers (None where undefined)."""
+    summary = sim.intra_summary()
+    inter = sim.inter_matrix()
+    off = inter[~np.eye(len(inter), dtype=bool)]
+    means = div.system_means()
+    clean = lambda v: None if v is None or np.isnan(v) else float(v)
+    return {
+        "share_above_0.8": clean(_nanmean(summary.above_08)), "intra_mean": clean(_nanmean(summary.mean)),
+        "inter_min": clean(np.nanmin(off)) if np.any(~np.isnan(off)) else None,
+        "inter_max": clean(np.nanmax(off)) if np.any(~np.isnan(off)) else None,
+        f"{primary}_mean": clean(_nanmean(means[primary][real])),
+        "pooled_vendi_mean": clean(_nanmean(div.pooled["pooled_vendi"])),
+        "pooled_distinct_ideas_mean": clean(_nanmean(div.pooled["pooled_distinct_ideas"])),
     }
 
 

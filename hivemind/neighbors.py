@@ -4,9 +4,13 @@ Per prompt (exact, IndexFlatIP on normalised vectors, so inner product = cosine)
 - near-duplicates: every pair of responses from *different* systems with cosine >= threshold (range
   search), plus exact duplicates (same text after lower-casing and collapsing whitespace, flagged
   `exact`, kept even if their vectors differ). Pairs are grouped into clusters = connected components.
-- neighbour diversity (paper Fig 8): for each response, its N = min(n_neighbors, n - 1) most similar
-  *other* responses to the same prompt; we count the distinct systems among them. The response itself
-  is excluded; its own system's other samples are neighbours like any other and count as one system.
+- neighbour diversity (paper Fig 8): for each response, its N most similar *other* responses to the same
+  prompt; we count the distinct systems among them. The response itself is excluded; its own system's
+  other samples are neighbours like any other and count as one system. Fig. 8 as published: per prompt,
+  the mean over its answers for N = 5, 10, ..., 50 (FIG8_NS), N capped at n - 1 where a prompt has fewer
+  answers (counted in n_capped, reported). The per-system figure uses N = min(n_neighbors, (n - 1) // 2):
+  with N = n - 1 every answer would see every other answer, and the figure would be the number of
+  systems, a constant (a prompt with fewer than 3 answers gives none).
 
 Across prompts (approximate): responses from different prompts with cosine >= threshold are template
 answers (a canned refusal, a boilerplate intro). Indexing every response would cost P*K*samples
@@ -28,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 
 from hivemind.similarity import ratio
 
+FIG8_NS = tuple(range(5, 51, 5))
 
 def normalise_text(text: str) -> str:
     """Whitespace and case do not make two answers different."""
@@ -81,6 +86,8 @@ class NeighborResults:
     neighbor_responses: np.ndarray      # (K,) responses with at least one neighbour
     templates: Templates
     template_index: str                 # which FAISS index found the templates
+    by_n: list[tuple[str, int, int, float]] = field(default_factory=list)  # (prompt, N, N used, mean distinct)
+    n_capped: int = 0                   # prompts where N was capped below max(FIG8_NS)
 
     @property
     def near_duplicate_rate(self) -> np.ndarray:
@@ -124,6 +131,8 @@ class NearDuplicateFinder:
         self.template_vectors: list[np.ndarray] = []
         self.template_keys: list[np.ndarray] = []     # (m, 3): prompt, system, sample
         self._next_cluster = 0
+        self.by_n: list[tuple[str, int, int, float]] = []
+        self.n_capped = 0
 
     # One prompt ---------------------------------------------------------------------------------
     def add(self, group) -> None:
@@ -210,7 +219,7 @@ class NearDuplicateFinder:
 
     def _neighbor_diversity(self, index, vectors, systems) -> None:
         n = len(systems)
-        k = min(self.n_neighbors, n - 1)
+        k = min(max(self.n_neighbors, max(FIG8_NS)), n - 1)
         _, labels = index.search(vectors, k + 1)
         # Drop the response itself. With exact ties it may sit anywhere in its row, or (rarely) fall
         # just outside the k + 1 returned; then the row's last entry is dropped instead.
@@ -219,10 +228,22 @@ class NearDuplicateFinder:
         cols = np.arange(k)[None, :]
         cols = cols + (cols >= drop[:, None])
         neighbors = np.take_along_axis(labels, cols, axis=1)
-        neighbor_systems = np.sort(systems[neighbors], axis=1)
-        distinct = 1 + (np.diff(neighbor_systems, axis=1) != 0).sum(axis=1)
-        self.distinct_sum += np.bincount(systems, weights=distinct, minlength=self.n_systems).astype(np.int64)
-        self.neighbors_sum += np.bincount(systems, minlength=self.n_systems) * k
+        # distinct[i, j]: distinct systems among the j + 1 nearest neighbours of answer i.
+        seen = np.zeros((n, k, self.n_systems), dtype=bool)
+        seen[np.arange(n)[:, None], np.arange(k)[None, :], systems[neighbors]] = True
+        distinct = np.logical_or.accumulate(seen, axis=1).sum(axis=2)
+        prompt_id = self.prompt_ids[-1]
+        if k < max(FIG8_NS):
+            self.n_capped += 1
+        for big_n in FIG8_NS:
+            used = min(big_n, k)
+            self.by_n.append((prompt_id, big_n, used, float(distinct[:, used - 1].mean())))
+        per_system = min(self.n_neighbors, (n - 1) // 2)
+        if per_system < 1:
+            return
+        self.distinct_sum += np.bincount(systems, weights=distinct[:, per_system - 1],
+                                         minlength=self.n_systems).astype(np.int64)
+        self.neighbors_sum += np.bincount(systems, minlength=self.n_systems) * per_system
         self.neighbor_responses += np.bincount(systems, minlength=self.n_systems)
 
     def _keep_template_sample(self, p, vectors, systems, samples) -> None:
@@ -241,7 +262,7 @@ class NearDuplicateFinder:
             near_duplicates=self._concat_pairs(), clusters=self.clusters,
             responses=self.responses.copy(), with_near_duplicate=self.with_near_duplicate.copy(),
             distinct_neighbors_sum=self.distinct_sum.copy(), neighbors_sum=self.neighbors_sum.copy(),
-            neighbor_responses=self.neighbor_responses.copy(),
+            neighbor_responses=self.neighbor_responses.copy(), by_n=list(self.by_n), n_capped=self.n_capped,
             **self._templates(max_templates, sq_above, seed),
         )
 

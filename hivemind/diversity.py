@@ -1,0 +1,254 @@
+"""Diversity that sees meaning and quality: Vendi score, distinct ideas, effective diversity, utility, and
+lexical diversity within each (system, prompt).
+
+Every metric is computed per (system, prompt) answer set, then averaged per system over prompts (with a
+bootstrap over prompts, the resampling of similarity.py), and once per prompt over the pooled answers of
+all real systems (the "hivemind" view). Vectors are L2-normalised rows, so a dot product is a cosine.
+
+Vendi score (Friedman & Dieng 2023). With K the n x n cosine kernel (K_ii = 1) and lambda_i the
+eigenvalues of K / n (non-negative, summing to trace(K) / n = 1), VS = exp(-sum_i lambda_i log lambda_i):
+the exponential of the Shannon entropy of the spectrum, an effective number of distinct answers between
+1 (all identical) and n (all orthogonal). With X the n x d matrix of rows, K = X X^T. X X^T and X^T X
+share their non-zero eigenvalues (if X^T X v = mu v with mu != 0 then X X^T (X v) = mu (X v) and X v != 0),
+and zero eigenvalues add nothing to the entropy (0 log 0 = 0), so when d < n we take the eigenvalues of
+the d x d matrix X^T X / n instead: O(n d^2 + d^3) instead of O(n^2 d + n^3).
+
+Distinct ideas (NoveltyBench's distinct_k, Zhang et al. 2025). The answers, in sample order, are
+partitioned into equivalence classes: an answer joins the first earlier class whose *first* member
+(its representative) it matches, else it opens a class; NoveltyBench's partition algorithm with
+"equivalent" = cosine >= t instead of its trained classifier. distinct = number of classes. The threshold
+t is calibrated per run and embedder: t = floor + IDEA_RESCALED * (1 - floor), i.e. a rescaled
+similarity of 0.8 above the run's floor (mean cosine of answers to different prompts), so embedders with
+different raw cosine levels split ideas alike. (No LM judge "same idea?" here.)
+
+Effective diversity (Shypula et al. 2025): the mean pairwise cosine distance over all n (n - 1) ordered
+pairs of a set, where a pair counts only when both answers pass the quality gate (g_i in {0, 1}):
+    ED = sum_{i != j} g_i g_j (1 - cos_ij) / (n (n - 1)).
+Failing answers contribute nothing but still count in the denominator, so an all-failing set scores 0 and
+a set of verbatim copies scores 0. With S = sum of passing vectors and m passing answers it is exact from
+sums: sum_{i != j, both pass} cos_ij = ||S||^2 - sum_{pass} ||v_i||^2, so ED = (m (m - 1) - ||S||^2 +
+sum_pass ||v_i||^2) / (n (n - 1)).
+
+Effective distinctness (for runs with one answer per system and prompt, where a set has no pairs): the
+mean cosine distance of a system's passing answers to the other real systems' answers to the same prompt,
+    EDx = sum_{i in A} g_i sum_{j in B} (1 - cos_ij) / (|A| |B|) = (m |B| - S_gate . S_B) / (|A| |B|).
+
+Utility (NoveltyBench, patience p = 0.8): in sample order, answer i earns its quality q_i (here the gate,
+0 or 1) only when it opens a new class; U = (1 - p) / (1 - p^n) * sum_i p^(i - 1) new_i q_i, in [0, 1].
+
+Lexical, per prompt and length-controlled: each answer is cut to its first LEXICAL_WORDS words; distinct-n
+= distinct n-grams / all n-grams over the cut answers of one set (n-grams never cross answers); compression
+ratio = raw / zlib size of the cut answers joined. Averaged over prompts, so vocabulary across topics and
+answer length no longer move the figure.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from hivemind.phrases import words
+from hivemind.similarity import nanpercentile, ratio, resample_weights
+
+PATIENCE = 0.8               # NoveltyBench's default
+IDEA_RESCALED = 0.8          # same idea: rescaled cosine >= 0.8 above the run's floor
+LEXICAL_WORDS = 50           # words kept per answer for the per-prompt lexical figures
+
+
+# Single-set metrics (the reference definitions; the accumulator batches them) -----------------------
+def vendi_score(x: np.ndarray) -> float:
+    """exp(entropy of the eigenvalues of K / n), K = X X^T the cosine kernel; via X^T X / n when d < n."""
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    if n == 0:
+        return float("nan")
+    gram = (x.T @ x if d < n else x @ x.T) / n
+    return entropy_exp(np.linalg.eigvalsh(gram))
+
+
+def entropy_exp(eigenvalues: np.ndarray) -> np.ndarray | float:
+    """exp(-sum lambda log lambda) over the last axis, negative round-off and zeros dropped."""
+    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
+    lam = lam / np.maximum(lam.sum(axis=-1, keepdims=True), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(lam > 1e-12, lam * np.log(lam), 0.0)
+    return np.exp(-terms.sum(axis=-1))
+
+
+def partition(x: np.ndarray, threshold: float) -> np.ndarray:
+    """NoveltyBench's partition: class label per row; a row joins the first class whose representative
+    (first member) has cosine >= threshold with it, else opens a new class."""
+    x = np.asarray(x, dtype=np.float32)
+    sims = x @ x.T
+    labels = np.empty(len(x), dtype=np.int64)
+    reps: list[int] = []
+    for i in range(len(x)):
+        if reps:
+            hit = np.flatnonzero(sims[i, reps] >= threshold)
+            if len(hit):
+                labels[i] = hit[0]
+                continue
+        labels[i] = len(reps)
+        reps.append(i)
+    return labels
+
+
+def utility(labels: np.ndarray, quality: np.ndarray, patience: float = PATIENCE) -> float:
+    """Patience-weighted quality of the answers that open a new class, normalised to [0, 1]."""
+    n = len(labels)
+    if n == 0:
+        return float("nan")
+    new = np.zeros(n, dtype=bool)
+    _, first = np.unique(labels, return_index=True)
+    new[first] = True
+    weights = patience ** np.arange(n)
+    norm = (1 - patience) / (1 - patience ** n) if patience < 1 else 1.0 / n
+    return float(norm * np.sum(weights * new * np.asarray(quality, dtype=np.float64)))
+
+
+def effective_diversity(x: np.ndarray, passed: np.ndarray) -> float:
+    """Shypula et al.: mean over ordered pairs of (1 - cos), pairs with a failing answer count as 0."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    g = np.asarray(passed, dtype=np.float64)
+    s = g @ x
+    m = g.sum()
+    sq = float(g @ np.einsum("ij,ij->i", x, x))
+    return float((m * (m - 1) - (s @ s - sq)) / (n * (n - 1)))
+
+
+def lexical(texts: list[str], n_words: int = LEXICAL_WORDS) -> tuple[float, float]:
+    """(distinct-2, compression ratio) of one answer set, each answer cut to its first n_words words."""
+    cut = [words(t)[:n_words] for t in texts]
+    grams = [tuple(toks[i:i + 2]) for toks in cut for i in range(len(toks) - 1)]
+    distinct = len(set(grams)) / len(grams) if grams else float("nan")
+    raw = "\n".join(" ".join(toks) for toks in cut).encode("utf-8")
+    compression = len(raw) / len(zlib.compress(raw, 9)) if raw else float("nan")
+    return distinct, compression
+
+
+# The streaming accumulator -------------------------------------------------------------------------
+PER_CELL = ["vendi", "distinct_ideas", "distinct_ideas_share", "effective_diversity", "effective_distinctness",
+            "utility", "pass_rate", "distinct_2_per_prompt", "compression_per_prompt"]
+POOLED = ["pooled_vendi", "pooled_distinct_ideas", "pooled_effective_diversity", "pooled_n"]
+
+
+@dataclass
+class DiversityStats:
+    prompt_ids: list[str]
+    counts: np.ndarray              # (P, K) answers per cell
+    cells: dict[str, np.ndarray]    # metric -> (P, K), NaN where undefined
+    pooled: dict[str, np.ndarray]   # metric -> (P,), over the real systems' answers together
+    threshold: float
+
+    def system_means(self) -> dict[str, np.ndarray]:
+        """metric -> (K,): the mean over the prompts where the metric is defined."""
+        return {name: np.array([_nanmean(col) for col in values.T]) for name, values in self.cells.items()}
+
+    def bootstrap(self, metric: str, n: int = 1000, seed: int = 0, level: float = 0.95
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile CI over prompts (resampled with replacement, the similarity bootstrap's weights)."""
+        values = self.cells[metric]
+        defined = ~np.isnan(values)
+        weights = resample_weights(len(self.prompt_ids), n, seed)
+        means = ratio(weights @ np.where(defined, values, 0.0), weights @ defined.astype(np.float64))
+        return nanpercentile(means, 100 * (1 - level) / 2), nanpercentile(means, 100 * (1 + level) / 2)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+class DiversityAccumulator:
+    """Streams PromptGroups with a per-answer gate. Systems >= n_real (controls) are measured but never
+    enter the pooled view or another system's effective distinctness."""
+
+    def __init__(self, n_systems: int, n_real: int, threshold: float, patience: float = PATIENCE,
+                 lexical_words: int = LEXICAL_WORDS):
+        self.n_systems, self.n_real = n_systems, n_real
+        self.threshold, self.patience, self.lexical_words = threshold, patience, lexical_words
+        self.prompt_ids: list[str] = []
+        self.counts: list[np.ndarray] = []
+        self.rows: dict[str, list[np.ndarray]] = {name: [] for name in PER_CELL}
+        self.pooled: dict[str, list[float]] = {name: [] for name in POOLED}
+
+    def add(self, group, passed: np.ndarray) -> None:
+        systems = np.asarray(group.systems)
+        x = np.asarray(group.vectors, dtype=np.float32)
+        passed = np.asarray(passed, dtype=bool)
+        order = np.argsort(group.samples if group.samples is not None else np.arange(len(systems)), kind="stable")
+        order = order[np.argsort(systems[order], kind="stable")]       # by system, then sample
+        systems, x, passed = systems[order], x[order], passed[order]
+        texts = [group.texts[i] for i in order] if group.texts else []
+        k = self.n_systems
+        counts = np.bincount(systems, minlength=k)
+        row = {name: np.full(k, np.nan) for name in PER_CELL}
+        real = systems < self.n_real
+        g = passed.astype(np.float64)
+        x64 = x.astype(np.float64)
+        real_sum = x64[real].sum(axis=0)
+        real_counts = counts[:self.n_real]
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        vendi_sets = []
+        for s in np.flatnonzero(counts):
+            a, b = bounds[s], bounds[s + 1]
+            xs, gs = x64[a:b], g[a:b]
+            n = b - a
+            vendi_sets.append((s, xs))
+            labels = partition(x[a:b], self.threshold)
+            row["distinct_ideas"][s] = labels.max() + 1
+            row["distinct_ideas_share"][s] = (labels.max() + 1) / n
+            row["utility"][s] = utility(labels, gs, self.patience)
+            row["pass_rate"][s] = gs.mean()
+            if n >= 2:
+                row["effective_diversity"][s] = effective_diversity(xs, gs)
+            others_n = int(real_counts.sum() - (counts[s] if s < self.n_real else 0))
+            if others_n:
+                others = real_sum - (xs.sum(axis=0) if s < self.n_real else 0.0)
+                row["effective_distinctness"][s] = (gs.sum() * others_n - (gs @ xs) @ others) / (n * others_n)
+            if texts:
+                row["distinct_2_per_prompt"][s], row["compression_per_prompt"][s] = lexical(
+                    texts[a:b], self.lexical_words)
+        for s, value in zip([s for s, _ in vendi_sets], vendi_batch([v for _, v in vendi_sets])):
+            row["vendi"][s] = value
+        xr, gr = x64[real], g[real]
+        self.pooled["pooled_n"].append(float(len(xr)))
+        self.pooled["pooled_vendi"].append(vendi_score(xr) if len(xr) else float("nan"))
+        self.pooled["pooled_distinct_ideas"].append(
+            float(partition(x[real], self.threshold).max() + 1) if len(xr) else float("nan"))
+        self.pooled["pooled_effective_diversity"].append(effective_diversity(xr, gr) if len(xr) >= 2 else float("nan"))
+        self.prompt_ids.append(group.prompt_id)
+        self.counts.append(counts)
+        for name in PER_CELL:
+            self.rows[name].append(row[name])
+
+    def finish(self) -> DiversityStats:
+        return DiversityStats(
+            prompt_ids=list(self.prompt_ids), counts=np.vstack(self.counts) if self.counts else np.zeros((0, self.n_systems)),
+            cells={name: np.vstack(v) if v else np.zeros((0, self.n_systems)) for name, v in self.rows.items()},
+            pooled={name: np.array(v, dtype=np.float64) for name, v in self.pooled.items()},
+            threshold=self.threshold)
+
+
+def vendi_batch(sets: list[np.ndarray]) -> list[float]:
+    """Vendi scores of many sets: sets of one shape share one batched eigendecomposition."""
+    out = [float("nan")] * len(sets)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, x in enumerate(sets):
+        by_shape.setdefault(x.shape, []).append(i)
+    for (n, d), idx in by_shape.items():
+        stack = np.stack([sets[i] for i in idx])
+        gram = (np.swapaxes(stack, 1, 2) @ stack if d < n else stack @ np.swapaxes(stack, 1, 2)) / n
+        for i, value in zip(idx, np.atleast_1d(entropy_exp(np.linalg.eigvalsh(gram)))):
+            out[i] = float(value)
+    return out
+
+
+def idea_threshold(floor: float | None) -> float:
+    """Same-idea cosine for this run and embedder: a rescaled similarity of IDEA_RESCALED above its floor."""
+    base = 0.0 if floor is None else max(float(floor), 0.0)
+    return base + IDEA_RESCALED * (1.0 - base)

@@ -1,0 +1,90 @@
+"""The quality gate: which answers count when diversity is measured.
+
+An answer passes when
+1. it is relevant: cosine(answer, its own prompt) >= the run's relevance line, calibrated per run and
+   embedder as the RELEVANCE_QUANTILE (95th) percentile of the cosines of answers with *other* prompts
+   (a floor distribution: 95% of answers are less similar to an unrelated prompt than the line), and
+2. every gating scorer (a configured scorer with `pass_at`) that scored it gave score >= pass_at
+   (scores are higher-is-better for every scorer). An answer a scorer could not score (NULL score) is
+   gated by the other scorers and relevance alone; the report names the scorers that gated.
+
+Relevance alone cannot catch a shuffled word salad of a good answer (same words, same embedding
+neighbourhood); only a fluency scorer such as perplexity does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RELEVANCE_QUANTILE = 95.0
+CALIBRATION_ANSWERS = 20_000    # answers sampled to calibrate the relevance line
+MAX_OTHER_PROMPTS = 200         # other prompts each sampled answer is compared with
+
+
+@dataclass
+class Gate:
+    relevance_line: float | None                  # None: no prompt vectors, relevance not gated
+    scorers: dict[str, float]                     # gating scorer name -> pass_at
+    scores: dict[tuple[str, str, int], dict[str, float]] = field(default_factory=dict)  # key -> scorer -> score
+    prompt_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    n_scored: dict[str, int] = field(default_factory=dict)    # gating scorer -> answers it scored
+
+    def relevance(self, prompt_id: str, vectors: np.ndarray) -> np.ndarray:
+        """cos(answer, prompt) per row; NaN when the prompt has no vector."""
+        p = self.prompt_vectors.get(prompt_id)
+        if p is None:
+            return np.full(len(vectors), np.nan)
+        return np.asarray(vectors, dtype=np.float32) @ p
+
+    def passes(self, prompt_id: str, system_ids: list[str], samples: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        ok = np.ones(len(vectors), dtype=bool)
+        if self.relevance_line is not None:
+            rel = self.relevance(prompt_id, vectors)
+            ok &= ~(rel < self.relevance_line)          # NaN (no prompt vector): not gated by relevance
+        if self.scorers:
+            for i, (sid, sample) in enumerate(zip(system_ids, samples.tolist())):
+                got = self.scores.get((sid, prompt_id, int(sample)))
+                if got and any(got[name] < line for name, line in self.scorers.items() if name in got):
+                    ok[i] = False
+        return ok
+
+    def describe(self) -> str:
+        parts = []
+        if self.relevance_line is not None:
+            parts.append(f"relevance (cosine to own prompt >= {self.relevance_line:.3f}, the "
+                         f"{RELEVANCE_QUANTILE:.0f}th percentile of cosines to other prompts)")
+        else:
+            parts.append("no relevance gate (the prompts have no embeddings: run `hivemind embed`)")
+        for name, line in self.scorers.items():
+            parts.append(f"{name} >= {line:g} ({self.n_scored.get(name, 0)} answers scored)")
+        return "; ".join(parts)
+
+
+def calibrate_relevance(sample_vectors: np.ndarray, sample_prompts: list[str],
+                        prompt_vectors: dict[str, np.ndarray], seed: int = 0) -> float | None:
+    """The RELEVANCE_QUANTILE percentile of cos(answer, another prompt) over sampled answers."""
+    ids = [p for p in dict.fromkeys(sample_prompts) if p in prompt_vectors]
+    if len(ids) < 2 or len(sample_vectors) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    chosen = ids if len(ids) <= MAX_OTHER_PROMPTS else list(rng.choice(ids, MAX_OTHER_PROMPTS, replace=False))
+    pv = np.vstack([prompt_vectors[p] for p in chosen]).astype(np.float32)
+    cos = np.asarray(sample_vectors, dtype=np.float32) @ pv.T
+    own = np.array(sample_prompts)[:, None] == np.array(chosen)[None, :]
+    return float(np.percentile(cos[~own], RELEVANCE_QUANTILE))
+
+
+def build_gate(scorers, scores_frame, prompt_vectors: dict[str, np.ndarray], relevance_line: float | None) -> Gate:
+    """scorers: config.Scorer list; scores_frame: Store.scores_frame(). Only scorers with pass_at gate."""
+    lines = {s.name: float(s.pass_at) for s in scorers if s.pass_at is not None}
+    scores: dict[tuple[str, str, int], dict[str, float]] = {}
+    n_scored = dict.fromkeys(lines, 0)
+    if lines and scores_frame is not None and len(scores_frame):
+        frame = scores_frame[scores_frame["scorer"].isin(list(lines)) & scores_frame["score"].notna()]
+        for sid, pid, sample, scorer, score in zip(frame["system_id"], frame["prompt_id"], frame["sample"],
+                                                   frame["scorer"], frame["score"]):
+            scores.setdefault((sid, pid, int(sample)), {})[scorer] = float(score)
+            n_scored[scorer] += 1
+    return Gate(relevance_line=relevance_line, scorers=lines, scores=scores, prompt_vectors=prompt_vectors,
+                n_scored=n_scored)
