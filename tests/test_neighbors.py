@@ -98,7 +98,7 @@ def brute_force_diversity(groups, n_systems, n_neighbors):
     for g in groups:
         sims = g.vectors.astype(np.float64) @ g.vectors.astype(np.float64).T
         n = len(sims)
-        k = min(n_neighbors, n - 1)
+        k = min(n_neighbors, (n - 1) // 2)
         for i in range(n):
             order = [j for j in np.argsort(-sims[i], kind="stable") if j != i][:k]
             total[g.systems[i]] += len(set(g.systems[order].tolist()))
@@ -116,17 +116,52 @@ def test_neighbor_diversity_matches_brute_force():
         groups.append(PromptGroup(f"p{p}", systems, v, []))
     result = run_finder(groups, 6, threshold=0.9, n_neighbors=10)
     np.testing.assert_allclose(result.mean_distinct_neighbors, brute_force_diversity(groups, 6, 10))
-    # N = min(10, n - 1): 10 on the big prompts, 8 on the 9-response one
+    # N = min(10, (n - 1) // 2): 10 on the big prompts, 4 on the 9-response one
     assert np.all(result.mean_n_neighbors <= 10) and np.any(result.mean_n_neighbors < 10)
+
+
+def test_fig8_curve_per_prompt_matches_brute_force_and_caps_n():
+    rng = np.random.default_rng(7)
+    groups = []
+    for p, n in enumerate([60, 12]):
+        systems = rng.integers(0, 8, size=n).astype(np.int32)
+        v = rng.standard_normal((n, 24)) + rng.standard_normal(8)[systems][:, None] * 0.5
+        groups.append(PromptGroup(f"p{p}", systems, (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32), []))
+    result = run_finder(groups, 8, threshold=0.9, n_neighbors=50)
+    rows = {(pid, n): (used, value) for pid, n, used, value in result.by_n}
+    assert sorted({n for _, n in rows}) == list(range(5, 51, 5))
+    for g in groups:
+        sims = g.vectors.astype(np.float64) @ g.vectors.astype(np.float64).T
+        for big_n in range(5, 51, 5):
+            used = min(big_n, len(sims) - 1)
+            brute = np.mean([len(set(g.systems[[j for j in np.argsort(-sims[i], kind="stable") if j != i][:used]]
+                                     .tolist())) for i in range(len(sims))])
+            assert rows[(g.prompt_id, big_n)] == (used, pytest.approx(brute))
+    assert result.n_capped == 1                       # the 12-answer prompt: N capped at 11
+
+
+def test_per_system_neighbours_are_not_a_constant_on_small_prompts():
+    """With N >= n - 1 every answer sees all others and the figure is the number of systems for everyone."""
+    rng = np.random.default_rng(8)
+    centres = rng.standard_normal((3, 16)) * 3
+    groups = []
+    for p in range(5):
+        systems = np.repeat(np.arange(3), 6).astype(np.int32)
+        v = centres[systems] + rng.standard_normal((18, 16)) * np.array([0.3, 0.3, 3.0])[systems][:, None]
+        groups.append(PromptGroup(f"p{p}", systems, (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32), []))
+    result = run_finder(groups, 3, threshold=0.99, n_neighbors=50)
+    assert len(set(np.round(result.mean_distinct_neighbors, 6))) > 1
+    assert np.all(result.mean_n_neighbors == 8)
 
 
 def test_neighbor_diversity_with_identical_vectors_excludes_self():
     v = np.tile(BASIS[0], (5, 1)).astype(np.float32)
     group = PromptGroup("p", np.array([0, 0, 1, 2, 3], dtype=np.int32), v, [])
     result = run_finder([group], 4, threshold=0.9, n_neighbors=4)
-    # every response's 4 neighbours are the 4 others: distinct systems among them
-    expected = {0: (4 + 4) / 2, 1: 3, 2: 3, 3: 3}     # system 0's samples see its other sample + 3 systems
-    np.testing.assert_allclose(result.mean_distinct_neighbors, [expected[k] for k in range(4)])
+    # Fig. 8 at N = 5, capped at the 4 other answers: system 0's two samples see its other sample + 3
+    # systems (4), the others see systems 0 and the two remaining (3).
+    used, value = [(u, m) for _, n, u, m in result.by_n if n == 5][0]
+    assert used == 4 and value == pytest.approx((4 + 4 + 3 + 3 + 3) / 5)
 
 
 def test_cross_prompt_templates_from_the_first_sample_of_each_system():
