@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hivemind import HivemindError
+from hivemind import HivemindError, results
 from hivemind.config import RunConfig
 from hivemind.similarity import BUCKET_LABELS
 
@@ -42,7 +42,8 @@ REQUIRED = ["analysis.json", "intra_model_buckets.csv", "inter_model_similarity.
             "shared_phrases.csv", "lexical_diversity.csv", "leaderboard.csv"]
 # Columns read as text whatever they look like ("1" stays a prompt id, "NA" stays a name or an answer).
 TEXT_COLUMNS = {"system", "system_a", "system_b", "prompt_id", "prompt", "text_a", "text_b", "phrase",
-                "systems", "model"}
+                "systems", "model", "kind", "setting", "rank", "setting_a", "setting_b"}
+PAIRS_PER_PROMPT = 2          # near-duplicate pairs shown per prompt
 MIN_SHARED_WORDS = 5          # phrases of this many words shared by two answers are highlighted
 TOP_PAIRS = 10
 TOP_PHRASES = 15
@@ -61,9 +62,13 @@ class Tables:
     near_duplicates: pd.DataFrame
     shared_phrases: pd.DataFrame
     lexical: pd.DataFrame                 # index: system
-    leaderboard: pd.DataFrame             # index: system
+    leaderboard: pd.DataFrame             # index: system (real systems only)
     info: dict
     reference: dict | None = None
+    controls: pd.DataFrame | None = None  # leaderboard rows of control systems (kind == control)
+    by_n: pd.DataFrame | None = None      # neighbor_diversity_by_n.csv (Fig. 8 per prompt)
+    settings: pd.DataFrame | None = None  # setting_headlines.csv
+    cross_setting: pd.DataFrame | None = None
 
 
 def read_table(path: Path, index: str | None = None) -> pd.DataFrame:
@@ -88,7 +93,7 @@ def load_tables(config: RunConfig) -> Tables:
         inter = read_table(run_dir / "inter_model_similarity.csv", "system")
         inter_rescaled = read_table(run_dir / "inter_model_similarity_rescaled.csv", "system")
         lexical = read_table(run_dir / "lexical_diversity.csv", "system")
-        leaderboard = read_table(run_dir / "leaderboard.csv", "system")
+        board = read_table(run_dir / "leaderboard.csv")
         homogeneity = read_table(run_dir / "prompt_homogeneity.csv")
         near = read_table(run_dir / "near_duplicates.csv")
         phrases = read_table(run_dir / "shared_phrases.csv")
@@ -102,10 +107,12 @@ def load_tables(config: RunConfig) -> Tables:
             "shared_phrases.csv": (phrases, ["prompt_id", "phrase", "n_words", "n_systems", "systems"]),
             "lexical_diversity.csv": (lexical, ["distinct_1", "distinct_2", "distinct_3", "compression_ratio",
                                                 "mean_words"]),
-            "leaderboard.csv": (leaderboard, ["model", "intra_mean", "share_above_0.8", "inter_mean_others",
-                                              "near_duplicate_rate", "mean_distinct_neighbors", "distinct_2",
-                                              "compression_ratio", "n_prompts", "n_responses"]),
+            "leaderboard.csv": (board, list(results.TABLES["leaderboard.csv"].columns)),
         })
+        leaderboard = board[board["kind"] != "control"].set_index("system")
+        controls = board[board["kind"] == "control"].set_index("system")
+        optional = {name: read_table(run_dir / name) if (run_dir / name).is_file() else None
+                    for name in ("neighbor_diversity_by_n.csv", "setting_headlines.csv", "cross_setting_pairs.csv")}
     except (ValueError, KeyError, json.JSONDecodeError, pd.errors.ParserError) as err:
         raise HivemindError(f"{run_dir}: an analysis table is unreadable ({err}); "
                             f"run `hivemind analyze {name}` again") from None
@@ -123,7 +130,9 @@ def load_tables(config: RunConfig) -> Tables:
                   inter_rescaled=inter_rescaled.reindex(index=systems, columns=systems),
                   homogeneity=homogeneity, near_duplicates=near, shared_phrases=phrases,
                   lexical=lexical.loc[systems], leaderboard=leaderboard.loc[systems], info=info,
-                  reference=load_reference(run_dir, info))
+                  reference=load_reference(run_dir, info), controls=controls,
+                  by_n=optional["neighbor_diversity_by_n.csv"], settings=optional["setting_headlines.csv"],
+                  cross_setting=optional["cross_setting_pairs.csv"])
 
 
 def expect_columns(run_dir: Path, name: str, tables: dict[str, tuple[pd.DataFrame, list[str]]]) -> None:
@@ -252,25 +261,37 @@ def headline_rows(h: Headline) -> list[tuple[str, str, str]]:
 
 
 def paper_rows(t: Tables, config: RunConfig, h: Headline) -> list[tuple[str, str, str]]:
-    """(figure, this run, paper) rows. Systems with a min_p setting are compared with the paper's min-p runs."""
+    """(figure, this run, paper) rows, like for like: the paper's 79% and bucket averages are top-p only,
+    its 61.2% min-p; the inter-model range is taken among systems of one setting (a model's two settings
+    are a cross-setting pair, listed apart)."""
     ref = t.reference or {}
-    min_p = [s.name for s in config.systems if "min_p" in s.params]
-    top_p = [s.name for s in config.systems if "min_p" not in s.params]
+    settings = {s.name: results.setting_of(s.params) for s in config.systems}
     share = ref.get("share_above_0.8") or {}
     rows = []
-    for label, names, key in (("top-p", top_p, "top-p"), ("min-p", min_p, "min-p")):
+    for label in ("top-p", "min-p"):
+        names = [n for n, st in settings.items() if st == label]
         value = pct(nanmean(t.buckets.loc[names, "above_0.8"])) if names else f"— (no {label} system)"
-        rows.append((f"Share of prompts with intra > 0.8, {label} systems", value, pct(share.get(key))))
-    average = t.buckets[BUCKET_LABELS].mean(axis=0, skipna=True)
+        rows.append((f"Share of prompts with intra > 0.8, {label} systems", value, pct(share.get(label))))
+    top_p = [n for n, st in settings.items() if st == "top-p"]
+    average = t.buckets.loc[top_p, BUCKET_LABELS].mean(axis=0, skipna=True) if top_p else \
+        pd.Series(np.nan, index=BUCKET_LABELS)
     paper_buckets = ref.get("intra_model_buckets_average") or {}
     for label in ("0.9-1.0", "0.8-0.9", "0.7-0.8", "0.6-0.7"):
-        rows.append((f"Prompts in intra-similarity bucket {label}", pct(average[label]),
+        rows.append((f"Prompts in intra-similarity bucket {label} (top-p systems)", pct(average[label]),
                      pct(paper_buckets.get(label))))
     below = average[BUCKET_LABELS[:6]].sum() if average.notna().any() else float("nan")
-    rows.append(("Prompts in intra-similarity bucket below 0.6", pct(below), pct(paper_buckets.get("below_0.6"))))
+    rows.append(("Prompts in intra-similarity bucket below 0.6 (top-p systems)", pct(below),
+                 pct(paper_buckets.get("below_0.6"))))
     paper_range = ref.get("inter_model_similarity_range") or [float("nan"), float("nan")]
-    rows.append(("Inter-model similarity range (different systems)", span(h.inter_min, h.inter_max, 2),
-                 span(paper_range[0], paper_range[1], 2)))
+    for label in ("top-p", "min-p"):
+        names = [n for n, st in settings.items() if st == label]
+        low, high = nan_range(off_diagonal(t.inter.loc[names, names])) if len(names) > 1 else (np.nan, np.nan)
+        rows.append((f"Inter-model similarity range among {label} systems", span(low, high, 2),
+                     span(paper_range[0], paper_range[1], 2) if label == "top-p" else "—"))
+    if t.cross_setting is not None and len(t.cross_setting):
+        rows.append(("Same model, top-p vs min-p (cross-setting pairs, not in the ranges above)",
+                     "; ".join(f"{r.system_a} / {r.system_b}: {num(r.similarity, 2)}"
+                               for r in t.cross_setting.itertuples()), "—"))
     rows.append(("Embedder", h.embedder, str(ref.get("embedder", "—"))))
     return rows
 
@@ -529,37 +550,125 @@ def _marked_html(text: str, words: list[tuple[int, int, str]], marked: list[bool
 
 
 # Tables shown in both reports ----------------------------------------------------------------------
+def diversity_rows(t: Tables) -> list[tuple[str, str, str]]:
+    """Headline rows of the quality-gated and pooled ("hivemind") views, from analysis.json."""
+    head = t.info.get("headline") or {}
+    primary = primary_of(t)
+    rows = [(f"{results.METRICS[primary].display} (mean over systems; the ranking key)",
+             num(head.get(f"{primary}_mean")), ""),
+            ("Pooled Vendi score per prompt, all systems together (mean over prompts)",
+             num(head.get("pooled_vendi_mean"), 2), ""),
+            ("Pooled distinct ideas per prompt, all systems together (mean over prompts)",
+             num(head.get("pooled_distinct_ideas_mean"), 2), "")]
+    return [(a, b, c) for a, b, c in rows if b != "—"]
+
+
+def primary_of(t: Tables) -> str:
+    key = t.info.get("primary_key")
+    return key if key in results.METRICS else results.PRIMARY
+
+
+def fmt_metric(name: str, value) -> str:
+    kind = results.METRICS[name].fmt if name in results.METRICS else "num"
+    if kind == "pct":
+        return pct(value)
+    if kind == "int":
+        return "—" if pd.isna(value) else str(int(value))
+    return num(value, 2 if name in ("vendi", "distinct_ideas", "mean_distinct_neighbors") else 3)
+
+
+SHOWN = ["vendi", "distinct_ideas", "utility", "pass_rate", "intra_mean", "share_above_0.8", "inter_mean_others",
+         "near_duplicate_rate", "mean_distinct_neighbors", "distinct_2_per_prompt", "compression_per_prompt",
+         "n_prompts", "n_responses"]
+
+
 def leaderboard_table(t: Tables) -> pd.DataFrame:
-    """Ranked from the most diverse system (lowest intra-model similarity, else lowest inter similarity)."""
+    """The one ranking (results.py): the primary key first, rank 1 = most diverse, ties shown '2=';
+    control systems placed where their value lands, without a rank."""
+    primary = primary_of(t)
     lb, b = t.leaderboard, t.buckets
-    key = "intra_mean" if lb["intra_mean"].notna().any() else "inter_mean_others"
-    order = lb[key].astype(np.float64).sort_values(kind="stable", na_position="last").index
+    frame = lb.assign(kind="system")
+    if t.controls is not None and len(t.controls):
+        frame = pd.concat([frame, t.controls.assign(kind="control")])
+    frame = results.sort_by_primary(frame.reset_index(), primary)
     rows = []
-    for rank, name in enumerate(order, 1):
-        r = lb.loc[name]
-        rows.append({
-            "rank": rank, "system": name, "model": r["model"],
-            "intra mean [CI]": with_ci(r["intra_mean"], b.at[name, "mean_ci_low"], b.at[name, "mean_ci_high"], num),
-            "share > 0.8 [CI]": with_ci(r["share_above_0.8"], b.at[name, "above_0.8_ci_low"],
-                                        b.at[name, "above_0.8_ci_high"], pct),
-            "inter (vs others)": num(r["inter_mean_others"]),
-            "near-dup rate": pct(r["near_duplicate_rate"]),
-            "distinct neighbours": num(r["mean_distinct_neighbors"], 2),
-            "distinct-2": num(r["distinct_2"]),
-            "compression": num(r["compression_ratio"], 2),
-            "prompts": int(r["n_prompts"]) if not pd.isna(r["n_prompts"]) else "—",
-            "answers": int(r["n_responses"]) if not pd.isna(r["n_responses"]) else "—",
-        })
+    for r in frame.to_dict("records"):
+        name = r["system"]
+        control = r["kind"] == "control"
+        ci = lambda m: with_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high"), lambda v: fmt_metric(m, v))
+        row = {"rank": "control" if control else (str(r.get("rank") or "—")),
+               f"{results.METRICS[primary].display} [CI]": ci(primary), "system": name, "model": r["model"]}
+        for m in SHOWN:
+            label = results.METRICS[m].display
+            if m == "intra_mean" and not control:
+                row[label + " [CI]"] = with_ci(r[m], b.at[name, "mean_ci_low"], b.at[name, "mean_ci_high"], num)
+            elif m == "share_above_0.8" and not control:
+                row[label + " [CI]"] = with_ci(r[m], b.at[name, "above_0.8_ci_low"], b.at[name, "above_0.8_ci_high"], pct)
+            else:
+                key = label + (" [CI]" if m in ("intra_mean", "share_above_0.8") else "")
+                row[key] = fmt_metric(m, r.get(m))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def cross_system_pairs(t: Tables, n: int = TOP_PAIRS) -> pd.DataFrame:
+def numeric_columns(frame: pd.DataFrame) -> set[str]:
+    return {c for c in frame.columns if c not in ("system", "model")}
+
+
+def gate_note(t: Tables) -> str:
+    gate = t.info.get("quality_gate") or {}
+    primary = primary_of(t)
+    metric = results.METRICS[primary]
+    return (f"Ranked by {metric.display} ({metric.direction} when higher; {metric.reference}); rank 1 = most "
+            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}.")
+
+
+def fig8_figure(by_n: pd.DataFrame) -> Figure:
+    """Fig. 8 as published: per-prompt distribution of distinct systems among the N nearest answers."""
+    fig = Figure(figsize=(8, 3.6), dpi=DPI)
+    ax = fig.add_subplot()
+    ns = sorted(by_n["n"].unique())
+    data = [by_n.loc[by_n["n"] == n, "mean_distinct_systems"].dropna().to_numpy() for n in ns]
+    ax.boxplot(data, tick_labels=[str(int(n)) for n in ns])
+    ax.set_xlabel("N nearest answers")
+    ax.set_ylabel("distinct systems among them")
+    ax.set_title("Distinct systems among each answer's N nearest answers (per prompt)")
+    fig.tight_layout()
+    return fig
+
+
+def setting_rows(t: Tables) -> pd.DataFrame | None:
+    if t.settings is None or t.settings.empty:
+        return None
+    return pd.DataFrame({
+        "setting": t.settings["setting"], "systems": t.settings["n_systems"].map(lambda v: str(int(v))),
+        "share > 0.8": t.settings["share_above_0.8"].map(pct), "intra mean": t.settings["intra_mean"].map(num),
+        "inter range (same setting)": [span(lo, hi) for lo, hi in zip(t.settings["inter_min"], t.settings["inter_max"])]})
+
+
+def shown_pairs(t: Tables, short: bool) -> pd.DataFrame:
+    """Near-duplicate pairs, at most PAIRS_PER_PROMPT per prompt, long answers and short ones apart."""
     near = t.near_duplicates
+    if "short" in near:
+        flag = near["short"].astype(str).str.lower().isin({"true", "1"})
+        near = near[flag] if short else near[~flag]
+    elif short:
+        near = near.iloc[0:0]
     pairs = near[near["system_a"] != near["system_b"]]
-    pairs = pairs.sort_values("similarity", ascending=False, kind="stable").head(n).copy()
+    pairs = pairs.sort_values("similarity", ascending=False, kind="stable")
+    pairs = pairs.groupby("prompt_id", sort=False).head(PAIRS_PER_PROMPT).head(TOP_PAIRS).copy()
     prompts = dict(zip(t.homogeneity["prompt_id"], t.homogeneity["prompt"]))
     pairs["prompt"] = [prompts.get(p, "") for p in pairs["prompt_id"]]
     return pairs
+
+
+def near_heading(t: Tables) -> str:
+    return (f"Near-duplicate answers from different systems (cosine ≥ {t.info.get('threshold', '')}, "
+            f"embedder {t.info.get('embedder', '')})")
+
+
+def cross_system_pairs(t: Tables, n: int = TOP_PAIRS) -> pd.DataFrame:
+    return shown_pairs(t, short=False).head(n)
 
 
 def phrases_table(t: Tables, n: int = TOP_PHRASES) -> pd.DataFrame:
@@ -673,7 +782,8 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
     if warnings:
         parts.append('<div class="warn">' + "<br>".join(e(str(w)) for w in warnings) + "</div>")
     parts.append("<h2>Headline figures</h2>")
-    parts.append(html_table(rows_table(("figure", "value", "rescaled"), headline_rows(h)), {"value", "rescaled"}))
+    parts.append(html_table(rows_table(("figure", "value", "rescaled"), headline_rows(h) + diversity_rows(t)),
+                            {"value", "rescaled"}))
     if t.reference:
         parts.append("<h2>This run vs the paper</h2>")
         parts.append(f'<p class="note">{e(str(t.reference.get("source", "Jiang et al. 2025")))}. The paper used '
@@ -681,6 +791,10 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
                      f"levels are comparable in shape more than in value.</p>")
         parts.append(html_table(rows_table(("figure", "this run", "paper"), paper_rows(t, config, h)),
                                 {"this run", "paper"}))
+    per_setting = setting_rows(t)
+    if per_setting is not None and len(per_setting) > 1:
+        parts.append("<h2>Headline figures per decoding setting</h2>")
+        parts.append(html_table(per_setting, set(per_setting.columns) - {"setting"}))
     parts += [
         "<h2>Intra-model repetition</h2>",
         '<p class="note">For every system and prompt, the mean cosine similarity among the system\'s answers; '
@@ -691,16 +805,24 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         "(the paper's Fig. 6).</p>",
         image_tag(folder / "inter_model_heatmap.png", "inter-model similarity matrix"),
         "<h2>Leaderboard</h2>",
-        f'<p class="note">Ranked from the most diverse system. Brackets: {level} bootstrap confidence intervals '
-        f"over prompts. Near-dup rate: share of answers with a near duplicate (similarity ≥ "
-        f"{e(str(info.get('threshold', '')))}) from another system.</p>",
-        html_table(leaderboard_table(t), {"rank", "intra mean [CI]", "share > 0.8 [CI]", "inter (vs others)",
-                                          "near-dup rate", "distinct neighbours", "distinct-2", "compression",
-                                          "prompts", "answers"}),
-        "<h2>Near-duplicate answers from different systems</h2>",
-        f'<p class="note">The {TOP_PAIRS} most similar pairs; highlighted: runs of {MIN_SHARED_WORDS} or more '
-        "words found in both answers.</p>",
+        f'<p class="note">{e(gate_note(t))} Brackets: {level} bootstrap confidence intervals over prompts. '
+        f"Near-dup rate: share of answers with a near duplicate (similarity ≥ "
+        f"{e(str(info.get('threshold', '')))}) from another system. Rows marked <i>control</i> are synthetic "
+        "systems made from this run's answers (hivemind analyze --controls); they show where known cases land "
+        "and are not ranked.</p>",
+        html_table(leaderboard_table(t), numeric_columns(leaderboard_table(t))),
+        "<h2>Distinct systems among the nearest answers (Fig. 8)</h2>",
+        (image_tag(folder / "fig8_neighbors.png", "Fig. 8 box plot") if (folder / "fig8_neighbors.png").is_file()
+         else '<p class="note">No per-prompt neighbour table (re-run hivemind analyze).</p>'),
+        f"<h2>{e(near_heading(t))}</h2>",
+        f'<p class="note">The {TOP_PAIRS} most similar pairs, at most {PAIRS_PER_PROMPT} per prompt, both answers '
+        f"at least {e(str(info.get('near_duplicate_min_words', 5)))} words long; highlighted: runs of "
+        f"{MIN_SHARED_WORDS} or more words found in both answers.</p>",
         pairs_html(cross_system_pairs(t)),
+        "<h3>Short-answer agreement</h3>",
+        '<p class="note">Pairs where an answer is shorter than the minimum length ("Yes.", a single name): '
+        "agreeing on a short correct answer is not homogeneity of ideas.</p>",
+        pairs_html(shown_pairs(t, short=True)),
         "<h2>Shared phrases</h2>",
         '<p class="note">Word sequences used by several systems in answers to the same prompt.</p>',
         html_table(phrases_table(t), {"words", "systems"}) if not t.shared_phrases.empty
@@ -737,25 +859,32 @@ def md_table(frame: pd.DataFrame) -> str:
 def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptMap]) -> str:
     info = t.info
     pairs = cross_system_pairs(t)
-    shown_pairs = pd.DataFrame({
-        "prompt": pairs["prompt_id"], "system a": pairs["system_a"], "system b": pairs["system_b"],
-        "similarity": pairs["similarity"].map(num),
-        "answer a": pairs["text_a"].map(lambda s: textwrap.shorten(str(s), 160, placeholder=" …")),
-        "answer b": pairs["text_b"].map(lambda s: textwrap.shorten(str(s), 160, placeholder=" …"))})
+    short_pairs = shown_pairs(t, short=True)
+
+    def pair_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({
+            "prompt": pairs["prompt_id"], "system a": pairs["system_a"], "system b": pairs["system_b"],
+            "similarity": pairs["similarity"].map(num),
+            "answer a": pairs["text_a"].map(lambda s: textwrap.shorten(str(s), 160, placeholder=" …")),
+            "answer b": pairs["text_b"].map(lambda s: textwrap.shorten(str(s), 160, placeholder=" …"))})
+    shown, short_table = pair_frame(pairs), pair_frame(short_pairs)
     out = [f"# Hivemind report: {config.name}", "",
            f"{len(t.systems)} systems, {h.n_prompts} prompts, {h.n_responses} answers; embedder {h.embedder}; "
            f"analysed {info.get('created_at', '')}.", ""]
     out += [f"> {w}" for w in info.get("warnings") or []]
     out += ["", "## Headline figures", "",
-            md_table(rows_table(("figure", "value", "rescaled"), headline_rows(h))), ""]
+            md_table(rows_table(("figure", "value", "rescaled"), headline_rows(h) + diversity_rows(t))), ""]
     if t.reference:
         out += ["## This run vs the paper", "",
                 md_table(rows_table(("figure", "this run", "paper"), paper_rows(t, config, h))), ""]
     out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
             "## Inter-model homogeneity", "", "![inter-model heatmap](inter_model_heatmap.png)", "",
-            "## Leaderboard", "", md_table(leaderboard_table(t)), "",
-            "## Near-duplicate answers from different systems", "",
-            md_table(shown_pairs) if not pairs.empty else "None at this threshold.", "",
+            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "",
+            "## Distinct systems among the nearest answers (Fig. 8)", "", "![Fig. 8](fig8_neighbors.png)", "",
+            f"## {near_heading(t)}", "",
+            md_table(shown) if not pairs.empty else "None at this threshold.", "",
+            "### Short-answer agreement", "",
+            md_table(short_table) if not short_pairs.empty else "None.", "",
             "## Shared phrases", "", md_table(phrases_table(t)) if not t.shared_phrases.empty else "None.", "",
             "## Lexical diversity", "", md_table(lexical_table(t)), "", "## Prompt maps", ""]
     out += [f"![{m.prompt_id}]({m.file})" for m in maps] or ["None."]
@@ -772,13 +901,17 @@ def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
     try:
         save_figure(plot_intra_heatmap(tables.buckets), tmp / "intra_model_heatmap.png")
         save_figure(plot_inter_heatmap(tables.inter), tmp / "inter_model_heatmap.png")
+        extra = []
+        if tables.by_n is not None and len(tables.by_n):
+            save_figure(fig8_figure(tables.by_n), tmp / "fig8_neighbors.png")
+            extra.append("fig8_neighbors.png")
         maps, note = load_prompt_maps(config, top_prompts_frame(tables.homogeneity, top_prompts))
         for m in maps:
             save_figure(plot_prompt_map(m.vectors, m.systems, tables.systems, m.prompt, m.similarity), tmp / m.file)
         (tmp / "report.html").write_text(build_html(config, tables, h, tmp, maps, note), encoding="utf-8")
         (tmp / "report.md").write_text(build_markdown(config, tables, h, maps), encoding="utf-8")
-        names = ["intra_model_heatmap.png", "inter_model_heatmap.png", *(m.file for m in maps), "report.md",
-                 "report.html"]
+        names = ["intra_model_heatmap.png", "inter_model_heatmap.png", *extra, *(m.file for m in maps),
+                 "report.md", "report.html"]
         for name in names:
             os.replace(tmp / name, run_dir / name)
         for old in run_dir.glob("prompt_map_*.png"):          # maps of prompts no longer in the top

@@ -131,12 +131,13 @@ def test_html_is_self_contained_and_complete(rendered):
     page = (rendered.run_dir / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"https?://", page)
     assert not re.search(r"<(script|link)\b", page)
-    assert page.count("data:image/png;base64,") == 2 + len(PROMPTS)
+    assert page.count("data:image/png;base64,") == 3 + len(PROMPTS)      # Fig. 4, Fig. 6, Fig. 8, maps
     for name in ("alpha", "beta", "gamma"):
         assert name in page
-    for section in ("Leaderboard", "Near-duplicate answers from different systems", "Shared phrases",
+    assert "<h2>Near-duplicate answers from different systems (cosine ≥ " in page     # threshold, embedder named
+    for section in ("Leaderboard", "Short-answer agreement", "Shared phrases",
                     "Lexical diversity", "Prompt maps", "Intra-model repetition", "Inter-model homogeneity"):
-        assert f"<h2>{section}</h2>" in page
+        assert f"<h2>{section}</h2>" in page or f"<h3>{section}</h3>" in page
     # The alpha/beta exact duplicate is shown with its shared words marked, its HTML escaped.
     assert "<mark>" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
@@ -176,7 +177,7 @@ def test_render_again_replaces_the_prompt_maps(analysed, tmp_path):
     render_report(config, top_prompts=1)
     maps = [p.name for p in config.run_dir.glob("prompt_map_*.png")]
     assert len(maps) == 1
-    assert (config.run_dir / "report.html").read_text(encoding="utf-8").count("data:image/png") == 3
+    assert (config.run_dir / "report.html").read_text(encoding="utf-8").count("data:image/png") == 4
 
 
 # Bad input: a clear error, nothing written --------------------------------------------------------
