@@ -45,7 +45,7 @@ def cmd_analyze(args) -> str:
     from hivemind.analyze import analyze_run
 
     config = resolve_run(args.run)
-    analyze_run(config, progress=not args.quiet)
+    analyze_run(config, progress=not args.quiet, controls=getattr(args, "controls", False))
     return f"tables written to {config.run_dir}"
 
 
@@ -120,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (("embed", cmd_embed, "embed every stored response (cached)"),
                              ("analyze", cmd_analyze, "write the similarity tables"),
                              ("report", cmd_report, "render figures, report.html and report.md")):
-        add(name, func, text).add_argument("run", help=run_help)
+        p = add(name, func, text)
+        p.add_argument("run", help=run_help)
+        if name == "analyze":
+            p.add_argument("--controls", action="store_true",
+                           help="add synthetic control systems (word salad, babble, off-topic, paraphrase "
+                                "ensemble, copies) made from the run's answers, and show where they land")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
     p.add_argument("files", nargs="+")
     p.add_argument("--name", required=True)

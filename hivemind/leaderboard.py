@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hivemind import HivemindError
+from hivemind import HivemindError, results
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config, write_text_atomic
 from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
 from hivemind.store import Prompt
@@ -26,10 +26,13 @@ from hivemind.store import Prompt
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
 
-# Metric columns taken from each run's leaderboard.csv (analyze_run writes them), in output order.
-METRICS = ["share_above_0.8", "intra_mean", "inter_mean_others", "near_duplicate_rate",
-           "mean_distinct_neighbors", "distinct_2", "compression_ratio", "n_responses", "n_prompts"]
-COLUMNS = ["group", "rank", "run", "system", "model", *METRICS, "embedder", "prompt_set", "date"]
+# The ranking and its columns come from the results contract (hivemind.results): the primary key first,
+# rank 1 = most diverse, ties share a rank ("2="), bootstrap CIs beside the primary key.
+PRIMARY_COLUMNS = ["primary_key", "primary", "primary_ci_low", "primary_ci_high"]
+METRICS = [m for m in results.LEADERBOARD_METRICS]
+COLUMNS = [*PRIMARY_COLUMNS, "group", "rank", "run", "system", "model", "setting", *METRICS,
+           *[f"{m}_{side}" for m in results.WITH_CI for side in ("ci_low", "ci_high")],
+           "embedder", "prompt_set", "date"]
 
 
 @dataclass
@@ -100,25 +103,58 @@ def _embedder_id(value: Any) -> str:
 
 
 def build_leaderboard(results_dir: str | Path) -> pd.DataFrame:
+    """Every analysed run's real systems (controls left out), ranked within groups of comparable runs.
+
+    A group is one prompt set, one embedder and one primary key (runs with one answer per prompt are ranked
+    by effective distinctness, others by effective diversity: never mixed)."""
     rows = []
     for folder in run_folders(results_dir):
         entry = read_run(folder)
-        group = f"{entry.prompt_set[:10]}|{entry.embedder}"
-        for record in entry.table.to_dict("records"):
-            row = {"group": group, "run": entry.run, "system": record.get("system"),
-                   "model": record.get("model"), "embedder": entry.embedder,
+        table = entry.table
+        if "kind" in table:
+            table = table[table["kind"] != "control"]
+        primary = _primary(entry, table)
+        group = f"{entry.prompt_set[:10]}|{entry.embedder}|{primary}"
+        for record in table.to_dict("records"):
+            row = {"primary_key": primary, "primary": record.get(primary),
+                   "primary_ci_low": record.get(f"{primary}_ci_low"), "primary_ci_high": record.get(f"{primary}_ci_high"),
+                   "group": group, "run": entry.run, "system": record.get("system"),
+                   "model": record.get("model"), "setting": record.get("setting"), "embedder": entry.embedder,
                    "prompt_set": entry.prompt_set, "date": entry.date}
-            row.update({metric: record.get(metric) for metric in METRICS})
+            row.update({c: record.get(c) for c in COLUMNS if c not in row and c != "rank"})
             rows.append(row)
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
-    frame["share_above_0.8"] = pd.to_numeric(frame["share_above_0.8"], errors="coerce")
-    # Highest share of near-identical answers first: rank 1 is the most repetitive system of its group.
-    frame = frame.sort_values(["group", "share_above_0.8", "run", "system"], ascending=[True, False, True, True],
-                              na_position="last", kind="mergesort").reset_index(drop=True)
-    frame.insert(1, "rank", frame.groupby("group").cumcount() + 1)
-    return frame[COLUMNS]
+    frame["primary"] = pd.to_numeric(frame["primary"], errors="coerce")
+    parts = []
+    for _, rows_ in frame.groupby("group", sort=True):
+        direction = results.METRICS[rows_["primary_key"].iloc[0]].direction
+        rows_ = rows_.sort_values(["primary", "run", "system"], ascending=[direction == results.HOMOGENEOUS, True, True],
+                                  na_position="last", kind="mergesort")
+        ranks, tied = results.rank_with_ties(rows_["primary"], direction)
+        rows_ = rows_.assign(rank=[results.rank_label(r, t) for r, t in zip(ranks, tied)])
+        parts.append(rows_)
+    return pd.concat(parts).reset_index(drop=True)[COLUMNS]
+
+
+def _primary(entry: RunEntry, table: pd.DataFrame) -> str:
+    analysis = {}
+    path = entry.folder / "analysis.json"
+    if path.is_file():
+        try:
+            analysis = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            analysis = {}
+    key = analysis.get("primary_key")
+    if key in results.METRICS and key in table:
+        return key
+    if results.PRIMARY in table and table[results.PRIMARY].notna().any():
+        return results.PRIMARY
+    if results.PRIMARY_ONE_SAMPLE in table:
+        return results.PRIMARY_ONE_SAMPLE
+    raise HivemindError(f"{entry.folder / LEADERBOARD_CSV}: written by an older hivemind (no quality-gated "
+                        f"diversity column); run `hivemind analyze {entry.folder.name}` again")
 
 
 def update_leaderboard(results_dir: str | Path | None = "results") -> list[Path]:
@@ -134,20 +170,28 @@ def update_leaderboard(results_dir: str | Path | None = "results") -> list[Path]
 
 def leaderboard_markdown(frame: pd.DataFrame) -> str:
     lines = ["# Hivemind leaderboard", "",
-             "Rows are ranked only within a group: runs that asked the same prompts (prompt-set hash) and "
-             "used the same embedder. Rank 1 = highest share of prompts whose answers are near-identical "
-             "(mean pairwise similarity above 0.8).", ""]
+             "Rows are ranked only within a group: runs that asked the same prompts (prompt-set hash), used the "
+             "same embedder and share a primary key. Rank 1 = the MOST DIVERSE system by the primary key, a "
+             "quality-gated diversity (answers failing the quality gate count as contributing nothing); equal "
+             "values share a rank (\"2=\"). Brackets: 95% bootstrap confidence intervals over prompts.", ""]
     if frame.empty:
         return "\n".join(lines + ["No analysed runs yet: run `hivemind analyze RUN` first.", ""])
-    shown = ["rank", "system", "run", "share_above_0.8", "intra_mean", "inter_mean_others",
-             "near_duplicate_rate", "distinct_2", "compression_ratio", "n_responses", "n_prompts", "date"]
-    for group, rows in frame.groupby("group", sort=True):
-        prompt_set, embedder = rows["prompt_set"].iloc[0], rows["embedder"].iloc[0]
+    shown = ["vendi", "distinct_ideas", "pass_rate", "intra_mean", "share_above_0.8", "inter_mean_others",
+             "near_duplicate_rate", "n_responses", "n_prompts"]
+    for group, rows in frame.groupby("group", sort=False):
+        prompt_set, embedder, key = rows["prompt_set"].iloc[0], rows["embedder"].iloc[0], rows["primary_key"].iloc[0]
+        metric = results.METRICS[key]
+        header = [f"{metric.display} [CI]", "rank", "system", "run", *[results.METRICS[m].display for m in shown], "date"]
         lines += [f"## Group `{group}`", "",
-                  f"prompt set `{prompt_set}`, embedder `{embedder}`, {rows['run'].nunique()} run(s)", "",
-                  "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-        for record in rows.to_dict("records"):
-            lines.append("| " + " | ".join(_cell(record.get(c)) for c in shown) + " |")
+                  f"prompt set `{prompt_set}`, embedder `{embedder}`, {rows['run'].nunique()} run(s); primary key: "
+                  f"{metric.display} ({metric.direction} when higher; {metric.reference})", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in rows.to_dict("records"):
+            primary = _cell(r.get("primary"))
+            if primary and not pd.isna(r.get("primary_ci_low")):
+                primary += f" [{_cell(r.get('primary_ci_low'))}, {_cell(r.get('primary_ci_high'))}]"
+            cells = [primary, r.get("rank"), r.get("system"), r.get("run"), *[r.get(m) for m in shown], r.get("date")]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

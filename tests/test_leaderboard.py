@@ -32,8 +32,11 @@ def fake_run(results: Path, name: str, prompts: list[str], embedder: str, shares
         store.add_prompts(Prompt(f"q{i}", text) for i, text in enumerate(prompts))
     (folder / "config.yaml").write_text(yaml.safe_dump({"name": name, "embedder": embedder}))
     (folder / "analysis.json").write_text(json.dumps({"embedder": f"sentence-transformers:{embedder}",
-                                                      "created_at": "2025-01-02T03:04:05Z"}))
-    rows = [{"system": s, "model": f"m-{s}", "intra_mean": share, "share_above_0.8": share,
+                                                      "created_at": "2025-01-02T03:04:05Z",
+                                                      "primary_key": "effective_diversity"}))
+    rows = [{"effective_diversity": share, "effective_diversity_ci_low": share - 0.05,
+             "effective_diversity_ci_high": share + 0.05, "rank": "", "system": s, "kind": "system",
+             "model": f"m-{s}", "intra_mean": share, "share_above_0.8": share,
              "inter_mean_others": 0.5, "near_duplicate_rate": 0.1, "mean_distinct_neighbors": 2.0,
              "distinct_2": 0.7, "compression_ratio": 2.5, "n_prompts": len(prompts), "n_responses": 10}
             for s, share in shares.items()]
@@ -43,7 +46,7 @@ def fake_run(results: Path, name: str, prompts: list[str], embedder: str, shares
 def test_only_comparable_runs_are_ranked_together(tmp_path):
     results = tmp_path / "results"
     fake_run(results, "run-a", ["p1", "p2"], "mini", {"x": 0.5, "y": 0.9})
-    fake_run(results, "run-b", ["p1", "p2"], "mini", {"z": 0.7})             # same prompts and embedder
+    fake_run(results, "run-b", ["p1", "p2"], "mini", {"z": 0.7, "t": 0.7})   # same prompts and embedder
     fake_run(results, "run-c", ["p1", "p2 changed"], "mini", {"w": 0.99})    # other prompt texts
     fake_run(results, "run-d", ["p1", "p2"], "other-embedder", {"v": 0.1})   # other embedder
     (results / "snapshots" / "s1").mkdir(parents=True)                         # never a run
@@ -51,14 +54,16 @@ def test_only_comparable_runs_are_ranked_together(tmp_path):
     assert paths == [results / "leaderboard.csv", results / "leaderboard.md"]
 
     table = pd.read_csv(paths[0])
-    assert list(table.columns[:5]) == ["group", "rank", "run", "system", "model"]
+    assert list(table.columns[:6]) == ["primary_key", "primary", "primary_ci_low", "primary_ci_high", "group", "rank"]
     assert table["group"].nunique() == 3
     ab = table[table["run"].isin(["run-a", "run-b"])]
     assert ab["group"].nunique() == 1
-    assert list(ab["system"]) == ["y", "z", "x"]          # share above 0.8, descending
-    assert list(ab["rank"]) == [1, 2, 3]
-    assert table.loc[table["system"] == "w", "rank"].item() == 1  # ranks restart per group
-    assert table.loc[table["system"] == "v", "rank"].item() == 1
+    # Most diverse first (effective diversity, descending); the two equal values share rank 2.
+    assert list(ab["system"]) == ["y", "t", "z", "x"]
+    assert list(ab["rank"].astype(str)) == ["1", "2=", "2=", "4"]
+    assert (ab["primary_ci_low"] < ab["primary"]).all() and (ab["primary"] < ab["primary_ci_high"]).all()
+    assert str(table.loc[table["system"] == "w", "rank"].item()) == "1"  # ranks restart per group
+    assert str(table.loc[table["system"] == "v", "rank"].item()) == "1"
     assert set(table["date"]) == {"2025-01-02T03:04:05Z"}
     assert (table["group"] == sorted(table["group"])).all()
     row = table[table["system"] == "y"].iloc[0]
@@ -66,7 +71,7 @@ def test_only_comparable_runs_are_ranked_together(tmp_path):
 
     markdown = paths[1].read_text()
     assert markdown.count("## Group") == 3
-    assert "| 1 | y | run-a |" in markdown
+    assert "| 0.900 [0.850, 0.950] | 1 | y | run-a |" in markdown
 
 
 def test_empty_results_give_empty_leaderboard(tmp_path):
