@@ -45,10 +45,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
-from hivemind.phrases import words
+from hivemind.phrases import WORD
 from hivemind.similarity import nanpercentile, ratio, resample_weights
 
 PATIENCE = 0.8               # NoveltyBench's default
@@ -77,20 +78,28 @@ def entropy_exp(eigenvalues: np.ndarray) -> np.ndarray | float:
 
 
 def partition(x: np.ndarray, threshold: float) -> np.ndarray:
-    """NoveltyBench's partition: class label per row; a row joins the first class whose representative
-    (first member) has cosine >= threshold with it, else opens a new class."""
+    """NoveltyBench's partition: class label per row. The first unassigned answer opens a class and claims
+    every later unassigned answer with cosine >= threshold to it (so an answer joins the first earlier
+    class whose representative it matches). One vectorised step per class, not per answer."""
     x = np.asarray(x, dtype=np.float32)
-    sims = x @ x.T
-    labels = np.empty(len(x), dtype=np.int64)
-    reps: list[int] = []
-    for i in range(len(x)):
-        if reps:
-            hit = np.flatnonzero(sims[i, reps] >= threshold)
-            if len(hit):
-                labels[i] = hit[0]
-                continue
-        labels[i] = len(reps)
-        reps.append(i)
+    n = len(x)
+    labels = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return labels
+    close = (x @ x.T) >= np.float32(threshold)
+    unassigned = np.ones(n, dtype=bool)
+    classes = 0
+    i = 0
+    while i < n:
+        members = unassigned & close[i]
+        members[i] = True
+        labels[members] = classes
+        unassigned[members] = False
+        classes += 1
+        rest = np.flatnonzero(unassigned[i + 1:])
+        if not len(rest):
+            break
+        i = i + 1 + int(rest[0])
     return labels
 
 
@@ -122,12 +131,21 @@ def effective_diversity(x: np.ndarray, passed: np.ndarray) -> float:
 
 def lexical(texts: list[str], n_words: int = LEXICAL_WORDS) -> tuple[float, float]:
     """(distinct-2, compression ratio) of one answer set, each answer cut to its first n_words words."""
-    cut = [words(t)[:n_words] for t in texts]
+    cut = [first_words(t, n_words) for t in texts]
     grams = [tuple(toks[i:i + 2]) for toks in cut for i in range(len(toks) - 1)]
     distinct = len(set(grams)) / len(grams) if grams else float("nan")
     raw = "\n".join(" ".join(toks) for toks in cut).encode("utf-8")
     compression = len(raw) / len(zlib.compress(raw, 9)) if raw else float("nan")
     return distinct, compression
+
+
+def first_words(text: str, n: int) -> list[str]:
+    """phrases.words(text)[:n] without scanning the rest of a long answer: the first n * 16 characters
+    almost always hold n words; when they do not (and there is more text), scan it all."""
+    head = WORD.findall(text[:n * 16].lower())
+    if len(head) > n or len(text) <= n * 16:
+        return head[:n]
+    return [m.group() for m in islice(WORD.finditer(text.lower()), n)]
 
 
 # The streaming accumulator -------------------------------------------------------------------------
