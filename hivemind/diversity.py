@@ -132,8 +132,12 @@ def effective_diversity(x: np.ndarray, passed: np.ndarray) -> float:
 def lexical(texts: list[str], n_words: int = LEXICAL_WORDS) -> tuple[float, float]:
     """(distinct-2, compression ratio) of one answer set, each answer cut to its first n_words words."""
     cut = [first_words(t, n_words) for t in texts]
-    grams = [tuple(toks[i:i + 2]) for toks in cut for i in range(len(toks) - 1)]
-    distinct = len(set(grams)) / len(grams) if grams else float("nan")
+    seen: set[tuple[str, str]] = set()
+    total = 0
+    for toks in cut:
+        seen.update(zip(toks, toks[1:]))
+        total += max(len(toks) - 1, 0)
+    distinct = len(seen) / total if total else float("nan")
     raw = "\n".join(" ".join(toks) for toks in cut).encode("utf-8")
     compression = len(raw) / len(zlib.compress(raw, 9)) if raw else float("nan")
     return distinct, compression
