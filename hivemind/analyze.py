@@ -279,6 +279,10 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     if m.n_phrases_found > len(m.phrases):
         warnings.append(f"shared_phrases.csv keeps the {len(m.phrases)} most shared of {m.n_phrases_found} phrases")
     div = m.diversity
+    if m.gate.relevance_line is None:
+        warnings.append("the prompts have no embeddings, so the quality gate has no relevance line (answers are "
+                        "gated by the configured scorers only); run `hivemind embed` (or analyze --controls, "
+                        "which embeds them)")
     means = div.system_means()
     k = len(names)
     t["lexical_diversity.csv"] = pd.DataFrame({
