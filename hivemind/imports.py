@@ -4,7 +4,8 @@ Formats:
 - AlpacaEval `model_outputs.json`: a JSON list of {instruction, output, generator}; one system per generator.
 - NoveltyBench `generations.jsonl`: {id, prompt, model, generations: [samples]}.
 - Any JSONL, with a field mapping (prompt, response or list of responses, model).
-- A snapshot folder (manifest.json + responses.parquet): its systems, prompts and vectors come back as they
+- A snapshot folder (manifest.json + responses.parquet), or one pushed to the Hugging Face Hub
+  (`hf://OWNER/NAME@TAG`, downloaded first): its systems, prompts and vectors come back as they
   were, so analysing the import reproduces the snapshot's tables.
 Prompts are matched by text across files (their id is a hash of the text).
 """
@@ -18,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivemind import HivemindError
+from hivemind import HivemindError, hub
 from hivemind.config import NAME_PATTERN, RUN_CONFIG_NAME, RunConfig, System, load_config, save_run_config
 from hivemind.prompts import prompt_id, read_jsonl
 from hivemind.store import Prompt, Response, Store
@@ -46,7 +47,7 @@ class Generations:
 
 def import_files(files: list[str | Path], name: str, results_dir: str | Path = "results",
                  mapping: FieldMapping | None = None) -> RunConfig:
-    files = [Path(f) for f in files]
+    files = [f if hub.is_hub_spec(f) else Path(f) for f in files]  # Path() would fold hf:// into hf:/
     if not files:
         raise HivemindError("nothing to import: name at least one file or snapshot folder")
     if not re.match(NAME_PATTERN, name):
@@ -56,6 +57,7 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path = "
     if (target / RUN_CONFIG_NAME).exists() or (target / "store.sqlite").exists():
         raise HivemindError(f"run {name!r} already exists in {target}; choose another --name "
                             f"(nothing was changed)")
+    files = [hub.fetch(f) if hub.is_hub_spec(f) else f for f in files]  # then the same code as a folder
     snapshots = [f for f in files if f.is_dir()]
     if snapshots:
         if len(files) > 1:

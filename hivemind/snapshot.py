@@ -6,6 +6,7 @@ results/snapshots/NAME/ holds
     responses.parquet    every response of the config's systems (Store.export_parquet)
     embeddings.parquet   text_hash, vector (list<float32>) for the config's embedder and those responses
     prompts.jsonl        the run's prompts in order (id, prompt, category)
+    README.md, prompts.parquet, scores.parquet, tables/*.parquet   the Hugging Face dataset (hivemind.hub)
     *.csv, analysis.json, *.json   the metric tables of the run
     *.png, figures/      the figures, report.html, report.md (whatever the run folder has)
 
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from hivemind import HivemindError, __version__
+from hivemind import HivemindError, __version__, hub
 from hivemind.config import NAME_PATTERN as _NAME_PATTERN
 from hivemind.config import RUN_CONFIG_NAME, SECRET_KEY, STORE_NAME, RunConfig
 from hivemind.store import now
@@ -132,7 +133,8 @@ def snapshots_root(results_dir: str | Path | None = None) -> Path:
 
 # Publish -------------------------------------------------------------------------------------------
 
-def publish(config: RunConfig, name: str, results_dir: str | Path | None = None) -> Path:
+def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
+            license: str = hub.DEFAULT_LICENSE) -> Path:
     """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder."""
     if not NAME_PATTERN.match(name):
         raise HivemindError(f"snapshot name {name!r}: use letters, digits, '.', '_' and '-' only")
@@ -151,7 +153,7 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
     try:
-        _write_snapshot(config, name, tmp)
+        _write_snapshot(config, name, tmp, license)
         if target.exists():  # someone published the same name meanwhile
             raise HivemindError(f"snapshot {target} already exists; choose another name")
         os.rename(tmp, target)
@@ -178,7 +180,7 @@ def _refuse_stale_analysis(config: RunConfig) -> None:
                             f"{config.embedder.id}; run `hivemind embed` and `hivemind analyze` again")
 
 
-def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:
+def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = hub.DEFAULT_LICENSE) -> None:
     from hivemind.store import Store
 
     secrets = secret_values(config)
@@ -192,13 +194,14 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:
     with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
         for p in prompts:  # every stored prompt in order, also those no system answered
             out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}, ensure_ascii=False) + "\n")
-    public = scrub(config.public_dict())
-    public.pop("results_dir", None)
+    public = hub.portable_config(scrub(config.public_dict()))
     (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
     _copy_run_outputs(config.run_dir, folder)
+    hub.write_dataset_files(config, folder, name, license)  # Parquet tables and the dataset card
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _refuse_local_paths(config, folder)
     leaks = find_secrets(folder, secrets)  # every file, the manifest included
     if leaks:
         raise HivemindError("refusing to publish: a secret value from the environment appears in "
@@ -207,6 +210,17 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
     folder.chmod(0o755)  # mkdtemp makes it 0o700; a published folder is readable by all
+
+
+def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
+    """A snapshot is read on other machines: no file may name a folder of this one."""
+    roots = {config.run_dir.resolve(), Path(config.results_dir).resolve(), Path.cwd()}
+    if isinstance(config.prompts, str) and Path(config.prompts).is_absolute():
+        roots.add(Path(config.prompts).parent)
+    hits = hub.find_local_paths(folder, [r for r in roots if len(r.parts) > 2])
+    if hits:
+        raise HivemindError("refusing to publish: a local path appears in " + ", ".join(hits)
+                            + "; snapshots must not name folders of this machine")
 
 
 def _refuse_secrets_in_frame(frame, secrets: dict[str, str]) -> None:
@@ -387,28 +401,10 @@ def verify(name_or_path: str | Path, results_dir: str | Path | None = None) -> V
 
 def push_to_hub(name_or_path: str | Path, repo: str, results_dir: str | Path | None = None,
                 private: bool = False) -> str:
-    """Push responses and metric tables as a Hugging Face dataset (one config per table); return its URL.
+    """Upload the whole snapshot folder as a Hugging Face dataset in one commit, tagged with its name.
 
-    The token comes from the usual huggingface_hub places (HF_TOKEN, `huggingface-cli login`)."""
+    The token comes from the usual huggingface_hub places (HF_TOKEN, `hf auth login`); see hub.push."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
         raise HivemindError(f"cannot push to {repo!r}: HF_HUB_OFFLINE is set; unset it (and be online) to push")
     folder = verify(name_or_path, results_dir).path  # never publish a tampered snapshot
-    try:
-        from datasets import Dataset
-
-        Dataset.from_parquet(str(folder / "responses.parquet")).push_to_hub(
-            repo, config_name="responses", private=private)
-        for table in sorted(folder.glob("*.csv")):
-            Dataset.from_csv(str(table)).push_to_hub(repo, config_name=table.stem, private=private)
-        from huggingface_hub import HfApi
-
-        HfApi().upload_file(path_or_fileobj=str(folder / MANIFEST), path_in_repo=MANIFEST,
-                            repo_id=repo, repo_type="dataset")
-    except HivemindError:
-        raise
-    except Exception as err:  # connection, auth and hub errors come in many types; all mean "not pushed"
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise HivemindError(f"could not push snapshot {folder.name!r} to {repo!r}: {type(err).__name__}: "
-                            f"{first}. Check the network, the repo name and your Hugging Face token "
-                            f"(HF_TOKEN or `huggingface-cli login`).") from None
-    return f"https://huggingface.co/datasets/{repo}"
+    return hub.push(folder, repo, tag=load_manifest(folder).get("name") or folder.name, private=private)
