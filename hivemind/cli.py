@@ -82,12 +82,21 @@ def cmd_snapshot(args) -> str:
         if not args.name:
             raise HivemindError("usage: hivemind snapshot publish RUN --name NAME")
         path = snapshot.publish(resolve_run(args.target, results_dir=args.results), args.name,
-                                results_dir=args.results)
-        if args.to_hub:
-            snapshot.push_to_hub(path, args.to_hub)  # the folder just written, wherever its results_dir is
+                                results_dir=args.results, license=args.license)
+        if args.to_hub:  # the folder just written, wherever its results_dir is
+            url = snapshot.push_to_hub(path, args.to_hub)
+            return f"snapshot published: {path}\npushed in one commit, tagged {args.name}: {url}"
         return f"snapshot published: {path}"
     result = snapshot.verify(args.target, results_dir=args.results)
     return str(result)
+
+
+def cmd_export(args) -> str:
+    from hivemind.export import export_inspect
+
+    paths = export_inspect(resolve_run(args.run), out=args.out)
+    folder = paths[0].parent if paths else args.out
+    return f"wrote {len(paths)} Inspect AI logs (one per system) to {folder}; view: inspect view --log-dir {folder}"
 
 
 def cmd_reproduce(args) -> str:
@@ -122,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                              ("report", cmd_report, "render figures, report.html and report.md")):
         add(name, func, text).add_argument("run", help=run_help)
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", help="generation files, a snapshot folder, or hf://OWNER/NAME@TAG "
+                   "(a snapshot pushed with --to-hub)")
     p.add_argument("--name", required=True)
     p.add_argument("--results", default="results")
     p.add_argument("--prompt-field", default="prompt")
@@ -137,8 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["publish", "verify"])
     p.add_argument("target", help="publish: RUN; verify: snapshot NAME or folder")
     p.add_argument("--name")
-    p.add_argument("--to-hub", metavar="REPO")
+    p.add_argument("--to-hub", metavar="REPO", help="also upload it to this Hugging Face dataset repo "
+                   "(one commit, tagged with the snapshot name)")
+    p.add_argument("--license", default="other", help="license in the dataset card (default: other)")
     p.add_argument("--results", help="results folder (default: the config's, else results/)")
+    p = add("export", cmd_export, "write a run in another tool's format")
+    p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--out", help="folder for the logs (default: the run folder's inspect/)")
     p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration")
     p.add_argument("what", choices=["paper"])
     p.add_argument("--systems", help="comma-separated system names")

@@ -149,7 +149,6 @@ def dataset_card(config, name: str, folder: Path, configs: list[tuple[str, str]]
         license=license,
         pretty_name=f"hivemind: {config.name}",
         task_categories=["text-generation"],
-        language=["en"],
         tags=["hivemind-bench", "artificial-hivemind", "homogeneity", "diversity", "llm-evaluation",
               "synthetic"],
         configs=[{"config_name": name, "data_files": [{"split": "train", "path": path}],

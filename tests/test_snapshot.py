@@ -276,7 +276,7 @@ def test_publish_to_hub_pushes_the_folder_just_published(tmp_path, monkeypatch):
 
     folder = tmp_path / "elsewhere" / "snapshots" / "snap"
     pushed = []
-    monkeypatch.setattr(snapshot_module, "publish", lambda config, name, results_dir=None: folder)
+    monkeypatch.setattr(snapshot_module, "publish", lambda config, name, results_dir=None, **kw: folder)
     monkeypatch.setattr(snapshot_module, "push_to_hub", lambda target, repo, **kw: pushed.append((target, repo, kw)))
     assert cli.main(["snapshot", "publish", "demo", "--name", "snap", "--to-hub", "me/repo"]) == 0
     assert pushed == [(folder, "me/repo", {})]
