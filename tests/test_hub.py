@@ -182,3 +182,45 @@ def test_cli_import_of_hub_spec_is_a_one_line_error(tmp_path, monkeypatch, capsy
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: could not download hf://someone/not-cached@snap-1") and "Traceback" not in err
+
+
+def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, analysed, tmp_path):  # noqa: F811
+    """`snapshot publish --to-hub` against a local Hub-shaped server, then `import hf://...@TAG`, as commands."""
+    import subprocess
+
+    from fake_hub import FakeHub
+    from hivemind import analyze
+    from hivemind.config import resolve_run
+
+    config_file = Path(analysed.results_dir).parent / "snaprun.yaml"  # written by the analysed fixture
+    with FakeHub() as fake:
+        env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fakefakefakefake",
+               "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        cli = [sys.executable, "-m", "hivemind.cli"]
+        done = subprocess.run([*cli, "snapshot", "publish", str(config_file), "--name", "pushed",
+                               "--to-hub", "someone/hivemind-test"], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "pushed in one commit, tagged pushed" in done.stdout
+        folder = Path(analysed.results_dir) / "snapshots" / "pushed"
+        local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        repo = fake.repos["someone/hivemind-test"]
+        assert len(repo.commits) == 2  # the repository's initial commit, then ONE with the whole snapshot
+        assert sorted(repo.commits[1].added) == sorted(local)
+        assert repo.commits[1].files == {**local, ".gitattributes": repo.commits[0].files[".gitattributes"]}
+        assert repo.tags == {"pushed": repo.commits[1].oid}
+
+        done = subprocess.run([*cli, "import", "hf://someone/hivemind-test@pushed", "--name", "fromhub",
+                               "--results", str(tmp_path / "results")], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        done = subprocess.run([*cli, "import", "hf://someone/hivemind-test@no-such-tag", "--name", "missing",
+                               "--results", str(tmp_path / "results")], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 1 and "could not download hf://someone/hivemind-test@no-such-tag" in done.stderr
+        assert "Traceback" not in done.stderr and not (tmp_path / "results" / "missing").exists()
+    config = resolve_run("fromhub", results_dir=tmp_path / "results")
+    analyze.analyze_run(config, progress=False)
+    for original in sorted(analysed.run_dir.glob("*.csv")):
+        pd.testing.assert_frame_equal(pd.read_csv(config.run_dir / original.name), pd.read_csv(original),
+                                      check_exact=False, rtol=1e-9, atol=1e-12, obj=original.name)
