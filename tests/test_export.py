@@ -86,3 +86,46 @@ def test_export_of_an_uncollected_run_is_a_clear_error(analysed, tmp_path):  # n
     config = analysed.model_copy(update={"results_dir": str(tmp_path)})
     with pytest.raises(HivemindError, match="collect it first"):
         export_inspect(config)
+
+
+def test_inspect_view_serves_the_logs(exported):
+    """The real `inspect view` server lists both logs and serves each with its samples."""
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    inspect = shutil.which("inspect", path=str(Path(sys.executable).parent)) or shutil.which("inspect")
+    if inspect is None:
+        pytest.skip("the inspect command is not on PATH")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = exported[0].parent
+    server = subprocess.Popen([inspect, "view", "start", "--log-dir", str(folder), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        listing = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/log-files", timeout=5) as response:
+                    listing = json.load(response)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                time.sleep(0.5)
+        assert listing is not None, "inspect view did not start"
+        names = sorted(entry["name"] for entry in listing["files"])
+        assert [n.rsplit("/", 1)[-1] for n in names] == sorted(p.name for p in exported)
+        for name in names:
+            with urllib.request.urlopen(f"{base}/logs/{urllib.parse.quote(name, safe='')}", timeout=30) as response:
+                log = json.load(response)
+            assert log["status"] == "success" and len(log["samples"]) == 3
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
