@@ -317,11 +317,16 @@ def push(folder: Path, repo: str, tag: str, private: bool = False) -> str:
 
         api = HfApi()
         api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        if tag in {t.name for t in api.list_repo_refs(repo, repo_type="dataset").tags}:
+            raise HivemindError(f"{repo!r} already has a tag {tag!r}: a snapshot is pushed once; publish the run "
+                                f"under a new snapshot name and push that (nothing was uploaded)")
         remote = api.list_repo_files(repo, repo_type="dataset")
         commit = api.create_commit(repo, commit_operations(folder, remote), repo_type="dataset",
                                    commit_message=f"hivemind snapshot {tag}")
         api.create_tag(repo, tag=tag, revision=commit.oid, repo_type="dataset",
                        tag_message=f"hivemind snapshot {tag}")
+    except HivemindError:
+        raise
     except Exception as err:  # connection, auth and hub errors come in many types; all mean "not pushed"
         first = str(err).splitlines()[0] if str(err) else ""
         raise HivemindError(f"could not push snapshot {tag!r} to {repo!r}: {type(err).__name__}: {first}. "
@@ -360,7 +365,9 @@ def fetch(text: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id=spec.repo, repo_type="dataset", revision=spec.revision))
+        # .gitattributes is the Hub's, not the snapshot's: verify would call it an unexpected file.
+        return Path(snapshot_download(repo_id=spec.repo, repo_type="dataset", revision=spec.revision,
+                                      ignore_patterns=[".gitattributes"]))
     except Exception as err:  # offline, missing repo or revision, auth: all mean "not downloaded"
         first = str(err).splitlines()[0] if str(err) else ""
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}

@@ -84,8 +84,8 @@ class FakeHub:
             return True
 
 
-_API = re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/(?P<action>tree|preupload|commit|tag|revision)/"
-                  r"(?P<rest>.*)$")
+_API = re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/(?P<action>tree|preupload|commit|tag|revision|refs)"
+                  r"/?(?P<rest>.*)$")
 _RESOLVE = re.compile(r"^/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)$")
 
 
@@ -130,7 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id = f"{data['organization']}/{data['name']}" if data.get("organization") else data["name"]
             if self.hub.create(repo_id):
                 return self._json(200, {"url": f"{self.hub.url}/datasets/{repo_id}", "name": repo_id})
-            return self._error(409, "You already created this dataset repo")
+            return self._json(409, {"error": "You already created this dataset repo",
+                                    "url": f"{self.hub.url}/datasets/{repo_id}"})
         if path == "/api/validate-yaml":
             return self._json(200, {})
         match = _API.match(path)
@@ -193,11 +194,16 @@ class _Handler(BaseHTTPRequestHandler):
         if match:
             return self._file(match["repo"], match["revision"], match["path"], send_body)
         match = _API.match(path)
-        if not match or match["action"] not in ("tree", "revision"):
+        if not match or match["action"] not in ("tree", "revision", "refs"):
             return self._error(404, f"no route {path}")
         repo = self._repo(match["repo"])
         if repo is None:
             return
+        if match["action"] == "refs":
+            return self._json(200, {
+                "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": o} for n, o in repo.refs.items()],
+                "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": o} for n, o in repo.tags.items()],
+                "converts": []})
         revision = match["rest"].split("/", 1)[0]
         commit = repo.resolve(revision)
         if commit is None:

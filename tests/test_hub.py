@@ -209,11 +209,18 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
         assert sorted(repo.commits[1].added) == sorted(local)
         assert repo.commits[1].files == {**local, ".gitattributes": repo.commits[0].files[".gitattributes"]}
         assert repo.tags == {"pushed": repo.commits[1].oid}
+        again = subprocess.run([sys.executable, "-c", "import sys; from hivemind import snapshot; "
+                                "snapshot.push_to_hub(sys.argv[1], 'someone/hivemind-test')", str(folder)],
+                               env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode != 0 and "already has a tag 'pushed'" in again.stderr
+        assert len(repo.commits) == 2  # refused before uploading anything
 
         done = subprocess.run([*cli, "import", "hf://someone/hivemind-test@pushed", "--name", "fromhub",
                                "--results", str(tmp_path / "results")], env=env, capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
+        cache = tmp_path / "hf-home" / "hub" / "datasets--someone--hivemind-test" / "snapshots" / repo.commits[1].oid
+        assert snapshot.verify(cache).ok  # the download is the snapshot, file for file
         done = subprocess.run([*cli, "import", "hf://someone/hivemind-test@no-such-tag", "--name", "missing",
                                "--results", str(tmp_path / "results")], env=env, capture_output=True, text=True,
                               timeout=300)
@@ -224,3 +231,31 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
     for original in sorted(analysed.run_dir.glob("*.csv")):
         pd.testing.assert_frame_equal(pd.read_csv(config.run_dir / original.name), pd.read_csv(original),
                                       check_exact=False, rtol=1e-9, atol=1e-12, obj=original.name)
+
+
+def test_a_second_snapshot_replaces_the_head_and_both_tags_stay(tmp_path):
+    """Files the new snapshot lacks are deleted in its commit, so the head is exactly the new snapshot."""
+    import subprocess
+
+    from fake_hub import FakeHub
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, files in ((first, {"a.csv": "1", "tables/old.parquet": "x"}), (second, {"a.csv": "2", "b.csv": "3"})):
+        for rel, text in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text)
+    with FakeHub() as fake:
+        env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fakefakefakefake",
+               "HF_HOME": str(tmp_path / "hf-home")}
+        code = "import sys; from pathlib import Path; from hivemind import hub; hub.push(Path(sys.argv[1]), 'me/x', sys.argv[2])"
+        for folder, tag in ((first, "snap-1"), (second, "snap-2")):
+            done = subprocess.run([sys.executable, "-c", code, str(folder), tag], env=env, capture_output=True,
+                                  text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+        repo = fake.repos["me/x"]
+        assert len(repo.commits) == 3
+        assert repo.commits[2].deleted == ["tables/old.parquet"]
+        assert repo.resolve("main").files == {".gitattributes": repo.commits[0].files[".gitattributes"],
+                                              "a.csv": b"2", "b.csv": b"3"}
+        assert repo.resolve("snap-1").files["a.csv"] == b"1" and "tables/old.parquet" in repo.resolve("snap-1").files
+        assert set(repo.tags) == {"snap-1", "snap-2"}
