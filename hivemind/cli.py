@@ -96,7 +96,8 @@ def cmd_export(args) -> str:
 
     paths = export_inspect(resolve_run(args.run), out=args.out)
     folder = paths[0].parent if paths else args.out
-    return f"wrote {len(paths)} Inspect AI logs (one per system) to {folder}; view: inspect view --log-dir {folder}"
+    return (f"wrote {len(paths)} Inspect AI logs (one per system) to {folder}; "
+            f"view them: inspect view --log-dir {folder}")
 
 
 def cmd_reproduce(args) -> str:

@@ -129,3 +129,18 @@ def test_inspect_view_serves_the_logs(exported):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_failed_answers_are_listed_not_shown_as_answers(analysed, tmp_path):  # noqa: F811
+    from inspect_ai.log import read_eval_log
+
+    from hivemind.store import Response
+
+    alpha = analysed.systems[0].identity
+    with Store(analysed.store_path) as store:
+        store.add_response(Response(alpha, "q0", 7, None, error="400: context length exceeded"))
+    path = export_inspect(analysed, out=tmp_path)[0]
+    sample = {s.id: s for s in read_eval_log(str(path)).samples}["q0"]
+    assert len(sample.output.choices) == 3 and sample.metadata["answers"] == 3
+    assert sample.metadata["failed"] == [{"sample": 7, "error": "400: context length exceeded"}]
+    assert sample.output.error == "400: context length exceeded"

@@ -247,7 +247,8 @@ def test_a_second_snapshot_replaces_the_head_and_both_tags_stay(tmp_path):
     with FakeHub() as fake:
         env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fakefakefakefake",
                "HF_HOME": str(tmp_path / "hf-home")}
-        code = "import sys; from pathlib import Path; from hivemind import hub; hub.push(Path(sys.argv[1]), 'me/x', sys.argv[2])"
+        code = ("import sys; from pathlib import Path; from hivemind import hub; "
+                "hub.push(Path(sys.argv[1]), 'me/x', sys.argv[2])")
         for folder, tag in ((first, "snap-1"), (second, "snap-2")):
             done = subprocess.run([sys.executable, "-c", code, str(folder), tag], env=env, capture_output=True,
                                   text=True, timeout=300)
