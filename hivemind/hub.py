@@ -169,7 +169,7 @@ def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str
         "",
         "Answers of several language models to the same open-ended prompts, sampled many times, with their "
         "sentence embeddings and the similarity tables computed from them by "
-        "[hivemind](https://pypi.org/project/hivemind-bench/), an open benchmark built on the \"Artificial "
+        "hivemind (the `hivemind-bench` Python package), an open benchmark built on the \"Artificial "
         "Hivemind\" study (Jiang et al., NeurIPS 2025, [arXiv:2510.22954](https://arxiv.org/abs/2510.22954)).",
         "",
         f"{len(config.systems)} systems x {n_prompts} prompts x up to {config.samples} samples per prompt.",
