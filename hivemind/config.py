@@ -340,7 +340,7 @@ def _validation_error(path: Path, err: ValidationError) -> HivemindError:
     lines = []
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {item['msg']}")
+        lines.append(f"  {loc}: {item['msg'].removeprefix('Value error, ')}")
     return HivemindError(f"{path}: invalid config:\n" + "\n".join(lines))
 
 

@@ -200,11 +200,11 @@ RESPONSE_COLUMNS = ["system_id", "prompt_id", "prompt", "category", "sample", "s
 def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = True) -> RunConfig:
     import pandas as pd
 
-    provenance = check_snapshot(folder, verify)
     responses_path, config_path = folder / "responses.parquet", folder / RUN_CONFIG_NAME
     for needed in (responses_path, config_path):
         if not needed.is_file():
             raise HivemindError(f"{needed}: missing; is {folder} a hivemind snapshot folder?")
+    provenance = check_snapshot(folder, verify)
     base = load_config(config_path)
     frame = _read_parquet(responses_path, RESPONSE_COLUMNS)
     first = frame.drop_duplicates("prompt_id")

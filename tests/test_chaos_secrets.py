@@ -83,7 +83,7 @@ def system(name: str, url: str = "http://127.0.0.1:9/v1", var: str = KEY_VAR, **
 # --- refused at config validation: the message names the setting, never the key ---------------------------
 
 PLANTED_IN_CONFIG = [
-    ("api_base user:password", {"api_base": f"http://user:{INLINE}@127.0.0.1:9/v1"}, "systems.0: Value error, api_base"),
+    ("api_base user:password", {"api_base": f"http://user:{INLINE}@127.0.0.1:9/v1"}, "systems.0: api_base"),
     ("api_base user only", {"api_base": "https://someuser:hunter2pass@api.example.com/v1"}, "api_base"),
     ("api_base ?key=", {"api_base": f"http://127.0.0.1:9/v1?key={INLINE}"}, "api_base"),
     ("api_base ?token= (not key-shaped)", {"api_base": "http://127.0.0.1:9/v1?token=abc123def456"}, "api_base"),
@@ -104,7 +104,7 @@ PLANTED_IN_CONFIG = [
     ("body, GitHub token", {"params": {"extra_body": {"t": "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ0c2e4g6"}}},
      "params.extra_body.t"),
     ("body, Slack token", {"params": {"extra_body": {"t": "xoxb-123456789012-abcdefABCDEF"}}}, "params.extra_body.t"),
-    ("model id", {"model": f"openai/{INLINE}"}, "systems.0: Value error, model"),
+    ("model id", {"model": f"openai/{INLINE}"}, "systems.0: model"),
     ("api_key_env holds a key", {"api_key_env": INLINE}, "systems.0.api_key_env"),
     ("a key as a dict key", {"params": {"logit_bias": {INLINE: 5}}}, "params.logit_bias"),
 ]
