@@ -308,12 +308,11 @@ def _is_text(path: Path, content: bytes) -> bool:
 
 
 def _decoded_strings(path: Path) -> list[str]:
-    """The strings inside a Parquet file or a SQLite store; [] for other files."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
+    """The strings inside a Parquet file or a hivemind store; [] for other files (searched as bytes)."""
+    if path.suffix.lower() == ".parquet":
         return _parquet_strings(path)
-    if suffix in {".sqlite", ".db"} or path.name.endswith((".sqlite-wal",)):
-        return _store_strings(path) if suffix in {".sqlite", ".db"} else []
+    if path.name == "store.sqlite":
+        return _store_strings(path)
     return []
 
 
@@ -335,9 +334,12 @@ def _parquet_strings(path: Path) -> list[str]:
 def _store_strings(path: Path) -> list[str]:
     from hivemind.store import Store
 
-    with Store(path, create=False) as store:
-        frame = store.responses_frame()
-        texts = ["\n".join(frame[c].dropna().astype(str)) for c in frame.columns if frame[c].dtype == object]
-        texts += ["\n".join(f"{s['model']} {s['api_base']} {s['params']}" for s in store.systems())]
-        texts += ["\n".join(p.text for p in store.prompts())]
+    try:
+        with Store(path, create=False) as store:
+            frame = store.responses_frame()
+            texts = ["\n".join(frame[c].dropna().astype(str)) for c in frame.columns if frame[c].dtype == object]
+            texts += ["\n".join(f"{s['model']} {s['api_base']} {s['params']}" for s in store.systems())]
+            texts += ["\n".join(p.text for p in store.prompts())]
+    except Exception:  # an unreadable store is reported by the stages; here its bytes are still searched
+        return []
     return texts
