@@ -24,6 +24,7 @@ from hivemind.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats
 from hivemind.store import BLANKS, SQL_BLANKS, PromptGroup, Store, now
+from hivemind.secrets import scan_paths
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -73,6 +74,7 @@ def analyze_run(config: RunConfig, progress: bool = True) -> AnalysisSummary:
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
         files = write_atomically(config.run_dir, tables, info)
+        scan_paths(files, config, remove=True)  # no key value or key-shaped string is left in a table
     finally:
         store.close()
     sim, near = measured.similarity, measured.neighbors

@@ -10,6 +10,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import HivemindError, __version__  # noqa: E402
 from hivemind.config import resolve_run  # noqa: E402
+from hivemind.secrets import redact  # noqa: E402
 
 
 def cmd_collect(args) -> str:
@@ -59,7 +60,7 @@ def cmd_import(args) -> str:
     from hivemind.imports import FieldMapping, import_files
 
     mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
-    config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping)
+    config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping, verify=not args.no_verify)
     return (f"imported run {config.name!r} with {len(config.systems)} systems into {config.run_dir}; "
             f"next: hivemind embed {config.name} && hivemind analyze {config.name}")
 
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-field", default="prompt")
     p.add_argument("--response-field", default="response")
     p.add_argument("--model-field", default="model")
+    p.add_argument("--no-verify", action="store_true",
+                   help="import a snapshot that does not match its manifest (warns; the run is marked unverified)")
     p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run")
     p.add_argument("action", nargs="?", choices=["update", "add"], default="update")
     p.add_argument("config", nargs="?")
@@ -171,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         message = args.func(args)
     except HivemindError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)  # no key value is ever printed
         return 1
     except KeyboardInterrupt:
         print("interrupted; everything stored so far is kept", file=sys.stderr)
         return 130
     if message:
-        print(message)
+        print(redact(message))
     return 0
 
 

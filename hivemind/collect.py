@@ -19,6 +19,7 @@ from tqdm import tqdm
 from hivemind import HivemindError
 from hivemind.config import RunConfig, System, api_key, require_keys, save_run_config
 from hivemind.prompts import load_prompts
+from hivemind.secrets import redact
 from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Prompt, Response, Store
 
@@ -192,7 +193,7 @@ class _Request:
         )
 
     def redact(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key and len(self.api_key) > 3 else text
+        return redact(text, extra=[self.api_key])  # every key variable's value, and anything key-shaped
 
 
 def _accepts_seed(system: System) -> bool:

@@ -22,6 +22,7 @@ from hivemind import HivemindError
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config, write_text_atomic
 from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
 from hivemind.store import Prompt
+from hivemind.secrets import scan_paths
 
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
@@ -129,6 +130,7 @@ def update_leaderboard(results_dir: str | Path | None = "results") -> list[Path]
     csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD
     write_text_atomic(csv_path, frame.to_csv(index=False))
     write_text_atomic(md_path, leaderboard_markdown(frame))
+    scan_paths([csv_path, md_path], remove=True)  # no key value or key-shaped string published
     return [csv_path, md_path]
 
 

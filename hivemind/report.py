@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from hivemind import HivemindError
 from hivemind.config import RunConfig
 from hivemind.similarity import BUCKET_LABELS
+from hivemind.secrets import scan_paths
 
 REFERENCE_NAME = "paper_reference.json"
 REQUIRED = ["analysis.json", "intra_model_buckets.csv", "inter_model_similarity.csv",
@@ -781,6 +782,7 @@ def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
                  "report.html"]
         for name in names:
             os.replace(tmp / name, run_dir / name)
+        scan_paths([run_dir / name for name in names], config, remove=True)  # no key in a report
         for old in run_dir.glob("prompt_map_*.png"):          # maps of prompts no longer in the top
             if old.name not in names:
                 old.unlink()

@@ -20,20 +20,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from hivemind import HivemindError, __version__, hub
-from hivemind.config import NAME_PATTERN as _NAME_PATTERN
-from hivemind.config import RUN_CONFIG_NAME, SECRET_KEY, STORE_NAME, RunConfig
+from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig, check_name
+from hivemind.secrets import REDACTED, find_secrets, leak_message, scrub, secret_values  # noqa: F401 (re-exported)
 from hivemind.store import now
 
 MANIFEST = "manifest.json"
@@ -44,19 +42,6 @@ PACKAGES = ("hivemind-bench", "litellm", "sentence-transformers", "faiss-cpu", "
 REPORT_FILES = ("report.html", "report.md")
 # Written by publish itself; a run-folder file of the same name is never copied over them.
 WRITTEN = {MANIFEST, RUN_CONFIG_NAME, "responses.parquet", "embeddings.parquet", "prompts.jsonl"}
-NAME_PATTERN = re.compile(_NAME_PATTERN)
-REDACTED = "<redacted>"
-
-_SECRET_KEY = SECRET_KEY  # credential-looking keys (config.SECRET_KEY)
-# Values that look like credentials whatever their key: provider key formats and bearer headers.
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,}"
-    r"|xox[abp]-[A-Za-z0-9-]{10,}|Bearer\s+\S{8,})"
-)
-# Environment variables whose values must never reach a published file.
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH)", re.I)
-
-
 # Shared helpers ------------------------------------------------------------------------------------
 
 def prompt_set_hash(prompts) -> str:
@@ -71,49 +56,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def scrub(data: Any) -> Any:
-    """A copy of config data with every credential-looking value replaced by <redacted>."""
-    if isinstance(data, dict):
-        out = {}
-        for key, value in data.items():
-            secret_key = _SECRET_KEY.search(str(key)) and not str(key).lower().endswith("_env")
-            out[key] = REDACTED if secret_key and value not in (None, "") else scrub(value)
-        return out
-    if isinstance(data, list):
-        return [scrub(item) for item in data]
-    if isinstance(data, str):
-        return _SECRET_VALUE.sub(REDACTED, data)
-    return data
-
-
-def secret_values(config: RunConfig | None = None) -> dict[str, str]:
-    """{variable: value} of environment secrets: key-like variables and every api_key_env of the config."""
-    names = {name for name in os.environ if _SECRET_ENV.search(name)}
-    if config is not None:
-        names |= {s.api_key_env for s in config.systems if s.api_key_env}
-        if config.embedder.api_key_env:
-            names.add(config.embedder.api_key_env)
-    found = {}
-    for name in names:
-        value = os.environ.get(name) or ""
-        # Short values and paths are not credentials, and would match by accident.
-        if len(value) >= 8 and not value.startswith(("/", "~", ".")):
-            found[name] = value
-    return found
-
-
-def find_secrets(folder: Path, secrets: dict[str, str]) -> list[str]:
-    """'file (VARIABLE)' for each file under folder whose bytes contain a secret value."""
-    hits = []
-    needles = {name: value.encode("utf-8") for name, value in secrets.items()}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        content = path.read_bytes()
-        for name, needle in needles.items():
-            if needle in content:
-                hits.append(f"{path.relative_to(folder)} ({name})")
-    return hits
 
 
 def package_versions() -> dict[str, str]:
@@ -136,8 +78,7 @@ def snapshots_root(results_dir: str | Path | None = None) -> Path:
 def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
             license: str = hub.DEFAULT_LICENSE) -> Path:
     """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder."""
-    if not NAME_PATTERN.match(name):
-        raise HivemindError(f"snapshot name {name!r}: use letters, digits, '.', '_' and '-' only")
+    check_name(name, "snapshot name")
     run_dir = config.run_dir
     if not (run_dir / STORE_NAME).is_file():
         raise HivemindError(f"{run_dir / STORE_NAME}: no store for run {config.name!r}; collect it first")
@@ -183,12 +124,10 @@ def _refuse_stale_analysis(config: RunConfig) -> None:
 def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = hub.DEFAULT_LICENSE) -> None:
     from hivemind.store import Store
 
-    secrets = secret_values(config)
     ids = [s.identity for s in config.systems]
     with Store(config.store_path) as store:
         prompts = store.prompts()
         frame = store.responses_frame(ids)
-        _refuse_secrets_in_frame(frame, secrets)
         frame.to_parquet(folder / "responses.parquet", index=False)
         n_vectors = _write_embeddings(store.db, config.embedder.id, ids, folder / "embeddings.parquet")
     with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
@@ -202,10 +141,10 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _refuse_local_paths(config, folder)
-    leaks = find_secrets(folder, secrets)  # every file, the manifest included
+    leaks = find_secrets([folder], config)  # every file, the manifest included; publish removes the folder
     if leaks:
-        raise HivemindError("refusing to publish: a secret value from the environment appears in "
-                            + ", ".join(leaks) + f" (run folder {config.run_dir}); remove it and publish again")
+        raise HivemindError(leak_message(f"refusing to publish snapshot {name!r} (nothing was written)", [
+            f"{path.relative_to(folder)} ({what}; from run folder {config.run_dir})" for path, what in leaks]))
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
@@ -221,18 +160,6 @@ def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
     if hits:
         raise HivemindError("refusing to publish: a local path appears in " + ", ".join(hits)
                             + "; snapshots must not name folders of this machine")
-
-
-def _refuse_secrets_in_frame(frame, secrets: dict[str, str]) -> None:
-    """Parquet compresses text, so scan the strings before writing rather than the file's bytes."""
-    for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
-        values = frame[column].dropna().astype(str)
-        for name, value in secrets.items():
-            if values.str.contains(value, regex=False).any():
-                raise HivemindError(f"refusing to publish: the value of {name} appears in the responses "
-                                    f"(column {column!r}); remove it from the store first")
 
 
 def _write_embeddings(db: sqlite3.Connection, embedder: str, system_ids: list[str], path: Path) -> int:

@@ -69,6 +69,7 @@ class Settings:
     delay: float = 0.0  # seconds before every answer
     expected_api_key: str | None = None  # count whether "Authorization: Bearer <key>" matched
     enforce_api_key: bool = False  # with expected_api_key: answer 401 when it does not match
+    echo_api_key: bool = False  # error messages quote the Authorization header back, as some providers do
     embedding_dim: int = 8
 
     def validate(self) -> None:
@@ -322,6 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers)
 
     def _send_error(self, status: int, message: str, headers: dict | None = None) -> None:
+        if self.fake.settings.echo_api_key:
+            message += f" (Authorization: {self.headers.get('Authorization')})"
         kind, code = ERROR_KINDS.get(status, ("api_error", str(status)))
         self._send_json(status, {"error": {"message": message, "type": kind, "code": code, "param": None}}, headers)
 
