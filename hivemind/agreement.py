@@ -30,6 +30,7 @@ A raw line x (a cosine) maps to a calibrated equivalent in two ways:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,11 @@ def measure(store: Store, embedder: str, system_ids: list[str], max_pairs: int =
                               quantiles={q: float(np.quantile(cosines, q)) for q in QUANTILES},
                               n_pairs=len(cosines), exact=exact, cosines=cosines)
     return Measured(stats=stats, calibration=calibration)
+
+
+def calibrate(store: Store, embedder: str, system_ids: list[str]) -> Calibration:
+    """The floor distribution of `embedder` on this run (for analyze: raw and calibrated lines)."""
+    return measure(store, embedder, system_ids).calibration
 
 
 def _bottom_k(vectors, prompts, keys, k):
@@ -227,7 +233,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def inter_to_others(matrix: np.ndarray) -> np.ndarray:
     """m_k = mean over j != k of matrix[k, j] (NaN cells, pairs never compared, left out)."""
     off = np.where(~np.eye(len(matrix), dtype=bool), matrix, np.nan)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a system compared with no one: NaN, said so
         return np.nanmean(off, axis=1) if len(matrix) > 1 else np.full(len(matrix), np.nan)
 
 

@@ -39,6 +39,7 @@ import asyncio
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -171,7 +172,12 @@ def load_encoder(embedder: Embedder) -> Encoder:
     if embedder.model == STATIC_EMBEDDER:
         return _static_encoder(embedder)
     model = load_sentence_transformer(embedder.model)
-    window = (embedder.window or model.max_seq_length) - _special_tokens(model.tokenizer)
+    if not getattr(model.tokenizer, "is_fast", False):
+        raise HivemindError(f"embedder {embedder.model!r}: its tokenizer gives no character offsets, so long "
+                            f"answers cannot be chunked; use a model with a fast (Rust) tokenizer")
+    # The model cuts at max_seq_length whatever we ask, so a larger `window` could only cut silently.
+    limit = min(embedder.window or model.max_seq_length, model.max_seq_length)
+    window = limit - _special_tokens(model.tokenizer)
     overlap = min(OVERLAP, window // 4)
 
     def split(texts: list[str]) -> list[Pieces]:
@@ -239,8 +245,7 @@ def _static_encoder(embedder: Embedder) -> Encoder:
     try:
         import static_model
         from tokenizers import Tokenizer
-        folder = static_model.ensure_model_ready(
-            __import__("pathlib").Path(static_model.__file__).resolve().parent / "model")
+        folder = static_model.ensure_model_ready(Path(static_model.__file__).resolve().parent / "model")
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     except (ImportError, OSError) as err:
         raise HivemindError(f"embedder {STATIC_EMBEDDER!r} could not be loaded ({err}); install it with "
