@@ -104,9 +104,11 @@ def measure(store: Store, embedder: str, system_ids: list[str], max_pairs: int =
         raise HivemindError(f"embedder {embedder!r}: the floor needs answers to at least two prompts")
     v = np.vstack(vectors).astype(np.float64)
     labels = np.concatenate(prompts)
+    sampled_answers = kept > max_answers or len(v) < acc.n_total
     if kept > max_answers:
         v, labels, _ = (x[0] for x in _bottom_k([v], [labels], [np.concatenate(keys)], max_answers))
     cosines, exact = floor_cosines(v, labels, max_pairs, rng)
+    exact = exact and not sampled_answers     # all pairs of a sample of answers is still a sample
     cosines.sort()
     calibration = Calibration(embedder=embedder, floor=float(stats.floor),
                               quantiles={q: float(np.quantile(cosines, q)) for q in QUANTILES},

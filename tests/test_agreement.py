@@ -145,7 +145,7 @@ def test_calibration_against_direct_numpy(tmp_path):
     assert abs(sampled.quantiles[0.5] - c.quantiles[0.5]) < 0.05
     with Store(config.store_path, create=False) as store:       # and a sample of answers, too many to keep
         few = measure(store, config.embedder.id, ids, max_pairs=100, max_answers=12).calibration
-    assert not few.exact and few.n_pairs == 100 and few.floor == c.floor
+    assert not few.exact and 0 < few.n_pairs <= 12 * 11 // 2 and few.floor == c.floor
     # every sampled cosine is one of the real cross-prompt pairs' cosines
     assert np.abs(few.cosines[:, None] - np.array(cross)[None, :]).min(axis=1).max() < 1e-5
 
