@@ -19,10 +19,12 @@ at a boundary is read whole once), each window is embedded, and the text's vecto
     v = normalise( sum_c n_c * u_c / sum_c n_c )      u_c: the unit vector of chunk c, n_c: its tokens
 
 Why this pooling: MiniLM (and the static model) themselves mean-pool token vectors, so the vector of a
-text is, up to the final normalisation, the average of its tokens' vectors. Weighting each chunk by its
-token count makes the pooled vector that same token average over the whole text (exactly so for a
-static model; for a transformer, up to the context a token sees across the cut), and a short tail chunk
-does not count as much as a full window. A text that fits is embedded whole, exactly as before.
+text is, up to the final normalisation, the average of its tokens' vectors. A chunk's mean-pooled vector
+times its token count is the sum of its tokens' vectors, so the weighted sum above is the token average
+over the whole text, up to each chunk's own normalisation (chunk means of similar norm: close; a static
+model has no cross-token context to lose; a transformer loses only the context across a cut, softened
+by the overlap). A short tail chunk does not count as much as a full window, as an unweighted mean of
+chunks would make it. A text that fits is embedded whole, exactly as before.
 
 Why not raise MiniLM's limit to 512: its BERT position table has 512 rows, but the sentence-embedding
 training truncated pairs at 128 tokens and the model card sets 256; positions past that were never
