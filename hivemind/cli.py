@@ -110,6 +110,14 @@ def cmd_reproduce(args) -> str:
     return str(result)
 
 
+def cmd_agreement(args) -> str:
+    from hivemind.agreement import agreement_run
+
+    config = resolve_run(args.run)
+    result = agreement_run(config, args.embedder, progress=not args.quiet)
+    return f"{result.summary()}\ntables written to {config.run_dir}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
@@ -132,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                              ("analyze", cmd_analyze, "write the similarity tables"),
                              ("report", cmd_report, "render figures, report.html and report.md")):
         add(name, func, text).add_argument("run", help=run_help)
+    p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
     p.add_argument("files", nargs="+", help="generation files, a snapshot folder, or hf://OWNER/NAME@TAG "
                    "(a snapshot pushed with --to-hub)")

