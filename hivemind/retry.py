@@ -63,8 +63,10 @@ def unreachable_cause(err: BaseException) -> str | None:
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (ConnectionRefusedError, socket.gaierror)):
-            return str(current) or type(current).__name__
+        if isinstance(current, ConnectionRefusedError):
+            return f"Connection refused ({current})"
+        if isinstance(current, socket.gaierror):
+            return f"Host name lookup failed ({current})"
         text = str(current)
         if any(marker in text.lower() for marker in _UNREACHABLE_TEXTS):
             return text.strip().splitlines()[0][:200]
