@@ -19,8 +19,9 @@ def cmd_collect(args) -> str:
                          wait=args.wait, retry_errors=args.retry_errors)
     resent = f"{s.retried_errors} stored errors re-sent, " if args.retry_errors else ""
     hint = "; `--retry-errors` re-sends them after a fix" if s.failed_permanent and not args.retry_errors else ""
+    doubled = f"; {s.duplicates} answers came for samples already stored (not counted)" if s.duplicates else ""
     return (f"collected {s.stored} new answers ({s.skipped} already stored, {resent}{s.failed_permanent} "
-            f"recorded as permanent errors{hint}, {s.retries} retries, cost ${s.cost:.4f})")
+            f"recorded as permanent errors{hint}, {s.retries} retries, cost ${s.cost:.4f}){doubled}")
 
 
 def cmd_serve_local(args) -> str:

@@ -20,6 +20,7 @@ takes it again), counted per lock file.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -140,8 +141,15 @@ class RunLock:
 
     # The lock itself -------------------------------------------------------------------------------
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            reason = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                      errno.EPERM: "permission denied"}.get(err.errno, err.strerror or str(err))
+            raise HivemindError(f"{self.path}: cannot write the lock file of run {self.run_name!r} ({reason}); "
+                                f"stages that write need a writable results folder: check its permissions, "
+                                f"or copy the run to a writable place (--results / results_dir)") from None
         said_waiting = False
         try:
             while True:
@@ -169,7 +177,7 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return self._read(fd) or Holder(0, None, "?", "unknown command", "unknown", "unknown time")
+                return self._holder_of_locked(fd)
             except OSError:
                 pass  # this filesystem has no flock: the body below is all there is
         previous = self._read(fd)
@@ -181,6 +189,15 @@ class RunLock:
             self.notify(f"note: took over the lock of run {self.run_name!r} left by {previous.describe()}; "
                         f"that process is no longer running")
         return None
+
+    def _holder_of_locked(self, fd: int) -> Holder:
+        """The body of a held lock; its holder may be between locking and writing it, so look twice."""
+        for _ in range(10):
+            holder = self._read(fd)
+            if holder is not None:
+                return holder
+            time.sleep(0.05)
+        return Holder(0, None, "?", "unknown command", "unknown", "unknown time")
 
     def release(self) -> None:
         if self.fd is None:

@@ -115,6 +115,7 @@ def collect(config: RunConfig, systems: list[str] | None = None, progress: bool 
 def embed(config: RunConfig, progress: bool = True, wait: bool = False):
     from hivemind.embed import embed_run
 
+    _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "embed", wait):
         _check_answers(config, every_system=False)
         return embed_run(config, progress=progress)
@@ -125,6 +126,7 @@ def score(config: RunConfig, progress: bool = True, wait: bool = False):
 
     The integrator fills this in (e.g. `from hivemind.score import score_run; return score_run(config,
     progress=progress)`); until then it does nothing and returns None."""
+    _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "score", wait):
         return None
 
@@ -132,6 +134,7 @@ def score(config: RunConfig, progress: bool = True, wait: bool = False):
 def analyze(config: RunConfig, progress: bool = True, wait: bool = False):
     from hivemind.analyze import analyze_run
 
+    _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "analyze", wait):
         _check_answers(config, every_system=True)
         return analyze_run(config, progress=progress)
@@ -140,6 +143,8 @@ def analyze(config: RunConfig, progress: bool = True, wait: bool = False):
 def report(config: RunConfig, wait: bool = False) -> Path:
     from hivemind.report import render_report
 
+    if not config.run_dir.is_dir():
+        return render_report(config)   # it says what is missing; no lock file in a folder that is not there
     with locked(config, "report", wait):
         return render_report(config)
 
@@ -174,6 +179,12 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
         if with_report:
             result.report = report(config)
     return result
+
+
+def _require_store(config: RunConfig) -> None:
+    if not config.store_path.is_file():
+        raise HivemindError(f"{config.store_path}: no store here; run `hivemind collect {config.name}` or "
+                            f"`hivemind import` first")
 
 
 def _check_answers(config: RunConfig, every_system: bool) -> None:

@@ -195,7 +195,6 @@ def test_collect_counts_only_rows_really_inserted_even_without_the_lock(collect_
         collect(load_config(write_config([system], samples=1)), progress=False)   # the store exists
         path = write_config([system], samples=2)
         config = load_config(path)
-        total = N_PROMPTS * config.samples
         server.reset_counts()
         script = textwrap.dedent(f"""
             import json, sys
@@ -292,6 +291,37 @@ def test_all_400_run_says_so_everywhere_then_retry_errors_resends_after_the_fix(
 
 # --- signals --------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_collect_exits_with_its_code_releases_the_lock_and_resumes_exactly(signum, collect_key,
+                                                                                         write_config):
+    with FakeOpenAI(delay=0.3, expected_api_key=COLLECT_KEY) as server:
+        path = write_config([slow_system(server.url)], samples=4)
+        config = load_config(path)
+        total = N_PROMPTS * config.samples
+        process = start_cli("collect", path, "-q")
+        try:
+            wait_until(lambda: len(stored_keys(config.store_path)) >= 2, process, "2 stored answers")
+            process.send_signal(signum)
+            code, _out, err = finish(process, timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert code == 128 + signum, err
+        assert signal.Signals(signum).name in err and "Traceback" not in err
+        assert read_holder(config.run_dir) is None
+        assert integrity(config.store_path) == "ok"
+        kept = set(stored_keys(config.store_path))
+        assert 2 <= len(kept) < total
+
+        time.sleep(0.5)   # requests the stopped client had in flight reach the counters before the reset
+        server.reset_counts()
+        resumed = run_cli("collect", path, "-q")
+        assert resumed.returncode == 0, resumed.stderr
+        assert server.requests == total - len(kept)              # only the missing samples, each once
+        assert set(stored_keys(config.store_path)) >= kept and len(stored_keys(config.store_path)) == total
+
+
 @pytest.mark.slow
 def test_sigterm_during_run_stops_its_local_servers_keeps_the_store_and_resumes(tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
@@ -308,12 +338,12 @@ def test_sigterm_during_run_stops_its_local_servers_keeps_the_store_and_resumes(
           - name: smollm2-top-p
             model: openai/{local_server.SMOLLM2.alias}
             api_base: http://127.0.0.1:{ports[0]}/v1
-            params: {{temperature: 1.0, top_p: 0.9, max_tokens: 48}}
+            params: {{temperature: 1.0, top_p: 0.9, max_tokens: 24}}
             concurrency: 1
           - name: smollm2-min-p
             model: openai/{local_server.SMOLLM2.alias}
             api_base: http://127.0.0.1:{ports[1]}/v1
-            params: {{temperature: 2.0, top_p: 1.0, min_p: 0.1, max_tokens: 48}}
+            params: {{temperature: 2.0, top_p: 1.0, min_p: 0.1, max_tokens: 24}}
             concurrency: 1
     """))
     config = load_config(config_path)
