@@ -26,6 +26,7 @@ from hivemind.config import RunConfig, System, api_key, require_keys, save_run_c
 from hivemind.prompts import load_prompts
 from hivemind.retry import (GaveUp, PermanentError, Reachability, RetryPolicy, Unreachable, call_with_retries,
                             describe, unreachable_cause)
+from hivemind.signals import run_async
 from hivemind.store import Prompt, Response, Store
 
 
@@ -80,7 +81,7 @@ def collect(config: RunConfig, systems: list[str] | None = None, progress: bool 
             store.add_prompts(prompts)
             busy = [system for system, todo in plans if todo]
             with prepare(busy) if prepare is not None else nullcontext():
-                asyncio.run(_collect(config, plans, store, summary, progress, retry_errors))
+                run_async(_collect(config, plans, store, summary, progress, retry_errors))
     # else: nothing to ask, no provider check, so a re-run never even imports litellm
     summary.all_failed = failed_systems(config, chosen)
     if not summary.complete:

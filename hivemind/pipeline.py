@@ -14,8 +14,6 @@ Each stage function here
 """
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,62 +23,7 @@ from typing import Any
 from hivemind import HivemindError, local_server
 from hivemind.config import RunConfig, System
 from hivemind.lock import RunLock
-
-HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class Interrupted(KeyboardInterrupt):
-    """A signal stopped the pipeline. A KeyboardInterrupt, so asyncio lets it out of the event loop at once
-    and no `except Exception` swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum   # the shell's convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-
-_signal_depth = 0
-
-
-@contextmanager
-def signals_handled() -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM/SIGHUP raise Interrupted(signum) in the main thread.
-
-    Only the first signal raises: further ones while the cleanup runs are ignored, so stopping the local
-    servers and closing the store are not cut short. Outside the main thread (signals cannot be caught
-    there) and in nested blocks this does nothing."""
-    global _signal_depth
-    if _signal_depth or threading.current_thread() is not threading.main_thread():
-        _signal_depth += 1
-        try:
-            yield
-        finally:
-            _signal_depth -= 1
-        return
-    fired: list[int] = []
-
-    def handler(signum, _frame):
-        if fired:
-            return
-        fired.append(signum)
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in HANDLED_SIGNALS}
-    _signal_depth = 1
-    try:
-        yield
-    finally:
-        _signal_depth = 0
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
+from hivemind.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
 
 @contextmanager
 def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:

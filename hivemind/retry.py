@@ -58,19 +58,22 @@ def unreachable_cause(err: BaseException) -> str | None:
     """The refused connection or failed name lookup behind an error, in the OS's words; None if neither.
 
     Searched through the whole exception chain: litellm wraps the openai error (which it even labels a 500),
-    which wraps the httpx error, which wraps the socket error."""
-    seen: set[int] = set()
+    which wraps the httpx/aiohttp error, which wraps the socket error. The socket error's type decides;
+    the OS's wording is the fallback for chains that lost it."""
+    chain: list[BaseException] = []
     current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionRefusedError):
-            return f"Connection refused ({current})"
-        if isinstance(current, socket.gaierror):
-            return f"Host name lookup failed ({current})"
-        text = str(current)
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for link in chain:
+        if isinstance(link, ConnectionRefusedError):
+            return f"Connection refused ({link})"
+        if isinstance(link, socket.gaierror):
+            return f"Host name lookup failed ({link})"
+    for link in chain:
+        text = str(link)
         if any(marker in text.lower() for marker in _UNREACHABLE_TEXTS):
             return text.strip().splitlines()[0][:200]
-        current = current.__cause__ or current.__context__
     return None
 
 

@@ -217,7 +217,7 @@ def test_collect_counts_only_rows_really_inserted_even_without_the_lock(collect_
 # --- endpoints that will not heal -----------------------------------------------------------------------
 
 def test_dead_endpoint_and_unknown_host_fail_fast_naming_api_base_and_keep_other_answers(collect_key,
-                                                                                         write_config):
+                                                                                         write_config, capsys):
     refused = f"http://127.0.0.1:{free_port()}/v1"
     no_host = "http://hivemind-no-such-host.invalid/v1"
     with FakeOpenAI(expected_api_key=COLLECT_KEY) as server:
@@ -226,12 +226,19 @@ def test_dead_endpoint_and_unknown_host_fail_fast_naming_api_base_and_keep_other
                              ("nohost", "openai/nohost", no_host)],
                             max_attempts=8, retry_base_delay=1.0, retry_max_delay=60.0)
         config = load_config(path)
-        done = run_cli("collect", path, "-q", timeout=60)   # the bound; the window is 10 s
+        # In process, litellm imported: interpreter start-up on a loaded machine is not the collector's time.
+        import litellm  # noqa: F401
+        started = time.monotonic()
+        code = cli_main(["collect", str(path), "-q"])
+        elapsed = time.monotonic() - started
 
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    assert f"cannot reach {refused}" in done.stderr and f"cannot reach {no_host}" in done.stderr
-    assert "'refused' stopped" in done.stderr and "'nohost' stopped" in done.stderr
+    err = capsys.readouterr().err
+    assert code == 1
+    assert elapsed < 60   # the bound (the give-up window is 10 s); 8 full backoffs take minutes
+    assert "Traceback" not in err
+    assert f"cannot reach {refused}: Connection refused" in err
+    assert f"cannot reach {no_host}: Host name lookup failed" in err
+    assert "'refused' stopped" in err and "'nohost' stopped" in err
     per_system = N_PROMPTS * config.samples
     assert len(stored_keys(config.store_path, answered_only=True)) == per_system   # alive's answers kept
     assert server.requests == per_system
