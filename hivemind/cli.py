@@ -14,46 +14,52 @@ from hivemind.secrets import redact  # noqa: E402
 
 
 def cmd_collect(args) -> str:
-    from hivemind.collect import collect
+    from hivemind import pipeline
 
-    s = collect(resolve_run(args.run), systems=args.system or None, progress=not args.quiet)
-    return (f"collected {s.stored} new answers ({s.skipped} already stored, {s.failed_permanent} "
-            f"recorded as permanent errors, {s.retries} retries, cost ${s.cost:.4f})")
+    s = pipeline.collect(resolve_run(args.run), systems=args.system or None, progress=not args.quiet,
+                         wait=args.wait, retry_errors=args.retry_errors)
+    resent = f"{s.retried_errors} stored errors re-sent, " if args.retry_errors else ""
+    hint = "; `--retry-errors` re-sends them after a fix" if s.failed_permanent and not args.retry_errors else ""
+    doubled = f"; {s.duplicates} answers came for samples already stored (not counted)" if s.duplicates else ""
+    return (f"collected {s.stored} new answers ({s.skipped} already stored, {resent}{s.failed_permanent} "
+            f"recorded as permanent errors{hint}, {s.retries} retries, cost ${s.cost:.4f}){doubled}")
 
 
 def cmd_serve_local(args) -> str:
     from hivemind import local_server
+    from hivemind.pipeline import signals_handled
 
-    local_server.serve_forever()
+    with signals_handled():   # SIGTERM/SIGHUP stop the servers too, not only Ctrl-C
+        local_server.serve_forever()
     return "local servers stopped"
 
 
 def cmd_run(args) -> str:
     from hivemind.pipeline import run
 
-    result = run(resolve_run(args.run), progress=not args.quiet)
+    result = run(resolve_run(args.run), progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
     return f"collected {result.collected}, embedded {result.embedded}; report: {result.report}"
 
 
 def cmd_embed(args) -> str:
-    from hivemind.embed import embed_run
+    from hivemind import pipeline
 
-    s = embed_run(resolve_run(args.run), progress=not args.quiet)
+    s = pipeline.embed(resolve_run(args.run), progress=not args.quiet, wait=args.wait)
     return f"embedded {s.embedded} new texts ({s.cached} vectors were cached)"
 
 
 def cmd_analyze(args) -> str:
-    from hivemind.analyze import analyze_run
+    from hivemind import pipeline
 
     config = resolve_run(args.run)
-    analyze_run(config, progress=not args.quiet)
+    pipeline.analyze(config, progress=not args.quiet, wait=args.wait)
     return f"tables written to {config.run_dir}"
 
 
 def cmd_report(args) -> str:
-    from hivemind.report import render_report
+    from hivemind import pipeline
 
-    return f"report: {render_report(resolve_run(args.run))}"
+    return f"report: {pipeline.report(resolve_run(args.run), wait=args.wait)}"
 
 
 def cmd_import(args) -> str:
@@ -71,7 +77,7 @@ def cmd_leaderboard(args) -> str:
     if args.action == "add":
         if not args.config or not args.system:
             raise HivemindError("usage: hivemind leaderboard add CONFIG --system NAME")
-        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results))
+        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results, wait=args.wait))
     paths = leaderboard.update_leaderboard(args.results)
     return "leaderboard: " + ", ".join(str(p) for p in paths)
 
@@ -106,7 +112,8 @@ def cmd_reproduce(args) -> str:
 
     systems = [s for s in (args.systems or "").split(",") if s] or None
     result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes,
-                           threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet)
+                           threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet,
+                           wait=args.wait)
     return str(result)
 
 
@@ -124,22 +131,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run_help = "a config file, a packaged config name (demo, paper) or a run name under results/"
 
-    def add(name, func, help_text):
+    def add(name, func, help_text, writes_run=False):
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        if writes_run:
+            p.add_argument("--wait", action="store_true",
+                           help="if another process holds the run's lock, wait for it instead of refusing")
         return p
 
-    p = add("collect", cmd_collect, "ask every system for the samples not yet stored")
+    retry_help = "also re-send samples stored as permanent errors (after fixing the config or server)"
+    p = add("collect", cmd_collect, "ask every system for the samples not yet stored (starts local servers)",
+            writes_run=True)
     p.add_argument("run", help=run_help)
     p.add_argument("--system", action="append", help="only this system (repeatable)")
+    p.add_argument("--retry-errors", action="store_true", help=retry_help)
     add("serve-local", cmd_serve_local, "serve the bundled local models on 127.0.0.1 until Ctrl-C")
-    p = add("run", cmd_run, "collect, embed, analyze and report (starts the local servers if needed)")
+    p = add("run", cmd_run, "collect, embed, analyze and report (starts the local servers if needed)",
+            writes_run=True)
     p.add_argument("run", nargs="?", default="demo", help=run_help)
+    p.add_argument("--retry-errors", action="store_true", help=retry_help)
     for name, func, text in (("embed", cmd_embed, "embed every stored response (cached)"),
                              ("analyze", cmd_analyze, "write the similarity tables"),
                              ("report", cmd_report, "render figures, report.html and report.md")):
-        add(name, func, text).add_argument("run", help=run_help)
+        add(name, func, text, writes_run=True).add_argument("run", help=run_help)
     p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
     p.add_argument("run", help=run_help)
     p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
@@ -153,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-field", default="model")
     p.add_argument("--no-verify", action="store_true",
                    help="import a snapshot that does not match its manifest (warns; the run is marked unverified)")
-    p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run")
+    p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run",
+            writes_run=True)
     p.add_argument("action", nargs="?", choices=["update", "add"], default="update")
     p.add_argument("config", nargs="?")
     p.add_argument("--system")
@@ -170,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
     p.add_argument("run", help=run_help)
     p.add_argument("--out", help="folder for the logs (default: the run folder's inspect/)")
-    p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration")
+    p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration", writes_run=True)
     p.add_argument("what", choices=["paper"])
     p.add_argument("--systems", help="comma-separated system names")
     p.add_argument("--limit", type=int)
@@ -187,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     except HivemindError as err:
         print(f"error: {redact(str(err))}", file=sys.stderr)  # no key value is ever printed
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        from hivemind.pipeline import Interrupted
+
+        if isinstance(err, Interrupted):
+            print(f"stopped by {err.name}; everything stored so far is kept, local servers this command "
+                  f"started are stopped; run the same command again to resume", file=sys.stderr)
+            return err.exit_code
         print("interrupted; everything stored so far is kept", file=sys.stderr)
         return 130
     if message:

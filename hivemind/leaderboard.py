@@ -179,9 +179,9 @@ class AddSystemSummary:
 
 
 def add_system(config_path: str | Path, system_name: str, results_dir: str | Path | None = None,
-               progress: bool = True) -> AddSystemSummary:
+               progress: bool = True, wait: bool = False) -> AddSystemSummary:
     """Grow a run by a system the user added to its config file: only that system's answers are requested."""
-    from hivemind import analyze, collect, embed
+    from hivemind import pipeline
 
     config = load_config(config_path)
     if results_dir is not None:
@@ -190,8 +190,7 @@ def add_system(config_path: str | Path, system_name: str, results_dir: str | Pat
         raise HivemindError(f"{config_path}: has no system named {system_name!r}; add it under `systems:` "
                             f"first (it has: {', '.join(s.name for s in config.systems)})")
     summary = AddSystemSummary(run=config.name, system=system_name)
-    summary.collect = collect.collect(config, systems=[system_name], progress=progress)
-    summary.embed = embed.embed_run(config, progress=progress)
-    summary.analysis = analyze.analyze_run(config, progress=progress)
+    result = pipeline.run(config, systems=[system_name], progress=progress, wait=wait, with_report=False)
+    summary.collect, summary.embed, summary.analysis = result.collect, result.embed, result.analysis
     summary.leaderboard = update_leaderboard(config.results_dir)
     return summary

@@ -271,7 +271,7 @@ class ReproduceSummary:
 
 def run(config: RunConfig, systems: list[str] | None = None, limit: int | None = None, yes: bool = False,
         threshold_usd: float = 10.0, samples: int | None = None, completion_tokens: int | None = None,
-        progress: bool = True) -> ReproduceSummary:
+        progress: bool = True, wait: bool = False) -> ReproduceSummary:
     """Plan, check the cost gate, then collect the runnable systems, embed, analyse and report."""
     the_plan = plan(config, systems, limit, samples, completion_tokens)
     print(the_plan.describe(), flush=True)
@@ -287,13 +287,13 @@ def run(config: RunConfig, systems: list[str] | None = None, limit: int | None =
                             f"threshold; pass --yes to spend it, or shrink the run with --systems / --limit")
     run_config = _run_config(config, the_plan, limit, samples)
     summary = ReproduceSummary(plan=the_plan, config=run_config)
-    from hivemind import analyze, collect, embed, report
+    from hivemind import pipeline
 
-    summary.collect = collect.collect(run_config, systems=the_plan.runnable, progress=progress)
-    summary.embed = embed.embed_run(run_config, progress=progress)
-    summary.analysis = analyze.analyze_run(run_config, progress=progress)
-    summary.reference = write_reference(run_config)
-    summary.report = report.render_report(run_config)
+    with pipeline.locked(run_config, "reproduce", wait):
+        summary.reference = write_reference(run_config)   # before the report, which shows it
+        result = pipeline.run(run_config, systems=the_plan.runnable, progress=progress)
+    summary.collect, summary.embed, summary.analysis = result.collect, result.embed, result.analysis
+    summary.report = result.report
     return summary
 
 

@@ -405,6 +405,44 @@ class Store:
     def transaction(self):
         return _Transaction(self.db)
 
+    # Collector bookkeeping (collect --retry-errors, honest counts, "every request failed") ---------
+    def insert_response(self, r: Response) -> bool:
+        """add_response, saying whether a row was really inserted (False: the key was already stored)."""
+        before = self.db.total_changes
+        self.add_response(r)
+        return self.db.total_changes > before
+
+    def error_keys(self, system_id: str) -> set[tuple[str, int]]:
+        """(prompt id, sample) pairs stored as a permanent error (no text)."""
+        rows = self.db.execute("SELECT prompt_id, sample FROM responses WHERE system_id = ? AND text IS NULL "
+                               "AND error IS NOT NULL", (system_id,))
+        return set(rows)
+
+    def replace_error_response(self, r: Response) -> bool:
+        """Store a new outcome for a key, replacing a stored permanent error; an answered key is kept.
+
+        One transaction: the old error and the new outcome are never both missing."""
+        with self.transaction():
+            self.db.execute("DELETE FROM responses WHERE system_id = ? AND prompt_id = ? AND sample = ? "
+                            "AND text IS NULL", (r.system_id, r.prompt_id, r.sample))
+            return self.insert_response(r)
+
+    def outcome_counts(self, system_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """{system id: (answers, permanent errors)} for the systems that have any stored row."""
+        marks = ",".join("?" * len(system_ids))
+        rows = self.db.execute(
+            f"SELECT system_id, SUM(text IS NOT NULL), SUM(text IS NULL AND error IS NOT NULL) FROM responses "
+            f"WHERE system_id IN ({marks}) GROUP BY system_id", system_ids)
+        return {sid: (int(answers or 0), int(errors or 0)) for sid, answers, errors in rows}
+
+    def first_error(self, system_ids: list[str]) -> str | None:
+        """The earliest stored error message among these systems (None: there is none)."""
+        marks = ",".join("?" * len(system_ids))
+        row = self.db.execute(
+            f"SELECT error FROM responses WHERE system_id IN ({marks}) AND text IS NULL AND error IS NOT NULL "
+            f"ORDER BY created_at, rowid LIMIT 1", system_ids).fetchone()
+        return row[0] if row else None
+
 
 class _Transaction:
     def __init__(self, db: sqlite3.Connection):
