@@ -186,7 +186,7 @@ def _done_keys(config: RunConfig) -> dict[str, set]:
         return {}
     from hivemind.store import Store
 
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         return {s.identity: store.done_keys(s.identity) for s in config.systems}
 
 
@@ -310,7 +310,7 @@ def _stored_identities(config: RunConfig) -> set[str]:
         return set()
     from hivemind.store import Store
 
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         return {s.identity for s in config.systems if store.count_responses([s.identity], with_text=True)}
 
 
