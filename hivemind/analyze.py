@@ -23,7 +23,7 @@ from hivemind.config import RunConfig
 from hivemind.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats
-from hivemind.store import BLANKS, PromptGroup, Store, file_error, folder_conflict, now
+from hivemind.store import BLANKS, PromptGroup, Store, check_folder, file_error, now
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -293,9 +293,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
 def write_atomically(run_dir: Path, tables: dict[str, pd.DataFrame], info: dict) -> list[Path]:
     """All files to a temporary folder first; rename into place only once every one is written."""
     run_dir = Path(run_dir)
-    conflict = folder_conflict(run_dir / "analysis.json")
-    if conflict is not None:
-        raise conflict
+    check_folder(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".analyze-", dir=run_dir))

@@ -185,7 +185,7 @@ def file_error(err: OSError, doing: str, path: Path | None = None) -> HivemindEr
     Callers write through temporary files renamed into place, so a failure leaves the previous files."""
     where = Path(err.filename) if err.filename else path
     if isinstance(err, (FileExistsError, NotADirectoryError)) and where is not None:
-        conflict = folder_conflict(where / "x")      # `where` itself may be the file in the way
+        conflict = folder_conflict(where)
         if conflict is not None:
             return conflict
     if err.errno == errno.EROFS:
@@ -201,31 +201,34 @@ def file_error(err: OSError, doing: str, path: Path | None = None) -> HivemindEr
                          "and run again")
 
 
-def folder_conflict(path: Path) -> HivemindError | None:
-    """The error when a file sits where `path` or one of its folders should be (None when none does)."""
-    for folder in [*reversed(Path(path).parents), Path(path)][1:-1]:
-        if folder.exists() and not folder.is_dir():
-            return HivemindError(f"{folder}: is a file, but hivemind needs a folder there (for {path}); "
+def folder_conflict(folder: Path) -> HivemindError | None:
+    """The error when a file sits where `folder` or a folder above it should be (None when none does)."""
+    folder = Path(folder)
+    for candidate in [*reversed(folder.parents), folder]:
+        if candidate.exists() and not candidate.is_dir():
+            return HivemindError(f"{candidate}: is a file, but hivemind needs a folder there; "
                                  "move the file away or choose another results_dir")
     return None
 
 
 def check_folder(folder: str | Path) -> Path:
-    """`folder` itself must be a folder or not exist yet, and so must every folder above it."""
-    folder = Path(folder)
-    conflict = folder_conflict(folder / "x")
+    """`folder` and every folder above it must be folders or not exist yet; returns `folder`."""
+    conflict = folder_conflict(Path(folder))
     if conflict is not None:
         raise conflict
-    return folder
+    return Path(folder)
 
 
 def _converted(err: Exception, path: Path, timeout: float) -> HivemindError | None:
-    """pandas wraps SQLite errors in its own DatabaseError (the original is the cause)."""
+    """pandas wraps SQLite errors in its own DatabaseError (an OSError without errno; the original is the
+    cause), so the SQLite error is looked for first."""
     if isinstance(err, HivemindError):
         return None
     for candidate in (err, err.__cause__):
-        if isinstance(candidate, (sqlite3.Error, OSError)):
+        if isinstance(candidate, sqlite3.Error):
             return store_error(candidate, path, timeout)
+    if isinstance(err, OSError) and err.errno is not None:
+        return store_error(err, path, timeout)
     return None
 
 
@@ -295,9 +298,12 @@ class Store:
     def open_readonly(cls, path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> "Store":
         """Open an existing store for reading only: nothing is created, migrated or written.
 
-        Works while another process writes (WAL readers do not block), on a read-only store file, and
-        in a read-only folder or file system: there SQLite cannot create the -shm file that WAL readers
-        share, so the file is opened as immutable, which is exact because nobody can write it."""
+        `PRAGMA query_only` makes SQLite refuse any change through the connection. Where the store and its
+        folder are writable the file is opened as usual, so that SQLite removes its -wal and -shm files when
+        the last connection closes and the folder is left as it was (a `mode=ro` connection would leave
+        them behind). Otherwise it is opened by URI with `mode=ro`, which works while another process
+        writes; in a read-only folder or file system, where SQLite cannot create the -shm file that WAL
+        readers share, it is opened as immutable, which is exact because nobody can write there."""
         store = cls.__new__(cls)
         store.path, store.timeout, store.read_only = Path(path), timeout, True
         store._require_file()
@@ -316,12 +322,12 @@ class Store:
 
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
-        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=self.timeout)
+        if not read_only_reason(self.path) and not read_only_reason(self.path.parent / f"{self.path.name}-shm"):
+            return self._probe(sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout))
         try:
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return db
+            return self._probe(sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                                               timeout=self.timeout))
         except sqlite3.OperationalError:
-            db.close()
             if not read_only_reason(self.path.parent / f"{self.path.name}-shm"):
                 raise
         wal = self.path.parent / f"{self.path.name}-wal"
@@ -329,8 +335,18 @@ class Store:
             raise HivemindError(f"{self.path}: the store's write-ahead log {wal} holds answers not yet merged "
                                 f"into it, and the folder is read-only ({read_only_reason(wal)}), so they cannot "
                                 "be read; copy the run folder somewhere writable and run there")
-        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=self.timeout)
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return self._probe(sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                                           timeout=self.timeout))
+
+    @staticmethod
+    def _probe(db: sqlite3.Connection) -> sqlite3.Connection:
+        """Make the connection read-only and read the schema, so an unusable file fails here, not later."""
+        try:
+            db.execute("PRAGMA query_only = ON")
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
         return db
 
     def close(self) -> None:
