@@ -316,5 +316,10 @@ def _stored_identities(config: RunConfig) -> set[str]:
 
 def write_reference(config: RunConfig) -> Path:
     """paper_reference.json in the run folder: the published figures the report shows beside the run's."""
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
+    from hivemind.store import check_folder, file_error
+
+    try:
+        check_folder(config.run_dir).mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
+    except OSError as err:
+        raise file_error(err, "write the paper reference", config.run_dir) from None

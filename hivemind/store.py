@@ -126,7 +126,7 @@ RESTORE = ("keep the damaged file aside, then restore the run from a snapshot (`
 def store_error(err: BaseException, path: Path, timeout: float = LOCK_TIMEOUT_S) -> HivemindError | None:
     """The user-facing error for a failed store operation; None when `err` is no store problem (a bug)."""
     if isinstance(err, OSError):
-        return file_error(err, "open the store", path)
+        return file_error(err, "write there", path)
     if not isinstance(err, sqlite3.Error):
         return None
     code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
@@ -150,7 +150,7 @@ def store_error(err: BaseException, path: Path, timeout: float = LOCK_TIMEOUT_S)
             return HivemindError(f"{path}: is a folder, not a store file; move it away and run again")
         reason = read_only_reason(path)
         if reason:
-            return HivemindError(f"{path}: cannot open the store for writing: {reason}. Nothing was lost; make it "
+            return HivemindError(f"{path}: cannot open the store: {reason}. Nothing was lost; make it "
                                  "writable (chmod u+w, or remount read-write) or copy the run folder somewhere "
                                  "writable and set results_dir to it")
         return HivemindError(f"{path}: cannot read the store ({text}); check that the disk is healthy and "
