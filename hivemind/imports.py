@@ -236,7 +236,12 @@ def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = 
                 matrix = np.vstack(vectors["vector"].to_numpy()).astype(np.float32) if len(vectors) else None
             except (TypeError, ValueError) as err:
                 raise HivemindError(f"{vectors_path}: vectors of unequal length or type ({err})") from None
-            if matrix is not None:
+            if matrix is not None and {"chunks", "tokens"} <= set(vectors.columns) \
+                    and vectors[["chunks", "tokens"]].notna().all(axis=None):
+                # chunk counts came along: the embed stage will not re-embed these texts
+                store.add_chunked_embeddings(base.embedder.id, list(vectors["text_hash"]), matrix,
+                                             vectors["chunks"].to_numpy(), vectors["tokens"].to_numpy())
+            elif matrix is not None:
                 store.add_embeddings(base.embedder.id, list(vectors["text_hash"]), matrix)
     return _build(name, results_dir, prompts, base.systems, base.samples, fill, base=base, provenance=provenance)
 

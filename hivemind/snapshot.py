@@ -136,8 +136,8 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
         prompts = store.prompts()
         frame = store.responses_frame(ids)
         frame.to_parquet(folder / "responses.parquet", index=False)
-        hashes, vectors = store.embeddings_for_systems(config.embedder.id, ids)
-    n_vectors = _write_embeddings(hashes, vectors, folder / "embeddings.parquet")
+        hashes, vectors, chunks, tokens = store.embeddings_for_systems(config.embedder.id, ids)
+    n_vectors = _write_embeddings(hashes, vectors, chunks, tokens, folder / "embeddings.parquet")
     with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
         for p in prompts:  # every stored prompt in order, also those no system answered
             out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}, ensure_ascii=False) + "\n")
@@ -170,7 +170,8 @@ def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
                             + "; snapshots must not name folders of this machine")
 
 
-def _write_embeddings(hashes: list[str], vectors: list, path: Path) -> int:
+def _write_embeddings(hashes: list[str], vectors: list, chunks: list, tokens: list, path: Path) -> int:
+    """text_hash, vector, and the windows/tokens each text needed (null where unknown), answers and prompts."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -178,7 +179,8 @@ def _write_embeddings(hashes: list[str], vectors: list, path: Path) -> int:
     flat = np.concatenate(vectors) if vectors else np.zeros(0, dtype=np.float32)
     offsets = np.cumsum([0] + [len(v) for v in vectors]).astype(np.int32)
     column = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(flat, type=pa.float32()))
-    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column})
+    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column,
+                      "chunks": pa.array(chunks, type=pa.int32()), "tokens": pa.array(tokens, type=pa.int32())})
     pq.write_table(table, path)
     return len(hashes)
 

@@ -695,19 +695,26 @@ class Store:
                 vectors.append(np.frombuffer(vector, dtype=np.float32))
         return {p: (systems, np.vstack(vectors)) for p, (systems, vectors) in found.items()}
 
-    def embeddings_for_systems(self, embedder: str, system_ids: list[str]) -> tuple[list[str], list[np.ndarray]]:
-        """(text hashes, float32 vectors) of `embedder` for every distinct text these systems produced,
-        ordered by hash."""
+    def embeddings_for_systems(self, embedder: str, system_ids: list[str]
+                               ) -> tuple[list[str], list[np.ndarray], list[int | None], list[int | None]]:
+        """(text hashes, float32 vectors, chunk counts, token counts) of `embedder` for every distinct text
+        these systems produced and every prompt text, ordered by hash. Chunk and token counts are None for a
+        vector stored without them. A snapshot carries all four, so an import needs no re-embedding."""
+        self._ensure_chunk_table()
+        prompt_hashes = [text_hash(p.text) for p in self.prompts()]
         rows = self.db.execute(
-            f"SELECT e.text_hash, e.vector FROM embeddings e WHERE e.embedder = ? AND e.text_hash IN "
+            f"SELECT e.text_hash, e.vector, c.chunks, c.tokens FROM embeddings e LEFT JOIN embedding_chunks c "
+            f"ON c.embedder = e.embedder AND c.text_hash = e.text_hash WHERE e.embedder = ? AND (e.text_hash IN "
             f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({_marks(system_ids)}) "
-            f"AND text_hash IS NOT NULL) ORDER BY e.text_hash",
-            [embedder, *system_ids])
-        hashes, vectors = [], []
-        for text_hash_, vector in rows:
+            f"AND text_hash IS NOT NULL) OR e.text_hash IN (SELECT value FROM json_each(?))) ORDER BY e.text_hash",
+            [embedder, *system_ids, json.dumps(prompt_hashes)])
+        hashes, vectors, chunks, tokens = [], [], [], []
+        for text_hash_, vector, n_chunks, n_tokens in rows:
             hashes.append(text_hash_)
             vectors.append(np.frombuffer(vector, dtype=np.float32))
-        return hashes, vectors
+            chunks.append(n_chunks)
+            tokens.append(n_tokens)
+        return hashes, vectors, chunks, tokens
 
     # Plumbing -----------------------------------------------------------------------------------
     def transaction(self):
