@@ -97,6 +97,26 @@ class Scorer(BaseModel):
             raise ValueError(f"must be one of {', '.join(sorted(kinds))}")
         return value
 
+    @field_validator("params")
+    @classmethod
+    def _no_secrets_in_scorer_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for path in _secret_paths(params, "params"):
+            raise ValueError(f"{path}: keys come only from the environment; use api_key_env")
+        return params
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Scorer":
+        if self.kind in ("judge", "reward") and not self.model:
+            raise ValueError(f"scorer {self.name!r} (kind {self.kind}) needs a model")
+        if self.rubric is not None and self.kind != "judge":
+            raise ValueError(f"scorer {self.name!r}: a rubric is for judges only")
+        if self.rubric is not None and self.rubric not in RUBRICS:
+            raise ValueError(f"scorer {self.name!r}: rubric must be one of {', '.join(RUBRICS)}")
+        return self
+
+
+RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.txt
+
 
 class DatasetSource(BaseModel):
     """A Hugging Face dataset, loaded through `datasets`."""
@@ -169,6 +189,10 @@ class RunConfig(BaseModel):
                 raise ValueError(f"systems {identities[system.identity]!r} and {system.name!r} have the same "
                                  f"model, api_base and params, so they are one system; remove one or change its params")
             identities[system.identity] = system.name
+        names = [scorer.name for scorer in self.scorers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"scorer name {name!r} appears twice")
         return self
 
     # Where things live ------------------------------------------------------------------------
@@ -186,6 +210,13 @@ class RunConfig(BaseModel):
                 return system
         raise HivemindError(f"run {self.name!r} has no system named {name!r}; "
                             f"it has: {', '.join(s.name for s in self.systems)}")
+
+    def scorer(self, name: str) -> Scorer:
+        for scorer in self.scorers:
+            if scorer.name == name:
+                return scorer
+        known = ", ".join(s.name for s in self.scorers) or "none (add a `scorers:` list to the config)"
+        raise HivemindError(f"run {self.name!r} has no scorer named {name!r}; it has: {known}")
 
     def public_dict(self) -> dict[str, Any]:
         """The config as data, safe to publish: key *variable names* stay, values never enter it."""
