@@ -55,8 +55,28 @@ def cmd_report(args) -> str:
     return f"report: {render_report(resolve_run(args.run))}"
 
 
+def cmd_score(args) -> str:
+    from hivemind.score import score_run
+
+    summary = score_run(resolve_run(args.run), scorers=args.scorer or None, progress=not args.quiet)
+    return "scored:\n" + summary.text()
+
+
+def cmd_import_scores(args) -> str:
+    from hivemind.imports import import_scores
+
+    if not args.scorer or args.files:
+        raise HivemindError("usage: hivemind import --scores FILE --name RUN --scorer NAME (no other files)")
+    result = import_scores(args.scores, resolve_run(args.name, results_dir=args.results), args.scorer, args.pass_at)
+    extra = f" ({result.inherited} NoveltyBench repeats given their class's score)" if result.inherited else ""
+    return f"imported {result.stored} scores as scorer {result.scorer!r} into run {args.name!r}{extra}"
+
+
 def cmd_import(args) -> str:
     from hivemind.imports import FieldMapping, import_files
+
+    if args.scores:
+        return cmd_import_scores(args)
 
     mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
     config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping)
@@ -121,8 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
                              ("analyze", cmd_analyze, "write the similarity tables"),
                              ("report", cmd_report, "render figures, report.html and report.md")):
         add(name, func, text).add_argument("run", help=run_help)
+    p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*")
+    p.add_argument("--scores", metavar="FILE", help="import quality scores for run --name (JSONL or "
+                   "NoveltyBench scores.jsonl) as scorer --scorer")
+    p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
+    p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
     p.add_argument("--name", required=True)
     p.add_argument("--results", default="results")
     p.add_argument("--prompt-field", default="prompt")
