@@ -85,6 +85,28 @@ def calibrate(args) -> None:
         print(f"lowest real: {value:.3f} {answer.system_id} {answer.text[:100]!r}")
 
 
+def calibrate_relevance(args) -> None:
+    """Cosine of each real answer with its own prompt, and with another prompt (off-topic), under MiniLM."""
+    from hivemind.config import Embedder
+    from hivemind.embed import load_encoder, normalise
+
+    answers = real_answers(args.models, args.prompts, args.offset)
+    prompts = sorted({a.prompt for a in answers})
+    encode = load_encoder(Embedder())
+    answer_vectors = normalise(encode([a.text for a in answers]))
+    prompt_vectors = dict(zip(prompts, normalise(encode(prompts))))
+    own = [float(v @ prompt_vectors[a.prompt]) for a, v in zip(answers, answer_vectors)]
+    other = [float(v @ prompt_vectors[prompts[(prompts.index(a.prompt) + 1) % len(prompts)]])
+             for a, v in zip(answers, answer_vectors)]
+    print(f"{len(answers)} real answers, {len(prompts)} prompts, all-MiniLM-L6-v2")
+    print(f"{'':8} {'min':>7} {'1%':>7} {'5%':>7} {'median':>7} {'95%':>7} {'99%':>7} {'max':>7}")
+    print(f"{'own':8} {quantiles(own)}")
+    print(f"{'other':8} {quantiles(other)}")
+    for cut in (0.1, 0.15, 0.2, 0.25, 0.3):
+        print(f"pass_at {cut}: own passing {np.mean(np.array(own) >= cut):.1%}, "
+              f"off-topic passing {np.mean(np.array(other) >= cut):.1%}")
+
+
 def throughput(args) -> None:
     answers = real_answers(args.models, args.prompts, args.offset)
     scorer = LogProbScorer(Scorer(name="logprob", kind="perplexity",
@@ -117,6 +139,7 @@ def throughput(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--calibrate-relevance", action="store_true")
     parser.add_argument("--models", type=int, default=4)
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--offset", type=int, default=0, help="first AlpacaEval instruction used")
@@ -124,7 +147,12 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    calibrate(args) if args.calibrate else throughput(args)
+    if args.calibrate_relevance:
+        calibrate_relevance(args)
+    elif args.calibrate:
+        calibrate(args)
+    else:
+        throughput(args)
 
 
 if __name__ == "__main__":

@@ -112,10 +112,24 @@ class Scorer(BaseModel):
             raise ValueError(f"scorer {self.name!r}: a rubric is for judges only")
         if self.rubric is not None and self.rubric not in RUBRICS:
             raise ValueError(f"scorer {self.name!r}: rubric must be one of {', '.join(RUBRICS)}")
+        if self.pass_at is None and self.kind == "perplexity" and self.model is None:
+            self.pass_at = DEFAULT_PASS_AT["perplexity"]   # calibrated for the bundled SmolLM2 only
         return self
 
 
 RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.txt
+
+# Default quality gates (an answer passes when score >= pass_at), used when a scorer names none.
+# perplexity, bundled SmolLM2 (mean log-probability per answer token, first 96 tokens), measured with
+#   `python benchmarks/bench_score.py --calibrate --models 16 --prompts 3 --offset 200 --max-tokens 96`
+#   on real AlpacaEval answers of 16 models: real min -3.26, 1% -3.21, median -1.96; the same answers'
+#   words shuffled: max -4.21, 99% -4.32, median -6.35; random-vocabulary babble: max BABBLE_MAX.
+#   -4.0 passes every real answer and fails every control.
+# relevance, all-MiniLM-L6-v2 (answer-prompt cosine), `--calibrate-relevance --models 16 --prompts 12
+#   --offset 300`: 192 real answers to their own prompt: min 0.174, 5% 0.333, median 0.736; the same
+#   answers against another prompt: median 0.029, 95% 0.184, max 0.246. 0.15 passes every real answer
+#   and 13.5% of off-topic ones (0.2: 98.4% and 2.1%); other embedders need their own calibration.
+DEFAULT_PASS_AT = {"perplexity": -4.0, "relevance": 0.15}
 
 
 class DatasetSource(BaseModel):
@@ -189,6 +203,9 @@ class RunConfig(BaseModel):
                 raise ValueError(f"systems {identities[system.identity]!r} and {system.name!r} have the same "
                                  f"model, api_base and params, so they are one system; remove one or change its params")
             identities[system.identity] = system.name
+        for scorer in self.scorers:   # the relevance gate is calibrated for the default embedder only
+            if scorer.kind == "relevance" and scorer.pass_at is None and self.embedder.model == DEFAULT_EMBEDDER:
+                scorer.pass_at = DEFAULT_PASS_AT["relevance"]
         names = [scorer.name for scorer in self.scorers]
         for name in names:
             if names.count(name) > 1:

@@ -341,3 +341,16 @@ def test_score_names_an_unknown_or_imported_scorer_clearly(tmp_path):
         score_run(config, scorers=["ext"], progress=False)
     with pytest.raises(HivemindError, match="no scorer named 'nope'"):
         score_run(config, scorers=["nope"], progress=False)
+
+
+def test_default_gates_apply_only_where_they_were_calibrated():
+    from hivemind.config import DEFAULT_PASS_AT, RunConfig
+
+    base = {"name": "r", "prompts": "p.jsonl", "systems": [{"name": "s", "model": "openai/m"}]}
+    scorers = [{"name": "lp", "kind": "perplexity"}, {"name": "other-lp", "kind": "perplexity", "model": "x.gguf"},
+               {"name": "rel", "kind": "relevance"}, {"name": "mine", "kind": "relevance", "pass_at": 0.5}]
+    config = RunConfig.model_validate({**base, "scorers": scorers})
+    assert [s.pass_at for s in config.scorers] == [DEFAULT_PASS_AT["perplexity"], None,
+                                                   DEFAULT_PASS_AT["relevance"], 0.5]
+    other = RunConfig.model_validate({**base, "scorers": scorers, "embedder": "all-mpnet-base-v2"})
+    assert other.scorer("rel").pass_at is None    # a gate is calibrated per embedder

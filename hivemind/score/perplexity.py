@@ -7,7 +7,8 @@ per answer token
     score = (1/m) * sum_i log p(a_i | x, a_1..a_{i-1})      (natural log, <= 0; higher is better)
 
 i.e. minus the log of the answer's perplexity. Fluent, on-topic text scores near -1 to -2 under SmolLM2;
-shuffled words and random-vocabulary babble score far lower (see DEFAULT_PASS_AT). The token count m is
+shuffled words and random-vocabulary babble score far lower (config.DEFAULT_PASS_AT: -4.0, calibrated
+on real AlpacaEval answers with benchmarks/bench_score.py --calibrate). The token count m is
 stored in the score's raw JSON.
 
 It runs llama.cpp in process (llama_cpp.Llama with logits_all=True): one forward pass over prompt + answer
@@ -31,10 +32,6 @@ from hivemind.store import Answer, Score
 
 DEFAULT_N_CTX = 2048
 MAX_PROMPT_SHARE = 4   # the prompt keeps at most n_ctx/4 tokens (its end), so answers always get most of the window
-
-# Calibrated on real AlpacaEval answers (/work/shared/data/alpaca_eval_outputs, 16 models): see
-# benchmarks/bench_score.py --calibrate. Real answers must pass, word salad and babble made from them must fail.
-DEFAULT_PASS_AT = -3.5
 
 
 def default_model_path() -> Path:
