@@ -204,6 +204,12 @@ def test_perplexity_ranks_real_answers_above_their_word_salad_and_rerun_computes
     assert all(r["tokens"] == 48 and r.get("truncated") for r in raw)   # long answers: read 48, said so
     again = score_run(config, progress=False)
     assert (again.scorers["logprob"].scored, again.scorers["logprob"].skipped) == (0, 6)
+    # the prompt's KV cache, reused between samples, changes nothing: a fresh model gives the same score
+    from hivemind.score.perplexity import LogProbScorer
+    with Store(config.store_path, create=False) as store:
+        last = [a for a in store.answers_to_score("fresh", [config.systems[0].identity]) if a.sample == 1][-1]
+    fresh = LogProbScorer(config.scorer("logprob")).score_one(last)
+    assert fresh.score == pytest.approx(by_prompt[last.prompt_id][1], abs=1e-3)
 
 
 # --- relevance ---------------------------------------------------------------------------------------

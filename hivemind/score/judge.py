@@ -27,6 +27,11 @@ def rubric_path(rubric: str | None) -> Path:
     return RUBRIC_DIR / f"absolute-{rubric or DEFAULT_RUBRIC}.txt"
 
 
+def rubric_files(config: RunConfig) -> list[Path]:
+    """The rubric files the run's judges use (for snapshots: the exact prompt text the scores came from)."""
+    return sorted({rubric_path(s.rubric) for s in config.scorers if s.kind == "judge"})
+
+
 def rubric_range(rubric: str | None) -> tuple[int, int]:
     low, high = (rubric or DEFAULT_RUBRIC).split("-")
     return int(low), int(high)
