@@ -123,8 +123,8 @@ RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.
 # perplexity, bundled SmolLM2 (mean log-probability per answer token, first 96 tokens), measured with
 #   `python benchmarks/bench_score.py --calibrate --models 16 --prompts 3 --offset 200 --max-tokens 96`
 #   on real AlpacaEval answers of 16 models: real min -3.26, 1% -3.21, median -1.96; the same answers'
-#   words shuffled: max -4.21, 99% -4.32, median -6.35; random-vocabulary babble of the same length: max -6.59, median -7.64.
-#   -4.0 passes every real answer and fails every control.
+#   words shuffled: max -4.21, 99% -4.32, median -6.35; random-vocabulary babble of the same length:
+#   max -6.59, median -7.64. -4.0 passes every real answer and fails every control (48 of each).
 # relevance, all-MiniLM-L6-v2 (answer-prompt cosine), `--calibrate-relevance --models 16 --prompts 12
 #   --offset 300`: 192 real answers to their own prompt: min 0.174, 5% 0.333, median 0.736; the same
 #   answers against another prompt: median 0.029, 95% 0.184, max 0.246. 0.15 passes every real answer
