@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hivemind.config import Scorer  # noqa: E402
-from hivemind.score.perplexity import LogProbScorer, default_model_path, load_llama  # noqa: E402
+from hivemind.score.perplexity import LogProbScorer, default_model_path  # noqa: E402
 from hivemind.store import Answer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "alpaca_eval_outputs"
@@ -117,8 +117,11 @@ def throughput(args) -> None:
     scoring_s = time.perf_counter() - started
     tokens = sum(json.loads(s.raw)["tokens"] for s in scores)
 
-    llm = load_llama(default_model_path(), 2048, args.threads)
-    llm.logits_all = False
+    from llama_cpp import Llama
+
+    # as the server generates: no logits kept beyond the last position
+    llm = Llama(model_path=str(default_model_path()), n_ctx=2048, n_threads=args.threads,
+                n_threads_batch=args.threads, verbose=False)
     generated, started = 0, time.perf_counter()
     for answer in answers[:args.generations]:
         reply = llm.create_chat_completion(messages=[{"role": "user", "content": answer.prompt}],
