@@ -53,7 +53,9 @@ class LogProbScorer:
         # Optional cap on the answer tokens read: the score is then the mean over the first max_tokens,
         # a cheaper estimate of the same quantity (the forward pass is the whole cost).
         self.max_tokens = int(scorer.params.get("max_tokens", self.n_ctx))
-        threads = int(scorer.params.get("n_threads", os.cpu_count() or 1))
+        # Half the cores by default: llama.cpp's OpenMP threads spin at barriers, and on a shared 2-core
+        # machine two threads ran many times slower than one (measured while other jobs ran).
+        threads = int(scorer.params.get("n_threads", max(1, min(4, (os.cpu_count() or 1) // 2))))
         self.llm = load_llama(path, self.n_ctx, threads)
         self.format = chat_formatter(self.llm)
         self.prefixes: dict[str, list[int]] = {}
