@@ -52,7 +52,7 @@ class ScorerSummary:
             parts.append(f"{self.failed_transient} still failing (not stored; run again to retry): "
                          f"{self.last_transient}")
         if self.truncated:
-            parts.append(f"{self.truncated} truncated to the model's context")
+            parts.append(f"{self.truncated} read in part (longer than max_tokens or the context window)")
         parts.append(f"{self.skipped} already scored")
         if self.cost:
             parts.append(f"cost ${self.cost:.4f}")
