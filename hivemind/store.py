@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS scores (
     score REAL,                   -- higher is better for every scorer; NULL when none could be read (see error)
     raw TEXT,                     -- what the scorer said (a judge's reply), for audit
     error TEXT,                   -- why there is no score (unparseable reply, refused, ...)
+    cost REAL,                    -- USD the scorer's request cost (LM judges), so max_cost holds across runs
     created_at TEXT NOT NULL,
     PRIMARY KEY (system_id, prompt_id, sample, scorer)
 );
@@ -120,6 +121,21 @@ class Score:
     score: float | None
     raw: str | None = None
     error: str | None = None
+    cost: float | None = None
+
+
+@dataclass
+class Answer:
+    """One stored answer with its prompt's text: what a scorer reads."""
+    system_id: str
+    prompt_id: str
+    sample: int
+    prompt: str
+    text: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.system_id, self.prompt_id, self.sample)
 
 
 @dataclass
@@ -532,9 +548,45 @@ class Store:
         """Insert or replace scores in one transaction (a re-score of the same key replaces it)."""
         with self.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO scores (system_id, prompt_id, sample, scorer, score, raw, error, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                ((s.system_id, s.prompt_id, s.sample, s.scorer, s.score, s.raw, s.error, now()) for s in scores))
+                "INSERT OR REPLACE INTO scores (system_id, prompt_id, sample, scorer, score, raw, error, cost, "
+                "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                ((s.system_id, s.prompt_id, s.sample, s.scorer, s.score, s.raw, s.error, s.cost, now())
+                 for s in scores))
+
+    def answers_to_score(self, scorer: str, system_ids: list[str]) -> list[Answer]:
+        """Stored answers (text not NULL) of these systems with no row yet for `scorer`, in prompt order."""
+        marks = ",".join("?" * len(system_ids))
+        rows = self.db.execute(
+            f"SELECT r.system_id, r.prompt_id, r.sample, p.text, r.text FROM responses r "
+            f"JOIN prompts p ON p.id = r.prompt_id "
+            f"LEFT JOIN scores s ON s.scorer = ? AND s.system_id = r.system_id AND s.prompt_id = r.prompt_id "
+            f"AND s.sample = r.sample "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL AND s.scorer IS NULL "
+            f"ORDER BY p.position, r.system_id, r.sample",
+            [scorer, *system_ids])
+        return [Answer(*row) for row in rows]
+
+    def answer_texts(self, system_ids: list[str] | None = None) -> dict[tuple[str, str, int], str]:
+        """(system id, prompt id, sample) -> text of every stored answer (text not NULL)."""
+        sql = "SELECT system_id, prompt_id, sample, text FROM responses WHERE text IS NOT NULL"
+        args: list = []
+        if system_ids is not None:
+            sql += f" AND system_id IN ({','.join('?' * len(system_ids))})"
+            args = system_ids
+        return {(a, b, c): text for a, b, c, text in self.db.execute(sql, args)}
+
+    def scoring_cost(self) -> float:
+        return float(self.db.execute("SELECT COALESCE(SUM(cost), 0) FROM scores").fetchone()[0])
+
+    def vectors(self, embedder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of these text hashes under `embedder` (hashes with none are left out)."""
+        out = {}
+        for h in set(hashes):
+            row = self.db.execute("SELECT vector FROM embeddings WHERE embedder = ? AND text_hash = ?",
+                                  (embedder, h)).fetchone()
+            if row is not None:
+                out[h] = np.frombuffer(row[0], dtype=np.float32)
+        return out
 
     def scored_keys(self, scorer: str) -> set[tuple[str, str, int]]:
         """(system id, prompt id, sample) keys that already have a row (a score or an error) for `scorer`."""
