@@ -144,6 +144,7 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
     public = hub.portable_config(scrub(config.public_dict()))
     (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
     _copy_run_outputs(config.run_dir, folder)
+    _copy_rubrics(config, folder)
     hub.write_dataset_files(config, folder, name, license)  # Parquet tables and the dataset card
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
@@ -157,6 +158,17 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
     folder.chmod(0o755)  # mkdtemp makes it 0o700; a published folder is readable by all
+
+
+def _copy_rubrics(config: RunConfig, folder: Path) -> None:
+    """The exact judge prompts the run's scores came from travel with them (rubrics/NAME.txt)."""
+    from hivemind.score.judge import rubric_files
+
+    paths = rubric_files(config)
+    if paths:
+        (folder / "rubrics").mkdir(exist_ok=True)
+        for path in paths:
+            shutil.copyfile(path, folder / "rubrics" / path.name)
 
 
 def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
