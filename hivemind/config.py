@@ -117,7 +117,7 @@ class Scorer(BaseModel):
     kind: judge (an LM judge through litellm), perplexity (answer log-probability under a local model),
     reward (a transformers sequence-classification reward model), relevance (cosine of answer and prompt
     embeddings), imported (scores brought in with `hivemind import`)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(min_length=1)
     kind: str
@@ -137,15 +137,14 @@ class Scorer(BaseModel):
             raise ValueError(f"must be one of {', '.join(sorted(kinds))}")
         return value
 
-    @field_validator("params")
+    @field_validator("api_key_env")
     @classmethod
-    def _no_secrets_in_scorer_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        for path in _secret_paths(params, "params"):
-            raise ValueError(f"{path}: keys come only from the environment; use api_key_env")
-        return params
+    def _env_name(cls, value: str | None) -> str | None:
+        return _valid_env_name(value)
 
     @model_validator(mode="after")
     def _complete(self) -> "Scorer":
+        refuse_secrets({"model": self.model, "api_base": self.api_base, "params": self.params})
         if self.kind in ("judge", "reward") and not self.model:
             raise ValueError(f"scorer {self.name!r} (kind {self.kind}) needs a model")
         if self.rubric is not None and self.kind != "judge":
