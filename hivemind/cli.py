@@ -10,56 +10,89 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import HivemindError, __version__  # noqa: E402
 from hivemind.config import resolve_run  # noqa: E402
+from hivemind.secrets import redact  # noqa: E402
 
 
 def cmd_collect(args) -> str:
-    from hivemind.collect import collect
+    from hivemind import pipeline
 
-    s = collect(resolve_run(args.run), systems=args.system or None, progress=not args.quiet)
-    return (f"collected {s.stored} new answers ({s.skipped} already stored, {s.failed_permanent} "
-            f"recorded as permanent errors, {s.retries} retries, cost ${s.cost:.4f})")
+    s = pipeline.collect(resolve_run(args.run), systems=args.system or None, progress=not args.quiet,
+                         wait=args.wait, retry_errors=args.retry_errors)
+    resent = f"{s.retried_errors} stored errors re-sent, " if args.retry_errors else ""
+    hint = "; `--retry-errors` re-sends them after a fix" if s.failed_permanent and not args.retry_errors else ""
+    doubled = f"; {s.duplicates} answers came for samples already stored (not counted)" if s.duplicates else ""
+    return (f"collected {s.stored} new answers ({s.skipped} already stored, {resent}{s.failed_permanent} "
+            f"recorded as permanent errors{hint}, {s.retries} retries, cost ${s.cost:.4f}){doubled}")
 
 
 def cmd_serve_local(args) -> str:
     from hivemind import local_server
+    from hivemind.pipeline import signals_handled
 
-    local_server.serve_forever()
+    with signals_handled():   # SIGTERM/SIGHUP stop the servers too, not only Ctrl-C
+        local_server.serve_forever()
     return "local servers stopped"
 
 
 def cmd_run(args) -> str:
     from hivemind.pipeline import run
 
-    result = run(resolve_run(args.run), progress=not args.quiet)
-    return f"collected {result.collected}, embedded {result.embedded}; report: {result.report}"
+    result = run(resolve_run(args.run), progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
+    scored = f"\nscored:\n{result.score.text()}" if result.score is not None else ""
+    return f"collected {result.collected}, embedded {result.embedded}{scored}\nreport: {result.report}"
 
 
 def cmd_embed(args) -> str:
-    from hivemind.embed import embed_run
+    from hivemind import pipeline
 
-    s = embed_run(resolve_run(args.run), progress=not args.quiet)
+    s = pipeline.embed(resolve_run(args.run), progress=not args.quiet, wait=args.wait)
     return f"embedded {s.embedded} new texts ({s.cached} vectors were cached)"
 
 
 def cmd_analyze(args) -> str:
-    from hivemind.analyze import analyze_run
+    from hivemind import pipeline
 
     config = resolve_run(args.run)
-    analyze_run(config, progress=not args.quiet, controls=getattr(args, "controls", False))
+    pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls)
     return f"tables written to {config.run_dir}"
 
 
 def cmd_report(args) -> str:
-    from hivemind.report import render_report
+    from hivemind import pipeline
 
-    return f"report: {render_report(resolve_run(args.run))}"
+    return f"report: {pipeline.report(resolve_run(args.run), wait=args.wait)}"
+
+
+def cmd_score(args) -> str:
+    from hivemind import pipeline
+
+    config = resolve_run(args.run)
+    if not config.scorers:
+        raise HivemindError(f"run {config.name!r} configures no scorers; add a `scorers:` list to its config "
+                            f"(see README, Quality scores) or import scores with `hivemind import --scores`")
+    summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,
+                             raise_if_incomplete=True)
+    return "scored:\n" + summary.text()
+
+
+def cmd_import_scores(args) -> str:
+    from hivemind.imports import import_scores
+
+    if not args.scorer or args.files:
+        raise HivemindError("usage: hivemind import --scores FILE --name RUN --scorer NAME (no other files)")
+    result = import_scores(args.scores, resolve_run(args.name, results_dir=args.results), args.scorer, args.pass_at)
+    extra = f" ({result.inherited} NoveltyBench repeats given their class's score)" if result.inherited else ""
+    return f"imported {result.stored} scores as scorer {result.scorer!r} into run {args.name!r}{extra}"
 
 
 def cmd_import(args) -> str:
     from hivemind.imports import FieldMapping, import_files
 
+    if args.scores:
+        return cmd_import_scores(args)
+
     mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
-    config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping)
+    config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping, verify=not args.no_verify)
     return (f"imported run {config.name!r} with {len(config.systems)} systems into {config.run_dir}; "
             f"next: hivemind embed {config.name} && hivemind analyze {config.name}")
 
@@ -70,7 +103,7 @@ def cmd_leaderboard(args) -> str:
     if args.action == "add":
         if not args.config or not args.system:
             raise HivemindError("usage: hivemind leaderboard add CONFIG --system NAME")
-        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results))
+        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results, wait=args.wait))
     paths = leaderboard.update_leaderboard(args.results)
     return "leaderboard: " + ", ".join(str(p) for p in paths)
 
@@ -82,12 +115,22 @@ def cmd_snapshot(args) -> str:
         if not args.name:
             raise HivemindError("usage: hivemind snapshot publish RUN --name NAME")
         path = snapshot.publish(resolve_run(args.target, results_dir=args.results), args.name,
-                                results_dir=args.results)
-        if args.to_hub:
-            snapshot.push_to_hub(path, args.to_hub)  # the folder just written, wherever its results_dir is
+                                results_dir=args.results, license=args.license)
+        if args.to_hub:  # the folder just written, wherever its results_dir is
+            url = snapshot.push_to_hub(path, args.to_hub)
+            return f"snapshot published: {path}\npushed in one commit, tagged {args.name}: {url}"
         return f"snapshot published: {path}"
     result = snapshot.verify(args.target, results_dir=args.results)
     return str(result)
+
+
+def cmd_export(args) -> str:
+    from hivemind.export import export_inspect
+
+    paths = export_inspect(resolve_run(args.run), out=args.out)
+    folder = paths[0].parent if paths else args.out
+    return (f"wrote {len(paths)} Inspect AI logs (one per system) to {folder}; "
+            f"view them: inspect view --log-dir {folder}")
 
 
 def cmd_reproduce(args) -> str:
@@ -95,8 +138,17 @@ def cmd_reproduce(args) -> str:
 
     systems = [s for s in (args.systems or "").split(",") if s] or None
     result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes,
-                           threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet)
+                           threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet,
+                           wait=args.wait)
     return str(result)
+
+
+def cmd_agreement(args) -> str:
+    from hivemind.agreement import agreement_run
+
+    config = resolve_run(args.run)
+    result = agreement_run(config, args.embedder, progress=not args.quiet)
+    return f"{result.summary()}\ntables written to {config.run_dir}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,35 +157,58 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run_help = "a config file, a packaged config name (demo, paper) or a run name under results/"
 
-    def add(name, func, help_text):
+    def add(name, func, help_text, writes_run=False):
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        if writes_run:
+            p.add_argument("--wait", action="store_true",
+                           help="if another process holds the run's lock, wait for it instead of refusing")
         return p
 
-    p = add("collect", cmd_collect, "ask every system for the samples not yet stored")
+    retry_help = "also re-send samples stored as permanent errors (after fixing the config or server)"
+    p = add("collect", cmd_collect, "ask every system for the samples not yet stored (starts local servers)",
+            writes_run=True)
     p.add_argument("run", help=run_help)
     p.add_argument("--system", action="append", help="only this system (repeatable)")
+    p.add_argument("--retry-errors", action="store_true", help=retry_help)
     add("serve-local", cmd_serve_local, "serve the bundled local models on 127.0.0.1 until Ctrl-C")
-    p = add("run", cmd_run, "collect, embed, analyze and report (starts the local servers if needed)")
+    p = add("run", cmd_run, "collect, embed, analyze and report (starts the local servers if needed)",
+            writes_run=True)
     p.add_argument("run", nargs="?", default="demo", help=run_help)
+    p.add_argument("--retry-errors", action="store_true", help=retry_help)
     for name, func, text in (("embed", cmd_embed, "embed every stored response (cached)"),
                              ("analyze", cmd_analyze, "write the similarity tables"),
                              ("report", cmd_report, "render figures, report.html and report.md")):
-        p = add(name, func, text)
+        p = add(name, func, text, writes_run=True)
         p.add_argument("run", help=run_help)
         if name == "analyze":
             p.add_argument("--controls", action="store_true",
                            help="add synthetic control systems (word salad, babble, off-topic, paraphrase "
                                 "ensemble, copies) made from the run's answers, and show where they land")
+    p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
+    p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
+            writes_run=True)
+    p.add_argument("run", help=run_help)
+    p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
-    p.add_argument("files", nargs="+")
+    p.add_argument("--scores", metavar="FILE", help="import quality scores for run --name (JSONL or "
+                   "NoveltyBench scores.jsonl) as scorer --scorer")
+    p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
+    p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
+    p.add_argument("files", nargs="*", help="generation files, a snapshot folder, or hf://OWNER/NAME@TAG "
+                   "(a snapshot pushed with --to-hub)")
     p.add_argument("--name", required=True)
     p.add_argument("--results", default="results")
     p.add_argument("--prompt-field", default="prompt")
     p.add_argument("--response-field", default="response")
     p.add_argument("--model-field", default="model")
-    p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run")
+    p.add_argument("--no-verify", action="store_true",
+                   help="import a snapshot that does not match its manifest (warns; the run is marked unverified)")
+    p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run",
+            writes_run=True)
     p.add_argument("action", nargs="?", choices=["update", "add"], default="update")
     p.add_argument("config", nargs="?")
     p.add_argument("--system")
@@ -142,9 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["publish", "verify"])
     p.add_argument("target", help="publish: RUN; verify: snapshot NAME or folder")
     p.add_argument("--name")
-    p.add_argument("--to-hub", metavar="REPO")
+    p.add_argument("--to-hub", metavar="REPO", help="also upload it to this Hugging Face dataset repo "
+                   "(one commit, tagged with the snapshot name)")
+    p.add_argument("--license", default="other", help="license in the dataset card (default: other)")
     p.add_argument("--results", help="results folder (default: the config's, else results/)")
-    p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration")
+    p = add("export", cmd_export, "write a run in another tool's format")
+    p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--out", help="folder for the logs (default: the run folder's inspect/)")
+    p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration", writes_run=True)
     p.add_argument("what", choices=["paper"])
     p.add_argument("--systems", help="comma-separated system names")
     p.add_argument("--limit", type=int)
@@ -159,13 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         message = args.func(args)
     except HivemindError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)  # no key value is ever printed
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        from hivemind.pipeline import Interrupted
+
+        if isinstance(err, Interrupted):
+            print(f"stopped by {err.name}; everything stored so far is kept, local servers this command "
+                  f"started are stopped; run the same command again to resume", file=sys.stderr)
+            return err.exit_code
         print("interrupted; everything stored so far is kept", file=sys.stderr)
         return 130
     if message:
-        print(message)
+        print(redact(message))
     return 0
 
 

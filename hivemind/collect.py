@@ -1,7 +1,11 @@
 """Collect: ask every system for `samples` answers to every prompt, through litellm, and store each one.
 
 Only (system, prompt, sample) keys not already in the store are requested, so a re-run costs nothing and a
-killed run resumes where it stopped. Each sample carries a seed derived from (run seed, prompt, sample):
+killed run resumes where it stopped. Answers that failed for good (400, context too long) are stored as
+errors and not asked again, unless `retry_errors` says the user changed something: then they are re-sent
+and each stored error is replaced by the new outcome. An endpoint that refuses every connection (or whose
+host name does not resolve) and has never answered is given up within seconds (retry.Reachability), with
+a message naming its api_base. Each sample carries a seed derived from (run seed, prompt, sample):
 providers that take a seed give reproducible answers, and since the sample index is part of it no cache
 can hand the same answer to two samples.
 """
@@ -11,7 +15,8 @@ import asyncio
 import hashlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -19,27 +24,35 @@ from tqdm import tqdm
 from hivemind import HivemindError
 from hivemind.config import RunConfig, System, api_key, require_keys, save_run_config
 from hivemind.prompts import load_prompts
-from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
+from hivemind.secrets import redact
+from hivemind.retry import (GaveUp, PermanentError, Reachability, RetryPolicy, Unreachable, call_with_retries,
+                            describe, unreachable_cause)
+from hivemind.signals import run_async
 from hivemind.store import Prompt, Response, Store
 
 
 @dataclass
 class CollectSummary:
     requested: int = 0            # samples that were missing at the start
-    stored: int = 0               # answers stored in this run
+    stored: int = 0               # answers stored in this run (rows really inserted)
     failed_permanent: int = 0     # stored as errors, never retried (400, context too long, ...)
     failed_transient: int = 0     # not stored: still failing after every attempt; the next run retries
     skipped: int = 0              # already in the store
+    retried_errors: int = 0       # stored permanent errors re-sent (retry_errors)
+    duplicates: int = 0           # answers that arrived for a key another writer had stored meanwhile
     retries: int = 0
     cost: float = 0.0
     stopped_for_cost: bool = False
     system_errors: dict[str, str] = field(default_factory=dict)
     # Last transient error per system, so "still failing" says why (e.g. connection refused at api_base).
     transient_errors: dict[str, str] = field(default_factory=dict)
+    # Systems with stored errors and not one answer: {name: (errors stored, the first error)}.
+    all_failed: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        return not self.failed_transient and not self.system_errors and not self.stopped_for_cost
+        return (not self.failed_transient and not self.system_errors and not self.stopped_for_cost
+                and not self.all_failed)
 
 
 def sample_seed(run_seed: int, prompt_id: str, sample: int) -> int:
@@ -47,25 +60,60 @@ def sample_seed(run_seed: int, prompt_id: str, sample: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True) -> CollectSummary:
-    """Collect what is missing for `systems` (default: all); raise HivemindError if anything is left."""
+def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True,
+            retry_errors: bool = False,
+            prepare: Callable[[list[System]], AbstractContextManager] | None = None) -> CollectSummary:
+    """Collect what is missing for `systems` (default: all); raise HivemindError if anything is left.
+
+    retry_errors: also re-send the samples stored as permanent errors (after the user fixed something).
+    prepare(systems with work): a context held while requests are sent (the orchestrator starts local
+    servers in it). Call this through hivemind.pipeline.collect, which also holds the run lock."""
     chosen = [config.system(name) for name in systems] if systems else list(config.systems)
     prompts = load_prompts(config)
-    plans = plan(config, chosen, prompts)
+    plans = plan(config, chosen, prompts, retry_errors)
     summary = CollectSummary(requested=sum(len(todo) for _, todo in plans))
     summary.skipped = len(chosen) * len(prompts) * config.samples - summary.requested
-    if summary.requested == 0:
-        return summary  # nothing to ask: no provider check, so a re-run never even imports litellm
-    check_systems(chosen)
-    save_run_config(config)
-    with Store(config.store_path) as store:
-        for system in chosen:
-            store.add_system(system.identity, system.name, system.model, system.api_base, system.params)
-        store.add_prompts(prompts)
-        asyncio.run(_collect(config, plans, store, summary, progress))
+    if summary.requested:
+        check_systems(chosen)
+        save_run_config(config)
+        with Store(config.store_path) as store:
+            for system in chosen:
+                store.add_system(system.identity, system.name, system.model, system.api_base, system.params)
+            store.add_prompts(prompts)
+            busy = [system for system, todo in plans if todo]
+            with prepare(busy) if prepare is not None else nullcontext():
+                run_async(_collect(config, plans, store, summary, progress, retry_errors))
+    # else: nothing to ask, no provider check, so a re-run never even imports litellm
+    summary.all_failed = failed_systems(config, chosen)
     if not summary.complete:
         raise HivemindError(_incomplete_message(config, summary))
     return summary
+
+
+def failed_systems(config: RunConfig, systems: list[System]) -> dict[str, tuple[int, str]]:
+    """Systems whose every stored sample is a permanent error: {name: (errors, first error)}."""
+    if not config.store_path.exists():
+        return {}
+    with Store(config.store_path, create=False) as store:
+        counts = store.outcome_counts([s.identity for s in systems])
+        failed = {}
+        for system in systems:
+            answers, errors = counts.get(system.identity, (0, 0))
+            if errors and not answers:
+                failed[system.name] = (errors, store.first_error([system.identity]) or "?")
+    return failed
+
+
+def all_failed_message(config: RunConfig, failed: dict[str, tuple[int, str]]) -> str:
+    """What to say when systems have nothing but errors (collect, and embed/analyze on such a run)."""
+    lines = []
+    for name, (errors, first) in failed.items():
+        lines.append(f"  every request of system {name!r} failed ({errors} errors stored, no answer); "
+                     f"the first error: {first}")
+    lines.append(f"  fix what the error names (model, params, api_base, the server), then run "
+                 f"`hivemind collect {config.name} --retry-errors` (or with the config file) to send those "
+                 f"requests again.")
+    return "\n".join(lines)
 
 
 def check_systems(systems: list[System]) -> None:
@@ -95,11 +143,23 @@ def _incomplete_message(config: RunConfig, s: CollectSummary) -> str:
                          f"last error: {error}")
     if s.stopped_for_cost:
         parts.append(f"  stopped at max_cost {config.max_cost} (spent ${s.cost:.6f}); raise max_cost to go on.")
+    if s.all_failed:
+        parts.append(all_failed_message(config, s.all_failed))
     return "\n".join(parts)
 
 
+def unreachable_message(system: System, err: BaseException) -> str:
+    from hivemind.local_server import how_to_start
+
+    where = system.api_base or "the provider's default endpoint"
+    hint = how_to_start(system.api_base, system.model) or ("check that the server is running and that "
+                                                             "api_base (host, port) is right")
+    return f"cannot reach {where}: {err}; nothing there has answered. {hint[0].upper()}{hint[1:]}."
+
+
 class _Collector:
-    def __init__(self, config: RunConfig, store: Store, summary: CollectSummary, bar: tqdm):
+    def __init__(self, config: RunConfig, store: Store, summary: CollectSummary, bar: tqdm,
+                 retry_errors: bool = False):
         self.config = config
         self.store = store
         self.summary = summary
@@ -107,6 +167,25 @@ class _Collector:
         self.policy = RetryPolicy(config.max_attempts, config.retry_base_delay, config.retry_max_delay)
         self.spent = store.total_cost()
         self.stop_all = False
+        self.retry_errors = retry_errors
+        self.last_error = ""
+        self.shown_at = 0.0
+
+    def show(self, error: str | None = None) -> None:
+        """Retries and the last error in the progress bar, redrawn at most twice a second."""
+        if error is not None:
+            self.last_error = error
+        s = self.summary
+        text = f"retries={s.retries}"
+        if s.failed_permanent or s.failed_transient:
+            text += f" failed={s.failed_permanent + s.failed_transient}"
+        if self.last_error:
+            text += f" last: {self.last_error[:80]}"
+        now = time.monotonic()
+        refresh = now - self.shown_at >= 0.5
+        if refresh:
+            self.shown_at = now
+        self.bar.set_postfix_str(text, refresh=refresh)
 
     def _over_budget(self) -> bool:
         if self.config.max_cost is not None and self.spent >= self.config.max_cost:
@@ -118,13 +197,19 @@ class _Collector:
         stop = asyncio.Event()
         request = _Request(system, self.config)
         rng = random.Random(system.identity)
+        reach = Reachability()   # shared by the system's workers: one dead endpoint, one verdict
 
         async def worker() -> None:
             for prompt, sample in work:  # a shared iterator: each key is taken by one worker
                 if stop.is_set() or self._over_budget():
                     return
                 try:
-                    await self.one(system, request, prompt, sample, rng)
+                    await self.one(system, request, prompt, sample, rng, reach)
+                except Unreachable as err:
+                    self.summary.system_errors.setdefault(system.name,
+                                                          request.redact(unreachable_message(system, err)))
+                    stop.set()
+                    return
                 except PermanentError as err:
                     if err.fatal_for_system:
                         self.summary.system_errors[system.name] = request.redact(str(err))
@@ -133,34 +218,51 @@ class _Collector:
 
         await asyncio.gather(*(worker() for _ in range(system.concurrency)))
 
-    async def one(self, system: System, request: "_Request", prompt: Prompt, sample: int, rng) -> None:
+    async def one(self, system: System, request: "_Request", prompt: Prompt, sample: int, rng,
+                  reach: Reachability | None = None) -> None:
         seed = sample_seed(self.config.seed, prompt.id, sample)
 
-        def count_retry(_err: BaseException) -> None:
+        def count_retry(err: BaseException) -> None:
             self.summary.retries += 1
+            self.show(f"{system.name}: {request.redact(unreachable_cause(err) or describe(err))}")
 
         started = time.perf_counter()
         try:
-            reply = await call_with_retries(lambda: request.send(prompt.text, seed), self.policy, rng, count_retry)
+            reply = await call_with_retries(lambda: request.send(prompt.text, seed), self.policy, rng, count_retry,
+                                            reach)
         except PermanentError as err:
             if not err.fatal_for_system:  # about this prompt (e.g. too long): record once, never re-ask
-                self.store.add_response(Response(system.identity, prompt.id, sample, None, seed=seed,
-                                                 error=request.redact(str(err))))
+                self.save(Response(system.identity, prompt.id, sample, None, seed=seed,
+                                   error=request.redact(str(err))))
                 self.summary.failed_permanent += 1
                 self.bar.update(1)
+            self.show(f"{system.name}: {request.redact(str(err))}")
+            raise
+        except Unreachable:
             raise
         except GaveUp as err:
             self.summary.failed_transient += 1
             self.summary.transient_errors[system.name] = request.redact(str(err))
             self.bar.update(1)
+            self.show(f"{system.name}: {request.redact(str(err))}")
             return
         response = _to_response(reply, system, prompt, sample, seed, time.perf_counter() - started)
-        self.store.add_response(response)
+        if not self.save(response):
+            # Another writer stored this key meanwhile (the run lock prevents that; count it honestly anyway).
+            self.summary.duplicates += 1
+            self.bar.update(1)
+            return
         self.summary.stored += 1
         if response.cost:
             self.spent += response.cost
             self.summary.cost += response.cost
         self.bar.update(1)
+
+    def save(self, response: Response) -> bool:
+        """Store one outcome; False when the key was already stored (nothing was written)."""
+        if self.retry_errors:
+            return self.store.replace_error_response(response)
+        return self.store.insert_response(response)
 
 
 class _Request:
@@ -192,7 +294,7 @@ class _Request:
         )
 
     def redact(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key and len(self.api_key) > 3 else text
+        return redact(text, extra=[self.api_key])  # every key variable's value, and anything key-shaped
 
 
 def _accepts_seed(system: System) -> bool:
@@ -222,8 +324,10 @@ def _to_response(reply, system: System, prompt: Prompt, sample: int, seed: int, 
     )
 
 
-def plan(config: RunConfig, systems: list[System], prompts: list[Prompt]) -> list[tuple[System, list]]:
-    """The (prompt, sample) keys each system still lacks. Reads the store if there is one; writes nothing."""
+def plan(config: RunConfig, systems: list[System], prompts: list[Prompt],
+         retry_errors: bool = False) -> list[tuple[System, list]]:
+    """The (prompt, sample) keys each system still lacks (with retry_errors, also those stored as permanent
+    errors). Reads the store if there is one; writes nothing."""
     if not config.store_path.exists():
         return [(system, [(p, s) for p in prompts for s in range(config.samples)]) for system in systems]
     with Store(config.store_path, create=False) as store:
@@ -231,14 +335,20 @@ def plan(config: RunConfig, systems: list[System], prompts: list[Prompt]) -> lis
         plans = []
         for system in systems:
             done = store.done_keys(system.identity)
+            if retry_errors:
+                done -= store.error_keys(system.identity)
             plans.append((system, [(p, s) for p in prompts for s in range(config.samples) if (p.id, s) not in done]))
     return plans
 
 
 async def _collect(config: RunConfig, plans: list[tuple[System, list]], store: Store, summary: CollectSummary,
-                   progress: bool) -> None:
+                   progress: bool, retry_errors: bool = False) -> None:
+    if retry_errors:
+        for system, todo in plans:
+            errors = store.error_keys(system.identity)
+            summary.retried_errors += sum((prompt.id, sample) in errors for prompt, sample in todo)
     with tqdm(total=summary.requested, desc=f"collect {config.name}", unit="sample", disable=not progress,
               dynamic_ncols=True) as bar:
-        collector = _Collector(config, store, summary, bar)
+        collector = _Collector(config, store, summary, bar, retry_errors)
         await asyncio.gather(*(collector.run_system(system, iter(todo)) for system, todo in plans if todo))
     return summary

@@ -17,35 +17,63 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hivemind import HivemindError
+from hivemind.secrets import SECRET_KEY, refuse_secrets  # noqa: F401  (SECRET_KEY: still importable from here)
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 RUN_CONFIG_NAME = "config.yaml"
 STORE_NAME = "store.sqlite"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # run and snapshot names: safe as folder names
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"   # run and snapshot names: safe as folder names (matched in full)
+NAME_MAX = 100
+RESERVED_NAMES = {"snapshots"}                  # results/snapshots/ holds the snapshots, not a run
+# System names appear in tables, figures and reports, never in paths: a little more is allowed.
+SYSTEM_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@:+/ ()\[\]-]*"
 
 
-# Keys whose values are credentials. `api_key_env` (and any *_env) names a variable and stays. Matched at
-# the end of the key, so `max_tokens` is not taken for one.
-SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|authori[sz]ation|bearer"
-                        r"|credentials?|cookie)$", re.I)
+def name_problem(name: object, pattern: str = NAME_PATTERN) -> str | None:
+    """Why `name` is not a valid name, or None. Matched in full: `re.match` with `$` would let a trailing
+    newline through, and control characters would break paths, tables and terminals."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if not name.isprintable():
+        return "contains a control or invisible character"
+    if len(name) > NAME_MAX:
+        return f"is longer than {NAME_MAX} characters"
+    if name != name.strip() or not re.fullmatch(pattern, name):
+        allowed = "letters, digits, '.', '_' and '-'" if pattern == NAME_PATTERN else \
+            "letters, digits, spaces and . _ - @ : + / ( ) [ ]"
+        return f"use {allowed} only, starting with a letter or digit"
+    return None
 
 
-def _secret_paths(value: Any, path: str):
-    """Dotted paths of credential-looking keys anywhere inside nested dicts and lists."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            here = f"{path}.{key}"
-            if SECRET_KEY.search(str(key)) and not str(key).lower().endswith("_env"):
-                yield here
-            yield from _secret_paths(inner, here)
-    elif isinstance(value, list):
-        for i, inner in enumerate(value):
-            yield from _secret_paths(inner, f"{path}[{i}]")
+def check_name(name: object, what: str) -> str:
+    """A run, snapshot or import name, or HivemindError saying what is allowed (nothing is changed)."""
+    problem = name_problem(name) or (f"is reserved ({sorted(RESERVED_NAMES)})" if name in RESERVED_NAMES else None)
+    if problem:
+        raise HivemindError(f"{what} {name!r}: {problem} (nothing was changed)")
+    return name  # type: ignore[return-value]
+
+
+# Validation errors never quote the input: it may be a key that was refused.
+STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+def _valid_name(value: str) -> str:
+    problem = name_problem(value) or (f"is reserved" if value in RESERVED_NAMES else None)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _valid_env_name(value: str | None) -> str | None:
+    """api_key_env names a variable; a key pasted there instead would be written into config.yaml."""
+    if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("must be the NAME of an environment variable (letters, digits, '_'), not a key")
+    return value
 
 
 class System(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(min_length=1)
     model: str = Field(min_length=1)
@@ -54,12 +82,24 @@ class System(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     concurrency: int = Field(default=8, ge=1, le=1024)
 
-    @field_validator("params")
+    @field_validator("name")
     @classmethod
-    def _no_secrets_in_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        for path in _secret_paths(params, "params"):
-            raise ValueError(f"{path}: keys come only from the environment; use api_key_env")
-        return params
+    def _system_name(cls, value: str) -> str:
+        problem = name_problem(value, SYSTEM_NAME_PATTERN)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _valid_env_name(value)
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> "System":
+        """Credentials in the model id, the URL, headers, bodies or any nested param are refused."""
+        refuse_secrets({"model": self.model, "api_base": self.api_base, "params": self.params})
+        return self
 
     @property
     def identity(self) -> str:
@@ -77,7 +117,7 @@ class Scorer(BaseModel):
     kind: judge (an LM judge through litellm), perplexity (answer log-probability under a local model),
     reward (a transformers sequence-classification reward model), relevance (cosine of answer and prompt
     embeddings), imported (scores brought in with `hivemind import`)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(min_length=1)
     kind: str
@@ -97,10 +137,43 @@ class Scorer(BaseModel):
             raise ValueError(f"must be one of {', '.join(sorted(kinds))}")
         return value
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _valid_env_name(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Scorer":
+        refuse_secrets({"model": self.model, "api_base": self.api_base, "params": self.params})
+        if self.kind in ("judge", "reward") and not self.model:
+            raise ValueError(f"scorer {self.name!r} (kind {self.kind}) needs a model")
+        if self.rubric is not None and self.kind != "judge":
+            raise ValueError(f"scorer {self.name!r}: a rubric is for judges only")
+        if self.rubric is not None and self.rubric not in RUBRICS:
+            raise ValueError(f"scorer {self.name!r}: rubric must be one of {', '.join(RUBRICS)}")
+        if self.pass_at is None and self.kind == "perplexity" and self.model is None:
+            self.pass_at = DEFAULT_PASS_AT["perplexity"]   # calibrated for the bundled SmolLM2 only
+        return self
+
+
+RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.txt
+
+# Default quality gates (an answer passes when score >= pass_at), used when a scorer names none.
+# perplexity, bundled SmolLM2 (mean log-probability per answer token, first 96 tokens), measured with
+#   `python benchmarks/bench_score.py --calibrate --models 16 --prompts 3 --offset 200 --max-tokens 96`
+#   on real AlpacaEval answers of 16 models: real min -3.26, 1% -3.21, median -1.96; the same answers'
+#   words shuffled: max -4.21, 99% -4.32, median -6.35; random-vocabulary babble of the same length:
+#   max -6.59, median -7.64. -4.0 passes every real answer and fails every control (48 of each).
+# relevance, all-MiniLM-L6-v2 (answer-prompt cosine), `--calibrate-relevance --models 16 --prompts 12
+#   --offset 300`: 192 real answers to their own prompt: min 0.174, 5% 0.333, median 0.736; the same
+#   answers against another prompt: median 0.029, 95% 0.184, max 0.246. 0.15 passes every real answer
+#   and 13.5% of off-topic ones (0.2: 98.4% and 2.1%); other embedders need their own calibration.
+DEFAULT_PASS_AT = {"perplexity": -4.0, "relevance": 0.15}
+
 
 class DatasetSource(BaseModel):
     """A Hugging Face dataset, loaded through `datasets`."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     dataset: str
     field: str = "query"
@@ -111,14 +184,19 @@ class DatasetSource(BaseModel):
 
 
 class Embedder(BaseModel):
-    """`sentence-transformers` (a local model name or path) or `litellm` (an embedding API)."""
-    model_config = ConfigDict(extra="forbid")
+    """`sentence-transformers` (a local model name or path) or `litellm` (an embedding API).
+
+    Short names that load offline from PyPI wheels: `all-MiniLM-L6-v2` (the default) and
+    `tokenlearn-static-model` (a static embedder, a different architecture). `window` overrides the
+    tokens read per chunk (default: the model's own limit); longer texts are chunked, never cut."""
+    model_config = STRICT
 
     provider: str = "sentence-transformers"
     model: str = DEFAULT_EMBEDDER
     api_base: str | None = None
     api_key_env: str | None = None
     batch_size: int = Field(default=64, ge=1)
+    window: int | None = Field(default=None, ge=16)
 
     @field_validator("provider")
     @classmethod
@@ -127,15 +205,26 @@ class Embedder(BaseModel):
             raise ValueError("must be 'sentence-transformers' or 'litellm'")
         return value
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _valid_env_name(value)
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> "Embedder":
+        refuse_secrets({"model": self.model, "api_base": self.api_base})
+        return self
+
     @property
     def id(self) -> str:
-        return f"{self.provider}:{self.model}"
+        # A changed window changes the vectors of long texts, so it is part of the cache key.
+        return f"{self.provider}:{self.model}" + (f"@{self.window}" if self.window else "")
 
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
     prompts: str | DatasetSource
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
@@ -150,6 +239,17 @@ class RunConfig(BaseModel):
     retry_max_delay: float = Field(default=60.0, ge=0)
     request_timeout: float = Field(default=120.0, gt=0)    # seconds per request
     results_dir: str = "results"
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        return _valid_name(value)
+
+    @field_validator("prompts")
+    @classmethod
+    def _no_secrets_in_prompts(cls, value):
+        refuse_secrets({"prompts": value if isinstance(value, str) else value.model_dump()})
+        return value
 
     @field_validator("embedder", mode="before")
     @classmethod
@@ -169,6 +269,13 @@ class RunConfig(BaseModel):
                 raise ValueError(f"systems {identities[system.identity]!r} and {system.name!r} have the same "
                                  f"model, api_base and params, so they are one system; remove one or change its params")
             identities[system.identity] = system.name
+        for scorer in self.scorers:   # the relevance gate is calibrated for the default embedder only
+            if scorer.kind == "relevance" and scorer.pass_at is None and self.embedder.model == DEFAULT_EMBEDDER:
+                scorer.pass_at = DEFAULT_PASS_AT["relevance"]
+        names = [scorer.name for scorer in self.scorers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"scorer name {name!r} appears twice")
         return self
 
     # Where things live ------------------------------------------------------------------------
@@ -187,36 +294,140 @@ class RunConfig(BaseModel):
         raise HivemindError(f"run {self.name!r} has no system named {name!r}; "
                             f"it has: {', '.join(s.name for s in self.systems)}")
 
+    def scorer(self, name: str) -> Scorer:
+        for scorer in self.scorers:
+            if scorer.name == name:
+                return scorer
+        known = ", ".join(s.name for s in self.scorers) or "none (add a `scorers:` list to the config)"
+        raise HivemindError(f"run {self.name!r} has no scorer named {name!r}; it has: {known}")
+
     def public_dict(self) -> dict[str, Any]:
         """The config as data, safe to publish: key *variable names* stay, values never enter it."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what a config never needs and a hostile file uses: aliases that expand into
+    a huge document (a "billion laughs" bomb), an alias inside its own anchor (a recursive structure),
+    duplicate keys (the second silently won), and values a tag cannot build (`!!int abc`)."""
+
+    MAX_VALUES = 100_000  # scalars and collections after expanding every alias; paper.yaml has ~1,000
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._open_anchors: set[str] = set()
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self._open_anchors:
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} is inside its own anchor "
+                                              f"&{event.anchor} (a recursive structure)", event.start_mark)
+        anchor = None if isinstance(event, yaml.AliasEvent) else getattr(event, "anchor", None)
+        if anchor:
+            self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open_anchors.discard(anchor)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key_node.value!r} appears twice (first on line {seen[key] + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as err:  # a tag's constructor failing (int("abc"), a bad timestamp): name the line
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read this {node.tag.split(':')[-1]} "
+                                                    f"value ({type(err).__name__})", node.start_mark) from None
+
+
+def _expanded_size(node, memo: dict, limit: int) -> int:
+    """Values in the document once every alias is expanded (aliases share nodes, so a memo keeps this linear)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a cycle (refused while composing) cannot recurse forever here either
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo, limit) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo, limit) + _expanded_size(v, memo, limit) for k, v in node.value)
+    else:
+        size = 1
+    if size > limit:
+        raise yaml.composer.ComposerError(None, None, f"expands to more than {limit:,} values through aliases "
+                                          f"(*name); is it a YAML bomb?", node.start_mark)
+    memo[key] = size
+    return size
+
+
+def load_yaml(path: Path, text: str):
+    """Parse YAML text read from path: strict, one-line HivemindError naming the file and line."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, _StrictLoader.MAX_VALUES)
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise _yaml_error(path, err) from None
+    except RecursionError:
+        line = getattr(loader, "line", None)
+        where = f"{path}:{line + 1}" if isinstance(line, int) else str(path)
+        raise HivemindError(f"{where}: malformed YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 def _yaml_error(path: Path, err: yaml.YAMLError) -> HivemindError:
     mark = getattr(err, "problem_mark", None)
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     problem = getattr(err, "problem", None) or str(err)
-    return HivemindError(f"{where}: malformed YAML: {problem}")
+    return HivemindError(f"{where}: malformed YAML: {' '.join(str(problem).split())}")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file (a BOM is dropped), or a one-line HivemindError saying why it cannot be read."""
+    if path.is_dir():
+        raise HivemindError(f"{path}: is a folder; expected a {what}")
+    if not path.is_file():
+        raise HivemindError(f"{path}: {what} not found")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise HivemindError(f"{path}: cannot read the {what} ({err.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise HivemindError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+    if "\0" in text:
+        raise HivemindError(f"{path}:{text.count(chr(10), 0, text.index(chr(0))) + 1}: a NUL byte; "
+                            f"is this a binary file? expected a {what}")
+    return text
 
 
 def _validation_error(path: Path, err: ValidationError) -> HivemindError:
     lines = []
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {item['msg']}")
+        lines.append(f"  {loc}: {item['msg'].removeprefix('Value error, ')}")
     return HivemindError(f"{path}: invalid config:\n" + "\n".join(lines))
 
 
 def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
-    if not path.is_file():
-        raise HivemindError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise _yaml_error(path, err) from None
-    except UnicodeDecodeError as err:
-        raise HivemindError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    data = load_yaml(path, read_text(path, "config file"))
     if not isinstance(data, dict):
         raise HivemindError(f"{path}: a config must be a YAML mapping (name, prompts, samples, systems)")
     try:

@@ -19,7 +19,6 @@ real system's figures, and never ranks them.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -60,8 +59,10 @@ def control_systems(seed: int, n_answers: int) -> list[ControlSystem]:
     return out
 
 
-def add_controls(config: RunConfig, store: Store, progress: bool = True) -> list[ControlSystem]:
-    """Build, store, embed (answers and prompts) and, where possible, score the control systems."""
+def add_controls(config: RunConfig, store: Store, progress: bool = True) -> tuple[list[ControlSystem], str | None]:
+    """Build, store, embed (answers and prompts) and score the control systems with the run's scorers.
+
+    Returns the controls and a note when a scorer could not score them (they are then gated by the rest)."""
     ids = [s.identity for s in config.systems]
     groups = [g for g in store.iter_prompt_groups(config.embedder.id, ids) if len(g.texts)]
     groups = [_non_empty(g) for g in groups]
@@ -98,8 +99,7 @@ def add_controls(config: RunConfig, store: Store, progress: bool = True) -> list
                                                              "answers": n_answers})
     store.add_responses(responses)
     embed_missing(config, store, [c.identity for c in controls])
-    score_controls(config, controls, progress)
-    return controls
+    return controls, score_controls(config, controls, progress)
 
 
 def embed_missing(config: RunConfig, store: Store, system_ids: list[str]) -> None:
@@ -110,26 +110,25 @@ def embed_missing(config: RunConfig, store: Store, system_ids: list[str]) -> Non
     todo = list(dict(todo + prompts).items())
     if not todo:
         return
-    from hivemind.embed import load_encoder, normalise
+    from hivemind.embed import load_encoder
 
-    encode = load_encoder(config.embedder)
-    store.add_embeddings(config.embedder.id, [h for h, _ in todo], normalise(encode([t for _, t in todo])))
+    result = load_encoder(config.embedder).encode([t for _, t in todo])   # chunked like the embed stage
+    store.add_chunked_embeddings(config.embedder.id, [h for h, _ in todo], result.vectors, result.chunks,
+                                 result.tokens)
 
 
 def score_controls(config: RunConfig, controls: list[ControlSystem], progress: bool) -> str | None:
     """Score the controls' answers with the configured scorers when the score stage is installed.
 
-    Returns a note when they could not be scored (then they are gated by relevance alone)."""
+    Returns a note when a scorer could not score them (then they are gated by the others and relevance)."""
     if not config.scorers:
         return None
-    if importlib.util.find_spec("hivemind.score") is None:
-        return "no score stage: controls are gated by relevance alone"
     from hivemind import score
 
-    try:
-        score.score_run(config, system_ids=[c.identity for c in controls], progress=progress)
-    except TypeError:       # the stage's signature differs: left to the integration
-        return "the score stage could not be called for the controls: they are gated by relevance alone"
+    summary = score.score_run(config, system_ids=[c.identity for c in controls], progress=progress,
+                              raise_if_incomplete=False)
+    if not summary.complete:
+        return "some scorers could not score the controls (gated by the rest):\n" + summary.text()
     return None
 
 

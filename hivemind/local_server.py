@@ -12,15 +12,17 @@ three answer in parallel and none ever swaps a model in and out.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 from hivemind import HivemindError
@@ -43,6 +45,7 @@ SMOLLM2 = LocalModel("smollm2-135m-instruct", 8765, None)   # chat template come
 GEMMA3 = LocalModel("gemma3-270m", 8766, "gemma")
 SMOLLM2_SECOND = LocalModel("smollm2-135m-instruct", 8767, None)
 MODELS = (SMOLLM2, GEMMA3, SMOLLM2_SECOND)
+LOOPBACK = {"127.0.0.1", "localhost"}
 
 
 def cache_dir() -> Path:
@@ -103,20 +106,40 @@ def start(model: LocalModel, threads: int = 1, n_ctx: int = 2048, timeout: float
     if model.chat_format:
         command += ["--chat_format", model.chat_format]
     log_path = cache_dir() / f"server-{model.port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with log_path.open("wb") as log:
+        # Its own session, so a Ctrl-C meant for the terminal's job does not reach it half-way: whoever
+        # started it stops it (ServerProcess.stop). On Linux it also dies with its parent, even a SIGKILLed one.
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     server = ServerProcess(model, process, log_path)
+    try:
+        _wait_until_up(server, timeout)
+    except BaseException:  # an error, or a signal while it loads: never leave it running
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_up(server: ServerProcess, timeout: float) -> None:
+    model, process, log_path = server.model, server.process, server.log_path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise HivemindError(f"the local server for {model.alias} exited (code {process.returncode}); "
                                 f"see {log_path}:\n{_tail(log_path)}")
         if is_up(model):
-            return server
+            return
         time.sleep(0.25)
-    server.stop()
     raise HivemindError(f"the local server for {model.alias} did not answer on {model.api_base} "
                         f"within {timeout:.0f} s; see {log_path}")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def start_missing(models: tuple[LocalModel, ...] = MODELS) -> list[ServerProcess]:
@@ -139,9 +162,48 @@ def stop_all(servers: list[ServerProcess]) -> None:
         server.stop()
 
 
-def models_used_by(api_bases: list[str | None]) -> tuple[LocalModel, ...]:
-    wanted = {base.rstrip("/") for base in api_bases if base}
-    return tuple(m for m in MODELS if m.api_base in wanted)
+def models_used_by(api_bases: list[str | None], models: list[str] | None = None) -> tuple[LocalModel, ...]:
+    """The bundled servers a config's systems point at.
+
+    A system uses one when its api_base is a default local address (8765-8767), or when it names a
+    bundled model (`openai/<alias>`) at any loopback port: that server is then started on that port
+    (tests and second checkouts use other ports than the shared defaults)."""
+    found: dict[int, LocalModel] = {}
+    for base, model in zip(api_bases, models or [None] * len(api_bases)):
+        local = local_model_for(base, model)
+        if local is not None:
+            found.setdefault(local.port, local)
+    return tuple(found.values())
+
+
+def local_model_for(api_base: str | None, model: str | None = None) -> LocalModel | None:
+    """The bundled model served at api_base, or None when it is not one of ours."""
+    if not api_base:
+        return None
+    base = api_base.rstrip("/")
+    for known in MODELS:
+        if known.api_base == base:
+            return known
+    alias = model.split("/", 1)[1] if model and model.startswith("openai/") else None
+    parts = urlsplit(base)
+    if parts.hostname not in LOOPBACK or parts.path not in ("/v1", "") or not parts.port:
+        return None
+    for known in MODELS:
+        if known.alias == alias:
+            return replace(known, port=parts.port)
+    return None
+
+
+def how_to_start(api_base: str | None, model: str | None = None) -> str:
+    """A hint for a local endpoint that does not answer ("" when it is not a bundled server)."""
+    local = local_model_for(api_base, model)
+    if local is None:
+        return ""
+    if local in MODELS:
+        return ("it is a bundled local model server: start them with `hivemind serve-local` (or let "
+                "`hivemind run` / `hivemind collect` start them)")
+    return (f"it is the bundled model {local.alias} on port {local.port}: `hivemind run` and `hivemind collect` "
+            f"start it there")
 
 
 def serve_forever(models: tuple[LocalModel, ...] = MODELS) -> None:

@@ -1,31 +1,152 @@
-"""The whole pipeline on one config: collect -> embed -> analyze -> report, with the bundled local
-model servers started for the systems that use them (and stopped again if this call started them)."""
+"""The orchestrator: the one path through the stages for `run`, every stage command, `reproduce` and
+`leaderboard add`.
+
+    collect -> embed -> score -> analyze -> report
+
+Each stage function here
+- takes the run lock (hivemind.lock: one writer per run folder; a second one is refused with the holder
+  named, or waits with wait=True), re-entrantly, so `run` holds it across all stages;
+- turns SIGINT, SIGTERM and SIGHUP into `Interrupted`, so every `finally` and `with` runs: local servers this
+  process started are stopped, the store is closed (each answer is its own committed transaction, so it is
+  consistent at any instant), the lock is released, and the CLI exits with 128 + the signal number;
+- for collect: starts the bundled local model servers the systems point at when they are not up (and only
+  when there is something to ask), and stops what it started when collecting ends, however it ends.
+"""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hivemind import local_server
-from hivemind.config import RunConfig
+from hivemind import HivemindError, local_server
+from hivemind.config import RunConfig, System
+from hivemind.lock import RunLock
+from hivemind.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
+
+@contextmanager
+def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:
+    """Signals handled and the run lock held: the frame of every stage."""
+    with signals_handled(), RunLock(config.run_dir, stage, wait=wait, run_name=config.name):
+        yield
+
+
+@contextmanager
+def local_servers(systems: list[System]) -> Iterator[list]:
+    """The bundled servers these systems point at, started if not up; those started here are stopped after."""
+    wanted = local_server.models_used_by([s.api_base for s in systems], [s.model for s in systems])
+    started = local_server.start_missing(wanted) if wanted else []
+    try:
+        yield started
+    finally:
+        local_server.stop_all(started)
+
+
+# The stages ----------------------------------------------------------------------------------------------
+
+def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
+            retry_errors: bool = False):
+    """Ask for every missing sample (see hivemind.collect.collect); local servers started as needed."""
+    from hivemind import collect as collector
+
+    with locked(config, "collect", wait):
+        return collector.collect(config, systems=systems, progress=progress, retry_errors=retry_errors,
+                                 prepare=local_servers)
+
+
+def embed(config: RunConfig, progress: bool = True, wait: bool = False):
+    from hivemind.embed import embed_run
+
+    _require_store(config)   # before the lock: no lock file in a run folder that is not there
+    with locked(config, "embed", wait):
+        _check_answers(config, every_system=False)
+        return embed_run(config, progress=progress)
+
+
+def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
+          raise_if_incomplete: bool = False):
+    """Quality scores for every stored answer (hivemind.score), between embed and analyze, under the lock.
+
+    In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
+    is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete)."""
+    from hivemind.score import score_run
+
+    if not config.scorers:
+        return None
+    _require_store(config)   # before the lock: no lock file in a run folder that is not there
+    with locked(config, "score", wait):
+        return score_run(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
+
+
+def analyze(config: RunConfig, progress: bool = True, wait: bool = False, controls: bool = False):
+    from hivemind.analyze import analyze_run
+
+    _require_store(config)   # before the lock: no lock file in a run folder that is not there
+    with locked(config, "analyze", wait):
+        _check_answers(config, every_system=True)
+        return analyze_run(config, progress=progress, controls=controls)
+
+
+def report(config: RunConfig, wait: bool = False) -> Path:
+    from hivemind.report import render_report
+
+    if not config.run_dir.is_dir():
+        return render_report(config)   # it says what is missing; no lock file in a folder that is not there
+    with locked(config, "report", wait):
+        return render_report(config)
 
 
 @dataclass
 class PipelineResult:
-    collected: int
-    embedded: int
-    report: Path
+    config: RunConfig
+    collect: Any = None
+    embed: Any = None
+    score: Any = None
+    analysis: Any = None
+    report: Path | None = None
+
+    @property
+    def collected(self) -> int:
+        return self.collect.stored
+
+    @property
+    def embedded(self) -> int:
+        return self.embed.embedded
 
 
-def run(config: RunConfig, progress: bool = True) -> PipelineResult:
-    from hivemind import analyze, collect, embed, report
+def run(config: RunConfig, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
+        retry_errors: bool = False, with_report: bool = True) -> PipelineResult:
+    """collect (only `systems`, default all) -> embed -> score -> analyze -> report, under one lock."""
+    result = PipelineResult(config=config)
+    with locked(config, "run", wait):
+        result.collect = collect(config, systems, progress=progress, retry_errors=retry_errors)
+        result.embed = embed(config, progress=progress)
+        result.score = score(config, progress=progress)
+        result.analysis = analyze(config, progress=progress)
+        if with_report:
+            result.report = report(config)
+    return result
 
-    local = local_server.models_used_by([s.api_base for s in config.systems])
-    started = local_server.start_missing(local)
-    try:
-        collected = collect.collect(config, progress=progress)
-    finally:
-        local_server.stop_all(started)
-    embedded = embed.embed_run(config, progress=progress)
-    analyze.analyze_run(config, progress=progress)
-    page = report.render_report(config)
-    return PipelineResult(collected=collected.stored, embedded=embedded.embedded, report=page)
+
+def _require_store(config: RunConfig) -> None:
+    if not config.store_path.is_file():
+        raise HivemindError(f"{config.store_path}: no store here; run `hivemind collect {config.name}` or "
+                            f"`hivemind import` first")
+
+
+def _check_answers(config: RunConfig, every_system: bool) -> None:
+    """A run (or, for analyze, any system) with nothing but stored errors says so, with the first error
+    and --retry-errors, instead of the generic "run collect"."""
+    from hivemind.collect import all_failed_message, failed_systems
+    from hivemind.store import Store
+
+    failed = failed_systems(config, list(config.systems))
+    if not failed:
+        return
+    if not every_system:
+        with Store(config.store_path, create=False) as store:
+            if store.count_responses([s.identity for s in config.systems], with_text=True):
+                return   # other systems have answers to embed
+    raise HivemindError(f"run {config.name!r} has nothing to work on for these systems:\n"
+                        + all_failed_message(config, failed))

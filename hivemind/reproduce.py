@@ -186,7 +186,7 @@ def _done_keys(config: RunConfig) -> dict[str, set]:
         return {}
     from hivemind.store import Store
 
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         return {s.identity: store.done_keys(s.identity) for s in config.systems}
 
 
@@ -271,7 +271,7 @@ class ReproduceSummary:
 
 def run(config: RunConfig, systems: list[str] | None = None, limit: int | None = None, yes: bool = False,
         threshold_usd: float = 10.0, samples: int | None = None, completion_tokens: int | None = None,
-        progress: bool = True) -> ReproduceSummary:
+        progress: bool = True, wait: bool = False) -> ReproduceSummary:
     """Plan, check the cost gate, then collect the runnable systems, embed, analyse and report."""
     the_plan = plan(config, systems, limit, samples, completion_tokens)
     print(the_plan.describe(), flush=True)
@@ -287,13 +287,13 @@ def run(config: RunConfig, systems: list[str] | None = None, limit: int | None =
                             f"threshold; pass --yes to spend it, or shrink the run with --systems / --limit")
     run_config = _run_config(config, the_plan, limit, samples)
     summary = ReproduceSummary(plan=the_plan, config=run_config)
-    from hivemind import analyze, collect, embed, report
+    from hivemind import pipeline
 
-    summary.collect = collect.collect(run_config, systems=the_plan.runnable, progress=progress)
-    summary.embed = embed.embed_run(run_config, progress=progress)
-    summary.analysis = analyze.analyze_run(run_config, progress=progress)
-    summary.reference = write_reference(run_config)
-    summary.report = report.render_report(run_config)
+    with pipeline.locked(run_config, "reproduce", wait):
+        summary.reference = write_reference(run_config)   # before the report, which shows it
+        result = pipeline.run(run_config, systems=the_plan.runnable, progress=progress)
+    summary.collect, summary.embed, summary.analysis = result.collect, result.embed, result.analysis
+    summary.report = result.report
     return summary
 
 
@@ -310,11 +310,16 @@ def _stored_identities(config: RunConfig) -> set[str]:
         return set()
     from hivemind.store import Store
 
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         return {s.identity for s in config.systems if store.count_responses([s.identity], with_text=True)}
 
 
 def write_reference(config: RunConfig) -> Path:
     """paper_reference.json in the run folder: the published figures the report shows beside the run's."""
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
+    from hivemind.store import check_folder, file_error
+
+    try:
+        check_folder(config.run_dir).mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
+    except OSError as err:
+        raise file_error(err, "write the paper reference", config.run_dir) from None

@@ -6,6 +6,7 @@ results/snapshots/NAME/ holds
     responses.parquet    every response of the config's systems (Store.export_parquet)
     embeddings.parquet   text_hash, vector (list<float32>) for the config's embedder and those responses
     prompts.jsonl        the run's prompts in order (id, prompt, category)
+    README.md, prompts.parquet, scores.parquet, tables/*.parquet   the Hugging Face dataset (hivemind.hub)
     *.csv, analysis.json, *.json   the metric tables of the run
     *.png, figures/      the figures, report.html, report.md (whatever the run folder has)
 
@@ -19,20 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from hivemind import HivemindError, __version__
-from hivemind.config import NAME_PATTERN as _NAME_PATTERN
-from hivemind.config import RUN_CONFIG_NAME, SECRET_KEY, STORE_NAME, RunConfig
+from hivemind import HivemindError, __version__, hub
+from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig, check_name
+from hivemind.secrets import REDACTED, find_secrets, leak_message, scrub, secret_values  # noqa: F401 (re-exported)
 from hivemind.store import now
 
 MANIFEST = "manifest.json"
@@ -43,19 +41,6 @@ PACKAGES = ("hivemind-bench", "litellm", "sentence-transformers", "faiss-cpu", "
 REPORT_FILES = ("report.html", "report.md")
 # Written by publish itself; a run-folder file of the same name is never copied over them.
 WRITTEN = {MANIFEST, RUN_CONFIG_NAME, "responses.parquet", "embeddings.parquet", "prompts.jsonl"}
-NAME_PATTERN = re.compile(_NAME_PATTERN)
-REDACTED = "<redacted>"
-
-_SECRET_KEY = SECRET_KEY  # credential-looking keys (config.SECRET_KEY)
-# Values that look like credentials whatever their key: provider key formats and bearer headers.
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,}"
-    r"|xox[abp]-[A-Za-z0-9-]{10,}|Bearer\s+\S{8,})"
-)
-# Environment variables whose values must never reach a published file.
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH)", re.I)
-
-
 # Shared helpers ------------------------------------------------------------------------------------
 
 def prompt_set_hash(prompts) -> str:
@@ -70,49 +55,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def scrub(data: Any) -> Any:
-    """A copy of config data with every credential-looking value replaced by <redacted>."""
-    if isinstance(data, dict):
-        out = {}
-        for key, value in data.items():
-            secret_key = _SECRET_KEY.search(str(key)) and not str(key).lower().endswith("_env")
-            out[key] = REDACTED if secret_key and value not in (None, "") else scrub(value)
-        return out
-    if isinstance(data, list):
-        return [scrub(item) for item in data]
-    if isinstance(data, str):
-        return _SECRET_VALUE.sub(REDACTED, data)
-    return data
-
-
-def secret_values(config: RunConfig | None = None) -> dict[str, str]:
-    """{variable: value} of environment secrets: key-like variables and every api_key_env of the config."""
-    names = {name for name in os.environ if _SECRET_ENV.search(name)}
-    if config is not None:
-        names |= {s.api_key_env for s in config.systems if s.api_key_env}
-        if config.embedder.api_key_env:
-            names.add(config.embedder.api_key_env)
-    found = {}
-    for name in names:
-        value = os.environ.get(name) or ""
-        # Short values and paths are not credentials, and would match by accident.
-        if len(value) >= 8 and not value.startswith(("/", "~", ".")):
-            found[name] = value
-    return found
-
-
-def find_secrets(folder: Path, secrets: dict[str, str]) -> list[str]:
-    """'file (VARIABLE)' for each file under folder whose bytes contain a secret value."""
-    hits = []
-    needles = {name: value.encode("utf-8") for name, value in secrets.items()}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        content = path.read_bytes()
-        for name, needle in needles.items():
-            if needle in content:
-                hits.append(f"{path.relative_to(folder)} ({name})")
-    return hits
 
 
 def package_versions() -> dict[str, str]:
@@ -132,10 +74,10 @@ def snapshots_root(results_dir: str | Path | None = None) -> Path:
 
 # Publish -------------------------------------------------------------------------------------------
 
-def publish(config: RunConfig, name: str, results_dir: str | Path | None = None) -> Path:
+def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
+            license: str = hub.DEFAULT_LICENSE) -> Path:
     """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder."""
-    if not NAME_PATTERN.match(name):
-        raise HivemindError(f"snapshot name {name!r}: use letters, digits, '.', '_' and '-' only")
+    check_name(name, "snapshot name")
     run_dir = config.run_dir
     if not (run_dir / STORE_NAME).is_file():
         raise HivemindError(f"{run_dir / STORE_NAME}: no store for run {config.name!r}; collect it first")
@@ -148,13 +90,21 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None)
     if target.exists():
         raise HivemindError(f"snapshot {target} already exists and snapshots are never overwritten; "
                             f"choose another name")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    from hivemind.store import file_error
+
     try:
-        _write_snapshot(config, name, tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    except OSError as err:
+        raise file_error(err, "write the snapshot", root) from None
+    try:
+        _write_snapshot(config, name, tmp, license)
         if target.exists():  # someone published the same name meanwhile
             raise HivemindError(f"snapshot {target} already exists; choose another name")
         os.rename(tmp, target)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise file_error(err, "write the snapshot", root) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -178,69 +128,73 @@ def _refuse_stale_analysis(config: RunConfig) -> None:
                             f"{config.embedder.id}; run `hivemind embed` and `hivemind analyze` again")
 
 
-def _write_snapshot(config: RunConfig, name: str, folder: Path) -> None:
+def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = hub.DEFAULT_LICENSE) -> None:
     from hivemind.store import Store
 
-    secrets = secret_values(config)
     ids = [s.identity for s in config.systems]
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         prompts = store.prompts()
         frame = store.responses_frame(ids)
-        _refuse_secrets_in_frame(frame, secrets)
         frame.to_parquet(folder / "responses.parquet", index=False)
-        n_vectors = _write_embeddings(store.db, config.embedder.id, ids, folder / "embeddings.parquet")
+        hashes, vectors, chunks, tokens = store.embeddings_for_systems(config.embedder.id, ids)
+    n_vectors = _write_embeddings(hashes, vectors, chunks, tokens, folder / "embeddings.parquet")
     with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
         for p in prompts:  # every stored prompt in order, also those no system answered
             out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}, ensure_ascii=False) + "\n")
-    public = scrub(config.public_dict())
-    public.pop("results_dir", None)
+    public = hub.portable_config(scrub(config.public_dict()))
     (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
     _copy_run_outputs(config.run_dir, folder)
+    _copy_rubrics(config, folder)
+    hub.write_dataset_files(config, folder, name, license)  # Parquet tables and the dataset card
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    leaks = find_secrets(folder, secrets)  # every file, the manifest included
+    _refuse_local_paths(config, folder)
+    leaks = find_secrets([folder], config)  # every file, the manifest included; publish removes the folder
     if leaks:
-        raise HivemindError("refusing to publish: a secret value from the environment appears in "
-                            + ", ".join(leaks) + f" (run folder {config.run_dir}); remove it and publish again")
+        raise HivemindError(leak_message(f"refusing to publish snapshot {name!r} (nothing was written)", [
+            f"{path.relative_to(folder)} ({what}; from run folder {config.run_dir})" for path, what in leaks]))
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
     folder.chmod(0o755)  # mkdtemp makes it 0o700; a published folder is readable by all
 
 
-def _refuse_secrets_in_frame(frame, secrets: dict[str, str]) -> None:
-    """Parquet compresses text, so scan the strings before writing rather than the file's bytes."""
-    for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
-        values = frame[column].dropna().astype(str)
-        for name, value in secrets.items():
-            if values.str.contains(value, regex=False).any():
-                raise HivemindError(f"refusing to publish: the value of {name} appears in the responses "
-                                    f"(column {column!r}); remove it from the store first")
+def _copy_rubrics(config: RunConfig, folder: Path) -> None:
+    """The exact judge prompts the run's scores came from travel with them (rubrics/NAME.txt)."""
+    from hivemind.score.judge import rubric_files
+
+    paths = rubric_files(config)
+    if paths:
+        (folder / "rubrics").mkdir(exist_ok=True)
+        for path in paths:
+            shutil.copyfile(path, folder / "rubrics" / path.name)
 
 
-def _write_embeddings(db: sqlite3.Connection, embedder: str, system_ids: list[str], path: Path) -> int:
+def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
+    """A snapshot is read on other machines: no file may name a folder of this one."""
+    roots = {config.run_dir.resolve(), Path(config.results_dir).resolve(), Path.cwd()}
+    if isinstance(config.prompts, str) and Path(config.prompts).is_absolute():
+        roots.add(Path(config.prompts).parent)
+    hits = hub.find_local_paths(folder, [r for r in roots if len(r.parts) > 2])
+    if hits:
+        raise HivemindError("refusing to publish: a local path appears in " + ", ".join(hits)
+                            + "; snapshots must not name folders of this machine")
+
+
+def _write_embeddings(hashes: list[str], vectors: list, chunks: list, tokens: list, path: Path) -> int:
+    """text_hash, vector, and the windows/tokens each text needed (null where unknown), answers and prompts."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    marks = ",".join("?" * len(system_ids))
-    rows = db.execute(
-        f"SELECT e.text_hash, e.vector FROM embeddings e WHERE e.embedder = ? AND e.text_hash IN "
-        f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({marks}) AND text_hash IS NOT NULL) "
-        f"ORDER BY e.text_hash",
-        [embedder, *system_ids],
-    ).fetchall()
-    hashes = [row[0] for row in rows]
-    vectors = [np.frombuffer(row[1], dtype=np.float32) for row in rows]
     flat = np.concatenate(vectors) if vectors else np.zeros(0, dtype=np.float32)
     offsets = np.cumsum([0] + [len(v) for v in vectors]).astype(np.int32)
     column = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(flat, type=pa.float32()))
-    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column})
+    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column,
+                      "chunks": pa.array(chunks, type=pa.int32()), "tokens": pa.array(tokens, type=pa.int32())})
     pq.write_table(table, path)
-    return len(rows)
+    return len(hashes)
 
 
 def _run_outputs(run_dir: Path) -> list[Path]:
@@ -387,28 +341,10 @@ def verify(name_or_path: str | Path, results_dir: str | Path | None = None) -> V
 
 def push_to_hub(name_or_path: str | Path, repo: str, results_dir: str | Path | None = None,
                 private: bool = False) -> str:
-    """Push responses and metric tables as a Hugging Face dataset (one config per table); return its URL.
+    """Upload the whole snapshot folder as a Hugging Face dataset in one commit, tagged with its name.
 
-    The token comes from the usual huggingface_hub places (HF_TOKEN, `huggingface-cli login`)."""
+    The token comes from the usual huggingface_hub places (HF_TOKEN, `hf auth login`); see hub.push."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
         raise HivemindError(f"cannot push to {repo!r}: HF_HUB_OFFLINE is set; unset it (and be online) to push")
     folder = verify(name_or_path, results_dir).path  # never publish a tampered snapshot
-    try:
-        from datasets import Dataset
-
-        Dataset.from_parquet(str(folder / "responses.parquet")).push_to_hub(
-            repo, config_name="responses", private=private)
-        for table in sorted(folder.glob("*.csv")):
-            Dataset.from_csv(str(table)).push_to_hub(repo, config_name=table.stem, private=private)
-        from huggingface_hub import HfApi
-
-        HfApi().upload_file(path_or_fileobj=str(folder / MANIFEST), path_in_repo=MANIFEST,
-                            repo_id=repo, repo_type="dataset")
-    except HivemindError:
-        raise
-    except Exception as err:  # connection, auth and hub errors come in many types; all mean "not pushed"
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise HivemindError(f"could not push snapshot {folder.name!r} to {repo!r}: {type(err).__name__}: "
-                            f"{first}. Check the network, the repo name and your Hugging Face token "
-                            f"(HF_TOKEN or `huggingface-cli login`).") from None
-    return f"https://huggingface.co/datasets/{repo}"
+    return hub.push(folder, repo, tag=load_manifest(folder).get("name") or folder.name, private=private)

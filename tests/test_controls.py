@@ -2,11 +2,9 @@
 below every real system, and verbatim copies at the homogeneous end.
 
 Real AlpacaEval answers of five models to a few instructions are imported (one answer per model and
-prompt, so the primary key is effective distinctness), embedded with the bundled embedder, and the
-controls are built from them by `analyze --controls` machinery. Fluency: a real perplexity score, the mean
-log-probability per token of the first FLUENCY_TOKENS tokens of an answer under the bundled SmolLM2, computed
-here in-process with llama.cpp (the score stage will replace this) for the real answers and the word salad;
-babble and off-topic answers get no score, so the relevance gate alone must catch them.
+prompt, so the primary key is effective distinctness), embedded with the bundled embedder, scored by the
+score stage's perplexity scorer (mean log-probability per answer token under the bundled SmolLM2, its
+calibrated default gate), and the controls are built, embedded and scored by `analyze --controls`.
 """
 from __future__ import annotations
 
@@ -19,42 +17,19 @@ import pytest
 
 from hivemind import results
 from hivemind.analyze import analyze_run
-from hivemind.config import Scorer
-from hivemind.controls import KINDS, add_controls
+from hivemind.config import DEFAULT_PASS_AT, Scorer
+from hivemind.controls import KINDS
 from hivemind.embed import embed_run
 from hivemind.imports import import_files
-from hivemind.store import Score, Store
+from hivemind.score import score_run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
 MODELS = ["gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620", "Meta-Llama-3.1-70B-Instruct-Turbo",
           "Qwen2-72B-Instruct", "mistral-large-2402"]
 N_PROMPTS = 12
-FLUENCY_TOKENS = 16
-# Mean log-probability per token under SmolLM2: real answers score about -1.5 to -3, shuffled words about
-# -6 to -8 (measured on these answers); the line sits between, nearer the real ones' low tail.
-PASS_AT = -4.5
+FLUENCY_TOKENS = 64        # the perplexity scorer reads the first 64 answer tokens, as in the demo
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data not found at {DATA}")
-
-
-def fluency_scorer():
-    from llama_cpp import Llama
-
-    from hivemind.local_server import SMOLLM2, model_path
-
-    llm = Llama(model_path=str(model_path(SMOLLM2)), n_ctx=128, logits_all=True, verbose=False, n_threads=2)
-
-    def score(text: str) -> float:
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True)[:FLUENCY_TOKENS + 1]
-        if len(tokens) < 2:
-            return float("nan")
-        llm.reset()
-        llm.eval(tokens)
-        logits = np.asarray(llm.scores[:len(tokens) - 1], dtype=np.float64)
-        top = logits.max(axis=1, keepdims=True)
-        log_z = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
-        return float(np.mean(logits[np.arange(len(tokens) - 1), tokens[1:]] - log_z))
-    return score
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +42,10 @@ def controlled(tmp_path_factory):
         path.write_text(json.dumps(rows), encoding="utf-8")
         files.append(path)
     config = import_files(files, "ctl", results_dir=tmp / "results")
+    config.scorers = [Scorer(name="perplexity", kind="perplexity", params={"max_tokens": FLUENCY_TOKENS})]
     embed_run(config, progress=False)
-    with Store(config.store_path) as store:
-        controls = add_controls(config, store, progress=False)
-        salad = next(c.identity for c in controls if c.kind == "salad")
-        score = fluency_scorer()
-        frame = store.responses_frame([s.identity for s in config.systems] + [salad])
-        store.add_scores(Score(r.system_id, r.prompt_id, int(r.sample), "perplexity", score(r.text))
-                         for r in frame.itertuples())
-    config.scorers = [Scorer(name="perplexity", kind="perplexity", pass_at=PASS_AT)]
-    analyze_run(config, progress=False, controls=True)
+    assert score_run(config, progress=False).complete
+    analyze_run(config, progress=False, controls=True)   # builds, embeds and scores the controls too
     board = pd.read_csv(config.run_dir / "leaderboard.csv", dtype={"rank": str})
     info = json.loads((config.run_dir / "analysis.json").read_text(encoding="utf-8"))
     return config, board, info
@@ -104,12 +73,12 @@ def test_gated_ranking_puts_every_failure_control_below_every_real_system(contro
 def test_each_failure_is_caught_by_the_gate_that_should_catch_it(controlled):
     _, board, info = controlled
     rate = board.set_index("system")["pass_rate"]
-    # The salad keeps its topic (relevance passes) but not its fluency; babble and off-topic have no fluency
-    # score, so relevance alone fails them.
+    # The salad keeps its topic (relevance passes) but not its fluency; babble fails both; off-topic answers
+    # are fluent, so relevance must fail them.
     assert rate["control:salad"] <= 0.1
     assert rate["control:babble"] <= 0.1 and rate["control:off-topic"] <= 0.25
     assert (rate[[m for m in rate.index if not m.startswith("control:")]] >= 0.75).all()
-    assert "perplexity >= -4.5" in info["quality_gate"]["description"]
+    assert f"perplexity >= {DEFAULT_PASS_AT['perplexity']}" in info["quality_gate"]["description"]
 
 
 @needs_data

@@ -39,9 +39,9 @@ def stored_vectors(config: RunConfig) -> dict[str, np.ndarray]:
 def test_bundled_model_embeds_each_distinct_text_once(tmp_path):
     config = make_run(tmp_path, Embedder())
     first = embed_run(config, progress=False)
-    assert first.embedded == 3                       # 4 answers, 3 distinct texts
+    assert first.embedded == 4                       # 4 answers, 3 distinct texts, and the prompt's text
     vectors = stored_vectors(config)
-    assert len(vectors) == 3
+    assert len(vectors) == 4
     for vector in vectors.values():
         assert vector.shape == (384,) and abs(np.linalg.norm(vector) - 1) < 1e-5
     assert embed_run(config, progress=False).embedded == 0   # a re-run embeds nothing
@@ -53,7 +53,7 @@ def test_embedding_api_through_litellm(tmp_path, monkeypatch):
         embedder = Embedder(provider="litellm", model="openai/fake-embedding", api_base=server.url,
                             api_key_env="HIVEMIND_EMBED_KEY")
         config = make_run(tmp_path, embedder)
-        assert embed_run(config, progress=False).embedded == 3
+        assert embed_run(config, progress=False).embedded == 4      # 3 distinct answers + the prompt
         requests = server.embedding_requests
         assert requests >= 1 and server.auth_ok >= 1 and server.auth_bad == 0
         # the API's vectors, normalised, each under its own text's hash
