@@ -618,6 +618,10 @@ class Store:
     # Chunked embeddings (embed stage) ----------------------------------------------------------
     # How many windows each embedded text needed, beside its vector: a text longer than the embedder's
     # window is embedded in chunks and pooled (embed.py), and the report says how often that happened.
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() \
+            is not None
+
     def _ensure_chunk_table(self) -> None:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS embedding_chunks ("
@@ -752,10 +756,12 @@ class Store:
         """(text hashes, float32 vectors, chunk counts, token counts) of `embedder` for every distinct text
         these systems produced and every prompt text, ordered by hash. Chunk and token counts are None for a
         vector stored without them. A snapshot carries all four, so an import needs no re-embedding."""
-        self._ensure_chunk_table()
         prompt_hashes = [text_hash(p.text) for p in self.prompts()]
+        # read-only callers (snapshot publish) must not create the chunk table: an old store may lack it
+        chunk_table = "embedding_chunks" if self._has_table("embedding_chunks") else \
+            "(SELECT NULL AS embedder, NULL AS text_hash, NULL AS chunks, NULL AS tokens)"
         rows = self.db.execute(
-            f"SELECT e.text_hash, e.vector, c.chunks, c.tokens FROM embeddings e LEFT JOIN embedding_chunks c "
+            f"SELECT e.text_hash, e.vector, c.chunks, c.tokens FROM embeddings e LEFT JOIN {chunk_table} c "
             f"ON c.embedder = e.embedder AND c.text_hash = e.text_hash WHERE e.embedder = ? AND (e.text_hash IN "
             f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({_marks(system_ids)}) "
             f"AND text_hash IS NOT NULL) OR e.text_hash IN (SELECT value FROM json_each(?))) ORDER BY e.text_hash",
