@@ -253,22 +253,29 @@ def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str
 
 
 def _headline(folder: Path) -> list[str]:
-    """The run's leaderboard table as Markdown (read from the tables, never recomputed here)."""
+    """The run's leaderboard as Markdown, ranked by its primary key (read from the tables, never recomputed)."""
     import pandas as pd
+
+    from hivemind import results
 
     path = folder / "leaderboard.csv"
     if not path.is_file():
         return ["No leaderboard table in this run."]
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"rank": str})
     except pd.errors.EmptyDataError:
         return ["The leaderboard table is empty."]
-    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
-    rows = [header, "|" + "---|" * len(frame.columns)]
-    for record in frame.itertuples(index=False):
+    primary = frame.columns[0]
+    shown = [c for c in ("rank", "system", "model", "setting", primary, "pass_rate", "vendi", "distinct_ideas",
+                         "intra_mean", "inter_mean_others") if c in frame.columns]
+    names = [results.METRICS[c].display if c in results.METRICS else c for c in shown]
+    rows = ["| " + " | ".join(_cell(n) for n in names) + " |", "|" + "---|" * len(shown)]
+    for record in frame[shown].itertuples(index=False):
         rows.append("| " + " | ".join(_cell(_format(v)) for v in record) + " |")
-    return ["From `leaderboard.csv` (higher intra/inter means more alike; cosine with "
-            "this snapshot's embedder):", "", *rows]
+    metric = results.METRICS.get(primary)
+    what = f"ranked by {metric.display} ({metric.direction} when higher; {metric.reference})" if metric else ""
+    return [f"From `leaderboard.csv`, {what}. Control rows (kind control), where present, are synthetic "
+            "answers built from the run's own and carry no rank. Cosines use this snapshot's embedder.", "", *rows]
 
 
 def _format(value) -> str:

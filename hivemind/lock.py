@@ -147,8 +147,8 @@ class RunLock:
         except OSError as err:
             reason = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
                       errno.EPERM: "permission denied"}.get(err.errno, err.strerror or str(err))
-            raise HivemindError(f"{self.path}: cannot write the lock file of run {self.run_name!r} ({reason}); "
-                                f"stages that write need a writable results folder: check its permissions, "
+            raise HivemindError(f"{self.path}: cannot write the lock file of run {self.run_name!r} ({reason}). "
+                                f"Nothing was lost: the store and tables are as they were. Stages that write need a writable results folder: check its permissions, "
                                 f"or copy the run to a writable place (--results / results_dir)") from None
         said_waiting = False
         try:

@@ -54,7 +54,8 @@ def test_every_config_loads_with_datasets(published, tmp_path):
     tables = sorted(p.stem for p in published.glob("*.csv"))
     assert len(tables) >= 10
     empty = {t for t in tables if pd.read_csv(published / f"{t}.csv").empty}
-    assert empty == {"cross_prompt_templates"}  # this run has no cross-prompt template
+    # this run has no cross-prompt template and one decoding setting (no cross-setting pairs of a model)
+    assert empty == {"cross_prompt_templates", "cross_setting_pairs"}
     assert set(configs) == {"responses", "embeddings", "scores", "prompts", *tables} - empty
     assert "`tables/cross_prompt_templates.parquet`" in (published / "README.md").read_text()
     assert len(pd.read_parquet(published / "tables/cross_prompt_templates.parquet").columns) == 7
@@ -87,9 +88,10 @@ def test_dataset_card_describes_the_run(published):
     assert "sentence-transformers:all-MiniLM-L6-v2" in body and "256 word pieces" in body
     assert "| alpha | openai/model-alpha | temperature=1.0, top_p=0.9 |" in body
     assert "| beta | openai/model-beta | temperature=2.0, min_p=0.1 |" in body
-    board = pd.read_csv(published / "leaderboard.csv")
-    first = f"{board['intra_mean'][0]:.3f}"
-    assert f"| {board['system'][0]} | {board['model'][0]} | {first} |" in body  # the headline, from the table
+    board = pd.read_csv(published / "leaderboard.csv", dtype={"rank": str})
+    primary = f"{board.iloc[0, 0]:.3f}"       # the primary key is the first column
+    assert (f"| {board['rank'][0]} | {board['system'][0]} | {board['model'][0]} | {board['setting'][0]} | "
+            f"{primary} |") in body          # the headline, from the table
     assert "load_dataset(" in body and f"hf://OWNER/NAME@{SNAPSHOT}" in body
     floor = json.loads((published / "analysis.json").read_text())["floor"]
     assert f"{floor:.3f}" in body
