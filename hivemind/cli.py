@@ -110,6 +110,10 @@ def cmd_export(args) -> str:
 def cmd_reproduce(args) -> str:
     from hivemind import reproduce
 
+    if args.routes:
+        from hivemind.routes import routes_table
+
+        return routes_table()
     systems = [s for s in (args.systems or "").split(",") if s] or None
     result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes,
                            threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet,
@@ -193,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="fewer samples per prompt than the paper's 50")
     p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
+    p.add_argument("--routes", action="store_true", help="list every model's routes, the default and what to set")
     return parser
 
 

@@ -104,6 +104,7 @@ class Response:
     latency_s: float | None = None
     cost: float | None = None
     error: str | None = None
+    reasoning: str | None = None      # a reasoning model's thinking: stored apart (Store.add_reasoning), never embedded
 
 
 @dataclass
@@ -441,6 +442,22 @@ class Store:
         row = self.db.execute(
             f"SELECT error FROM responses WHERE system_id IN ({marks}) AND text IS NULL AND error IS NOT NULL "
             f"ORDER BY created_at, rowid LIMIT 1", system_ids).fetchone()
+        return row[0] if row else None
+
+    # Reasoning text of reasoning models, kept apart from the answer that gets embedded -----------------
+    def _ensure_reasoning_table(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS reasoning (system_id TEXT NOT NULL, prompt_id TEXT NOT NULL, "
+                        "sample INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (system_id, prompt_id, sample))")
+
+    def add_reasoning(self, system_id: str, prompt_id: str, sample: int, text: str) -> None:
+        self._ensure_reasoning_table()
+        self.db.execute("INSERT OR REPLACE INTO reasoning (system_id, prompt_id, sample, text) VALUES (?,?,?,?)",
+                        (system_id, prompt_id, sample, text))
+
+    def reasoning(self, system_id: str, prompt_id: str, sample: int) -> str | None:
+        self._ensure_reasoning_table()
+        row = self.db.execute("SELECT text FROM reasoning WHERE system_id = ? AND prompt_id = ? AND sample = ?",
+                              (system_id, prompt_id, sample)).fetchone()
         return row[0] if row else None
 
 
