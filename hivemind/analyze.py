@@ -23,7 +23,7 @@ from hivemind.config import RunConfig
 from hivemind.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats
-from hivemind.store import BLANKS, SQL_BLANKS, PromptGroup, Store, now
+from hivemind.store import BLANKS, PromptGroup, Store, check_folder, file_error, now
 from hivemind.secrets import scan_paths
 
 BOOTSTRAP_N = 1000
@@ -64,7 +64,7 @@ def is_empty(text: str | None) -> bool:
 
 
 def analyze_run(config: RunConfig, progress: bool = True) -> AnalysisSummary:
-    store = Store(config.store_path, create=False)
+    store = Store.open_readonly(config.store_path)
     try:
         ids = [s.identity for s in config.systems]
         names = [s.name for s in config.systems]
@@ -92,18 +92,12 @@ def check_inputs(store: Store, config: RunConfig, ids: list[str]) -> int:
     """Fail with a message saying what to run, before anything is computed or written.
 
     Returns how many empty (blank) answers will be skipped."""
-    marks = ",".join("?" * len(ids))
-    where = f"r.system_id IN ({marks}) AND r.text IS NOT NULL"
-    blank = f"LENGTH(TRIM(r.text, {SQL_BLANKS})) = 0"
     names = {s.identity: s.name for s in config.systems}
-    total = store.db.execute(f"SELECT COUNT(*) FROM responses r WHERE {where}", ids).fetchone()[0]
+    per_system = store.response_counts_per_system(ids)
+    total = sum(n for n, _ in per_system.values())
     if total == 0:
         raise HivemindError(f"{config.store_path}: run {config.name!r} has no stored responses for its systems; "
                             f"run `hivemind collect {config.name}` first")
-    per_system = dict.fromkeys(ids, (0, 0))
-    for sid, n, n_blank in store.db.execute(
-            f"SELECT r.system_id, COUNT(*), SUM({blank}) FROM responses r WHERE {where} GROUP BY r.system_id", ids):
-        per_system[sid] = (n, n_blank)
     missing = [names[s] for s, (n, _) in per_system.items() if n == 0]
     if missing:
         raise HivemindError(f"{config.store_path}: no stored responses for system(s) {', '.join(missing)}; "
@@ -112,17 +106,11 @@ def check_inputs(store: Store, config: RunConfig, ids: list[str]) -> int:
     if all_blank:
         raise HivemindError(f"{config.store_path}: every response of system(s) {', '.join(all_blank)} is empty; "
                             f"check their settings (model, api_base, params) and collect again")
-    not_embedded = store.db.execute(
-        f"SELECT COUNT(*) FROM responses r LEFT JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
-        f"WHERE {where} AND NOT {blank} AND e.text_hash IS NULL", [config.embedder.id, *ids]).fetchone()[0]
+    not_embedded = store.count_not_embedded(config.embedder.id, ids)
     if not_embedded:
         raise HivemindError(f"{config.store_path}: {not_embedded} of {total} responses have no "
                             f"{config.embedder.id} embedding; run `hivemind embed {config.name}` first")
-    most = dict.fromkeys(ids, 0)
-    for sid, m in store.db.execute(
-            f"SELECT system_id, MAX(c) FROM (SELECT r.system_id, r.prompt_id, COUNT(*) AS c FROM responses r "
-            f"WHERE {where} AND NOT {blank} GROUP BY r.system_id, r.prompt_id) GROUP BY system_id", ids):
-        most[sid] = m
+    most = store.max_samples_per_prompt(ids)
     single = [names[s] for s, m in most.items() if m < 2]
     # A run designed with one sample per prompt (`samples: 1`, e.g. imported one-answer-per-model
     # outputs) still has inter-model similarity; its intra tables are left empty, with a warning.
@@ -151,9 +139,7 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
                                template_samples=TEMPLATE_SAMPLES)
     lex = LexicalAccumulator(k)
     phrases = []
-    marks = ",".join("?" * len(ids))
-    n_prompts = store.db.execute(f"SELECT COUNT(DISTINCT prompt_id) FROM responses WHERE system_id IN ({marks}) "
-                                 f"AND text IS NOT NULL", ids).fetchone()[0]
+    n_prompts = store.n_prompts_with_text(ids)
     groups = store.iter_prompt_groups(config.embedder.id, ids)
     for group in tqdm(groups, total=n_prompts, desc="analyze", unit="prompt", disable=not progress):
         group = drop_empty(group)
@@ -193,6 +179,9 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
                         "undefined, so the intra tables and columns are empty; collect >= 2 samples to measure it")
     if sim.floor is None:
         warnings.append("only one prompt: the cross-prompt floor and rescaled values are undefined (left empty)")
+    elif not sim.can_rescale:
+        warnings.append(f"answers to different prompts are as alike as identical answers (floor {sim.floor:.6f}): "
+                        "the rescaled values are undefined (left empty)")
     summary = sim.intra_summary()
     ci = sim.bootstrap(n=BOOTSTRAP_N, seed=config.seed, level=BOOTSTRAP_LEVEL)
     inter = sim.inter_matrix()
@@ -270,11 +259,13 @@ def near_duplicate_table(near: NeighborResults, names: list[str]) -> pd.DataFram
 
 def template_table(store: Store, near: NeighborResults, ids: list[str], names: list[str]) -> pd.DataFrame:
     tp = near.templates
+    texts = store.texts_for_keys(
+        [(ids[s], near.prompt_ids[p], int(x)) for p, s, x in zip([*tp.prompt_a, *tp.prompt_b],
+                                                                 [*tp.system_a, *tp.system_b],
+                                                                 [*tp.sample_a, *tp.sample_b])])
 
     def text(p, s, sample):
-        row = store.db.execute("SELECT text FROM responses WHERE system_id = ? AND prompt_id = ? AND sample = ?",
-                               (ids[s], near.prompt_ids[p], int(sample))).fetchone()
-        return row[0] if row else ""
+        return texts.get((ids[s], near.prompt_ids[p], int(sample)), "")
 
     rows = [(near.prompt_ids[pa], near.prompt_ids[pb], names[sa], names[sb], float(sim),
              text(pa, sa, xa), text(pb, sb, xb))
@@ -304,8 +295,12 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
 def write_atomically(run_dir: Path, tables: dict[str, pd.DataFrame], info: dict) -> list[Path]:
     """All files to a temporary folder first; rename into place only once every one is written."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".analyze-", dir=run_dir))
+    check_folder(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".analyze-", dir=run_dir))
+    except OSError as err:
+        raise file_error(err, "write the analysis tables", run_dir) from None
     try:
         for name, frame in tables.items():
             indexed = name == "intra_model_buckets.csv" or name.startswith("inter_model_similarity")
@@ -316,5 +311,7 @@ def write_atomically(run_dir: Path, tables: dict[str, pd.DataFrame], info: dict)
             os.replace(tmp / name, run_dir / name)
             files.append(run_dir / name)
         return files
+    except OSError as err:
+        raise file_error(err, "write the analysis tables", run_dir) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -38,7 +38,8 @@ def cmd_run(args) -> str:
     from hivemind.pipeline import run
 
     result = run(resolve_run(args.run), progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
-    return f"collected {result.collected}, embedded {result.embedded}; report: {result.report}"
+    scored = f"\nscored:\n{result.score.text()}" if result.score is not None else ""
+    return f"collected {result.collected}, embedded {result.embedded}{scored}\nreport: {result.report}"
 
 
 def cmd_embed(args) -> str:
@@ -62,8 +63,33 @@ def cmd_report(args) -> str:
     return f"report: {pipeline.report(resolve_run(args.run), wait=args.wait)}"
 
 
+def cmd_score(args) -> str:
+    from hivemind import pipeline
+
+    config = resolve_run(args.run)
+    if not config.scorers:
+        raise HivemindError(f"run {config.name!r} configures no scorers; add a `scorers:` list to its config "
+                            f"(see README, Quality scores) or import scores with `hivemind import --scores`")
+    summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,
+                             raise_if_incomplete=True)
+    return "scored:\n" + summary.text()
+
+
+def cmd_import_scores(args) -> str:
+    from hivemind.imports import import_scores
+
+    if not args.scorer or args.files:
+        raise HivemindError("usage: hivemind import --scores FILE --name RUN --scorer NAME (no other files)")
+    result = import_scores(args.scores, resolve_run(args.name, results_dir=args.results), args.scorer, args.pass_at)
+    extra = f" ({result.inherited} NoveltyBench repeats given their class's score)" if result.inherited else ""
+    return f"imported {result.stored} scores as scorer {result.scorer!r} into run {args.name!r}{extra}"
+
+
 def cmd_import(args) -> str:
     from hivemind.imports import FieldMapping, import_files
+
+    if args.scores:
+        return cmd_import_scores(args)
 
     mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
     config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping, verify=not args.no_verify)
@@ -162,8 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
     p.add_argument("run", help=run_help)
     p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
+    p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
+            writes_run=True)
+    p.add_argument("run", help=run_help)
+    p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
-    p.add_argument("files", nargs="+", help="generation files, a snapshot folder, or hf://OWNER/NAME@TAG "
+    p.add_argument("--scores", metavar="FILE", help="import quality scores for run --name (JSONL or "
+                   "NoveltyBench scores.jsonl) as scorer --scorer")
+    p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
+    p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
+    p.add_argument("files", nargs="*", help="generation files, a snapshot folder, or hf://OWNER/NAME@TAG "
                    "(a snapshot pushed with --to-hub)")
     p.add_argument("--name", required=True)
     p.add_argument("--results", default="results")

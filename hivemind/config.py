@@ -117,7 +117,7 @@ class Scorer(BaseModel):
     kind: judge (an LM judge through litellm), perplexity (answer log-probability under a local model),
     reward (a transformers sequence-classification reward model), relevance (cosine of answer and prompt
     embeddings), imported (scores brought in with `hivemind import`)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(min_length=1)
     kind: str
@@ -136,6 +136,39 @@ class Scorer(BaseModel):
         if value not in kinds:
             raise ValueError(f"must be one of {', '.join(sorted(kinds))}")
         return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _valid_env_name(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Scorer":
+        refuse_secrets({"model": self.model, "api_base": self.api_base, "params": self.params})
+        if self.kind in ("judge", "reward") and not self.model:
+            raise ValueError(f"scorer {self.name!r} (kind {self.kind}) needs a model")
+        if self.rubric is not None and self.kind != "judge":
+            raise ValueError(f"scorer {self.name!r}: a rubric is for judges only")
+        if self.rubric is not None and self.rubric not in RUBRICS:
+            raise ValueError(f"scorer {self.name!r}: rubric must be one of {', '.join(RUBRICS)}")
+        if self.pass_at is None and self.kind == "perplexity" and self.model is None:
+            self.pass_at = DEFAULT_PASS_AT["perplexity"]   # calibrated for the bundled SmolLM2 only
+        return self
+
+
+RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.txt
+
+# Default quality gates (an answer passes when score >= pass_at), used when a scorer names none.
+# perplexity, bundled SmolLM2 (mean log-probability per answer token, first 96 tokens), measured with
+#   `python benchmarks/bench_score.py --calibrate --models 16 --prompts 3 --offset 200 --max-tokens 96`
+#   on real AlpacaEval answers of 16 models: real min -3.26, 1% -3.21, median -1.96; the same answers'
+#   words shuffled: max -4.21, 99% -4.32, median -6.35; random-vocabulary babble of the same length:
+#   max -6.59, median -7.64. -4.0 passes every real answer and fails every control (48 of each).
+# relevance, all-MiniLM-L6-v2 (answer-prompt cosine), `--calibrate-relevance --models 16 --prompts 12
+#   --offset 300`: 192 real answers to their own prompt: min 0.174, 5% 0.333, median 0.736; the same
+#   answers against another prompt: median 0.029, 95% 0.184, max 0.246. 0.15 passes every real answer
+#   and 13.5% of off-topic ones (0.2: 98.4% and 2.1%); other embedders need their own calibration.
+DEFAULT_PASS_AT = {"perplexity": -4.0, "relevance": 0.15}
 
 
 class DatasetSource(BaseModel):
@@ -236,6 +269,13 @@ class RunConfig(BaseModel):
                 raise ValueError(f"systems {identities[system.identity]!r} and {system.name!r} have the same "
                                  f"model, api_base and params, so they are one system; remove one or change its params")
             identities[system.identity] = system.name
+        for scorer in self.scorers:   # the relevance gate is calibrated for the default embedder only
+            if scorer.kind == "relevance" and scorer.pass_at is None and self.embedder.model == DEFAULT_EMBEDDER:
+                scorer.pass_at = DEFAULT_PASS_AT["relevance"]
+        names = [scorer.name for scorer in self.scorers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"scorer name {name!r} appears twice")
         return self
 
     # Where things live ------------------------------------------------------------------------
@@ -253,6 +293,13 @@ class RunConfig(BaseModel):
                 return system
         raise HivemindError(f"run {self.name!r} has no system named {name!r}; "
                             f"it has: {', '.join(s.name for s in self.systems)}")
+
+    def scorer(self, name: str) -> Scorer:
+        for scorer in self.scorers:
+            if scorer.name == name:
+                return scorer
+        known = ", ".join(s.name for s in self.scorers) or "none (add a `scorers:` list to the config)"
+        raise HivemindError(f"run {self.name!r} has no scorer named {name!r}; it has: {known}")
 
     def public_dict(self) -> dict[str, Any]:
         """The config as data, safe to publish: key *variable names* stay, values never enter it."""

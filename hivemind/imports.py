@@ -23,7 +23,7 @@ from hivemind import HivemindError, hub
 from hivemind.config import (RUN_CONFIG_NAME, SYSTEM_NAME_PATTERN, RunConfig, System, check_name, load_config,
                              name_problem, read_text, save_run_config)
 from hivemind.prompts import _csv_records, prompt_id, read_jsonl
-from hivemind.store import Prompt, Response, Store, now
+from hivemind.store import Prompt, Response, Score, Store, now
 
 PROMPTS_FILE = "prompts.jsonl"
 PROVENANCE_FILE = "import.json"   # where a run came from, and whether its snapshot was verified
@@ -236,7 +236,12 @@ def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = 
                 matrix = np.vstack(vectors["vector"].to_numpy()).astype(np.float32) if len(vectors) else None
             except (TypeError, ValueError) as err:
                 raise HivemindError(f"{vectors_path}: vectors of unequal length or type ({err})") from None
-            if matrix is not None:
+            if matrix is not None and {"chunks", "tokens"} <= set(vectors.columns) \
+                    and vectors[["chunks", "tokens"]].notna().all(axis=None):
+                # chunk counts came along: the embed stage will not re-embed these texts
+                store.add_chunked_embeddings(base.embedder.id, list(vectors["text_hash"]), matrix,
+                                             vectors["chunks"].to_numpy(), vectors["tokens"].to_numpy())
+            elif matrix is not None:
                 store.add_embeddings(base.embedder.id, list(vectors["text_hash"]), matrix)
     return _build(name, results_dir, prompts, base.systems, base.samples, fill, base=base, provenance=provenance)
 
@@ -282,3 +287,155 @@ def _opt(value):
 def _int(value):
     value = _opt(value)
     return None if value is None else int(value)
+
+
+# Scores ---------------------------------------------------------------------------------------------
+# `hivemind import --scores FILE --name RUN --scorer NAME`: quality scores computed elsewhere, for answers
+# already in the run. Two formats, told apart per line:
+# - plain JSONL: {prompt_id | prompt, system, sample, score} (system: the system's name in the run;
+#   prompt: the prompt text when the id is not known);
+# - NoveltyBench `scores.jsonl` (src/score.py, Zhang et al. 2025): {id, prompt, model, generations,
+#   partition, generation_scores, partition_scores, ...}: one line per (model, prompt), generation i is
+#   sample i. NoveltyBench scores each equivalence class once, on its first generation (a 1-10 reward
+#   decile), and writes 0 in generation_scores for the later members of a class: 0 is "no credit for a
+#   repeat", not a quality. Those generations get their class's score (partition_scores[partition[i]]),
+#   and the raw column says so.
+# Every line is checked before anything is stored: one unknown answer and nothing is imported.
+
+@dataclass
+class ScoresImport:
+    scorer: str
+    stored: int
+    inherited: int = 0     # NoveltyBench repeats scored with their class's score
+
+
+def import_scores(path: str | Path, config: RunConfig, scorer: str, pass_at: float | None = None) -> ScoresImport:
+    from hivemind.config import Scorer
+
+    path = Path(path)
+    if not path.is_file():
+        raise HivemindError(f"{path}: file not found")
+    existing = next((s for s in config.scorers if s.name == scorer), None)
+    if existing is not None and existing.kind != "imported":
+        raise HivemindError(f"scorer {scorer!r} of run {config.name!r} is a {existing.kind} scorer, computed by "
+                            f"`hivemind score`; import under another --scorer name (nothing was changed)")
+    with Store(config.store_path, create=False) as store:
+        index = _AnswerIndex(config, store)
+        scores, inherited = _read_scores(path, index, scorer)
+        if not scores:
+            raise HivemindError(f"{path}: no scores in the file (nothing was changed)")
+        store.add_scores(scores)   # one transaction
+    if existing is None:
+        config.scorers.append(Scorer(name=scorer, kind="imported", pass_at=pass_at))
+    elif pass_at is not None:
+        existing.pass_at = pass_at
+    save_run_config(config)
+    return ScoresImport(scorer, len(scores), inherited)
+
+
+class _AnswerIndex:
+    """Resolves (prompt, system, sample) as written in a scores file to a stored answer."""
+
+    def __init__(self, config: RunConfig, store: Store):
+        self.texts = store.answer_texts([s.identity for s in config.systems])
+        prompts = store.prompts()
+        self.prompt_ids = {p.id for p in prompts}
+        self.by_text = {p.text.strip(): p.id for p in prompts}
+        self.systems = {s.name: s.identity for s in config.systems}
+        self.run = config.name
+
+    def prompt(self, record: dict, where: str, id_field: str) -> str | None:
+        value = record.get(id_field)
+        if isinstance(value, (str, int)) and str(value) in self.prompt_ids:
+            return str(value)
+        text = record.get("prompt")
+        if isinstance(text, str):
+            return self.by_text.get(text.strip())
+        if value is None:
+            raise HivemindError(f"{where}: missing field {id_field} (or prompt, the prompt text)")
+        return None
+
+    def system(self, name) -> str | None:
+        return self.systems.get(str(name))
+
+
+def _read_scores(path: Path, index: _AnswerIndex, scorer: str) -> tuple[list[Score], int]:
+    scores: dict[tuple[str, str, int], Score] = {}
+    unknown: list[str] = []
+    inherited = 0
+    for number, record in read_jsonl(path):
+        where = f"{path}:{number}"
+        if "generations" in record:
+            rows, missing, repeats = _noveltybench_scores(record, where, index, scorer)
+            inherited += repeats
+        else:
+            rows, missing = _plain_score(record, where, index, scorer)
+        unknown += missing
+        for row in rows:
+            key = (row.system_id, row.prompt_id, row.sample)
+            if key in scores:
+                raise HivemindError(f"{where}: a second score for system {row.system_id}, prompt {row.prompt_id}, "
+                                    f"sample {row.sample} (nothing was imported)")
+            scores[key] = row
+    if unknown:
+        raise HivemindError(f"{path}: {len(unknown)} score(s) are for answers not in run {index.run!r}, e.g. "
+                            f"{'; '.join(unknown[:3])}. Nothing was imported: import the answers first, or fix "
+                            f"the names (system = the system's name in the run)")
+    return list(scores.values()), inherited
+
+
+def _number(value, where: str, name: str) -> float:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise HivemindError(f"{where}: {name} must be a finite number, got {value!r} (nothing was imported)")
+    return float(value)
+
+
+def _plain_score(record: dict, where: str, index: _AnswerIndex, scorer: str):
+    missing = [f for f in ("system", "sample", "score") if f not in record]
+    if missing:
+        raise HivemindError(f"{where}: missing field(s) {', '.join(missing)}; a scores line is "
+                            f"{{prompt_id, system, sample, score}} or NoveltyBench's scores.jsonl (nothing was imported)")
+    sample = record["sample"]
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+        raise HivemindError(f"{where}: sample must be a whole number >= 0, got {sample!r} (nothing was imported)")
+    value = _number(record["score"], where, "score")
+    prompt, system = index.prompt(record, where, "prompt_id"), index.system(record["system"])
+    key = (system, prompt, sample)
+    if prompt is None or system is None or key not in index.texts:
+        label = record.get("prompt_id", str(record.get("prompt", ""))[:40])
+        return [], [f"line {where.rsplit(':', 1)[1]}: system {record['system']!r}, prompt {label!r}, sample {sample}"]
+    return [Score(system, prompt, sample, scorer, value, raw=json.dumps({"imported": True}))], []
+
+
+def _noveltybench_scores(record: dict, where: str, index: _AnswerIndex, scorer: str):
+    _fields(record, where, "prompt", "model", "generations")
+    generations = _texts(record["generations"], where)
+    values = record.get("generation_scores")
+    if not isinstance(values, list) or len(values) != len(generations):
+        raise HivemindError(f"{where}: generation_scores must be a list with one score per generation "
+                            f"(is this NoveltyBench's scores.jsonl, not generations.jsonl?)")
+    partition, class_scores = record.get("partition"), record.get("partition_scores")
+    prompt, system = index.prompt(record, where, "id"), index.system(record["model"])
+    rows, unknown, repeats = [], [], 0
+    for sample, (text, value) in enumerate(zip(generations, values)):
+        key = (system, prompt, sample)
+        if prompt is None or system is None or key not in index.texts:
+            unknown.append(f"line {where.rsplit(':', 1)[1]}: model {record['model']!r}, prompt "
+                           f"{str(record.get('id', record['prompt']))[:40]!r}, generation {sample}")
+            continue
+        if index.texts[key] != text:
+            raise HivemindError(f"{where}: generation {sample} differs from the stored answer of {record['model']!r} "
+                                f"to this prompt (sample {sample}); were these scores made for other generations? "
+                                f"(nothing was imported)")
+        value = _number(value, where, f"generation_scores[{sample}]")
+        raw = {"imported": "noveltybench"}
+        if value == 0 and isinstance(partition, list) and isinstance(class_scores, list) and sample < len(partition):
+            cls = partition[sample]
+            if isinstance(cls, int) and 0 <= cls < len(class_scores):
+                value = _number(class_scores[cls], where, f"partition_scores[{cls}]")
+                raw = {"imported": "noveltybench", "repeat_of_class": cls, "score_of": "the class's first generation"}
+                repeats += 1
+        rows.append(Score(system, prompt, sample, scorer, value, raw=json.dumps(raw)))
+    return rows, unknown, repeats

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ import yaml
 from hivemind import HivemindError
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config, write_text_atomic
 from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
-from hivemind.store import Prompt
+from hivemind.store import Store, check_folder, file_error
 from hivemind.secrets import scan_paths
 
 LEADERBOARD_CSV = "leaderboard.csv"
@@ -43,53 +43,71 @@ class RunEntry:
     table: pd.DataFrame
 
 
+@dataclass
+class Skipped:
+    """A run folder left out of the leaderboard, and why."""
+    folder: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.folder}: {self.reason}"
+
+
 def run_folders(results_dir: str | Path) -> list[Path]:
-    """Analysed run folders: a leaderboard.csv and a config.yaml (snapshots are not runs)."""
+    """Folders that hold a run (a config, a store or analysis files); snapshots and hidden folders are not runs."""
     base = Path(results_dir)
     if not base.is_dir():
         return []
+    markers = (LEADERBOARD_CSV, "analysis.json", RUN_CONFIG_NAME, STORE_NAME)
     return [p for p in sorted(base.iterdir())
             if p.is_dir() and p.name != SNAPSHOTS_DIR and not p.name.startswith(".")
-            and (p / LEADERBOARD_CSV).is_file() and (p / RUN_CONFIG_NAME).is_file()]
+            and any((p / marker).exists() for marker in markers)]
 
 
 def stored_prompt_set_hash(store_path: Path) -> str | None:
-    """Prompt-set hash of a run store, read without writing to it (another process may be collecting)."""
-    if not store_path.is_file():
+    """Prompt-set hash of a run store, read without writing to it (another process may be collecting).
+
+    None when there is no store; a store that cannot be read raises its HivemindError."""
+    if not store_path.exists():
         return None
-    try:
-        db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
-        try:
-            rows = db.execute("SELECT id, text FROM prompts ORDER BY position").fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return prompt_set_hash([Prompt(id=i, text=t) for i, t in rows])
+    with Store.open_readonly(store_path) as store:
+        return prompt_set_hash(store.prompts())
 
 
 def read_run(folder: Path) -> RunEntry:
-    analysis: dict[str, Any] = {}
-    if (folder / "analysis.json").is_file():
-        try:
-            analysis = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            analysis = {}
+    """One analysed run folder; a HivemindError saying what is wrong with it otherwise."""
+    analysis_path, config_path, table_path = folder / "analysis.json", folder / RUN_CONFIG_NAME, folder / LEADERBOARD_CSV
+    if not analysis_path.is_file() and not table_path.is_file():
+        raise HivemindError(f"not analysed yet; run `hivemind analyze {folder.name}`")
+    for path in (analysis_path, table_path):
+        if not path.is_file():
+            raise HivemindError(f"{path.name} is missing; run `hivemind analyze {folder.name}` again")
     try:
-        config = yaml.safe_load((folder / RUN_CONFIG_NAME).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        config = {}
+        analysis = json.loads(analysis_path.read_text(encoding="utf-8"))
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        table = pd.read_csv(table_path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HivemindError(f"unreadable {analysis_path.name} or {table_path.name} ({err}); "
+                            f"run `hivemind analyze {folder.name}` again") from None
+    except yaml.YAMLError as err:
+        raise HivemindError(f"{config_path.name} is not valid YAML ({' '.join(str(err).split())})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise HivemindError(f"unreadable {table_path.name} ({err}); run `hivemind analyze {folder.name}` "
+                            "again") from None
+    except OSError as err:
+        raise HivemindError(f"cannot read {err.filename or folder}: {err.strerror}") from None
+    if not isinstance(analysis, dict):
+        raise HivemindError(f"{analysis_path.name} is not a JSON object; run `hivemind analyze {folder.name}` again")
+    if not isinstance(config, dict):
+        raise HivemindError(f"{config_path.name} is not a mapping of settings")
+    if "system" not in table.columns:
+        raise HivemindError(f"{table_path.name} has no `system` column; run `hivemind analyze {folder.name}` again")
+    stored = stored_prompt_set_hash(folder / STORE_NAME)   # also proves the store is readable
     embedder = analysis.get("embedder") or _embedder_id(config.get("embedder"))
-    prompt_set = (analysis.get("prompt_set_hash") or stored_prompt_set_hash(folder / STORE_NAME) or "unknown")
-    date = analysis.get("created_at") or time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime((folder / LEADERBOARD_CSV).stat().st_mtime))
-    try:
-        table = pd.read_csv(folder / LEADERBOARD_CSV)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise HivemindError(f"{folder / LEADERBOARD_CSV}: unreadable ({err}); run `hivemind analyze "
-                            f"{folder.name}` again") from None
+    prompt_set = analysis.get("prompt_set_hash") or stored or "unknown"
+    date = analysis.get("created_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(table_path.stat().st_mtime))
     return RunEntry(run=str(config.get("name") or folder.name), folder=folder, embedder=str(embedder),
-                    prompt_set=prompt_set, date=str(date), table=table)
+                    prompt_set=str(prompt_set), date=str(date), table=table)
 
 
 def _embedder_id(value: Any) -> str:
@@ -100,10 +118,16 @@ def _embedder_id(value: Any) -> str:
     return "sentence-transformers:all-MiniLM-L6-v2"
 
 
-def build_leaderboard(results_dir: str | Path) -> pd.DataFrame:
+def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = None) -> pd.DataFrame:
+    """Every readable analysed run's rows, ranked; a broken run folder is left out and added to `skipped`."""
     rows = []
     for folder in run_folders(results_dir):
-        entry = read_run(folder)
+        try:
+            entry = read_run(folder)
+        except HivemindError as err:
+            if skipped is not None:
+                skipped.append(Skipped(folder, str(err)))
+            continue
         group = f"{entry.prompt_set[:10]}|{entry.embedder}"
         for record in entry.table.to_dict("records"):
             row = {"group": group, "run": entry.run, "system": record.get("system"),
@@ -122,19 +146,33 @@ def build_leaderboard(results_dir: str | Path) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-def update_leaderboard(results_dir: str | Path | None = "results") -> list[Path]:
-    """Rewrite results/leaderboard.csv and results/leaderboard.md from every analysed run."""
+def update_leaderboard(results_dir: str | Path | None = "results", warn=None) -> list[Path]:
+    """Rewrite results/leaderboard.csv and results/leaderboard.md from every analysed run.
+
+    A broken run folder is skipped: `warn` (default: print to stderr) gets one line naming it and why, and
+    leaderboard.md lists it. No analysed run at all is an error, not an empty table."""
     base = Path(results_dir if results_dir is not None else os.environ.get("HIVEMIND_RESULTS", "results"))
-    base.mkdir(parents=True, exist_ok=True)
-    frame = build_leaderboard(base)
+    check_folder(base)
+    warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
+    skipped: list[Skipped] = []
+    frame = build_leaderboard(base, skipped)
+    for item in skipped:
+        warn(str(item))
+    if frame.empty:
+        why = "; ".join(str(item) for item in skipped)
+        raise HivemindError(f"{base}: no analysed runs to rank{f' ({why})' if why else ''}; "
+                            "run `hivemind analyze RUN` first")
     csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD
-    write_text_atomic(csv_path, frame.to_csv(index=False))
-    write_text_atomic(md_path, leaderboard_markdown(frame))
+    try:
+        write_text_atomic(csv_path, frame.to_csv(index=False))
+        write_text_atomic(md_path, leaderboard_markdown(frame, skipped))
+    except OSError as err:
+        raise file_error(err, "write the leaderboard", base) from None
     scan_paths([csv_path, md_path], remove=True)  # no key value or key-shaped string published
     return [csv_path, md_path]
 
 
-def leaderboard_markdown(frame: pd.DataFrame) -> str:
+def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = ()) -> str:
     lines = ["# Hivemind leaderboard", "",
              "Rows are ranked only within a group: runs that asked the same prompts (prompt-set hash) and "
              "used the same embedder. Rank 1 = highest share of prompts whose answers are near-identical "
@@ -151,6 +189,8 @@ def leaderboard_markdown(frame: pd.DataFrame) -> str:
         for record in rows.to_dict("records"):
             lines.append("| " + " | ".join(_cell(record.get(c)) for c in shown) + " |")
         lines.append("")
+    if skipped:
+        lines += ["## Skipped run folders", ""] + [f"- `{item.folder.name}`: {item.reason}" for item in skipped] + [""]
     return "\n".join(lines)
 
 

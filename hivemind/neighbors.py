@@ -26,7 +26,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from hivemind.similarity import ratio
+from hivemind.similarity import clip_cosine, ratio
 
 
 def normalise_text(text: str) -> str:
@@ -165,7 +165,7 @@ class NearDuplicateFinder:
                 rows, cols = np.concatenate([rows, er]), np.concatenate([cols, ec])
                 sims = np.concatenate([sims, es])
                 exact = np.concatenate([exact, np.ones(len(er), dtype=bool)])
-        return _PromptPairs(rows, cols, sims.astype(np.float32), exact)
+        return _PromptPairs(rows, cols, clip_cosine(sims).astype(np.float32), exact)
 
     @staticmethod
     def _exact_pairs_below(norm: list[str], systems: np.ndarray, found: set) -> list[tuple[int, int]]:
@@ -282,7 +282,7 @@ class NearDuplicateFinder:
         _, first = np.unique(a * len(x) + b, return_index=True)
         a, b, sims = a[first], b[first], sims[first]
         top = np.argsort(-sims, kind="stable")[:max_templates]
-        a, b, sims = a[top], b[top], sims[top]
+        a, b, sims = a[top], b[top], clip_cosine(sims)
         return dict(templates=Templates(
             prompt_a=keys[a, 0], prompt_b=keys[b, 0], system_a=keys[a, 1], system_b=keys[b, 1],
             sample_a=keys[a, 2], sample_b=keys[b, 2], similarity=sims), template_index=name)

@@ -64,14 +64,19 @@ def embed(config: RunConfig, progress: bool = True, wait: bool = False):
         return embed_run(config, progress=progress)
 
 
-def score(config: RunConfig, progress: bool = True, wait: bool = False):
-    """SCORE STAGE HOOK: the place where the score stage runs, between embed and analyze, under the lock.
+def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
+          raise_if_incomplete: bool = False):
+    """Quality scores for every stored answer (hivemind.score), between embed and analyze, under the lock.
 
-    The integrator fills this in (e.g. `from hivemind.score import score_run; return score_run(config,
-    progress=progress)`); until then it does nothing and returns None."""
+    In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
+    is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete)."""
+    from hivemind.score import score_run
+
+    if not config.scorers:
+        return None
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "score", wait):
-        return None
+        return score_run(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
 
 
 def analyze(config: RunConfig, progress: bool = True, wait: bool = False):

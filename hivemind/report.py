@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import tempfile
 import textwrap
@@ -34,7 +33,7 @@ from matplotlib.figure import Figure
 
 from hivemind import HivemindError
 from hivemind.config import RunConfig
-from hivemind.similarity import BUCKET_LABELS
+from hivemind.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
 from hivemind.secrets import scan_paths
 
 REFERENCE_NAME = "paper_reference.json"
@@ -247,7 +246,7 @@ def headline_rows(h: Headline) -> list[tuple[str, str, str]]:
         ("Inter-model similarity, range between different systems", span(h.inter_min, h.inter_max),
          span(h.inter_min_rescaled, h.inter_max_rescaled)),
         ("Inter-model similarity, mean between different systems", num(h.inter_mean),
-         num((h.inter_mean - h.floor) / (1 - h.floor)) if h.floor is not None and h.floor < 1 else "—"),
+         num((h.inter_mean - h.floor) / (1 - h.floor)) if h.floor is not None and 1 - h.floor > FLOOR_TOLERANCE else "—"),
         ("Floor: mean similarity of answers to different prompts", floor, "0 by definition"),
     ]
 
@@ -453,38 +452,21 @@ def load_prompt_maps(config: RunConfig, chosen: pd.DataFrame) -> tuple[list[Prom
         return [], None
     if not config.store_path.is_file():
         return [], f"no store at {config.store_path}, so no prompt maps"
-    from hivemind.store import SQL_BLANKS, Store
+    from hivemind.store import Store
 
     ids = [s.identity for s in config.systems]
     index = {sid: k for k, sid in enumerate(ids)}
-    pids = chosen["prompt_id"].tolist()
-    try:
-        store = Store(config.store_path, create=False)
-    except sqlite3.DatabaseError as err:
-        raise HivemindError(f"{config.store_path}: unreadable store ({err}); restore it from a snapshot "
-                            f"(`hivemind import`) or collect the run again") from None
-    try:
-        rows = store.db.execute(
-            f"SELECT r.prompt_id, r.system_id, e.vector FROM responses r JOIN embeddings e ON e.embedder = ? "
-            f"AND e.text_hash = r.text_hash WHERE r.prompt_id IN ({','.join('?' * len(pids))}) "
-            f"AND r.system_id IN ({','.join('?' * len(ids))}) AND r.text IS NOT NULL "
-            f"AND LENGTH(TRIM(r.text, {SQL_BLANKS})) > 0 ORDER BY r.prompt_id, r.system_id, r.sample",
-            [config.embedder.id, *pids, *ids]).fetchall()
-    except sqlite3.DatabaseError as err:
-        raise HivemindError(f"{config.store_path}: unreadable store ({err}); restore it from a snapshot "
-                            f"(`hivemind import`) or collect the run again") from None
-    finally:
-        store.close()
+    with Store.open_readonly(config.store_path) as store:
+        found = store.vectors_for_prompts(config.embedder.id, ids, chosen["prompt_id"].tolist())
     maps = []
     for _, row in chosen.iterrows():
-        mine = [r for r in rows if r[0] == row["prompt_id"]]
-        if not mine:
+        if row["prompt_id"] not in found:
             continue
+        systems, vectors = found[row["prompt_id"]]
         maps.append(PromptMap(
             prompt_id=row["prompt_id"], prompt=row["prompt"], similarity=float(row["mean_similarity"]),
-            file=f"prompt_map_{file_stem(row['prompt_id'])}.png",
-            vectors=np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in mine]),
-            systems=np.array([index[r[1]] for r in mine], dtype=np.int32)))
+            file=f"prompt_map_{file_stem(row['prompt_id'])}.png", vectors=vectors,
+            systems=np.array([index[s] for s in systems], dtype=np.int32)))
     return maps, None
 
 
@@ -766,10 +748,16 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
 # The stage -----------------------------------------------------------------------------------------
 def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
     """Write the figures, report.html and report.md into the run folder; returns report.html's path."""
+    from hivemind.store import check_folder, file_error
+
+    check_folder(config.run_dir)
     tables = load_tables(config)              # every check before anything is written
     h = headline(tables)
     run_dir = config.run_dir
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    except OSError as err:
+        raise file_error(err, "write the report", run_dir) from None
     try:
         save_figure(plot_intra_heatmap(tables.buckets), tmp / "intra_model_heatmap.png")
         save_figure(plot_inter_heatmap(tables.inter), tmp / "inter_model_heatmap.png")
@@ -786,6 +774,8 @@ def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
         for old in run_dir.glob("prompt_map_*.png"):          # maps of prompts no longer in the top
             if old.name not in names:
                 old.unlink()
+    except OSError as err:
+        raise file_error(err, "write the report", run_dir) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return run_dir / "report.html"

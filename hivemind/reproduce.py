@@ -247,7 +247,7 @@ def _done_keys(config: RunConfig) -> dict[str, set]:
         return {}
     from hivemind.store import Store
 
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         return {s.identity: store.done_keys(s.identity) for s in config.systems}
 
 
@@ -399,11 +399,16 @@ def _stored_identities(config: RunConfig) -> set[str]:
         return set()
     from hivemind.store import Store
 
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         return {s.identity for s in config.systems if store.count_responses([s.identity], with_text=True)}
 
 
 def write_reference(config: RunConfig) -> Path:
     """paper_reference.json in the run folder: the published figures the report shows beside the run's."""
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
+    from hivemind.store import check_folder, file_error
+
+    try:
+        check_folder(config.run_dir).mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
+    except OSError as err:
+        raise file_error(err, "write the paper reference", config.run_dir) from None

@@ -16,6 +16,12 @@ S_p the sum for prompt p, the cross-prompt pair sum is ||T||^2 - sum_p ||S_p||^2
 N^2 - sum_p n_p^2 ordered pairs. Values are also reported rescaled, (x - floor) / (1 - floor), so that
 0 means "as alike as answers to unrelated prompts" and 1 means identical.
 
+Range: a cosine of unit vectors lies in [-1, 1], and so does every mean of cosines, but float32 vectors
+are unit length only to ~1e-7, so sums of identical answers give 1 + 1e-7. Every cosine and mean is
+clipped to [-1, 1] (`clip_cosine`). The rescaling divides by 1 - floor, which vanishes when answers to
+*different* prompts are as alike as answers can be (every answer identical): within FLOOR_TOLERANCE of 1
+the rescaled values are undefined (NaN, and analyze warns), never inf or huge numbers.
+
 `SimilarityAccumulator.add(group)` consumes one PromptGroup at a time; memory is O(P * K^2) scalars.
 """
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from hivemind import HivemindError
 
 N_BUCKETS = 10
+FLOOR_TOLERANCE = 1e-6          # a floor this close to 1 leaves nothing to rescale by
 BUCKET_LABELS = [f"{i / N_BUCKETS:.1f}-{(i + 1) / N_BUCKETS:.1f}" for i in range(N_BUCKETS)]
 
 
@@ -82,7 +89,7 @@ class SimilarityStats:
 
     def inter_matrix(self) -> np.ndarray:
         """(K, K) pair-weighted mean cosine; NaN only for two systems that never answered a common prompt."""
-        return ratio(self.inter_num.sum(axis=0), self.inter_den.sum(axis=0))
+        return clip_cosine(ratio(self.inter_num.sum(axis=0), self.inter_den.sum(axis=0)))
 
     def prompt_homogeneity(self) -> np.ndarray:
         """(P,) mean cosine over all pairs of responses from *different* systems to the same prompt."""
@@ -90,7 +97,7 @@ class SimilarityStats:
         off = ~np.eye(k, dtype=bool)
         num = self.inter_num[:, off].sum(axis=1)
         den = self.inter_den[:, off].sum(axis=1)
-        return ratio(num, den)
+        return clip_cosine(ratio(num, den))
 
     def intra_summary(self) -> "IntraSummary":
         valid = self.valid
@@ -104,7 +111,7 @@ class SimilarityStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             buckets /= n_prompts[:, None]
             intra0 = np.where(valid, self.intra, 0.0)
-            mean = intra0.sum(axis=0) / n_prompts
+            mean = clip_cosine(intra0.sum(axis=0) / n_prompts)
             above_07 = ((intra0 > 0.7) & valid).sum(axis=0) / n_prompts
             above_08 = ((intra0 > 0.8) & valid).sum(axis=0) / n_prompts
         return IntraSummary(buckets=buckets, above_07=above_07, above_08=above_08, mean=mean, n_prompts=n_prompts)
@@ -130,16 +137,26 @@ class SimilarityStats:
         valid = self.valid
         intra0 = np.where(valid, self.intra, 0.0)
         n_valid = weights @ valid.astype(np.float64)
-        mean = ratio(weights @ intra0, n_valid)
+        mean = clip_cosine(ratio(weights @ intra0, n_valid))
         above = ratio(weights @ ((intra0 > 0.8) & valid).astype(np.float64), n_valid)
-        inter = ratio(weights @ self.inter_num.reshape(p, k * k), weights @ self.inter_den.reshape(p, k * k))
+        inter = clip_cosine(ratio(weights @ self.inter_num.reshape(p, k * k),
+                                  weights @ self.inter_den.reshape(p, k * k)))
         return mean, above, inter.reshape(-1, k, k)
 
+    @property
+    def can_rescale(self) -> bool:
+        """False with a single prompt (no floor) or a floor within FLOOR_TOLERANCE of 1 (nothing to divide by)."""
+        return self.floor is not None and 1.0 - self.floor > FLOOR_TOLERANCE
+
     def rescale(self, values: np.ndarray) -> np.ndarray:
-        """(x - floor) / (1 - floor); NaN when the floor is undefined (a single prompt)."""
-        if self.floor is None:
+        """(x - floor) / (1 - floor); NaN where that is undefined (see can_rescale).
+
+        x within FLOOR_TOLERANCE of 1 counts as 1, so identical answers rescale to exactly 1."""
+        values = np.asarray(values, dtype=np.float64)
+        if not self.can_rescale:
             return np.full(np.shape(values), np.nan)
-        return (np.asarray(values, dtype=np.float64) - self.floor) / (1.0 - self.floor)
+        values = np.where(np.abs(values - 1.0) <= FLOOR_TOLERANCE, 1.0, clip_cosine(values))
+        return (values - self.floor) / (1.0 - self.floor)
 
 
 @dataclass
@@ -182,7 +199,7 @@ class SimilarityAccumulator:
         sums, counts, sq_sums = system_sums(group.systems, group.vectors, self.n_systems)
         gram = sums @ sums.T
         with np.errstate(invalid="ignore", divide="ignore"):
-            intra = (np.diag(gram) - sq_sums) / (counts * (counts - 1.0))
+            intra = clip_cosine((np.diag(gram) - sq_sums) / (counts * (counts - 1.0)))
         intra[counts < 2] = np.nan
         prompt_sum = sums.sum(axis=0)
         self.total = prompt_sum if self.total is None else self.total + prompt_sum
@@ -203,7 +220,7 @@ class SimilarityAccumulator:
         cross_pairs = self.n_total ** 2 - self.prompt_n_sq
         floor = None
         if cross_pairs > 0:
-            floor = (float(self.total @ self.total) - self.prompt_sq) / cross_pairs
+            floor = float(clip_cosine((float(self.total @ self.total) - self.prompt_sq) / cross_pairs))
         return SimilarityStats(
             prompt_ids=list(self.prompt_ids), counts=counts, intra=np.vstack(self.intra),
             inter_num=np.stack(self.num), inter_den=den, floor=floor,
@@ -223,6 +240,11 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     out = np.full(np.broadcast(num, den).shape, np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
+
+
+def clip_cosine(values):
+    """Cosines and their means into [-1, 1], NaN kept: float32 rounding lets them stray by ~1e-7."""
+    return np.clip(values, -1.0, 1.0)
 
 
 def nanpercentile(values: np.ndarray, q: float) -> np.ndarray:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -91,13 +90,21 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
     if target.exists():
         raise HivemindError(f"snapshot {target} already exists and snapshots are never overwritten; "
                             f"choose another name")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    from hivemind.store import file_error
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    except OSError as err:
+        raise file_error(err, "write the snapshot", root) from None
     try:
         _write_snapshot(config, name, tmp, license)
         if target.exists():  # someone published the same name meanwhile
             raise HivemindError(f"snapshot {target} already exists; choose another name")
         os.rename(tmp, target)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise file_error(err, "write the snapshot", root) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -125,17 +132,19 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
     from hivemind.store import Store
 
     ids = [s.identity for s in config.systems]
-    with Store(config.store_path) as store:
+    with Store.open_readonly(config.store_path) as store:
         prompts = store.prompts()
         frame = store.responses_frame(ids)
         frame.to_parquet(folder / "responses.parquet", index=False)
-        n_vectors = _write_embeddings(store.db, config.embedder.id, ids, folder / "embeddings.parquet")
+        hashes, vectors, chunks, tokens = store.embeddings_for_systems(config.embedder.id, ids)
+    n_vectors = _write_embeddings(hashes, vectors, chunks, tokens, folder / "embeddings.parquet")
     with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
         for p in prompts:  # every stored prompt in order, also those no system answered
             out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}, ensure_ascii=False) + "\n")
     public = hub.portable_config(scrub(config.public_dict()))
     (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
     _copy_run_outputs(config.run_dir, folder)
+    _copy_rubrics(config, folder)
     hub.write_dataset_files(config, folder, name, license)  # Parquet tables and the dataset card
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
@@ -151,6 +160,17 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
     folder.chmod(0o755)  # mkdtemp makes it 0o700; a published folder is readable by all
 
 
+def _copy_rubrics(config: RunConfig, folder: Path) -> None:
+    """The exact judge prompts the run's scores came from travel with them (rubrics/NAME.txt)."""
+    from hivemind.score.judge import rubric_files
+
+    paths = rubric_files(config)
+    if paths:
+        (folder / "rubrics").mkdir(exist_ok=True)
+        for path in paths:
+            shutil.copyfile(path, folder / "rubrics" / path.name)
+
+
 def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
     """A snapshot is read on other machines: no file may name a folder of this one."""
     roots = {config.run_dir.resolve(), Path(config.results_dir).resolve(), Path.cwd()}
@@ -162,26 +182,19 @@ def _refuse_local_paths(config: RunConfig, folder: Path) -> None:
                             + "; snapshots must not name folders of this machine")
 
 
-def _write_embeddings(db: sqlite3.Connection, embedder: str, system_ids: list[str], path: Path) -> int:
+def _write_embeddings(hashes: list[str], vectors: list, chunks: list, tokens: list, path: Path) -> int:
+    """text_hash, vector, and the windows/tokens each text needed (null where unknown), answers and prompts."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    marks = ",".join("?" * len(system_ids))
-    rows = db.execute(
-        f"SELECT e.text_hash, e.vector FROM embeddings e WHERE e.embedder = ? AND e.text_hash IN "
-        f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({marks}) AND text_hash IS NOT NULL) "
-        f"ORDER BY e.text_hash",
-        [embedder, *system_ids],
-    ).fetchall()
-    hashes = [row[0] for row in rows]
-    vectors = [np.frombuffer(row[1], dtype=np.float32) for row in rows]
     flat = np.concatenate(vectors) if vectors else np.zeros(0, dtype=np.float32)
     offsets = np.cumsum([0] + [len(v) for v in vectors]).astype(np.int32)
     column = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(flat, type=pa.float32()))
-    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column})
+    table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column,
+                      "chunks": pa.array(chunks, type=pa.int32()), "tokens": pa.array(tokens, type=pa.int32())})
     pq.write_table(table, path)
-    return len(rows)
+    return len(hashes)
 
 
 def _run_outputs(run_dir: Path) -> list[Path]:

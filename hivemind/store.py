@@ -8,8 +8,12 @@ several systems produced is embedded once.
 """
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
+import inspect
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -65,6 +69,7 @@ CREATE TABLE IF NOT EXISTS scores (
     score REAL,                   -- higher is better for every scorer; NULL when none could be read (see error)
     raw TEXT,                     -- what the scorer said (a judge's reply), for audit
     error TEXT,                   -- why there is no score (unparseable reply, refused, ...)
+    cost REAL,                    -- USD the scorer's request cost (LM judges), so max_cost holds across runs
     created_at TEXT NOT NULL,
     PRIMARY KEY (system_id, prompt_id, sample, scorer)
 );
@@ -117,6 +122,21 @@ class Score:
     score: float | None
     raw: str | None = None
     error: str | None = None
+    cost: float | None = None
+
+
+@dataclass
+class Answer:
+    """One stored answer with its prompt's text: what a scorer reads."""
+    system_id: str
+    prompt_id: str
+    sample: int
+    prompt: str
+    text: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.system_id, self.prompt_id, self.sample)
 
 
 @dataclass
@@ -131,23 +151,243 @@ class PromptGroup:
     samples: np.ndarray | None = None        # int32, shape (n,)
 
 
+# Errors -------------------------------------------------------------------------------------------
+# Every SQLite and file-system error met by a store becomes one HivemindError here, naming the file and
+# what to do. SQLite's primary result code (the low byte of sqlite_errorcode) tells the cases apart; the
+# message text is the fallback for errors raised without a code.
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
+LOCK_TIMEOUT_S = 30.0
+KEYS_PER_QUERY = 300          # 3 bound values per key stays under SQLite's oldest limit of 999 variables
+RESTORE = ("keep the damaged file aside, then restore the run from a snapshot (`hivemind import "
+           "results/snapshots/NAME --name RUN`) or collect it again under a new run name")
+
+
+def store_error(err: BaseException, path: Path, timeout: float = LOCK_TIMEOUT_S) -> HivemindError | None:
+    """The user-facing error for a failed store operation; None when `err` is no store problem (a bug)."""
+    if isinstance(err, OSError):
+        return file_error(err, "write there", path)
+    if not isinstance(err, sqlite3.Error):
+        return None
+    code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(err)
+    if code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in text:
+        return HivemindError(f"{path}: the store stayed locked by another process for {timeout:g} s ({text}); "
+                             "wait for the other hivemind command on this run to finish (or stop it) and run "
+                             "again; nothing was lost")
+    if code in (SQLITE_READONLY, SQLITE_PERM) or "readonly" in text:
+        return HivemindError(f"{path}: cannot write to the store: {read_only_reason(path)}. Nothing was lost, the "
+                             "store is as it was; make it writable (chmod u+w, or remount read-write) and run "
+                             "again, or copy the run folder somewhere writable and set results_dir to it")
+    if code == SQLITE_FULL or "database or disk is full" in text:
+        return HivemindError(f"{path}: the disk is full ({text}); free some space and run again; "
+                             "everything committed before is kept")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
+        return HivemindError(f"{path}: unreadable store ({text}): the file is damaged or is not a hivemind "
+                             f"store; {RESTORE}")
+    if code in (SQLITE_CANTOPEN, SQLITE_IOERR) or "unable to open" in text or "disk I/O error" in text:
+        if path.is_dir():
+            return HivemindError(f"{path}: is a folder, not a store file; move it away and run again")
+        reason = read_only_reason(path)
+        if reason:
+            return HivemindError(f"{path}: cannot open the store: {reason}. Nothing was lost; make it "
+                                 "writable (chmod u+w, or remount read-write) or copy the run folder somewhere "
+                                 "writable and set results_dir to it")
+        return HivemindError(f"{path}: cannot read the store ({text}); check that the disk is healthy and "
+                             f"nothing else moved or truncated the file; if it persists, {RESTORE}")
+    if "no such table" in text or "no such column" in text:
+        return HivemindError(f"{path}: not a hivemind store ({text}); {RESTORE}")
+    return None
+
+
+def read_only_reason(path: Path) -> str:
+    """Why `path` cannot be written, in words; "" when nothing visible stops it."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+            return f"the file system holding {probe} is mounted read-only"
+    except OSError:
+        pass
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is read-only (permission denied)"
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        return (f"permission denied in the folder {folder} (SQLite writes {path.name}-wal and "
+                f"{path.name}-shm beside the store)")
+    return ""
+
+
+def file_error(err: OSError, doing: str, path: Path | None = None) -> HivemindError:
+    """An OSError met while `doing` something to results files, as a message that says what it was.
+
+    Callers write through temporary files renamed into place, so a failure leaves the previous files."""
+    where = Path(err.filename) if err.filename else path
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and where is not None:
+        conflict = folder_conflict(where)
+        if conflict is not None:
+            return conflict
+    if err.errno == errno.EROFS:
+        why = "the file system is mounted read-only"
+    elif err.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    elif err.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "the disk is full"
+    else:
+        why = err.strerror or type(err).__name__
+    return HivemindError(f"{where}: cannot {doing}: {why}. Nothing was lost: the files already there are as "
+                         "they were; make the folder writable, free space, or choose another results_dir, "
+                         "and run again")
+
+
+def folder_conflict(folder: Path) -> HivemindError | None:
+    """The error when a file sits where `folder` or a folder above it should be (None when none does)."""
+    folder = Path(folder)
+    for candidate in [*reversed(folder.parents), folder]:
+        if candidate.exists() and not candidate.is_dir():
+            return HivemindError(f"{candidate}: is a file, but hivemind needs a folder there; "
+                                 "move the file away or choose another results_dir")
+    return None
+
+
+def check_folder(folder: str | Path) -> Path:
+    """`folder` and every folder above it must be folders or not exist yet; returns `folder`."""
+    conflict = folder_conflict(Path(folder))
+    if conflict is not None:
+        raise conflict
+    return Path(folder)
+
+
+def _converted(err: Exception, path: Path, timeout: float) -> HivemindError | None:
+    """pandas wraps SQLite errors in its own DatabaseError (an OSError without errno; the original is the
+    cause), so the SQLite error is looked for first."""
+    if isinstance(err, HivemindError):
+        return None
+    for candidate in (err, err.__cause__):
+        if isinstance(candidate, sqlite3.Error):
+            return store_error(candidate, path, timeout)
+    if isinstance(err, OSError) and err.errno is not None:
+        return store_error(err, path, timeout)
+    return None
+
+
+def _guard(method):
+    """Turn store errors raised inside `method` into HivemindErrors; a generator is guarded while it is
+    iterated, since SQLite reports a damaged page only when the cursor reaches it."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def guarded_generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except Exception as err:
+                converted = _converted(err, self.path, self.timeout)
+                if converted is None:
+                    raise
+                raise converted from None
+        return guarded_generator
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:
+            converted = _converted(err, self.path, self.timeout)
+            if converted is None:
+                raise
+            raise converted from None
+    return guarded
+
+
+def _guard_public_methods(cls):
+    """Every public method of the store, including ones added later, goes through _guard."""
+    for name, value in list(vars(cls).items()):
+        if inspect.isfunction(value) and not name.startswith("_") and name not in ("close", "transaction"):
+            setattr(cls, name, _guard(value))
+    return cls
+
+
+@_guard_public_methods
 class Store:
-    def __init__(self, path: str | Path, create: bool = True):
+    """One run's SQLite store. Store(path) opens it for writing (creating it unless create=False);
+    Store.open_readonly(path) opens an existing one for reading only. Any store error, whenever it
+    surfaces, is raised as a HivemindError naming the file and what to do."""
+
+    def __init__(self, path: str | Path, create: bool = True, timeout: float = LOCK_TIMEOUT_S):
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise HivemindError(f"{self.path}: no store here; run `hivemind collect` or `hivemind import` first")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.timeout = timeout
+        self.read_only = False
+        if not create:
+            self._require_file()
+        try:
+            check_folder(self.path.parent).mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
+        except (OSError, sqlite3.Error) as err:
+            raise store_error(err, self.path, timeout) or err from None
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process (the WAL is in the OS already); only a power
             # cut can drop the last transactions.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as err:
+        except sqlite3.Error as err:
             self.db.close()
-            raise HivemindError(f"{self.path}: unreadable store ({err}); restore it from a snapshot "
-                                f"(`hivemind import`) or collect the run again") from None
+            raise store_error(err, self.path, timeout) or err from None
+
+    @classmethod
+    def open_readonly(cls, path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> "Store":
+        """Open an existing store for reading only: nothing is created, migrated or written.
+
+        `PRAGMA query_only` makes SQLite refuse any change through the connection. Where the store and its
+        folder are writable the file is opened as usual, so that SQLite removes its -wal and -shm files when
+        the last connection closes and the folder is left as it was (a `mode=ro` connection would leave
+        them behind). Otherwise it is opened by URI with `mode=ro`, which works while another process
+        writes; in a read-only folder or file system, where SQLite cannot create the -shm file that WAL
+        readers share, it is opened as immutable, which is exact because nobody can write there."""
+        store = cls.__new__(cls)
+        store.path, store.timeout, store.read_only = Path(path), timeout, True
+        store._require_file()
+        try:
+            store.db = store._connect_readonly()
+        except (OSError, sqlite3.Error) as err:
+            raise store_error(err, store.path, timeout) or err from None
+        return store
+
+    def _require_file(self) -> None:
+        check_folder(self.path.parent)
+        if self.path.is_dir():
+            raise HivemindError(f"{self.path}: is a folder, not a store file; move it away and run again")
+        if not self.path.exists():
+            raise HivemindError(f"{self.path}: no store here; run `hivemind collect` or `hivemind import` first")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        if not read_only_reason(self.path) and not read_only_reason(self.path.parent / f"{self.path.name}-shm"):
+            return self._probe(sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout))
+        try:
+            return self._probe(sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                                               timeout=self.timeout))
+        except sqlite3.OperationalError:
+            if not read_only_reason(self.path.parent / f"{self.path.name}-shm"):
+                raise
+        wal = self.path.parent / f"{self.path.name}-wal"
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise HivemindError(f"{self.path}: the store's write-ahead log {wal} holds answers not yet merged "
+                                f"into it, and the folder is read-only ({read_only_reason(wal)}), so they cannot "
+                                "be read; copy the run folder somewhere writable and run there")
+        return self._probe(sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                                           timeout=self.timeout))
+
+    @staticmethod
+    def _probe(db: sqlite3.Connection) -> sqlite3.Connection:
+        """Make the connection read-only and read the schema, so an unusable file fails here, not later."""
+        try:
+            db.execute("PRAGMA query_only = ON")
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self.db.close()
@@ -309,9 +549,45 @@ class Store:
         """Insert or replace scores in one transaction (a re-score of the same key replaces it)."""
         with self.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO scores (system_id, prompt_id, sample, scorer, score, raw, error, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                ((s.system_id, s.prompt_id, s.sample, s.scorer, s.score, s.raw, s.error, now()) for s in scores))
+                "INSERT OR REPLACE INTO scores (system_id, prompt_id, sample, scorer, score, raw, error, cost, "
+                "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                ((s.system_id, s.prompt_id, s.sample, s.scorer, s.score, s.raw, s.error, s.cost, now())
+                 for s in scores))
+
+    def answers_to_score(self, scorer: str, system_ids: list[str]) -> list[Answer]:
+        """Stored answers (text not NULL) of these systems with no row yet for `scorer`, in prompt order."""
+        marks = ",".join("?" * len(system_ids))
+        rows = self.db.execute(
+            f"SELECT r.system_id, r.prompt_id, r.sample, p.text, r.text FROM responses r "
+            f"JOIN prompts p ON p.id = r.prompt_id "
+            f"LEFT JOIN scores s ON s.scorer = ? AND s.system_id = r.system_id AND s.prompt_id = r.prompt_id "
+            f"AND s.sample = r.sample "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL AND s.scorer IS NULL "
+            f"ORDER BY p.position, r.system_id, r.sample",
+            [scorer, *system_ids])
+        return [Answer(*row) for row in rows]
+
+    def answer_texts(self, system_ids: list[str] | None = None) -> dict[tuple[str, str, int], str]:
+        """(system id, prompt id, sample) -> text of every stored answer (text not NULL)."""
+        sql = "SELECT system_id, prompt_id, sample, text FROM responses WHERE text IS NOT NULL"
+        args: list = []
+        if system_ids is not None:
+            sql += f" AND system_id IN ({','.join('?' * len(system_ids))})"
+            args = system_ids
+        return {(a, b, c): text for a, b, c, text in self.db.execute(sql, args)}
+
+    def scoring_cost(self) -> float:
+        return float(self.db.execute("SELECT COALESCE(SUM(cost), 0) FROM scores").fetchone()[0])
+
+    def vectors(self, embedder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of these text hashes under `embedder` (hashes with none are left out)."""
+        out = {}
+        for h in set(hashes):
+            row = self.db.execute("SELECT vector FROM embeddings WHERE embedder = ? AND text_hash = ?",
+                                  (embedder, h)).fetchone()
+            if row is not None:
+                out[h] = np.frombuffer(row[0], dtype=np.float32)
+        return out
 
     def scored_keys(self, scorer: str) -> set[tuple[str, str, int]]:
         """(system id, prompt id, sample) keys that already have a row (a score or an error) for `scorer`."""
@@ -402,9 +678,100 @@ class Store:
         """Embedder ids that have vectors in this store."""
         return [e for (e,) in self.db.execute("SELECT DISTINCT embedder FROM embeddings ORDER BY embedder")]
 
+    # Reads for the analysis, the report and snapshots --------------------------------------------
+    # "Answered" below means a response with non-blank text: blank answers are skipped by the analysis.
+    def response_counts_per_system(self, system_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(responses with text, how many of them blank) per system id; (0, 0) for a system with none."""
+        counts = dict.fromkeys(system_ids, (0, 0))
+        rows = self.db.execute(
+            f"SELECT system_id, COUNT(*), SUM({_BLANK}) FROM responses r WHERE {_with_text(system_ids)} "
+            f"GROUP BY system_id", system_ids)
+        for system_id, n, n_blank in rows:
+            counts[system_id] = (n, n_blank or 0)
+        return counts
+
+    def count_not_embedded(self, embedder: str, system_ids: list[str]) -> int:
+        """Non-blank responses of these systems that have no vector for `embedder` yet."""
+        return self.db.execute(
+            f"SELECT COUNT(*) FROM responses r LEFT JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE {_with_text(system_ids)} AND NOT {_BLANK} AND e.text_hash IS NULL",
+            [embedder, *system_ids]).fetchone()[0]
+
+    def max_samples_per_prompt(self, system_ids: list[str]) -> dict[str, int]:
+        """Per system id, the most non-blank samples it has for any one prompt (0 when it has none)."""
+        most = dict.fromkeys(system_ids, 0)
+        rows = self.db.execute(
+            f"SELECT system_id, MAX(c) FROM (SELECT r.system_id, COUNT(*) AS c FROM responses r "
+            f"WHERE {_with_text(system_ids)} AND NOT {_BLANK} GROUP BY r.system_id, r.prompt_id) GROUP BY system_id",
+            system_ids)
+        for system_id, m in rows:
+            most[system_id] = m
+        return most
+
+    def n_prompts_with_text(self, system_ids: list[str]) -> int:
+        """How many prompts at least one of these systems answered with text (blank included)."""
+        return self.db.execute(f"SELECT COUNT(DISTINCT prompt_id) FROM responses r WHERE {_with_text(system_ids)}",
+                               system_ids).fetchone()[0]
+
+    def texts_for_keys(self, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], str]:
+        """Texts of the responses keyed (system id, prompt id, sample); keys with no text are left out.
+
+        One query per KEYS_PER_QUERY keys (a VALUES list joined on the primary key), not one per key."""
+        keys = list(dict.fromkeys((s, p, int(n)) for s, p, n in keys))
+        texts: dict[tuple[str, str, int], str] = {}
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            batch = keys[start:start + KEYS_PER_QUERY]
+            values = ",".join(["(?,?,?)"] * len(batch))
+            rows = self.db.execute(
+                f"WITH k(system_id, prompt_id, sample) AS (VALUES {values}) SELECT r.system_id, r.prompt_id, "
+                f"r.sample, r.text FROM k JOIN responses r ON r.system_id = k.system_id "
+                f"AND r.prompt_id = k.prompt_id AND r.sample = k.sample WHERE r.text IS NOT NULL",
+                [value for key in batch for value in key])
+            texts.update(((s, p, n), text) for s, p, n, text in rows)
+        return texts
+
+    def vectors_for_prompts(self, embedder: str, system_ids: list[str], prompt_ids: list[str]
+                            ) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Per prompt id: (system id of each answer, their `embedder` vectors (n, d)) for every non-blank,
+        embedded answer of these systems, in (system id, sample) order. Prompts with none are left out."""
+        found: dict[str, tuple[list[str], list[np.ndarray]]] = {}
+        for start in range(0, len(prompt_ids), KEYS_PER_QUERY):
+            batch = prompt_ids[start:start + KEYS_PER_QUERY]
+            rows = self.db.execute(
+                f"SELECT r.prompt_id, r.system_id, e.vector FROM responses r JOIN embeddings e ON e.embedder = ? "
+                f"AND e.text_hash = r.text_hash WHERE r.prompt_id IN ({_marks(batch)}) AND {_with_text(system_ids)} "
+                f"AND NOT {_BLANK} ORDER BY r.prompt_id, r.system_id, r.sample",
+                [embedder, *batch, *system_ids])
+            for prompt_id, system_id, vector in rows:
+                systems, vectors = found.setdefault(prompt_id, ([], []))
+                systems.append(system_id)
+                vectors.append(np.frombuffer(vector, dtype=np.float32))
+        return {p: (systems, np.vstack(vectors)) for p, (systems, vectors) in found.items()}
+
+    def embeddings_for_systems(self, embedder: str, system_ids: list[str]
+                               ) -> tuple[list[str], list[np.ndarray], list[int | None], list[int | None]]:
+        """(text hashes, float32 vectors, chunk counts, token counts) of `embedder` for every distinct text
+        these systems produced and every prompt text, ordered by hash. Chunk and token counts are None for a
+        vector stored without them. A snapshot carries all four, so an import needs no re-embedding."""
+        self._ensure_chunk_table()
+        prompt_hashes = [text_hash(p.text) for p in self.prompts()]
+        rows = self.db.execute(
+            f"SELECT e.text_hash, e.vector, c.chunks, c.tokens FROM embeddings e LEFT JOIN embedding_chunks c "
+            f"ON c.embedder = e.embedder AND c.text_hash = e.text_hash WHERE e.embedder = ? AND (e.text_hash IN "
+            f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({_marks(system_ids)}) "
+            f"AND text_hash IS NOT NULL) OR e.text_hash IN (SELECT value FROM json_each(?))) ORDER BY e.text_hash",
+            [embedder, *system_ids, json.dumps(prompt_hashes)])
+        hashes, vectors, chunks, tokens = [], [], [], []
+        for text_hash_, vector, n_chunks, n_tokens in rows:
+            hashes.append(text_hash_)
+            vectors.append(np.frombuffer(vector, dtype=np.float32))
+            chunks.append(n_chunks)
+            tokens.append(n_tokens)
+        return hashes, vectors, chunks, tokens
+
     # Plumbing -----------------------------------------------------------------------------------
     def transaction(self):
-        return _Transaction(self.db)
+        return _Transaction(self)
 
     # Collector bookkeeping (collect --retry-errors, honest counts, "every request failed") ---------
     def insert_response(self, r: Response) -> bool:
@@ -462,14 +829,38 @@ class Store:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, store: Store):
+        self.store = store
 
     def __enter__(self):
-        self.db.execute("BEGIN")
+        self._execute("BEGIN")
 
     def __exit__(self, exc_type, *rest):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self._execute("COMMIT")
+            return
+        try:
+            self.store.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass    # the error already on its way says what went wrong; SQLite rolls back on close anyway
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self.store.db.execute(sql)
+        except sqlite3.Error as err:
+            raise store_error(err, self.store.path, self.store.timeout) or err from None
+
+
+_BLANK = f"LENGTH(TRIM(r.text, {SQL_BLANKS})) = 0"
+
+
+def _marks(values: list) -> str:
+    return ",".join("?" * len(values))
+
+
+def _with_text(system_ids: list[str]) -> str:
+    """Responses (aliased r) of these systems that have text; binds the system ids."""
+    return f"r.system_id IN ({_marks(system_ids)}) AND r.text IS NOT NULL"
 
 
 def _group(prompt_id: str, rows: list[tuple], index: dict[str, int]) -> PromptGroup:

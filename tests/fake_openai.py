@@ -71,6 +71,7 @@ class Settings:
     enforce_api_key: bool = False  # with expected_api_key: answer 401 when it does not match
     echo_api_key: bool = False  # error messages quote the Authorization header back, as some providers do
     embedding_dim: int = 8
+    judge_max: int | None = None  # judge mode: chat answers are grades "...\nScore: N" (see judge_text())
 
     def validate(self) -> None:
         rates = [self.rate_429, self.rate_500, self.rate_hang, self.rate_malformed, self.rate_drop]
@@ -88,6 +89,20 @@ def answer_text(model: str, prompt: str, seed=None, index: int = 0) -> str:
     digest = hashlib.sha256(f"{model}\n{seed}\n{index}\n{prompt}".encode()).hexdigest()[:12]
     head = " ".join(prompt.split()[:8])
     return f"Answer {digest} to: {head}"
+
+
+GARBAGE_MARK = "[unparseable]"    # judge mode: a prompt containing this gets a reply with no score
+OUT_OF_RANGE_MARK = "[out-of-range]"  # ... and this one a score above judge_max
+
+
+def judge_text(prompt: str, judge_max: int) -> str:
+    """Judge mode's reply: a short reason and a final `Score: N`, N in 1..judge_max from the prompt's hash."""
+    if GARBAGE_MARK in prompt:
+        return "This answer is hard to grade. I would rather not give it a number."
+    if OUT_OF_RANGE_MARK in prompt:
+        return f"Exceptional.\nScore: {judge_max + 1}"
+    score = 1 + int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % judge_max
+    return f"The answer addresses the request.\nScore: {score}"
 
 
 def embedding_vector(text: str, dim: int = 8) -> list[float]:
@@ -438,7 +453,8 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = prompt_of(messages)
         seed = body.get("seed")
         n = max(1, int(body.get("n") or 1))
-        texts = [answer_text(model, prompt, seed, i) for i in range(n)]
+        judge_max = self.fake.settings.judge_max
+        texts = [judge_text(prompt, judge_max) if judge_max else answer_text(model, prompt, seed, i) for i in range(n)]
         prompt_tokens = sum(len(message_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
         completion_tokens = sum(len(t.split()) for t in texts)
         digest = hashlib.sha256(f"{model}\n{seed}\n{prompt}".encode()).hexdigest()[:24]
@@ -558,6 +574,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expected-api-key", default=None)
     parser.add_argument("--enforce-api-key", action="store_true")
     parser.add_argument("--embedding-dim", type=int, default=8)
+    parser.add_argument("--judge-max", type=int, default=None, help="judge mode: answer grades 'Score: N'")
     args = vars(parser.parse_args(argv))
     port, seed, fault_rate = args.pop("port"), args.pop("seed"), args.pop("fault_rate")
     if fault_rate is not None:

@@ -227,6 +227,9 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
         assert done.returncode == 1 and "could not download hf://someone/hivemind-test@no-such-tag" in done.stderr
         assert "Traceback" not in done.stderr and not (tmp_path / "results" / "missing").exists()
     config = resolve_run("fromhub", results_dir=tmp_path / "results")
+    from hivemind.embed import embed_run
+
+    assert embed_run(config, progress=False).embedded == 0  # vectors and chunk counts came with the snapshot
     analyze.analyze_run(config, progress=False)
     for original in sorted(analysed.run_dir.glob("*.csv")):
         pd.testing.assert_frame_equal(pd.read_csv(config.run_dir / original.name), pd.read_csv(original),

@@ -69,10 +69,10 @@ def test_only_comparable_runs_are_ranked_together(tmp_path):
     assert "| 1 | y | run-a |" in markdown
 
 
-def test_empty_results_give_empty_leaderboard(tmp_path):
-    paths = leaderboard.update_leaderboard(tmp_path / "nothing-yet")
-    assert pd.read_csv(paths[0]).empty
-    assert "No analysed runs" in paths[1].read_text()
+def test_empty_results_are_an_error_not_an_empty_table(tmp_path):
+    with pytest.raises(HivemindError, match="no analysed runs"):
+        leaderboard.update_leaderboard(tmp_path / "nothing-yet")
+    assert not (tmp_path / "nothing-yet" / "leaderboard.csv").exists()
 
 
 # End to end: grow a run by one system --------------------------------------------------------------

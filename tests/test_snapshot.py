@@ -120,7 +120,7 @@ def test_publish_writes_complete_read_only_snapshot(analysed, secret_env):
 
     vectors = pq.read_table(folder / "embeddings.parquet")
     assert str(vectors.schema.field("vector").type) == "list<element: float>"
-    assert vectors.num_rows == 18
+    assert vectors.num_rows == 18 + len(manifest_prompts(folder))  # every answer text and every prompt text
     responses = pd.read_parquet(folder / "responses.parquet")
     assert len(responses) == 18 and set(responses["system"]) == {"alpha", "beta"}
 
@@ -281,3 +281,8 @@ def test_publish_to_hub_pushes_the_folder_just_published(tmp_path, monkeypatch):
     monkeypatch.setattr(snapshot_module, "push_to_hub", lambda target, repo, **kw: pushed.append((target, repo, kw)))
     assert cli.main(["snapshot", "publish", "demo", "--name", "snap", "--to-hub", "me/repo"]) == 0
     assert pushed == [(folder, "me/repo", {})]
+
+
+def manifest_prompts(folder: Path) -> list[str]:
+    """The prompt texts a snapshot carries (prompts.jsonl), whose vectors travel with it too."""
+    return [json.loads(line)["prompt"] for line in (folder / "prompts.jsonl").read_text(encoding="utf-8").splitlines()]
