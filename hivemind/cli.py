@@ -155,6 +155,19 @@ def cmd_agreement(args) -> str:
     return f"{result.summary()}\ntables written to {config.run_dir}"
 
 
+def cmd_calibrate(args) -> str:
+    from hivemind.calibrate import Params, calibrate, scorers_for
+
+    absolute, pairwise = args.absolute, args.pairwise
+    if not absolute and not pairwise:
+        absolute = pairwise = "hub"   # the paper's annotation sets
+    params = Params(middle_pct=args.middle_pct, z_max=args.z_max, disagreement_pct=args.disagreement_pct,
+                    pair_threshold=args.pair_threshold, bootstrap=args.bootstrap, seed=args.seed)
+    result = calibrate(absolute, pairwise, scorers_for(args.config, args.scorer), name=args.name,
+                       results_dir=args.results, params=params, progress=not args.quiet)
+    return result.text()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
@@ -188,6 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
     p.add_argument("run", help=run_help)
     p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
+    p = add("calibrate", cmd_calibrate, "scorers (judges, reward models, perplexity) against human ratings")
+    p.add_argument("--absolute", metavar="FILE", help="1-5 ratings per response: JSONL/CSV, or 'hub' for "
+                   "liweijiang/infinite-chats-human-absolute (default with --pairwise unset: both hub sets)")
+    p.add_argument("--pairwise", metavar="FILE", help="pairs with a human preference: JSONL/CSV, or 'hub' for "
+                   "liweijiang/infinite-chats-human-pairwise")
+    p.add_argument("--config", help="a config whose `scorers:` are calibrated (default: the local perplexity "
+                   "scorer on the bundled SmolLM2)")
+    p.add_argument("--scorer", action="append", help="only this scorer of --config (repeatable)")
+    p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
+    p.add_argument("--results", default="results", help="results folder")
+    p.add_argument("--middle-pct", type=float, default=30.0, help="similar quality: middle percent of mean ratings")
+    p.add_argument("--z-max", type=float, default=0.5, help="similar quality: |z| of the mean rating at most this")
+    p.add_argument("--disagreement-pct", type=float, default=25.0, help="high disagreement: top percent of entropy")
+    p.add_argument("--pair-threshold", type=float, default=0.5,
+                   help="similar pairs: mean ratings differ by less than this")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0)
     p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
     p.add_argument("run", help=run_help)
