@@ -155,7 +155,8 @@ def rating_entropy(ratings: list[int]) -> float:
 
 def _entropy(counts: np.ndarray) -> float:
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum()) + 0.0
+    # Rounded so that equal distributions compare equal at a percentile cut, whatever the summation order.
+    return round(float(-(p * np.log2(p)).sum()), 10) + 0.0
 
 
 # Loading ---------------------------------------------------------------------------------------------
@@ -238,8 +239,10 @@ def _ratings(value: Any) -> tuple[list[int] | None, int, str | None]:
             number = float(item)
         except (TypeError, ValueError):
             return None, missing, f"rating {item!r} is not a number"
-        if number != int(number) or not SCALE[0] <= number <= SCALE[1]:
+        if not SCALE[0] <= number <= SCALE[1]:
             return None, missing, f"rating {item!r} outside {SCALE[0]}-{SCALE[1]}"
+        if number != int(number):
+            return None, missing, f"rating {item!r} is not a whole number ({SCALE[0]}-{SCALE[1]} scale)"
         kept.append(int(number))
     if not kept:
         return None, missing, "no ratings (every annotator missing)"
