@@ -168,6 +168,23 @@ def cmd_calibrate(args) -> str:
     return result.text()
 
 
+def cmd_categories(args) -> str:
+    from hivemind.categories import categories_run, summary
+
+    path, frame = categories_run(resolve_run(args.run), min_prompts=args.min_prompts)
+    return f"{summary(frame)}\nwritten to {path}"
+
+
+def cmd_classify(args) -> str:
+    from hivemind.categories import classify_run
+
+    counts = classify_run(resolve_run(args.run), args.model, args.api_base, args.api_key_env, args.labels,
+                          progress=not args.quiet)
+    return (f"{counts['labelled']} prompts labelled, {counts['unparseable']} replies named no single category "
+            f"(stored, not guessed), {counts['failed']} requests failed (asked again next run), "
+            f"{counts['skipped']} already labelled")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
@@ -218,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="similar pairs: mean ratings differ by less than this")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--seed", type=int, default=0)
+    p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--min-prompts", type=int, default=5, help="flag categories with fewer prompts than this")
+    p = add("classify", cmd_classify, "give each prompt a taxonomy category with an LM (cached, resumable)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--model", required=True, help="a litellm model id")
+    p.add_argument("--api-base")
+    p.add_argument("--api-key-env", help="the environment variable holding the key")
+    p.add_argument("--labels", help="a file of category labels, one a line ('Top > Fine' for two levels)")
     p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
     p.add_argument("run", help=run_help)

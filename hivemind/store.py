@@ -827,6 +827,28 @@ class Store:
                               (system_id, prompt_id, sample)).fetchone()
         return row[0] if row else None
 
+    # Prompt categories assigned by an LM classifier (`hivemind classify`), cached per classifier --------
+    def _ensure_label_table(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS prompt_labels (prompt_id TEXT NOT NULL, classifier TEXT NOT NULL, "
+                        "label TEXT, raw TEXT, error TEXT, PRIMARY KEY (prompt_id, classifier))")
+
+    def add_prompt_label(self, prompt_id: str, classifier: str, label: str | None, raw: str | None,
+                         error: str | None) -> None:
+        self._ensure_label_table()
+        self.db.execute("INSERT OR REPLACE INTO prompt_labels (prompt_id, classifier, label, raw, error) "
+                        "VALUES (?,?,?,?,?)", (prompt_id, classifier, label, raw, error))
+
+    def labelled_prompts(self, classifier: str) -> set[str]:
+        self._ensure_label_table()
+        return {row[0] for row in self.db.execute("SELECT prompt_id FROM prompt_labels WHERE classifier = ?",
+                                                  (classifier,))}
+
+    def prompt_labels(self) -> dict[str, str]:
+        """{prompt id: label} from the classifier, the most recent classifier's label where several ran."""
+        self._ensure_label_table()
+        rows = self.db.execute("SELECT prompt_id, label FROM prompt_labels WHERE label IS NOT NULL ORDER BY rowid")
+        return {pid: label for pid, label in rows}
+
 
 class _Transaction:
     def __init__(self, store: Store):
