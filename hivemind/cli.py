@@ -185,6 +185,15 @@ def cmd_classify(args) -> str:
             f"{counts['skipped']} already labelled")
 
 
+def cmd_clusters(args) -> str:
+    from hivemind.clusters import clusters_run
+
+    table, figure, clusters, _labels = clusters_run(resolve_run(args.run), args.prompt, k=args.k, seed=args.seed)
+    lines = [f"cluster {c.cluster}: {c.size} answers from {len(c.systems)} systems; central ({c.central_system}): "
+             f"{c.central_text[:100]!r}" for c in clusters]
+    return "\n".join(lines + [f"written to {table} and {figure}"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
@@ -244,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-base")
     p.add_argument("--api-key-env", help="the environment variable holding the key")
     p.add_argument("--labels", help="a file of category labels, one a line ('Top > Fine' for two levels)")
+    p = add("clusters", cmd_clusters, "one prompt's pooled answers clustered by k-means (table and figure)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--prompt", required=True, help="the prompt id")
+    p.add_argument("-k", type=int, default=5, help="number of clusters")
+    p.add_argument("--seed", type=int, default=0)
     p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
     p.add_argument("run", help=run_help)

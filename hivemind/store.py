@@ -849,6 +849,18 @@ class Store:
         rows = self.db.execute("SELECT prompt_id, label FROM prompt_labels WHERE label IS NOT NULL ORDER BY rowid")
         return {pid: label for pid, label in rows}
 
+    # One prompt's embedded answers (the cluster view) ----------------------------------------------------
+    def prompt_group(self, embedder: str, system_ids: list[str], prompt_id: str) -> PromptGroup | None:
+        """The embedded answers of these systems to one prompt, or None when it has none."""
+        index = {sid: i for i, sid in enumerate(system_ids)}
+        marks = ",".join("?" * len(system_ids))
+        rows = self.db.execute(
+            f"SELECT r.prompt_id, r.system_id, r.sample, r.text, e.vector FROM responses r "
+            f"JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE r.prompt_id = ? AND r.system_id IN ({marks}) AND r.text IS NOT NULL "
+            f"ORDER BY r.system_id, r.sample", [embedder, prompt_id, *system_ids]).fetchall()
+        return _group(prompt_id, rows, index) if rows else None
+
 
 class _Transaction:
     def __init__(self, store: Store):
