@@ -657,9 +657,9 @@ def _figure(out_dir: Path, frame) -> None:
             err = np.abs(np.vstack([values - rows["ci_low"].astype(float), rows["ci_high"].astype(float) - values]))
             ax.bar(x, np.nan_to_num(values), width, label=scorer,
                    yerr=np.nan_to_num(err), capsize=3)
-            for xi, n in zip(x, rows["n"]):
-                ax.text(xi, 0, f"n={n}", ha="center", va="bottom", fontsize=7, rotation=90)
-        ax.set_xticks(np.arange(len(subsets)) + 0.4 - width / 2, subsets, rotation=20, fontsize=8)
+        counts = ["/".join(str(n) for n in part[part["subset"] == subset]["n"]) for subset in subsets]
+        ticks = [f"{subset}\nn={n}" for subset, n in zip(subsets, counts)]   # n per scorer, in legend order
+        ax.set_xticks(np.arange(len(subsets)) + 0.4 - width / 2, ticks, fontsize=8)
         ax.set_ylabel("Spearman rho with mean human rating" if kind == "absolute" else "agreement with humans")
         ax.set_title(kind)
         ax.legend(fontsize=7)

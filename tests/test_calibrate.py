@@ -254,3 +254,19 @@ def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_p
     assert absolute.loc[absolute.subset == "full", "value"].item() == pytest.approx(
         stats.spearmanr(scores, means).statistic, abs=1e-4)
     assert json.loads((out / "calibration.json").read_text())["params"]["disagreement_pct"] == 30
+
+
+def test_other_column_names_and_csv_map_by_name(tmp_path):
+    """Hub-style names (prompt, response_1/2, winner) and a CSV with '4;5;3' ratings load like the JSONL format."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"prompt": "Name a colour", "response_1": "Blue.", "response_2": "Crimson, like a sunset.", "winner": "2"},
+        {"prompt": "Name a fruit", "response_1": "Mango.", "response_2": "Apple.", "winner": "tie"}])
+    csv_path = tmp_path / "abs.csv"
+    csv_path.write_text('query,response,ratings\n"Name a colour","Blue.","4;5;3"\n"Name a fruit","Mango.","[2, 2]"\n')
+    data = calibrate.load_human_data(str(csv_path), pairs)
+    assert [(r.line, r.ratings) for r in data.absolute] == [(2, [4, 5, 3]), (3, [2, 2])]
+    assert [p.preference for p in data.pairwise] == ["B", "tie"]
+    scores = {"s": {("Name a colour", "Blue."): 1.0, ("Name a colour", "Crimson, like a sunset."): 2.0,
+                    ("Name a fruit", "Mango."): 1.0, ("Name a fruit", "Apple."): 0.5}}
+    full = calibrate.pairwise_table(data.pairwise, scores, calibrate.Params(bootstrap=0))[0]
+    assert (full.n, full.value, full.excluded_ties) == (1, 1.0, 1)   # the human tie is left out, and said
