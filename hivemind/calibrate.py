@@ -490,6 +490,7 @@ def _num(value) -> float:
 # Scoring ---------------------------------------------------------------------------------------------
 
 HUMAN_SYSTEM = "human-rated"
+SCORING_DIR = ".scoring"
 
 
 def prompt_id(query: str) -> str:
@@ -500,8 +501,9 @@ def score_responses(data: HumanData, scorers: list, name: str, results_dir: str 
                     progress: bool = False) -> tuple[dict[str, dict[tuple[str, str], float | None]], Any]:
     """Score every distinct (query, response) with each scorer through the score stage.
 
-    The responses go into a store of their own (results/<name>/store.sqlite) as answers of one pseudo-system,
-    so the score stage's caching applies: a re-run scores nothing twice and a killed run resumes."""
+    The responses go into a store of their own as answers of one pseudo-system, so the score stage's caching
+    applies: a re-run scores nothing twice and a killed run resumes. It lives in results/<name>/.scoring/
+    (a hidden folder), so the leaderboard never mistakes the calibration for a run."""
     from hivemind.config import RunConfig, System
     from hivemind.prompts import Prompt
     from hivemind.score import score_run
@@ -595,7 +597,7 @@ def calibrate(absolute: str | None, pairwise: str | None, scorers: list, name: s
     if not scorers:
         raise HivemindError("no scorers to calibrate: pass --config with a `scorers:` list, or --perplexity")
     data = load_human_data(absolute, pairwise)
-    scores, summary = score_responses(data, scorers, name, results_dir, progress)
+    scores, summary = score_responses(data, scorers, name, Path(results_dir) / name / SCORING_DIR, progress)
     rows = []
     if data.absolute:
         rows += absolute_table(data.absolute, scores, params)

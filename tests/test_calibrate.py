@@ -244,7 +244,8 @@ def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_p
     from hivemind.store import Store
 
     data = calibrate.load_human_data(str(fixture_files[0]), None)
-    with Store(out / "store.sqlite") as store:
+    assert not (out / "store.sqlite").exists()   # the leaderboard must not take the calibration for a run
+    with Store(out / ".scoring" / "calibration" / "store.sqlite") as store:
         frame = store.scores_frame()
         texts = store.responses_frame()
     merged = frame.merge(texts, on=["system_id", "prompt_id", "sample"])
