@@ -115,10 +115,11 @@ def _figure(path: Path, vectors: np.ndarray, labels: np.ndarray, clusters: list[
     for j, c in enumerate(clusters):
         mine = labels == j
         ax.scatter(xy[mine, 0], xy[mine, 1], s=14, alpha=0.7,
-                   label=f"{c.size} answers, {len(c.systems)} systems")
+                   label=f"cluster {c.cluster}: {c.size} answers, {len(c.systems)} systems")
         centre = xy[mine].mean(axis=0) if mine.any() else (0, 0)
-        ax.annotate(textwrap.shorten(c.central_text, 60), centre, fontsize=7,
-                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
+        ax.annotate(textwrap.fill(textwrap.shorten(c.central_text, 90), 36), centre, fontsize=7, ha="center",
+                    va="center", bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
+    ax.margins(0.3)   # room for the central answers' labels inside the axes
     ax.set_title(textwrap.shorten(prompt, 90), fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
