@@ -121,7 +121,8 @@ class Plan:
         if self.n_prompts is None:
             prompts = "? prompts"
         else:
-            prompts = f"{self.n_prompts} prompts" + (" (published size; set not loaded)" if self.prompts_assumed else "")
+            assumed = " (published size; set not loaded)" if self.prompts_assumed else ""
+            prompts = f"{self.n_prompts} prompts{assumed}"
         lines = [f"plan for run {self.run!r}: {len(self.systems)} systems, {prompts} x {self.samples} samples",
                  f"prompt set: {self.dataset} ({'loaded' if self.dataset_ok else 'MISSING'})"]
         if not self.dataset_ok:

@@ -199,7 +199,8 @@ def test_cost_estimate_is_printed_and_the_yes_gate_stops_before_any_request(pape
 def test_unknown_price_is_said_per_system(paper, tmp_path):
     with FakeOpenAI() as server:
         config = local_paper(paper, tmp_path, server.url)
-        config.systems[0] = config.systems[0].model_copy(update={"model": "openai/no-such-model-anywhere", "api_base": server.url,
+        config.systems[0] = config.systems[0].model_copy(update={"model": "openai/no-such-model-anywhere",
+                                                                 "api_base": server.url,
                                                                  "api_key_env": None})
         the_plan = reproduce.plan(config, systems=[config.systems[0].name], limit=1, samples=1)
     assert the_plan.unknown_price == [config.systems[0].name]
