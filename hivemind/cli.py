@@ -136,6 +136,10 @@ def cmd_export(args) -> str:
 def cmd_reproduce(args) -> str:
     from hivemind import reproduce
 
+    if args.routes:
+        from hivemind.routes import routes_table
+
+        return routes_table()
     systems = [s for s in (args.systems or "").split(",") if s] or None
     result = reproduce.run(resolve_run(args.what), systems=systems, limit=args.limit, yes=args.yes,
                            threshold_usd=args.threshold, samples=args.samples, progress=not args.quiet,
@@ -149,6 +153,45 @@ def cmd_agreement(args) -> str:
     config = resolve_run(args.run)
     result = agreement_run(config, args.embedder, progress=not args.quiet)
     return f"{result.summary()}\ntables written to {config.run_dir}"
+
+
+def cmd_calibrate(args) -> str:
+    from hivemind.calibrate import Params, calibrate, scorers_for
+
+    absolute, pairwise = args.absolute, args.pairwise
+    if not absolute and not pairwise:
+        absolute = pairwise = "hub"   # the paper's annotation sets
+    params = Params(middle_pct=args.middle_pct, z_max=args.z_max, disagreement_pct=args.disagreement_pct,
+                    pair_threshold=args.pair_threshold, bootstrap=args.bootstrap, seed=args.seed)
+    result = calibrate(absolute, pairwise, scorers_for(args.config, args.scorer), name=args.name,
+                       results_dir=args.results, params=params, progress=not args.quiet)
+    return result.text()
+
+
+def cmd_categories(args) -> str:
+    from hivemind.categories import categories_run, summary
+
+    path, frame = categories_run(resolve_run(args.run), min_prompts=args.min_prompts)
+    return f"{summary(frame)}\nwritten to {path}"
+
+
+def cmd_classify(args) -> str:
+    from hivemind.categories import classify_run
+
+    counts = classify_run(resolve_run(args.run), args.model, args.api_base, args.api_key_env, args.labels,
+                          progress=not args.quiet)
+    return (f"{counts['labelled']} prompts labelled, {counts['unparseable']} replies named no single category "
+            f"(stored, not guessed), {counts['failed']} requests failed (asked again next run), "
+            f"{counts['skipped']} already labelled")
+
+
+def cmd_clusters(args) -> str:
+    from hivemind.clusters import clusters_run
+
+    table, figure, clusters, _labels = clusters_run(resolve_run(args.run), args.prompt, k=args.k, seed=args.seed)
+    lines = [f"cluster {c.cluster}: {c.size} answers from {len(c.systems)} systems; central ({c.central_system}): "
+             f"{c.central_text[:100]!r}" for c in clusters]
+    return "\n".join(lines + [f"written to {table} and {figure}"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +232,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
     p.add_argument("run", help=run_help)
     p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
+    p = add("calibrate", cmd_calibrate, "scorers (judges, reward models, perplexity) against human ratings")
+    p.add_argument("--absolute", metavar="FILE", help="1-5 ratings per response: JSONL/CSV, or 'hub' for "
+                   "liweijiang/infinite-chats-human-absolute (default with --pairwise unset: both hub sets)")
+    p.add_argument("--pairwise", metavar="FILE", help="pairs with a human preference: JSONL/CSV, or 'hub' for "
+                   "liweijiang/infinite-chats-human-pairwise")
+    p.add_argument("--config", help="a config whose `scorers:` are calibrated (default: the local perplexity "
+                   "scorer on the bundled SmolLM2)")
+    p.add_argument("--scorer", action="append", help="only this scorer of --config (repeatable)")
+    p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
+    p.add_argument("--results", default="results", help="results folder")
+    p.add_argument("--middle-pct", type=float, default=30.0, help="similar quality: middle percent of mean ratings")
+    p.add_argument("--z-max", type=float, default=0.5, help="similar quality: |z| of the mean rating at most this")
+    p.add_argument("--disagreement-pct", type=float, default=25.0, help="high disagreement: top percent of entropy")
+    p.add_argument("--pair-threshold", type=float, default=0.5,
+                   help="similar pairs: mean ratings differ by less than this")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--min-prompts", type=int, default=5, help="flag categories with fewer prompts than this")
+    p = add("classify", cmd_classify, "give each prompt a taxonomy category with an LM (cached, resumable)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--model", required=True, help="a litellm model id")
+    p.add_argument("--api-base")
+    p.add_argument("--api-key-env", help="the environment variable holding the key")
+    p.add_argument("--labels", help="a file of category labels, one a line ('Top > Fine' for two levels)")
+    p = add("clusters", cmd_clusters, "one prompt's pooled answers clustered by k-means (table and figure)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--prompt", required=True, help="the prompt id")
+    p.add_argument("-k", type=int, default=5, help="number of clusters")
+    p.add_argument("--seed", type=int, default=0)
     p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
     p.add_argument("run", help=run_help)
@@ -232,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="fewer samples per prompt than the paper's 50")
     p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
+    p.add_argument("--routes", action="store_true", help="list every model's routes, the default and what to set")
     return parser
 
 

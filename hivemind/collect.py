@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -261,8 +262,12 @@ class _Collector:
     def save(self, response: Response) -> bool:
         """Store one outcome; False when the key was already stored (nothing was written)."""
         if self.retry_errors:
-            return self.store.replace_error_response(response)
-        return self.store.insert_response(response)
+            saved = self.store.replace_error_response(response)
+        else:
+            saved = self.store.insert_response(response)
+        if saved and response.reasoning:
+            self.store.add_reasoning(response.system_id, response.prompt_id, response.sample, response.reasoning)
+        return saved
 
 
 class _Request:
@@ -314,14 +319,31 @@ def _to_response(reply, system: System, prompt: Prompt, sample: int, seed: int, 
     # litellm prices every reply as it logs it (documented as response._hidden_params["response_cost"]);
     # calling completion_cost again cost ~12% of the collector's time. None: no known price.
     cost = (getattr(reply, "_hidden_params", None) or {}).get("response_cost")
+    text, reasoning = split_reasoning(choice.message.content or "",
+                                      getattr(choice.message, "reasoning_content", None))
     return Response(
         system_id=system.identity, prompt_id=prompt.id, sample=sample, seed=seed,
-        text=choice.message.content or "",
+        text=text, reasoning=reasoning,
         finish_reason=choice.finish_reason,
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
         latency_s=round(latency, 4), cost=cost,
     )
+
+
+_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
+
+
+def split_reasoning(content: str, reasoning_content: str | None) -> tuple[str, str | None]:
+    """(answer, reasoning): litellm's `reasoning_content` when the provider separates it, else a leading
+    <think>...</think> block (Qwen3, DeepSeek-R1 on plain OpenAI-compatible servers). Only the answer is
+    embedded and measured; the reasoning goes to its own table."""
+    match = _THINK.match(content)
+    if match:
+        inline = match.group(1).strip()
+        content = content[match.end():]
+        reasoning_content = "\n\n".join(t for t in (reasoning_content, inline) if t)
+    return content, (reasoning_content or None)
 
 
 def plan(config: RunConfig, systems: list[System], prompts: list[Prompt],

@@ -8,6 +8,7 @@ the run's own tables, so the report can show both.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -19,6 +20,9 @@ from hivemind import HivemindError
 from hivemind.config import DatasetSource, RunConfig, System, write_text_atomic
 
 DEFAULT_COMPLETION_TOKENS = 512  # per answer, when a system sets no max_tokens
+# Prompt sets whose size is published: the plan can price a run before the set is downloaded.
+KNOWN_PROMPT_COUNTS = {"liweijiang/infinite-chats-eval": 100}
+ASSUMED_PROMPT_TOKENS = 40       # per prompt when the set is not loaded (INFINITY-CHAT100 prompts are short)
 REFERENCE_NAME = "paper_reference.json"
 
 # Figures published in Jiang et al. 2025 (arXiv:2510.22954); fractions 0..1 like the run's tables.
@@ -57,6 +61,8 @@ class SystemPlan:
     completion_is_max: bool = False    # completion_tokens is max_tokens x answers: an upper bound
     cost: float | None = None          # None: litellm has no price for this model
     warnings: list[str] = field(default_factory=list)
+    retired: str | None = None         # why no request can reach the model any more (routes.retirement)
+    missing: str | None = None         # the key variable(s) to set before it can run
 
 
 @dataclass
@@ -78,12 +84,20 @@ class Plan:
 
     @property
     def missing_keys(self) -> dict[str, str]:
-        """{system: variable} for systems whose key variable is not set."""
-        return {s.name: s.api_key_env for s in self.systems if not s.runnable and s.api_key_env}
+        """{system: variable(s)} for reachable systems whose key is not set."""
+        return {s.name: s.missing for s in self.systems if not s.runnable and s.missing and not s.retired}
+
+    @property
+    def retired(self) -> dict[str, str]:
+        return {s.name: s.retired for s in self.systems if s.retired}
 
     @property
     def unknown_price(self) -> list[str]:
         return [s.name for s in self.systems if s.runnable and s.samples_todo and s.cost is None]
+
+    @property
+    def prompts_assumed(self) -> bool:
+        return not self.dataset_ok and self.n_prompts is not None
 
     @property
     def total_cost(self) -> float:
@@ -94,47 +108,88 @@ class Plan:
     def blockers(self) -> list[str]:
         lines = []
         if not self.runnable:
-            lines.append("no system can run: every system's key variable is missing")
+            variables = sorted(set(self.missing_keys.values()))
+            lines.append("no system can run: set at least one of " + (", ".join(variables) or "(none reachable)"))
         if not self.dataset_ok:
-            lines.append(f"the prompt set {self.dataset} could not be loaded: {self.dataset_error}")
+            lines.append(f"the prompt set {self.dataset} could not be loaded (see the plan above)")
         if self.embedder_key_missing and self.runnable:
             lines.append(f"the embedder {self.embedder} needs {self.embedder_key_missing} in the environment")
         return lines
 
     def describe(self) -> str:
-        prompts = f"{self.n_prompts} prompts" if self.n_prompts is not None else "? prompts (dataset not loaded)"
+        """Short: missing keys grouped by variable, the dataset named once, retired systems named."""
+        if self.n_prompts is None:
+            prompts = "? prompts"
+        else:
+            assumed = " (published size; set not loaded)" if self.prompts_assumed else ""
+            prompts = f"{self.n_prompts} prompts{assumed}"
         lines = [f"plan for run {self.run!r}: {len(self.systems)} systems, {prompts} x {self.samples} samples",
                  f"prompt set: {self.dataset} ({'loaded' if self.dataset_ok else 'MISSING'})"]
         if not self.dataset_ok:
-            lines.append(f"  {self.dataset_error}")
+            lines.append(f"  {_without(self.dataset_error or '', self.dataset)}")
         lines.append(f"runnable ({len(self.runnable)}): {', '.join(self.runnable) or 'none'}")
-        if self.missing_keys:
-            lines.append(f"missing keys ({len(self.missing_keys)}):")
-            lines += [f"  {name}: set {var}" for name, var in self.missing_keys.items()]
-        lines.append("cost estimate (runnable systems, answers not yet stored):")
-        for s in self.systems:
-            if not s.runnable:
-                continue
-            if self.n_prompts is None:
-                lines.append(f"  {s.name}: unknown until the prompt set loads")
-                continue
-            bound = " (upper bound: max_tokens)" if s.completion_is_max else ""
-            price = f"${s.cost:.4f}" if s.cost is not None else "price unknown to litellm"
-            lines.append(f"  {s.name}: {s.samples_todo} answers, ~{s.prompt_tokens} prompt + "
-                         f"{s.completion_tokens} completion tokens{bound}: {price}")
-        for s in self.systems:
-            lines += [f"  warning: {s.name}: {w}" for w in s.warnings]
-        embed = f"${self.embed_cost:.4f}" if self.embed_cost is not None else "price unknown"
-        lines.append(f"  embedding with {self.embedder}: {embed}")
+        by_variable: dict[str, list[str]] = {}
+        for name, variable in self.missing_keys.items():
+            by_variable.setdefault(variable, []).append(name)
+        if by_variable:
+            lines.append(f"missing keys ({len(self.missing_keys)} systems):")
+            lines += [f"  {variable}: {_short(names)}" for variable, names in by_variable.items()]
+        if self.retired:
+            lines.append(f"retired ({len(self.retired)} systems; no request is sent):")
+            lines += [f"  {name}: {why}" for name, why in self.retired.items()]
+        lines += self._cost_lines()
+        warned = [(s.name, w) for s in self.systems if not s.retired for w in s.warnings]
+        lines += [f"  warning: {name}: {w}" for name, w in warned]
         if self.embedder_key_missing:
-            lines.append(f"  embedder key missing: set {self.embedder_key_missing}")
-        total = f"estimated total: ${self.total_cost:.4f}"
-        if self.unknown_price:
-            total += f" + unknown for {', '.join(self.unknown_price)}"
-        if self.n_prompts is None:
-            total += " (prompt count unknown: the dataset did not load)"
-        lines.append(total)
+            lines.append(f"embedder {self.embedder}: set {self.embedder_key_missing}")
         return "\n".join(lines)
+
+    def _cost_lines(self) -> list[str]:
+        if self.n_prompts is None:
+            return ["cost: unknown until the prompt set loads"]
+        reachable = [s for s in self.systems if not s.retired and s.samples_todo]
+        known = sum(s.cost for s in reachable if s.cost is not None)
+        unknown = [s.name for s in reachable if s.cost is None]
+        capped = any(s.completion_is_max for s in reachable)
+        answers = sum(s.samples_todo for s in reachable)
+        line = f"cost estimate, every reachable system ({answers} answers): ${known:.2f}"
+        if capped:
+            line += " (upper bound: max_tokens per answer)"
+        if self.embed_cost is None:
+            unknown.append(f"embedding with {self.embedder}")
+        else:
+            line += f" + embedding ${self.embed_cost:.2f}"
+        lines = [line]
+        if unknown:
+            lines.append(f"  price unknown to litellm ({len(unknown)}): {_short(unknown)}")
+        if self.runnable:
+            total = f"estimated total for the runnable systems: ${self.total_cost:.4f}"
+            if self.unknown_price:
+                total += f" + unknown for {', '.join(self.unknown_price)}"
+            lines.append(total)
+            for s in self.systems:
+                if s.runnable:
+                    bound = " (upper bound: max_tokens)" if s.completion_is_max else ""
+                    price_text = f"${s.cost:.4f}" if s.cost is not None else "price unknown to litellm"
+                    lines.append(f"  {s.name}: {s.samples_todo} answers, ~{s.prompt_tokens} prompt + "
+                                 f"{s.completion_tokens} completion tokens{bound}: {price_text}")
+        return lines
+
+
+def _short(names: list[str]) -> str:
+    """Systems of one model under both decodings shown once: 'gpt-4o@{top-p,min-p}'."""
+    grouped: dict[str, list[str]] = {}
+    for name in names:
+        base, _, decoding = name.partition("@")
+        grouped.setdefault(base, []).append(decoding)
+    parts = [base + (f"@{{{','.join(d)}}}" if len(d) > 1 else (f"@{d[0]}" if d[0] else ""))
+             for base, d in grouped.items()]
+    return ", ".join(parts)
+
+
+def _without(message: str, dataset: str) -> str:
+    """The loader's error without repeating the dataset name the plan already printed."""
+    return message.replace(f"dataset '{dataset}'", "it").replace(f"'{dataset}'", "it").replace(dataset, "it")
 
 
 def select(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
@@ -151,9 +206,12 @@ def select(config: RunConfig, systems: list[str] | None = None, limit: int | Non
 
 
 def plan(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
-         samples: int | None = None, completion_tokens: int | None = None) -> Plan:
-    """What would run, what is missing, and what it would cost; sends nothing."""
-    from hivemind.prompts import load_prompts
+         samples: int | None = None, completion_tokens: int | None = None,
+         today: dt.date | None = None) -> Plan:
+    """What would run, what is missing, what is retired and what it would cost; sends nothing.
+
+    `today` decides which routes are retired (routes.retirement); tests pin it."""
+    from hivemind.prompts import Prompt, load_prompts
 
     config = select(config, systems, limit, samples)
     dataset = _dataset_name(config)
@@ -162,8 +220,12 @@ def plan(config: RunConfig, systems: list[str] | None = None, limit: int | None 
         dataset_ok, dataset_error = True, None
     except HivemindError as err:
         prompts, dataset_ok, dataset_error = None, False, str(err)
+        count = KNOWN_PROMPT_COUNTS.get(dataset)
+        if count is not None:  # price the run on the set's published size, with prompts of typical length
+            count = min(count, config.limit) if config.limit else count
+            prompts = [Prompt(id=f"assumed-{i}", text="x" * (4 * ASSUMED_PROMPT_TOKENS - 32)) for i in range(count)]
     done = _done_keys(config)
-    system_plans = [_system_plan(config, s, prompts, done.get(s.identity, set()), completion_tokens)
+    system_plans = [_system_plan(config, s, prompts, done.get(s.identity, set()), completion_tokens, today)
                     for s in config.systems]
     result = Plan(run=config.name, dataset=dataset, dataset_ok=dataset_ok, dataset_error=dataset_error,
                   n_prompts=len(prompts) if prompts is not None else None, samples=config.samples,
@@ -199,11 +261,40 @@ def _provider(system: System) -> str:
         return system.model.split("/", 1)[0] if "/" in system.model else "unknown"
 
 
-def _system_plan(config: RunConfig, system: System, prompts, done: set, completion_tokens: int | None) -> SystemPlan:
+def _missing_key(system: System) -> str | None:
+    """The variable(s) a system still needs: its api_key_env, or litellm's own (Bedrock's AWS_*, ...)."""
+    if system.api_key_env:
+        return None if os.environ.get(system.api_key_env) else system.api_key_env
+    if system.api_base:
+        return None
+    import litellm
+
+    try:
+        missing = litellm.validate_environment(model=system.model).get("missing_keys") or []
+    except Exception:  # an unknown provider: collect names the fix; the plan cannot tell
+        return None
+    return ", ".join(missing) or None
+
+
+def _system_plan(config: RunConfig, system: System, prompts, done: set, completion_tokens: int | None,
+                 today: dt.date | None = None) -> SystemPlan:
+    from hivemind.routes import retirement
+
     provider = _provider(system)
-    runnable = not system.api_key_env or bool(os.environ.get(system.api_key_env))
-    plan = SystemPlan(name=system.name, model=system.model, provider=provider,
-                      api_key_env=system.api_key_env, runnable=runnable, warnings=_warnings(system, provider))
+    missing = _missing_key(system)
+    retired = retirement(system.model, today)
+    plan = SystemPlan(name=system.name, model=system.model, provider=provider, api_key_env=system.api_key_env,
+                      runnable=missing is None and retired is None, warnings=_warnings(system, provider))
+    plan.missing, plan.retired = missing, retired
+    if retired:
+        from hivemind.routes import default_route, paper_model
+
+        model = paper_model(system.name)
+        route = default_route(model, today) if model else None
+        if route is not None and route.model != system.model:
+            plan.retired += f"; use {route.model} instead ({route.what_to_set})"
+        elif model is not None:
+            plan.retired += "; no other route reaches it"
     if prompts is None:
         return plan
     todo = [(p, s) for p in prompts for s in range(config.samples) if (p.id, s) not in done]
@@ -214,7 +305,8 @@ def _system_plan(config: RunConfig, system: System, prompts, done: set, completi
     # ~4 characters per token (English); the chat template adds a few tokens per message.
     plan.prompt_tokens = sum(math.ceil(len(p.text) / 4) + 8 for p, _ in todo)
     plan.completion_tokens = int(per_answer) * len(todo)
-    plan.cost = price(system.model, plan.prompt_tokens, plan.completion_tokens) if todo else 0.0
+    self_hosted = provider == "hosted_vllm"  # your own GPUs: no per-token price
+    plan.cost = price(system.model, plan.prompt_tokens, plan.completion_tokens) if todo and not self_hosted else 0.0
     return plan
 
 
@@ -246,7 +338,8 @@ def _embed_cost(config: RunConfig, systems: list[SystemPlan]) -> float | None:
     """Embedding APIs bill the answers' tokens; a local sentence-transformers model costs nothing."""
     if config.embedder.provider != "litellm":
         return 0.0
-    tokens = sum(s.completion_tokens for s in systems if s.runnable)
+    tokens = sum(s.completion_tokens for s in systems if (s.runnable or not any(x.runnable for x in systems))
+                 and not s.retired)
     if tokens == 0:
         return 0.0
     return price(config.embedder.model, tokens, 0)
@@ -278,9 +371,6 @@ def run(config: RunConfig, systems: list[str] | None = None, limit: int | None =
     blockers = the_plan.blockers()
     if blockers:
         lines = [f"cannot reproduce {config.name!r}:"] + [f"  {b}" for b in blockers]
-        if the_plan.missing_keys:
-            lines.append("  systems without their key variable:")
-            lines += [f"    {name}: {var}" for name, var in the_plan.missing_keys.items()]
         raise HivemindError("\n".join(lines))
     if the_plan.total_cost > threshold_usd and not yes:
         raise HivemindError(f"estimated cost ${the_plan.total_cost:.2f} is above the ${threshold_usd:.2f} "

@@ -109,6 +109,7 @@ class Response:
     latency_s: float | None = None
     cost: float | None = None
     error: str | None = None
+    reasoning: str | None = None      # a reasoning model's thinking: stored apart (Store.add_reasoning), never embedded
 
 
 @dataclass
@@ -815,6 +816,56 @@ class Store:
             f"SELECT error FROM responses WHERE system_id IN ({marks}) AND text IS NULL AND error IS NOT NULL "
             f"ORDER BY created_at, rowid LIMIT 1", system_ids).fetchone()
         return row[0] if row else None
+
+    # Reasoning text of reasoning models, kept apart from the answer that gets embedded -----------------
+    def _ensure_reasoning_table(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS reasoning (system_id TEXT NOT NULL, prompt_id TEXT NOT NULL, "
+                        "sample INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (system_id, prompt_id, sample))")
+
+    def add_reasoning(self, system_id: str, prompt_id: str, sample: int, text: str) -> None:
+        self._ensure_reasoning_table()
+        self.db.execute("INSERT OR REPLACE INTO reasoning (system_id, prompt_id, sample, text) VALUES (?,?,?,?)",
+                        (system_id, prompt_id, sample, text))
+
+    def reasoning(self, system_id: str, prompt_id: str, sample: int) -> str | None:
+        self._ensure_reasoning_table()
+        row = self.db.execute("SELECT text FROM reasoning WHERE system_id = ? AND prompt_id = ? AND sample = ?",
+                              (system_id, prompt_id, sample)).fetchone()
+        return row[0] if row else None
+
+    # Prompt categories assigned by an LM classifier (`hivemind classify`), cached per classifier --------
+    def _ensure_label_table(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS prompt_labels (prompt_id TEXT NOT NULL, classifier TEXT NOT NULL, "
+                        "label TEXT, raw TEXT, error TEXT, PRIMARY KEY (prompt_id, classifier))")
+
+    def add_prompt_label(self, prompt_id: str, classifier: str, label: str | None, raw: str | None,
+                         error: str | None) -> None:
+        self._ensure_label_table()
+        self.db.execute("INSERT OR REPLACE INTO prompt_labels (prompt_id, classifier, label, raw, error) "
+                        "VALUES (?,?,?,?,?)", (prompt_id, classifier, label, raw, error))
+
+    def labelled_prompts(self, classifier: str) -> set[str]:
+        self._ensure_label_table()
+        return {row[0] for row in self.db.execute("SELECT prompt_id FROM prompt_labels WHERE classifier = ?",
+                                                  (classifier,))}
+
+    def prompt_labels(self) -> dict[str, str]:
+        """{prompt id: label} from the classifier, the most recent classifier's label where several ran."""
+        self._ensure_label_table()
+        rows = self.db.execute("SELECT prompt_id, label FROM prompt_labels WHERE label IS NOT NULL ORDER BY rowid")
+        return {pid: label for pid, label in rows}
+
+    # One prompt's embedded answers (the cluster view) ----------------------------------------------------
+    def prompt_group(self, embedder: str, system_ids: list[str], prompt_id: str) -> PromptGroup | None:
+        """The embedded answers of these systems to one prompt, or None when it has none."""
+        index = {sid: i for i, sid in enumerate(system_ids)}
+        marks = ",".join("?" * len(system_ids))
+        rows = self.db.execute(
+            f"SELECT r.prompt_id, r.system_id, r.sample, r.text, e.vector FROM responses r "
+            f"JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE r.prompt_id = ? AND r.system_id IN ({marks}) AND r.text IS NOT NULL "
+            f"ORDER BY r.system_id, r.sample", [embedder, prompt_id, *system_ids]).fetchall()
+        return _group(prompt_id, rows, index) if rows else None
 
 
 class _Transaction:

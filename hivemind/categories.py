@@ -1,0 +1,192 @@
+"""Homogeneity per prompt category (the INFINITY-CHAT taxonomy, or any categories the prompts carry).
+
+Reads what `hivemind analyze` wrote (intra_model_per_prompt.csv: system, prompt_id, intra; and, when present,
+prompt_homogeneity.csv: prompt_id, mean_similarity) and the prompts' categories from the run's store, and
+writes category_breakdown.csv:
+
+  category, level, system, n_prompts, mean_intra, share_above_0.8, mean_prompt_similarity, few_prompts
+
+- mean_intra: mean over the category's prompts of the system's intra-model similarity (the mean cosine among
+  one system's answers to one prompt); system "ALL" pools every (system, prompt) cell.
+- share_above_0.8: share of those prompts whose intra-model similarity exceeds 0.8 (the paper's headline).
+- mean_prompt_similarity (ALL rows): mean over the category's prompts of the pooled similarity of all
+  systems' answers to the prompt (prompt_homogeneity.csv), i.e. inter-model homogeneity by category.
+- few_prompts: True when the category has fewer than `min_prompts` prompts; its figures are too noisy to
+  compare, and the table says so rather than dropping the row.
+A category written "Top > Fine" (the taxonomy's two levels) gives a row for each level (level "top" and
+"fine"); a plain category is level "category". Prompts without a category are counted under "(none)".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hivemind import HivemindError
+
+TABLE = "category_breakdown.csv"
+DEFAULT_MIN_PROMPTS = 5
+NONE = "(none)"
+
+
+def levels(category: str | None) -> list[tuple[str, str]]:
+    """(level, name) pairs of one prompt's category."""
+    if not category:
+        return [("category", NONE)]
+    if " > " in category:
+        top, fine = (part.strip() for part in category.split(" > ", 1))
+        return [("top", top), ("fine", fine)]
+    return [("category", category.strip())]
+
+
+def breakdown(per_prompt: pd.DataFrame, categories: dict[str, str | None],
+              prompt_similarity: pd.DataFrame | None = None, min_prompts: int = DEFAULT_MIN_PROMPTS) -> pd.DataFrame:
+    """The category table (columns in the module docstring) from the per-prompt tables."""
+    missing = {"system", "prompt_id", "intra"} - set(per_prompt.columns)
+    if missing:
+        raise HivemindError(f"intra_model_per_prompt.csv lacks {', '.join(sorted(missing))}; "
+                            f"run `hivemind analyze` again")
+    rows = []
+    cells = per_prompt.dropna(subset=["intra"]).copy()
+    cells["prompt_id"] = cells["prompt_id"].astype(str)
+    tagged = [(level, name, pid) for pid in cells["prompt_id"].unique()
+              for level, name in levels(categories.get(pid))]
+    by_group: dict[tuple[str, str], set[str]] = {}
+    for level, name, pid in tagged:
+        by_group.setdefault((level, name), set()).add(pid)
+    similarity = None
+    if prompt_similarity is not None and {"prompt_id", "mean_similarity"} <= set(prompt_similarity.columns):
+        similarity = prompt_similarity.assign(prompt_id=prompt_similarity["prompt_id"].astype(str)) \
+            .set_index("prompt_id")["mean_similarity"]
+    for (level, name), pids in sorted(by_group.items()):
+        part = cells[cells["prompt_id"].isin(pids)]
+        few = len(pids) < min_prompts
+        pooled = {"category": name, "level": level, "system": "ALL", "n_prompts": len(pids),
+                  "mean_intra": part["intra"].mean(), "share_above_0.8": (part["intra"] > 0.8).mean(),
+                  "mean_prompt_similarity": similarity.reindex(sorted(pids)).mean() if similarity is not None
+                  else float("nan"), "few_prompts": few}
+        rows.append(pooled)
+        for system, group in part.groupby("system", sort=True):
+            rows.append({"category": name, "level": level, "system": system, "n_prompts": group["prompt_id"].nunique(),
+                         "mean_intra": group["intra"].mean(), "share_above_0.8": (group["intra"] > 0.8).mean(),
+                         "mean_prompt_similarity": float("nan"), "few_prompts": few})
+    return pd.DataFrame(rows, columns=["category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8",
+                                       "mean_prompt_similarity", "few_prompts"])
+
+
+def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS) -> tuple[Path, pd.DataFrame]:
+    """Write category_breakdown.csv for an analysed run; categories from the store (prompt file, dataset
+    or `hivemind classify`)."""
+    from hivemind.config import write_text_atomic
+    from hivemind.store import Store
+
+    table = config.run_dir / "intra_model_per_prompt.csv"
+    if not table.is_file():
+        raise HivemindError(f"{table} not found; run `hivemind analyze {config.name}` first")
+    with Store(config.store_path, create=False) as store:
+        categories = {p.id: p.category for p in store.prompts()}
+        # A category given with the prompt wins; the classifier fills the prompts that have none.
+        categories.update({pid: label for pid, label in store.prompt_labels().items() if not categories.get(pid)})
+    if not any(categories.values()):
+        raise HivemindError(f"run {config.name!r}: no prompt has a category; give `category` in the prompt file, "
+                            f"`category_field` for a dataset, or run `hivemind classify {config.name} --model ID`")
+    homogeneity = config.run_dir / "prompt_homogeneity.csv"
+    frame = breakdown(pd.read_csv(table), categories,
+                      pd.read_csv(homogeneity) if homogeneity.is_file() else None, min_prompts)
+    path = write_text_atomic(config.run_dir / TABLE, frame.to_csv(index=False))
+    return path, frame
+
+
+def summary(frame: pd.DataFrame) -> str:
+    pooled = frame[frame["system"] == "ALL"]
+    lines = [f"{'category':40s} {'prompts':>7s} {'intra':>6s} {'>0.8':>6s}"]
+    for row in pooled.itertuples():
+        flag = "  (few prompts)" if row.few_prompts else ""
+        lines.append(f"{row.category[:40]:40s} {row.n_prompts:7d} {row.mean_intra:6.3f} "
+                     f"{getattr(row, '_6'):6.1%}{flag}")
+    return "\n".join(lines)
+
+
+# Classification through litellm (`hivemind classify RUN --model ID`) --------------------------------
+
+# The labels of this repository's demo prompts (prompts/demo.jsonl). The paper's full taxonomy (6 top-level,
+# 17 fine-grained categories) could not be read here; pass --labels FILE (one "Top > Fine" label a line)
+# to classify into it.
+DEFAULT_LABELS = ["brainstorm & ideation", "creative content generation", "descriptive writing", "humor",
+                  "personal advice", "philosophical / abstract questions", "recommendations",
+                  "speculative scenarios", "value-laden questions", "writing genres"]
+
+CLASSIFY_PROMPT = """Classify the user request below into exactly one of these categories:
+{labels}
+
+Answer with the category name only, copied exactly.
+
+User request:
+{prompt}"""
+
+
+def parse_label(reply: str, labels: list[str]) -> tuple[str | None, str | None]:
+    """(label, error): the one label the reply names (case-insensitive, the reply's last non-empty line);
+    anything else is an error, never a guess."""
+    lines = [line.strip().strip(".*\"'`") for line in (reply or "").splitlines() if line.strip()]
+    if not lines:
+        return None, "empty reply"
+    last = lines[-1].lower()
+    exact = [label for label in labels if label.lower() == last]
+    if exact:
+        return exact[0], None
+    named = [label for label in labels if label.lower() in last]
+    if len(named) == 1:
+        return named[0], None
+    return None, f"reply names {'several' if named else 'no'} category: {lines[-1][:80]!r}"
+
+
+def read_labels(path: str | None) -> list[str]:
+    if path is None:
+        return list(DEFAULT_LABELS)
+    file = Path(path)
+    if not file.is_file():
+        raise HivemindError(f"{path}: no such labels file (one category a line)")
+    labels = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise HivemindError(f"{path}: needs at least two distinct labels, one a line")
+    return labels
+
+
+def classify_run(config, model: str, api_base: str | None = None, api_key_env: str | None = None,
+                 labels_path: str | None = None, progress: bool = True) -> dict[str, int]:
+    """Label every prompt of the run that has no label from this classifier yet; each label is committed as
+    it arrives, so a killed run resumes. Returns counts: labelled, unparseable, failed, skipped."""
+    import litellm
+
+    from hivemind.config import api_key
+    from hivemind.store import Store
+
+    labels = read_labels(labels_path)
+    key = api_key(f"classifier {model!r}", model, api_base, api_key_env)
+    classifier = f"{model}@{api_base}" if api_base else model
+    counts = {"labelled": 0, "unparseable": 0, "failed": 0, "skipped": 0}
+    with Store(config.store_path, create=False) as store:
+        done = store.labelled_prompts(classifier)
+        for prompt in store.prompts():
+            if prompt.id in done:
+                counts["skipped"] += 1
+                continue
+            text = CLASSIFY_PROMPT.format(labels="\n".join(f"- {label}" for label in labels), prompt=prompt.text)
+            try:
+                reply = litellm.completion(model=model, messages=[{"role": "user", "content": text}],
+                                           api_base=api_base, api_key=key, temperature=0.0, max_tokens=32,
+                                           num_retries=3, timeout=config.request_timeout)
+            except Exception as err:  # not stored: the next run asks again
+                counts["failed"] += 1
+                if counts["failed"] >= 3 and counts["labelled"] + counts["unparseable"] == 0:
+                    from hivemind.secrets import redact
+
+                    raise HivemindError(redact(f"classifier {model!r} fails: {type(err).__name__}: "
+                                               f"{str(err)[:200]}", extra=[key])) from None
+                continue
+            raw = reply.choices[0].message.content or ""
+            label, error = parse_label(raw, labels)
+            store.add_prompt_label(prompt.id, classifier, label, raw[:500], error)
+            counts["labelled" if label else "unparseable"] += 1
+    return counts

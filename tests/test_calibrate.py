@@ -1,0 +1,273 @@
+"""Human calibration on a TEST FIXTURE (real AlpacaEval answers, made-up ratings; tests/calibration_fixture.py):
+every subset and statistic against a direct computation, bad input counted, a real judge on the fake
+server that refuses or answers off-scale, and `hivemind calibrate` end to end with the local perplexity scorer."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).parent))
+import calibration_fixture  # noqa: E402
+from fake_openai import GARBAGE_MARK, OUT_OF_RANGE_MARK, FakeOpenAI  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from hivemind import HivemindError, calibrate  # noqa: E402
+from hivemind.config import Scorer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not calibration_fixture.DATA.is_dir(),
+                                reason=f"shared AlpacaEval data not found at {calibration_fixture.DATA}")
+
+
+@pytest.fixture
+def fixture_files(tmp_path):
+    return calibration_fixture.build(tmp_path / "human")
+
+
+@pytest.fixture
+def data(fixture_files):
+    return calibrate.load_human_data(str(fixture_files[0]), str(fixture_files[1]))
+
+
+def entropy_bits(ratings):
+    counts = np.bincount(ratings, minlength=6)[1:]
+    return round(stats.entropy(counts, base=2), 10)
+
+
+def test_fixture_loads_whole(data):
+    assert len(data.absolute) == 30 and len(data.pairwise) == 10 and data.exclusions == []
+    assert all(len(r.ratings) == 9 for r in data.absolute)
+
+
+def test_absolute_subsets_match_direct_computation(data):
+    params = calibrate.Params(middle_pct=40, z_max=0.7, disagreement_pct=20)
+    subsets = calibrate.absolute_subsets(data.absolute, params)
+    means = np.array([np.mean(r.ratings) for r in data.absolute])
+    entropy = np.array([entropy_bits(r.ratings) for r in data.absolute])
+    assert np.allclose([r.entropy for r in data.absolute], entropy)
+
+    def percentile_of(values, q):  # linear interpolation between order statistics, written out
+        ordered = np.sort(values)
+        position = q / 100 * (len(ordered) - 1)
+        low = int(np.floor(position))
+        return ordered[low] + (position - low) * (ordered[min(low + 1, len(ordered) - 1)] - ordered[low])
+
+    def percentile(q):
+        return percentile_of(means, q)
+
+    expected = {
+        "full": np.ones(30, bool),
+        "similar_middle": (means >= percentile(30)) & (means <= percentile(70)),
+        "similar_iqr": (means >= percentile(25)) & (means <= percentile(75)),
+        "similar_z": np.abs(stats.zscore(means)) <= 0.7,
+        "high_disagreement": entropy >= percentile_of(entropy, 80),
+    }
+    for name, mask in expected.items():
+        assert np.array_equal(subsets[name], mask), name
+    for name in ("similar_middle", "similar_iqr", "similar_z", "high_disagreement"):
+        assert 0 < subsets[name].sum() < 30, name  # each subset really selects
+    # Disputed records (spread 1.6) have more entropy than agreed ones: the subset picks them.
+    assert entropy[subsets["high_disagreement"]].min() > np.median(entropy)
+
+
+def test_pairwise_subsets_and_preferences_match_direct_computation(data):
+    params = calibrate.Params(pair_threshold=1.0, disagreement_pct=30)
+    subsets = calibrate.pairwise_subsets(data.pairwise, params)
+    for record, similar in zip(data.pairwise, subsets["similar"]):
+        if record.votes:
+            a, b = record.votes.count("A"), record.votes.count("B")
+            assert record.preference == ("A" if a > b else "B" if b > a else "tie")
+            assert not similar                      # no ratings: not in the rating-difference subset
+        else:
+            difference = abs(np.mean(record.ratings_a) - np.mean(record.ratings_b))
+            assert similar == (difference < 1.0)
+            assert record.preference == ("A" if np.mean(record.ratings_a) > np.mean(record.ratings_b) else
+                                         "B" if np.mean(record.ratings_b) > np.mean(record.ratings_a) else "tie")
+    entropies = []
+    for r in data.pairwise:
+        if r.votes:
+            entropies.append(round(stats.entropy([r.votes.count(v) for v in ("A", "B", "tie")], base=2), 10))
+        else:
+            entropies.append((entropy_bits(r.ratings_a) + entropy_bits(r.ratings_b)) / 2)
+    entropies = np.array(entropies)
+    assert np.array_equal(subsets["high_disagreement"], entropies >= np.percentile(entropies, 70))
+
+
+def words(text: str) -> int:
+    return len(set(text.split()))
+
+
+def made_scores(data, missing=()):
+    """Scores that are a function of the text (its distinct words), with some records left unscored."""
+    scores = {}
+    for query, response in calibrate._distinct(data):
+        scores[(query, response)] = None if response in missing else float(words(response))
+    return {"length": scores}
+
+
+def test_correlations_and_agreement_match_scipy_and_state_n(data):
+    unscored = {data.absolute[3].response, data.absolute[7].response}
+    scores = made_scores(data, unscored)
+    params = calibrate.Params(bootstrap=200)
+    rows = calibrate.absolute_table(data.absolute, scores, params)
+    subsets = calibrate.absolute_subsets(data.absolute, params)
+    lengths = np.array([np.nan if r.response in unscored else words(r.response) for r in data.absolute])
+    means = np.array([np.mean(r.ratings) for r in data.absolute])
+    for row in rows:
+        mask = subsets[row.subset]
+        use = mask & ~np.isnan(lengths)
+        assert (row.n_subset, row.n, row.unscored) == (mask.sum(), use.sum(), (mask & np.isnan(lengths)).sum())
+        expected = stats.spearmanr(lengths[use], means[use]).statistic
+        assert row.value == pytest.approx(expected, abs=1e-12, nan_ok=True), row.subset
+        assert row.ci_low <= row.value <= row.ci_high or np.isnan(row.ci_low)
+    full = next(r for r in rows if r.subset == "full")
+    assert full.n == 28 and full.unscored == 2
+
+    pair_rows = calibrate.pairwise_table(data.pairwise, scores, params)
+    for row in pair_rows:
+        mask = calibrate.pairwise_subsets(data.pairwise, params)[row.subset]
+        chosen = [r for r, m in zip(data.pairwise, mask) if m]
+        scored = [r for r in chosen if r.response_a not in unscored and r.response_b not in unscored]
+        assert row.unscored == len(chosen) - len(scored)
+        decided = [r for r in scored if r.preference != "tie" and words(r.response_a) != words(r.response_b)]
+        hits = [("A" if words(r.response_a) > words(r.response_b) else "B") == r.preference for r in decided]
+        assert row.n == len(decided)
+        if decided:
+            assert row.value == pytest.approx(np.mean(hits))
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_resamples():
+    x = np.arange(20, dtype=float)
+    y = x + np.random.default_rng(1).normal(0, 4, 20)
+    low, high = calibrate.bootstrap_ci(calibrate.spearman, [x, y], 300, seed=5)
+    rng = np.random.default_rng(5)
+    values = []
+    for _ in range(300):
+        i = rng.integers(0, 20, 20)
+        if np.ptp(x[i]) and np.ptp(y[i]):
+            values.append(stats.spearmanr(x[i], y[i]).statistic)
+    assert (low, high) == pytest.approx(tuple(np.percentile(values, [2.5, 97.5])))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_bad_input_is_counted_never_silent(fixture_files, tmp_path):
+    rows = [json.loads(line) for line in fixture_files[0].read_text().splitlines()]
+    rows[1]["ratings"] = [4, 6, 3]                     # out of range
+    rows[2]["ratings"] = [4, None, "", 3]              # two missing annotators: dropped, counted
+    rows[4]["ratings"] = [None, None]                  # nobody rated it
+    rows.append(dict(rows[0]))                          # duplicate (query, response)
+    rows[5]["ratings"] = [4.5, 3]                       # not a whole rating
+    pairs = [json.loads(line) for line in fixture_files[1].read_text().splitlines()]
+    for key in ("votes", "ratings_a", "ratings_b"):
+        pairs[0].pop(key, None)                         # a pair without any preference
+    data = calibrate.load_human_data(write_jsonl(tmp_path / "abs.jsonl", rows),
+                                     write_jsonl(tmp_path / "pair.jsonl", pairs))
+    reasons = {(e.line, e.reason) for e in data.exclusions}
+    assert (2, "rating 6 outside 1-5") in reasons
+    assert (5, "no ratings (every annotator missing)") in reasons
+    assert (6, "rating 4.5 is not a whole number (1-5 scale)") in reasons
+    assert (31, "duplicate (query, response) of line 1") in reasons
+    assert any(line == 1 and "no human preference" in why for line, why in reasons)
+    assert len(data.absolute) == 30 - 3 and len(data.pairwise) == 9
+    assert data.dropped_missing_ratings == 2   # the all-missing record is an exclusion, not a drop
+    assert next(r for r in data.absolute if r.line == 3).ratings == [4, 3]
+
+
+def test_missing_columns_and_offline_hub_say_what_to_do(tmp_path):
+    path = write_jsonl(tmp_path / "abs.jsonl", [{"question_text": "q", "reply": "r", "stars": [3]}])
+    with pytest.raises(HivemindError, match=r"no column for 'query'.*question_text, reply, stars"):
+        calibrate.load_human_data(path, None)
+    with pytest.raises(HivemindError, match="liweijiang/infinite-chats-human-absolute"):
+        calibrate.load_human_data("hub", None)
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"query": "q", "response_a": "a", "response_b": "b"}])
+    with pytest.raises(HivemindError, match="no human preference"):
+        calibrate.load_human_data(None, pairs)
+    with pytest.raises(HivemindError, match="--middle-pct"):
+        calibrate.calibrate(path, None, [Scorer(name="p", kind="perplexity")], params=calibrate.Params(middle_pct=0))
+
+
+def test_a_judge_that_refuses_or_answers_off_scale_leaves_those_records_out(data, tmp_path, monkeypatch):
+    """A real judge scorer on the fake server: two responses get a refusal, one an off-scale grade."""
+    rows = [{"query": r.query, "response": r.response, "ratings": r.ratings} for r in data.absolute[:12]]
+    rows[0]["response"] += " " + GARBAGE_MARK
+    rows[1]["response"] += " " + GARBAGE_MARK
+    rows[2]["response"] += " " + OUT_OF_RANGE_MARK
+    path = write_jsonl(tmp_path / "abs.jsonl", rows)
+    monkeypatch.setenv("CALIBRATE_JUDGE_KEY", "sk-calibrate-judge-test-0001")
+    with FakeOpenAI(judge_max=5) as fake:
+        judge = Scorer(name="judge", kind="judge", model="openai/judge", api_base=fake.url,
+                       api_key_env="CALIBRATE_JUDGE_KEY", rubric="1-5")
+        result = calibrate.calibrate(path, None, [judge], name="cal", results_dir=tmp_path / "results",
+                                     params=calibrate.Params(bootstrap=50))
+        requests = fake.requests
+        again = calibrate.calibrate(path, None, [judge], name="cal", results_dir=tmp_path / "results",
+                                    params=calibrate.Params(bootstrap=50))
+        assert fake.requests == requests           # cached in the calibration store: nothing re-asked
+    full = next(r for r in result.rows if r.subset == "full")
+    assert (full.n_subset, full.n, full.unscored) == (12, 9, 3)
+    assert "n=9 of 12, 3 unscored" in result.text()
+    assert json.dumps([r.as_dict() for r in again.rows]) == json.dumps([r.as_dict() for r in result.rows])
+    table = pd.read_csv(tmp_path / "results" / "cal" / "calibration_absolute.csv")
+    assert list(table.loc[table.subset == "full", "unscored"]) == [3]
+
+
+def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_path):
+    """`hivemind calibrate` end to end, offline, on the fixture: the bundled SmolLM2 in process."""
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "hivemind.cli", "calibrate", "-q",
+                           "--absolute", str(fixture_files[0]), "--pairwise", str(fixture_files[1]),
+                           "--results", str(results), "--bootstrap", "100", "--disagreement-pct", "30"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "absolute logprob full: rho" in done.stdout and "(n=30 of 30)" in done.stdout
+    out = results / "calibration"
+    for name in ("calibration_absolute.csv", "calibration_pairwise.csv", "calibration_exclusions.csv",
+                 "calibration.json", "calibration.png"):
+        assert (out / name).is_file(), name
+    absolute = pd.read_csv(out / "calibration_absolute.csv")
+    assert set(absolute.subset) == {"full", "similar_middle", "similar_iqr", "similar_z", "high_disagreement"}
+    # The table's rho is scipy's on the scores the score stage stored.
+    from hivemind.store import Store
+
+    data = calibrate.load_human_data(str(fixture_files[0]), None)
+    assert not (out / "store.sqlite").exists()   # the leaderboard must not take the calibration for a run
+    with Store(out / ".scoring" / "calibration" / "store.sqlite") as store:
+        frame = store.scores_frame()
+        texts = store.responses_frame()
+    merged = frame.merge(texts, on=["system_id", "prompt_id", "sample"])
+    by_text = dict(zip(merged.text, merged.score))
+    scores = np.array([by_text[r.response] for r in data.absolute])
+    means = np.array([np.mean(r.ratings) for r in data.absolute])
+    assert absolute.loc[absolute.subset == "full", "value"].item() == pytest.approx(
+        stats.spearmanr(scores, means).statistic, abs=1e-4)
+    assert json.loads((out / "calibration.json").read_text())["params"]["disagreement_pct"] == 30
+
+
+def test_other_column_names_and_csv_map_by_name(tmp_path):
+    """Hub-style names (prompt, response_1/2, winner) and a CSV with '4;5;3' ratings load like the JSONL format."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"prompt": "Name a colour", "response_1": "Blue.", "response_2": "Crimson, like a sunset.", "winner": "2"},
+        {"prompt": "Name a fruit", "response_1": "Mango.", "response_2": "Apple.", "winner": "tie"}])
+    csv_path = tmp_path / "abs.csv"
+    csv_path.write_text('query,response,ratings\n"Name a colour","Blue.","4;5;3"\n"Name a fruit","Mango.","[2, 2]"\n')
+    data = calibrate.load_human_data(str(csv_path), pairs)
+    assert [(r.line, r.ratings) for r in data.absolute] == [(2, [4, 5, 3]), (3, [2, 2])]
+    assert [p.preference for p in data.pairwise] == ["B", "tie"]
+    scores = {"s": {("Name a colour", "Blue."): 1.0, ("Name a colour", "Crimson, like a sunset."): 2.0,
+                    ("Name a fruit", "Mango."): 1.0, ("Name a fruit", "Apple."): 0.5}}
+    full = calibrate.pairwise_table(data.pairwise, scores, calibrate.Params(bootstrap=0))[0]
+    assert (full.n, full.value, full.excluded_ties) == (1, 1.0, 1)   # the human tie is left out, and said
