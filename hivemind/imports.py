@@ -411,7 +411,7 @@ def _plain_score(record: dict, where: str, index: _AnswerIndex, scorer: str):
 
 def _noveltybench_scores(record: dict, where: str, index: _AnswerIndex, scorer: str):
     _fields(record, where, "prompt", "model", "generations")
-    generations = _texts(record["generations"], where)
+    generations = _texts(record["generations"], where, "generations")
     values = record.get("generation_scores")
     if not isinstance(values, list) or len(values) != len(generations):
         raise HivemindError(f"{where}: generation_scores must be a list with one score per generation "
