@@ -7,7 +7,7 @@ per answer token
     score = (1/m) * sum_i log p(a_i | x, a_1..a_{i-1})      (natural log, <= 0; higher is better)
 
 i.e. minus the log of the answer's perplexity. Fluent, on-topic text scores near -1 to -2 under SmolLM2;
-shuffled words and random-vocabulary babble score far lower (config.DEFAULT_PASS_AT: -4.0, calibrated
+shuffled words and random-vocabulary babble score far lower (config.DEFAULT_PASS_AT: -3.25, calibrated
 on real AlpacaEval answers with benchmarks/bench_score.py --calibrate). The token count m is
 stored in the score's raw JSON.
 
