@@ -190,6 +190,14 @@ def load_encoder(embedder: Embedder) -> Encoder:
     def embed_pieces(pieces: list[str]) -> np.ndarray:
         return model.encode(pieces, batch_size=embedder.batch_size, convert_to_numpy=True,
                             normalize_embeddings=True, show_progress_bar=False)
+    backend = getattr(embedder, "backend", "torch")
+    if backend.startswith("onnx"):
+        from hivemind.backends import check_device, onnx_embed_pieces
+        check_device(embedder.device, backend)
+        embed_pieces = onnx_embed_pieces(model, backend, embedder.batch_size)  # noqa: F811 - the chosen backend
+    elif backend != "torch" or embedder.device != "cpu":
+        from hivemind.backends import place_torch_model
+        model = place_torch_model(model, embedder.device, backend)
     return Encoder(embedder.id, window, split, embed_pieces)
 
 
