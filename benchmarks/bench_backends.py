@@ -59,7 +59,7 @@ def encoder(path: str, backend: str, device: str, batch: int):
     from sentence_transformers import SentenceTransformer
 
     from hivemind.backends import onnx_embed_pieces, place_torch_model
-    model = SentenceTransformer(path, device="cpu")
+    model = SentenceTransformer(path, device="cpu").float()   # fp32 even from a half-precision copy of the weights
     if backend.startswith("onnx"):
         return onnx_embed_pieces(model, backend, batch)
     model = place_torch_model(model, device, backend)

@@ -34,6 +34,7 @@ from hivemind import HivemindError
 
 BACKENDS = ("torch", "torch-fp16", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda")
+INT8_VERSION = "-matmul-perchannel"   # in the int8 file name: changed quantisation settings, a new file
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -110,7 +111,7 @@ def export_onnx(model, backend: str) -> Path:
     import torch
 
     folder = cache_dir() / "onnx" / model_key(model)
-    target = folder / f"{backend}.onnx"
+    target = folder / f"{backend}{INT8_VERSION if backend == 'onnx-int8' else ''}.onnx"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,7 +144,10 @@ def export_onnx(model, backend: str) -> Path:
         import logging
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
         with _atomic(target) as tmp:
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+            # MatMul weights only, one scale per output channel: quantising the token-embedding Gather
+            # and per-tensor scales moved MiniLM vectors by up to 0.12 in cosine on real answers.
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"])
     return target
 
 
