@@ -25,6 +25,14 @@ def cmd_collect(args) -> str:
             f"recorded as permanent errors{hint}, {s.retries} retries, cost ${s.cost:.4f}){doubled}")
 
 
+def cmd_merge(args) -> str:
+    from hivemind.merge import merge
+
+    c = merge(resolve_run(args.run), args.stores, wait=args.wait)
+    return (f"merged: {c.systems} systems, {c.prompts} prompts, {c.responses} answers, {c.embeddings} vectors, "
+            f"{c.scores} scores added")
+
+
 def cmd_serve_local(args) -> str:
     from hivemind import local_server
     from hivemind.pipeline import signals_handled
@@ -193,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="fewer samples per prompt than the paper's 50")
     p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
+    p = add("merge", cmd_merge, "merge stores collected on other machines into the run's store", writes_run=True)
+    p.add_argument("run", help=run_help)
+    p.add_argument("stores", nargs="+", help="store.sqlite files or run folders holding one")
     return parser
 
 
