@@ -25,6 +25,24 @@ def cmd_collect(args) -> str:
             f"recorded as permanent errors{hint}, {s.retries} retries, cost ${s.cost:.4f}){doubled}")
 
 
+def cmd_merge(args) -> str:
+    from hivemind.merge import merge
+
+    c = merge(resolve_run(args.run), args.stores, wait=args.wait)
+    return (f"merged: {c.systems} systems, {c.prompts} prompts, {c.responses} answers, {c.embeddings} vectors, "
+            f"{c.scores} scores added")
+
+
+def cmd_plan(args) -> str:
+    from hivemind import plan
+
+    text = plan.render(plan.plan_config(resolve_run(args.run), prompts=args.prompts, settings=args.settings),
+                       "this config")
+    if args.scale:
+        text += "\n\n" + plan.render(plan.paper_plan(), "the paper's full configuration (gpt-4o-mini prices)")
+    return text
+
+
 def cmd_serve_local(args) -> str:
     from hivemind import local_server
     from hivemind.pipeline import signals_handled
@@ -307,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
     p.add_argument("--routes", action="store_true", help="list every model's routes, the default and what to set")
+    p = add("merge", cmd_merge, "merge stores collected on other machines into the run's store", writes_run=True)
+    p.add_argument("run", help=run_help)
+    p.add_argument("stores", nargs="+", help="store.sqlite files or run folders holding one")
+    p = add("plan", cmd_plan, "estimate requests, tokens, cost, embedding time and sizes of a run")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--scale", action="store_true", help="also print the paper's full 26K x 25 x 50 x 2 plan")
+    p.add_argument("--prompts", type=int, help="plan for this many prompts instead of the config's")
+    p.add_argument("--settings", type=int, default=1, help="decoding settings, each a full pass")
     return parser
 
 

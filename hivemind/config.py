@@ -201,6 +201,22 @@ class Embedder(BaseModel):
     api_key_env: str | None = None
     batch_size: int = Field(default=64, ge=1)
     window: int | None = Field(default=None, ge=16)
+    backend: str = "torch"     # torch | torch-fp16 | onnx | onnx-int8 (hivemind.backends)
+    device: str = "cpu"        # cpu | cuda
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in {"torch", "torch-fp16", "onnx", "onnx-int8"}:
+            raise ValueError("must be 'torch', 'torch-fp16', 'onnx' or 'onnx-int8'")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value not in {"cpu", "cuda"}:
+            raise ValueError("must be 'cpu' or 'cuda'")
+        return value
 
     @field_validator("provider")
     @classmethod
@@ -219,10 +235,21 @@ class Embedder(BaseModel):
         refuse_secrets({"model": self.model, "api_base": self.api_base})
         return self
 
+    @model_validator(mode="after")
+    def _backend_fits(self) -> "Embedder":
+        if (self.backend != "torch" or self.device != "cpu") and (
+                self.provider != "sentence-transformers" or self.model == "tokenlearn-static-model"):
+            raise ValueError(f"`backend`/`device` apply to local sentence-transformers models only, "
+                             f"not {self.provider}:{self.model}")
+        return self
+
     @property
     def id(self) -> str:
         # A changed window changes the vectors of long texts, so it is part of the cache key.
-        return f"{self.provider}:{self.model}" + (f"@{self.window}" if self.window else "")
+        # So does the backend (fp16, int8, ONNX kernels give other vectors): vectors of backends never mix.
+        # The device does not: torch fp32 on CPU and on CUDA agree to float rounding.
+        backend = f"#{self.backend}" if self.backend != "torch" else ""
+        return f"{self.provider}:{self.model}" + (f"@{self.window}" if self.window else "") + backend
 
 
 class RunConfig(BaseModel):

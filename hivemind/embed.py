@@ -60,6 +60,8 @@ COVERAGE_FILE = "embedding_coverage.csv"
 # Input limits of embedding APIs, in tokens. Texts are measured by a character estimate (below).
 API_WINDOWS = {"text-embedding-3-small": 8191, "text-embedding-3-large": 8191, "text-embedding-ada-002": 8191}
 API_DEFAULT_WINDOW = 8191
+API_BATCH = 256            # inputs per embedding request (OpenAI accepts up to 2048 per request)
+API_CONCURRENCY = 4        # requests in flight at once
 CHARS_PER_TOKEN = 3        # English runs ~4 characters per token; 3 leaves room for code and other scripts
 
 
@@ -68,6 +70,7 @@ class EmbedSummary:
     embedded: int      # texts embedded in this run
     cached: int        # distinct texts that already had a vector
     chunked: int = 0   # of the embedded texts, how many needed more than one window
+    cost: float = 0.0  # USD an embedding API charged for this run's requests (litellm's price table)
 
 
 @dataclass
@@ -95,6 +98,8 @@ class Encoder:
         self.window = window
         self.split = split
         self.embed_pieces = embed_pieces
+        self.cost = 0.0        # USD so far (APIs only): litellm's response cost, summed over requests
+        self.requests = 0      # API requests so far
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts).vectors
@@ -133,17 +138,20 @@ def embed_run(config: RunConfig, progress: bool = True) -> EmbedSummary:
         chunked = 0
         if todo:
             encode = load_encoder(config.embedder)
+            # An API commits after each round of concurrent requests, so a failure loses at most one round.
+            step = API_BATCH * API_CONCURRENCY if config.embedder.provider == "litellm" else CHUNK
             with tqdm(total=len(todo), desc=f"embed {config.embedder.model}", unit="text",
                       disable=not progress, dynamic_ncols=True) as bar:
-                for start in range(0, len(todo), CHUNK):
-                    part = todo[start:start + CHUNK]
+                for start in range(0, len(todo), step):
+                    part = todo[start:start + step]
                     result = encode.encode([text for _, text in part])
                     store.add_chunked_embeddings(embedder_id, [h for h, _ in part], result.vectors,
                                                  result.chunks, result.tokens)
                     chunked += int((result.chunks > 1).sum())
                     bar.update(len(part))
         write_text_atomic(config.run_dir / COVERAGE_FILE, coverage_frame(store, config).to_csv(index=False))
-    return EmbedSummary(embedded=len(todo), cached=cached, chunked=chunked)
+    return EmbedSummary(embedded=len(todo), cached=cached, chunked=chunked,
+                        cost=encode.cost if todo else 0.0)
 
 
 def coverage_frame(store: Store, config: RunConfig):
@@ -190,6 +198,14 @@ def load_encoder(embedder: Embedder) -> Encoder:
     def embed_pieces(pieces: list[str]) -> np.ndarray:
         return model.encode(pieces, batch_size=embedder.batch_size, convert_to_numpy=True,
                             normalize_embeddings=True, show_progress_bar=False)
+    backend = getattr(embedder, "backend", "torch")
+    if backend.startswith("onnx"):
+        from hivemind.backends import check_device, onnx_embed_pieces
+        check_device(embedder.device, backend)
+        embed_pieces = onnx_embed_pieces(model, backend, embedder.batch_size)  # noqa: F811 - the chosen backend
+    elif backend != "torch" or embedder.device != "cpu":
+        from hivemind.backends import place_torch_model
+        model = place_torch_model(model, embedder.device, backend)
     return Encoder(embedder.id, window, split, embed_pieces)
 
 
@@ -290,7 +306,7 @@ def char_windows(text: str, max_chars: int) -> list[tuple[str, int]]:
     return parts
 
 
-def _api_encoder(embedder: Embedder, batch: int = 256, concurrency: int = 4) -> Encoder:
+def _api_encoder(embedder: Embedder, batch: int = API_BATCH, concurrency: int = API_CONCURRENCY) -> Encoder:
     import litellm
 
     key = api_key(f"embedder {embedder.model!r}", embedder.model, embedder.api_base, embedder.api_key_env)
@@ -302,6 +318,8 @@ def _api_encoder(embedder: Embedder, batch: int = 256, concurrency: int = 4) -> 
             lambda: litellm.aembedding(model=embedder.model, input=texts, api_base=embedder.api_base,
                                        api_key=key, num_retries=0, max_retries=0),
             policy, rng)
+        encoder.requests += 1
+        encoder.cost += _response_cost(reply)
         rows = sorted(reply.data, key=lambda item: item["index"] if isinstance(item, dict) else item.index)
         return np.array([r["embedding"] if isinstance(r, dict) else r.embedding for r in rows], dtype=np.float32)
 
@@ -328,5 +346,12 @@ def _api_encoder(embedder: Embedder, batch: int = 256, concurrency: int = 4) -> 
             parts = char_windows(text, max_chars)
             out.append(Pieces(parts, sum(n for _, n in parts)))
         return out
-    return Encoder(embedder.id, api_window(embedder), split, embed_pieces)
+    encoder = Encoder(embedder.id, api_window(embedder), split, embed_pieces)
+    return encoder
+
+
+def _response_cost(reply) -> float:
+    """litellm's price for one embedding response (0 where the model has no known price)."""
+    hidden = getattr(reply, "_hidden_params", None) or {}
+    return float(hidden.get("response_cost") or 0.0)   # None: an unpriced model (a local or fake endpoint)
 

@@ -1,0 +1,207 @@
+"""Embedding backends for local sentence-transformers models: torch (the default), ONNX Runtime, int8 ONNX.
+
+- `torch`: `SentenceTransformer.encode`, fp32, on the config's device (`cpu`, or `cuda` where a GPU exists).
+- `torch-fp16`: the same model cast to half precision; CUDA only (fp16 matmuls on CPU are slower, not faster).
+- `onnx`: the model's transformer exported once to ONNX (fp32) and run by ONNX Runtime on the CPU; the
+  mean pooling and L2 normalisation that the sentence-transformers pipeline adds are done here in numpy.
+- `onnx-int8`: that ONNX graph with its weights dynamically quantised to int8
+  (`onnxruntime.quantization.quantize_dynamic`): MatMul weights int8 per output channel; activations are
+  quantised on the fly with a scale taken from the whole batch, so an int8 vector depends slightly on the
+  texts batched with it (measured: up to ~0.01 in cosine), unlike the fp32 backends.
+
+Why not sentence-transformers' own `backend="onnx"`: it needs `optimum-onnx`, whose only release pins
+transformers < 4.58, and this project runs on transformers 5; installing it would downgrade the library every
+stage uses. The export here is the same idea (torch.onnx.export of the Hugging Face model, opset 17) with
+only `onnxruntime` and `onnx` added.
+
+The exported graphs are cached under the user cache folder (`HIVEMIND_CACHE`, else platformdirs'
+user_cache_dir("hivemind")), at `onnx/<model>-<weights hash>/<backend>.onnx`: keyed by the model's weights
+file, so a changed model is exported anew; built offline from the local weights; written atomically, so
+a killed export leaves no half file behind.
+
+The backend is part of the embedder's identity (`Embedder.id`), so vectors of different backends never mix
+in the store's cache. `benchmarks/bench_backends.py` measures how far they are apart (max cosine
+deviation per text, Spearman of the system ranking).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hivemind import HivemindError
+
+BACKENDS = ("torch", "torch-fp16", "onnx", "onnx-int8")
+DEVICES = ("cpu", "cuda")
+INT8_VERSION = "-matmul-perchannel"   # in the int8 file name: changed quantisation settings, a new file
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("HIVEMIND_CACHE")
+    if root:
+        return Path(root)
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("hivemind"))
+
+
+def check_device(device: str, backend: str) -> None:
+    """A GPU asked for where none exists is a clear error, not a silent CPU run."""
+    if backend == "torch-fp16" and device != "cuda":
+        raise HivemindError("embedder backend 'torch-fp16' runs on a GPU only: set `device: cuda` "
+                            "(or use backend 'onnx-int8' for a fast CPU run)")
+    if backend.startswith("onnx") and device != "cpu":
+        raise HivemindError(f"embedder backend {backend!r} runs on the CPU here: set `device: cpu`, "
+                            f"or use backend 'torch' / 'torch-fp16' with `device: cuda`")
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise HivemindError("embedder `device: cuda` was asked for but no CUDA GPU is visible to torch; "
+                                "set `device: cpu` (and backend 'onnx-int8' for speed)")
+
+
+def place_torch_model(model, device: str, backend: str):
+    """Move a loaded SentenceTransformer to its device and precision."""
+    check_device(device, backend)
+    if device == "cuda":
+        model = model.to("cuda")
+    if backend == "torch-fp16":
+        model = model.half()
+    return model
+
+
+def _weights_file(folder: Path) -> Path | None:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def model_key(model) -> str:
+    """A folder name for a model's exported graphs: its name and a hash of its weights file."""
+    source = getattr(model[0].auto_model, "name_or_path", "") or "model"
+    folder = Path(source)
+    digest = hashlib.sha256()
+    weights = _weights_file(folder) if folder.is_dir() else None
+    if weights is not None:
+        with open(weights, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:  # no local file: hash the parameters themselves (same weights, same key)
+        for tensor in model[0].auto_model.state_dict().values():
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+    return f"{folder.name or 'model'}-{digest.hexdigest()[:16]}"
+
+
+def _check_mean_pooled(model) -> None:
+    """The ONNX path re-does the pipeline after the transformer: mean pooling, then normalisation."""
+    names = [type(module).__name__ for module in model]
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode", None)
+    mean = mode == "mean" or mode == ["mean"] or getattr(pooling, "pooling_mode_mean_tokens", False)
+    if names[:2] != ["Transformer", "Pooling"] or not mean or any(
+            n not in ("Normalize",) for n in names[2:]):
+        raise HivemindError(f"embedder backend 'onnx' supports Transformer + mean Pooling (+ Normalize) models; "
+                            f"this one is {' + '.join(names)}: use backend 'torch'")
+
+
+def export_onnx(model, backend: str) -> Path:
+    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use."""
+    import torch
+
+    folder = cache_dir() / "onnx" / model_key(model)
+    target = folder / f"{backend}{INT8_VERSION if backend == 'onnx-int8' else ''}.onnx"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = folder / "onnx.onnx"
+    if not fp32.exists():
+        transformer = model[0].auto_model.eval().float()
+
+        class LastHidden(torch.nn.Module):
+            """Keyword arguments to the HF model and only the token states out: a plain ONNX signature."""
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
+        sample = model.tokenizer(["a sample sentence", "another"], padding=True, return_tensors="pt")
+        args = tuple(sample.get(name, torch.zeros_like(sample["input_ids"])) for name in ONNX_INPUTS)
+        axes = {name: {0: "batch", 1: "tokens"} for name in (*ONNX_INPUTS, "last_hidden_state")}
+        with _atomic(fp32) as tmp, torch.no_grad():
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(LastHidden(transformer), args, str(tmp), input_names=list(ONNX_INPUTS),
+                                  output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
+                                  dynamo=False)
+    if backend == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import logging
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
+        with _atomic(target) as tmp:
+            # MatMul weights only, one scale per output channel: quantising the token-embedding Gather
+            # and per-tensor scales moved MiniLM vectors by up to 0.12 in cosine on real answers.
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"])
+    return target
+
+
+class _atomic:
+    """A temporary file beside `path`, renamed onto it only when the block succeeds."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.path.parent, suffix=".onnx.tmp")
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, kind, *rest) -> None:
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def onnx_embed_pieces(model, backend: str, batch_size: int):
+    """A function list[str] -> (n, d) L2-normalised float32 running the cached ONNX graph of `model`.
+
+    Texts are sorted by length before batching (as sentence-transformers does), so a batch pads little."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise HivemindError(f"embedder backend {backend!r} needs onnxruntime: `pip install onnxruntime onnx`") from None
+    _check_mean_pooled(model)
+    path = export_onnx(model, backend)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    tokenizer, limit = model.tokenizer, model.max_seq_length
+    wanted = {i.name for i in session.get_inputs()}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), model.get_sentence_embedding_dimension()), np.float32)
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=limit,
+                            return_tensors="np")
+            feed = {name: enc[name].astype(np.int64) if name in enc else np.zeros_like(enc["input_ids"], np.int64)
+                    for name in ONNX_INPUTS if name in wanted}
+            states = session.run(None, feed)[0]
+            mask = enc["attention_mask"][..., None].astype(np.float32)
+            pooled = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
+    return embed
