@@ -240,6 +240,9 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     buckets["above_0.8"] = summary.above_08
     buckets["above_0.8_ci_low"] = ci.above_08_low
     buckets["above_0.8_ci_high"] = ci.above_08_high
+    # The raw 0.8 line means different things under different embedders: the calibrated share uses the line
+    # with the same rescaled value, floor + 0.8 (1 - floor), for this run's embedder (README, Embedders).
+    buckets["above_0.8_calibrated"] = share_above(sim, calibrated_line(INTRA_LINE, sim.floor))
     buckets["mean"] = summary.mean
     buckets["mean_ci_low"] = ci.mean_low
     buckets["mean_ci_high"] = ci.mean_high
@@ -439,6 +442,13 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "quality_gate": {"description": m.gate.describe(), "relevance_line": m.gate.relevance_line,
                          "scorers": m.gate.scorers, "scored": m.gate.n_scored},
         "distinct_ideas_threshold": div.threshold,
+        "thresholds": {
+            "embedder": config.embedder.id,
+            "intra_line": INTRA_LINE, "intra_line_calibrated": calibrated_line(INTRA_LINE, sim.floor),
+            "near_duplicate": config.near_duplicate_threshold,
+            "near_duplicate_calibrated": calibrated_line(config.near_duplicate_threshold, sim.floor),
+            "note": "raw lines are the paper's (text-embedding-3-small); a calibrated line has the same rescaled "
+                    "value (x - floor) / (1 - floor) under this run's embedder and floor"},
         "near_duplicate_min_words": MIN_ANSWER_WORDS,
         "fig8_ns": list(FIG8_NS),
         "bootstrap": {"n": BOOTSTRAP_N, "seed": config.seed, "level": BOOTSTRAP_LEVEL},
@@ -448,6 +458,23 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "warnings": warnings,
         "pass_rate": dict(zip(names, [None if np.isnan(v) else float(v) for v in means["pass_rate"][:len(names)]])),
     }
+
+
+INTRA_LINE = 0.8        # the paper's line for "near-identical answers"
+
+
+def calibrated_line(line: float, floor: float | None) -> float:
+    """The cosine with the same rescaled value as `line`: (x - f) / (1 - f) = line  <=>  x = f + line (1 - f)."""
+    return float("nan") if floor is None else floor + line * (1.0 - floor)
+
+
+def share_above(sim: SimilarityStats, line: float) -> np.ndarray:
+    """Per system, the share of its prompts (with >= 2 samples) whose intra similarity exceeds `line`."""
+    valid = sim.valid
+    n = valid.sum(axis=0)
+    above = (np.where(valid, sim.intra, -np.inf) > line).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n > 0) & ~np.isnan(line), above / np.maximum(n, 1), np.nan)
 
 
 def headline_numbers(sim: SimilarityStats, div: DiversityStats, primary: str, real: list[int]) -> dict:

@@ -216,6 +216,12 @@ def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = ()) -> st
              "values share a rank (\"2=\"). Brackets: 95% bootstrap confidence intervals over prompts.", ""]
     if frame.empty:
         return "\n".join(lines + ["No analysed runs yet: run `hivemind analyze RUN` first.", ""])
+    embedders = sorted(frame["embedder"].dropna().unique())
+    if len(embedders) > 1:
+        from hivemind.agreement import compare_warning
+
+        lines += [f"**Warning:** {compare_warning(embedders[0], embedders[1])}. Groups with different embedders "
+                  f"({', '.join(f'`{e}`' for e in embedders)}) are ranked apart and never compared raw.", ""]
     shown = ["vendi", "distinct_ideas", "pass_rate", "intra_mean", "share_above_0.8", "inter_mean_others",
              "near_duplicate_rate", "n_responses", "n_prompts"]
     for group, rows in frame.groupby("group", sort=False):

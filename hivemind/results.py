@@ -97,6 +97,7 @@ TABLES = {t.file: t for t in [
     Table("intra_model_per_prompt.csv", ("system", "prompt_id", "n_samples", "intra"),
           "mean pairwise cosine per (system, prompt)"),
     Table("intra_model_buckets.csv", ("system", "above_0.7", "above_0.8", "above_0.8_ci_low", "above_0.8_ci_high",
+                                      "above_0.8_calibrated",
                                       "mean", "mean_ci_low", "mean_ci_high", "mean_rescaled", "n_prompts"),
           "Fig. 4 buckets per system"),
     Table("inter_model_similarity.csv", ("system",), "Fig. 6 matrix"),

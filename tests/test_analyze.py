@@ -105,6 +105,13 @@ def test_analyze_values_equal_brute_force_on_the_stored_vectors(tmp_path):
     assert info["embedder"] == config.embedder.id and info["n_responses"] == 72
     rescaled = pd.read_csv(config.run_dir / "inter_model_similarity_rescaled.csv", index_col="system").to_numpy()
     np.testing.assert_allclose(rescaled, (inter - floor) / (1 - floor), atol=1e-4)
+    # The 0.8 line, calibrated to this embedder: the cosine with 0.8's rescaled value, floor + 0.8 (1 - floor).
+    line = info["thresholds"]["intra_line_calibrated"]
+    assert line == pytest.approx(floor + 0.8 * (1 - floor), abs=1e-5)
+    expected = [(intra[:, k][~np.isnan(intra[:, k])] > line).mean() for k in range(N_SYSTEMS)]
+    np.testing.assert_allclose(buckets["above_0.8_calibrated"], expected, atol=1e-9)
+    assert info["thresholds"]["near_duplicate_calibrated"] == pytest.approx(
+        floor + config.near_duplicate_threshold * (1 - floor), abs=1e-5)
 
 
 def test_analyze_finds_the_planted_verbatim_duplicate(tmp_path):

@@ -72,6 +72,9 @@ def test_only_comparable_runs_are_ranked_together(tmp_path):
     markdown = paths[1].read_text()
     assert markdown.count("## Group") == 3
     assert "| 0.900 [0.850, 0.950] | 1 | y | run-a |" in markdown
+    # run-d used another embedder: ranked apart, and the page says raw values are not comparable
+    warning = next(line for line in markdown.splitlines() if line.startswith("**Warning:** raw cosines from"))
+    assert "other-embedder" in warning and "mini" in warning and "never compared raw" in warning
 
 
 def test_empty_results_are_an_error_not_an_empty_table(tmp_path):
