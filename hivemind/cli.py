@@ -343,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     except HivemindError as err:
         print(f"error: {redact(str(err))}", file=sys.stderr)  # no key value is ever printed
         return 1
+    except OSError as err:
+        # A file-system failure no stage diagnosed itself (a full disk, a folder that vanished): say which file
+        # and why in one line, never a traceback. Everything committed to the store so far is kept.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {redact(where + (err.strerror or str(err)))} (everything stored so far is kept)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         from hivemind.pipeline import Interrupted
 

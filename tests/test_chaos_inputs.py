@@ -331,3 +331,19 @@ def test_a_corrupt_snapshot_parquet_is_a_clear_error_even_unverified(published, 
         import_files([folder], "corrupt", results_dir=tmp_path / "results", verify=False)
     one_line_error(raised, "responses.parquet: not a readable Parquet file")
     assert not (tmp_path / "results" / "corrupt").exists()
+
+
+def test_an_undiagnosed_file_system_error_is_one_line_not_a_traceback(tmp_path, capsys):
+    """A results_dir below a regular file makes the first write fail with NotADirectoryError somewhere no stage
+    wrapped it: the CLI still prints one line naming the path."""
+    from hivemind import cli
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"name: x\nprompts: {tmp_path / 'p.jsonl'}\nresults_dir: {blocker / 'deeper'}\n"
+                      "systems: [{name: a, model: openai/a, api_base: 'http://127.0.0.1:9/v1'}]\n", encoding="utf-8")
+    (tmp_path / "p.jsonl").write_text('{"prompt": "hi"}\n', encoding="utf-8")
+    assert cli.main(["collect", str(config), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and str(blocker) in err
