@@ -89,17 +89,14 @@ def partition(x: np.ndarray, threshold: float) -> np.ndarray:
     close = (x @ x.T) >= np.float32(threshold)
     unassigned = np.ones(n, dtype=bool)
     classes = 0
-    i = 0
-    while i < n:
+    for i in range(n):          # every earlier answer is assigned already, so "unassigned" means "later"
+        if not unassigned[i]:
+            continue
         members = unassigned & close[i]
         members[i] = True
         labels[members] = classes
         unassigned[members] = False
         classes += 1
-        rest = np.flatnonzero(unassigned[i + 1:])
-        if not len(rest):
-            break
-        i = i + 1 + int(rest[0])
     return labels
 
 
@@ -143,11 +140,30 @@ def lexical(texts: list[str], n_words: int = LEXICAL_WORDS) -> tuple[float, floa
     return distinct, compression
 
 
+_ASCII_WORD_BYTES = bytes(c if (chr(c).isalnum() or c == ord("'")) else 32 for c in range(128)) + b" " * 128
+
+
+def fast_words(text: str) -> list[str]:
+    """phrases.words(text) (the regex [^\W_]+(?:'[^\W_]+)* on lowercased text), several times faster on ASCII
+    text: bytes.translate maps non-word characters to spaces, then split and trim apostrophes; the rare token
+    with a doubled or edge apostrophe, and any non-ASCII text, go through the regex itself, so the result is
+    identical (tested on every AlpacaEval answer)."""
+    if not text.isascii():
+        return WORD.findall(text.lower())
+    spaced = text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+    if "''" in spaced:
+        return WORD.findall(text.lower())
+    if "'" not in spaced:
+        return spaced.split()
+    return [word for word in (token.strip("'") for token in spaced.split()) if word]
+
+
 def first_words(text: str, n: int) -> list[str]:
-    """phrases.words(text)[:n] without scanning the rest of a long answer: the first n * 16 characters
-    almost always hold n words; when they do not (and there is more text), scan it all."""
-    head = WORD.findall(text[:n * 16].lower())
-    if len(head) > n or len(text) <= n * 16:
+    """phrases.words(text)[:n] without scanning the rest of a long answer: the first n * 8 characters
+    usually hold more than n words (English averages about 6 characters a word with its space); when they
+    do not (and there is more text), scan it all. More than n words found means the n-th was not cut."""
+    head = fast_words(text[:n * 8])
+    if len(head) > n or len(text) <= n * 8:
         return head[:n]
     return [m.group() for m in islice(WORD.finditer(text.lower()), n)]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,19 @@ def test_bootstrap_ci_brackets_the_mean():
     low, high = stats.bootstrap("effective_diversity", n=200, seed=0)
     mean = stats.system_means()["effective_diversity"]
     assert np.all(low <= mean) and np.all(mean <= high) and np.all(low < high)
+
+
+def test_fast_words_equal_the_reference_tokenizer_on_real_and_tricky_text():
+    """The per-prompt lexical metrics use diversity.fast_words for speed; it must give phrases.words exactly."""
+    import glob
+    import json as _json
+
+    from hivemind.diversity import fast_words
+    from hivemind.phrases import words
+
+    texts = ["don't 'quoted' a''b rock'n'roll it's_x naïve x_y __init__ ''' 'a 12'34 e.g. ' '' end'",
+             "ÉCOLE 東京 mixed with ascii", "", "'''", "tabs\tand\nnewlines; punctuation!?"]
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
+    for path in sorted(glob.glob(str(data / "*.json")))[:4]:
+        texts += [r["output"] for r in _json.loads(Path(path).read_text(encoding="utf-8"))]
+    assert [fast_words(t) for t in texts] == [words(t) for t in texts]
