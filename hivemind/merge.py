@@ -13,7 +13,6 @@ under the run lock, in one transaction:
 """
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from hivemind import HivemindError
@@ -31,10 +30,7 @@ def merge(config: RunConfig, stores: list[str | Path], wait: bool = False) -> Me
     with RunLock(config.run_dir, "merge", wait=wait, run_name=config.name), Store(config.store_path) as store:
         for path in paths:
             Store(path, create=False).close()                  # its schema is current and it is readable
-        try:
-            return store.merge_stores(paths)
-        except sqlite3.DatabaseError as err:
-            raise HivemindError(f"merge into {config.store_path} failed ({err}); nothing merged") from None
+        return store.merge_stores(paths)   # one transaction; a SQLite error is a HivemindError from the store
 
 
 def _store_file(path: Path, name: str) -> Path:
