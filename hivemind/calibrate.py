@@ -16,7 +16,8 @@ the higher mean wins, equal means are a tie).
 Local files (JSONL, one object a line, or CSV with a header):
   absolute:  {"query": ..., "response": ..., "ratings": [4, 5, 3, ...]}
   pairwise:  {"query": ..., "response_a": ..., "response_b": ..., "preference": "A"}
-             or "votes": ["A", "B", "A"], or "ratings_a": [...], "ratings_b": [...]
+             or "human_labels": [2, 0, -1, ...] (5-point votes), or "votes": ["A", "B", "A"],
+             or "ratings_a": [...], "ratings_b": [...]
   (`prompt` or `user_query` is accepted for `query`; in CSV a list is JSON `[4,5,3]` or `4;5;3`.)
 The Hub sets `liweijiang/infinite-chats-human-absolute` and `liweijiang/infinite-chats-human-pairwise` load
 through `datasets`; their columns are mapped to these roles by name (HUB_FIELDS), and a set whose columns
@@ -27,7 +28,8 @@ src/human_annotations/compile_human_annotations.py, writes absolute records as {
 human_labels (1-5 per annotator), human_labels_raw, form_id, question_id} and pairwise records as {user_query,
 response_1, response_2, human_labels (+2..-2 per annotator), human_labels_raw (the answer texts), form_id,
 question_id}; a third-party loader in the code corpus describes the Hub absolute set as "750 rows: user_query,
-response, human_labels (23-26 raters each)". The Hub dataset cards themselves (README.md, 522 bytes for the
+response, human_labels (23-26 raters each)". The script compiles 50 forms x 15 absolute questions = 750 and
+50 forms x 10 pairwise questions = 500 records, the Hub sets' row counts. The Hub dataset cards themselves (README.md, 522 bytes for the
 pairwise set) were not in the stored material, so the loader stays tolerant of the other names below.
 
 Bad input never silently changes n: a rating outside 1-5 excludes its record, an empty rating (a missing
@@ -65,7 +67,8 @@ pairwise:
   similar_ratings_t   |r_A - r_B| < t, for pairs with per-response ratings (not in the Hub set)  t: 0.15
   high_disagreement_p the p% of pairs with the lowest annotator agreement, agreement = max(n_A + n_tie/2,
                       n_B + n_tie/2) / n, sorted ascending, the first int(n p / 100) kept   p: 60 65 ... 95
-Sorting is stable (records keep their file order among equal keys), as Python's sort in the authors' code.
+Sorting is stable, as Python's sort in the authors' code; equal keys keep the order their loader yields: records
+grouped by query (in order of first appearance), file order within a query.
 Percentiles are numpy's linear interpolation. A pair without votes is not eligible for the vote-based subsets,
 and a pair without ratings not for similar_ratings; the tables give every subset's n.
 """
@@ -502,10 +505,14 @@ def _close_to_another(records: list[AbsoluteRecord], means: np.ndarray, threshol
     return mask
 
 
-def _first_share(keys: list[float | None], pct: float) -> np.ndarray:
+def _first_share(keys: list[float | None], queries: list[str], pct: float) -> np.ndarray:
     """The authors' top-p% cut: eligible records (key not None) sorted stably by key, the first
-    int(n_eligible * pct / 100) kept."""
-    eligible = [i for i, key in enumerate(keys) if key is not None]
+    int(n_eligible * pct / 100) kept. Equal keys keep the authors' order: records grouped by query (in order of
+    the query's first appearance), file order within a query, as their dict-of-queries loader yields them."""
+    first_seen: dict[str, int] = {}
+    for i, query in enumerate(queries):
+        first_seen.setdefault(query, i)
+    eligible = sorted((i for i, key in enumerate(keys) if key is not None), key=lambda i: first_seen[queries[i]])
     order = sorted(eligible, key=lambda i: keys[i])       # Python's sort is stable, as in the authors' code
     mask = np.zeros(len(keys), dtype=bool)
     mask[order[:int(len(eligible) * pct / 100)]] = True
@@ -516,13 +523,14 @@ def pairwise_subsets(records: list[PairRecord], params: Params) -> dict[str, np.
     differences = [r.difference for r in records]
     most_similar_first = [None if r.similar_votes is None else -r.similar_votes for r in records]
     least_agreed_first = [r.agreement for r in records]
+    queries = [r.query for r in records]
     subsets = {"full": np.ones(len(records), dtype=bool)}
     for p in params.pair_similar_pct:
-        subsets[f"similar_ties_{_tag(p)}"] = _first_share(most_similar_first, p)
+        subsets[f"similar_ties_{_tag(p)}"] = _first_share(most_similar_first, queries, p)
     for t in params.pair_threshold:
         subsets[f"similar_ratings_{_tag(t)}"] = np.array([d is not None and d < t for d in differences], dtype=bool)
     for p in params.pair_disagreement_pct:
-        subsets[f"high_disagreement_{_tag(p)}"] = _first_share(least_agreed_first, p)
+        subsets[f"high_disagreement_{_tag(p)}"] = _first_share(least_agreed_first, queries, p)
     return subsets
 
 

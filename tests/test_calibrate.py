@@ -136,7 +136,9 @@ def test_pairwise_subsets_and_preferences_match_direct_computation(data):
         mask[eligible[order][:int(len(eligible) * pct / 100)]] = True
         return mask
 
-    most_ties = np.lexsort((eligible, -ties[eligible]))          # stable: file order among equal counts
+    # stable: file order among equal counts (the fixture's pairs of one query are adjacent, so the authors'
+    # grouping by query is file order here)
+    most_ties = np.lexsort((eligible, -ties[eligible]))
     least_agreed = np.lexsort((eligible, agree[eligible]))
     assert np.array_equal(subsets["similar_ties_50"], first(most_ties, 50))
     assert np.array_equal(subsets["high_disagreement_30"], first(least_agreed, 30))
@@ -344,6 +346,17 @@ def test_other_column_names_and_csv_map_by_name(tmp_path):
     full = next(r for r in rows if r.subset == "full" and r.statistic == "agreement")
     assert (full.n, full.value, full.excluded_ties) == (1, 1.0, 1)   # the human tie is left out, and said
     assert next(r for r in rows if r.subset == "full" and r.statistic == "spearman").n == 0   # no margin: no rho
+
+
+def test_equal_keys_keep_the_authors_order_grouped_by_query(tmp_path):
+    """Ties in the top-p% cut are broken as the authors' loader orders records: grouped by query."""
+    rows = [{"user_query": q, "response_1": f"a{i}", "response_2": f"b{i}", "human_labels": labels}
+            for i, (q, labels) in enumerate([("q1", [0, 0, 1]), ("q2", [0, 0, 1]), ("q1", [0, 0, 1]),
+                                             ("q3", [2, 2, 2])])]
+    data = calibrate.load_human_data(None, write_jsonl(tmp_path / "pairs.jsonl", rows))
+    subsets = calibrate.pairwise_subsets(data.pairwise, calibrate.Params(pair_similar_pct=50))
+    # three pairs with two 'similar' votes each; the first two in the authors' order are q1's (rows 1 and 3)
+    assert list(subsets["similar_ties_50"]) == [True, False, True, False]
 
 
 def test_the_forms_answer_texts_are_five_point_votes(tmp_path):
