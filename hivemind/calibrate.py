@@ -7,18 +7,30 @@ that study for every scorer a config names, on the paper's human data or on your
 Data
 ----
 Absolute records: (query, response, ratings), ratings the individual 1-5 scores of several annotators.
-Pairwise records: (query, response A, response B) with a human preference, given directly
-(`preference`: A, B or tie), as annotator votes (`votes`: a list of A/B/tie), or derived from per-response
-ratings (`ratings_a`, `ratings_b`: the higher mean wins, equal means are a tie).
+Pairwise records: (query, response A, response B) with a human preference, given as the paper's 5-point
+votes (`human_labels`: one integer per annotator, +2 "response 1 is much better" ... 0 "similar / hard to tell"
+... -2 "response 2 is much better"; the sign of their mean decides), directly (`preference`: A, B or tie), as
+annotator votes (`votes`: a list of A/B/tie), or derived from per-response ratings (`ratings_a`, `ratings_b`:
+the higher mean wins, equal means are a tie).
 
 Local files (JSONL, one object a line, or CSV with a header):
   absolute:  {"query": ..., "response": ..., "ratings": [4, 5, 3, ...]}
   pairwise:  {"query": ..., "response_a": ..., "response_b": ..., "preference": "A"}
-             or "votes": ["A", "B", "A"], or "ratings_a": [...], "ratings_b": [...]
-  (`prompt` is accepted for `query`; in CSV a list is JSON `[4,5,3]` or `4;5;3`.)
+             or "human_labels": [2, 0, -1, ...] (5-point votes), or "votes": ["A", "B", "A"],
+             or "ratings_a": [...], "ratings_b": [...]
+  (`prompt` or `user_query` is accepted for `query`; in CSV a list is JSON `[4,5,3]` or `4;5;3`.)
 The Hub sets `liweijiang/infinite-chats-human-absolute` and `liweijiang/infinite-chats-human-pairwise` load
 through `datasets`; their columns are mapped to these roles by name (HUB_FIELDS), and a set whose columns
 match none of the names stops with a message listing the columns it has.
+
+SOURCES (field names): the authors' compile script, liweijiang/artificial-hiveminds
+src/human_annotations/compile_human_annotations.py, writes absolute records as {user_query, response,
+human_labels (1-5 per annotator), human_labels_raw, form_id, question_id} and pairwise records as {user_query,
+response_1, response_2, human_labels (+2..-2 per annotator), human_labels_raw (the answer texts), form_id,
+question_id}; a third-party loader in the code corpus describes the Hub absolute set as "750 rows: user_query,
+response, human_labels (23-26 raters each)". The script compiles 50 forms x 15 absolute questions = 750 and
+50 forms x 10 pairwise questions = 500 records, the Hub sets' row counts. The Hub dataset cards themselves (README.md, 522 bytes for the
+pairwise set) were not in the stored material, so the loader stays tolerant of the other names below.
 
 Bad input never silently changes n: a rating outside 1-5 excludes its record, an empty rating (a missing
 annotator) is dropped and counted, a (query, response) row seen before is excluded as a duplicate, a pair
@@ -30,21 +42,35 @@ Statistics
 ----------
 mean rating  r_i = (1/k_i) sum_j rating_ij
 entropy      H_i = -sum_{s=1..5} p_is log2 p_is,  p_is = share of record i's ratings equal to s  (0 to log2 5 bits)
-absolute:    Spearman's rho between a scorer's score and r_i (scipy.stats.spearmanr)
-pairwise:    agreement = share of pairs where the scorer's higher-scored response is the human-preferred
-             one; human ties and scorer ties (equal scores) are left out and counted.
+absolute:    Spearman's rho between a scorer's score and r_i (scipy.stats.spearmanr), as the authors do
+pairwise:    spearman: rho between the scorer's score difference (A - B) and the human margin, as the authors do
+             (main_analysis_rel.py); the margin is the mean 5-point vote, else (n_A - n_B)/n of A/B/tie votes,
+             else r_A - r_B;
+             agreement: share of pairs where the scorer's higher-scored response is the human-preferred one;
+             human ties and scorer ties (equal scores) are left out and counted.
 bootstrap:   percentile interval of the statistic over `bootstrap` resamples of the subset's records
              (with replacement, seeded); resamples where the statistic is undefined are skipped.
 
-Subsets (parameters on the command line; the paper's exact cut-offs were not available to us, so these
-defaults are ours and documented here):
-  similar_middle     r_i between the (50 - m/2)th and (50 + m/2)th percentiles of r  (m = --middle-pct, 30)
-  similar_iqr        r_i within Tukey's hinges [Q1, Q3]
-  similar_z          |r_i - mean(r)| / sd(r) <= z                                      (z = --z-max, 0.5)
-  high_disagreement  H_i at or above the (100 - d)th percentile of H                    (d = --disagreement-pct, 25)
-  pairwise similar   |r_A - r_B| < t                                                   (t = --pair-threshold, 0.5)
-  pairwise high_disagreement  entropy of the votes (A/B/tie) or, with ratings, (H_A + H_B) / 2, top d%
-Percentiles are numpy's linear interpolation.
+Subsets, as the authors' analysis code defines them (liweijiang/artificial-hiveminds,
+src/human_annotations/main_analysis_abs.py get_all_human_scores_sim_cluster and main_analysis_rel.py). The
+paper's figures sweep each parameter rather than fix one value, so every parameter takes a list and the
+defaults are the authors' sweeps; each value gives one subset, named with it (e.g. similar_z_1.5):
+  similar_middle_m    r_i between the (50 - m/2)th and (50 + m/2)th percentiles of r      m: 40 50 60 70 80 90
+  similar_tukey_k     r_i inside Tukey's fences [Q1 - k IQR, Q3 + k IQR]                  k: 0.5 1 1.5 2 2.5 3
+  similar_z_z         |r_i - mean(r)| / sd(r) <= z  (population sd, numpy's std)          z: 0.5 1 1.5 2 2.5 3
+  similar_pairs_t     responses to the same query with another response whose r differs by less than t
+                      (the authors' "sim_threshold"; their single-value call uses t = 0.15)      t: 0.15
+  high_disagreement_d H_i at or above the (100 - d)th percentile of H                     d: 2 4 6 ... 16
+pairwise:
+  similar_ties_p      the p% of pairs with the most "similar / hard to tell" votes (0 on the 5-point scale,
+                      tie among A/B/tie votes): sorted by that count, the first int(n p / 100) kept   p: 60 65 ... 95
+  similar_ratings_t   |r_A - r_B| < t, for pairs with per-response ratings (not in the Hub set)  t: 0.15
+  high_disagreement_p the p% of pairs with the lowest annotator agreement, agreement = max(n_A + n_tie/2,
+                      n_B + n_tie/2) / n, sorted ascending, the first int(n p / 100) kept   p: 60 65 ... 95
+Sorting is stable, as Python's sort in the authors' code; equal keys keep the order their loader yields: records
+grouped by query (in order of first appearance), file order within a query.
+Percentiles are numpy's linear interpolation. A pair without votes is not eligible for the vote-based subsets,
+and a pair without ratings not for similar_ratings; the tables give every subset's n.
 """
 from __future__ import annotations
 
@@ -67,26 +93,52 @@ SCALE = (1, 5)
 
 # Column names accepted for each role, local files and Hub sets alike (first match wins).
 HUB_FIELDS: dict[str, tuple[str, ...]] = {
-    "query": ("query", "prompt", "user_query", "question", "instruction"),
+    "query": ("user_query", "query", "prompt", "question", "instruction"),
     "response": ("response", "answer", "output", "model_response", "completion"),
-    "ratings": ("ratings", "human_ratings", "scores", "annotations", "labels", "rating_list"),
+    "ratings": ("human_labels", "ratings", "human_ratings", "scores", "annotations", "labels", "rating_list"),
     "response_a": ("response_a", "response_1", "response1", "responseA", "answer_a", "output_a"),
     "response_b": ("response_b", "response_2", "response2", "responseB", "answer_b", "output_b"),
     "preference": ("preference", "human_preference", "winner", "label", "choice"),
     "votes": ("votes", "preferences", "human_preferences", "pairwise_ratings"),
+    "scale": ("human_labels", "scale_votes", "human_labels_raw"),   # 5-point votes, +2 (1 much better) .. -2
     "ratings_a": ("ratings_a", "ratings_1", "scores_a", "ratings1"),
     "ratings_b": ("ratings_b", "ratings_2", "scores_b", "ratings2"),
 }
 
 
+# The 5-point pairwise answers as the authors' forms wrote them (compile_human_annotations.py result_key_map).
+SCALE_TEXT = {
+    "response 1 is much better than response 2": 2,
+    "response 1 is slightly better than response 2": 1,
+    "response 1 and response 2 are similar / it's hard to tell which one is better": 0,
+    "response 2 is slightly better than response 1": -1,
+    "response 2 is much better than response 1": -2,
+}
+
+
+def _values(*numbers: float) -> tuple[float, ...]:
+    return tuple(float(n) for n in numbers)
+
+
 @dataclass
 class Params:
-    middle_pct: float = 30.0
-    z_max: float = 0.5
-    disagreement_pct: float = 25.0
-    pair_threshold: float = 0.5
+    """Subset parameters; each is a list, one subset per value. Defaults: the authors' sweeps (module docstring;
+    main_analysis_abs.py main_abs_analysis_combined_by_judge_types[_disagreement], main_analysis_rel.py)."""
+    middle_pct: tuple[float, ...] = _values(40, 50, 60, 70, 80, 90)
+    tukey_k: tuple[float, ...] = _values(0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    z_max: tuple[float, ...] = _values(0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    disagreement_pct: tuple[float, ...] = _values(2, 4, 6, 8, 10, 12, 14, 16)
+    pair_threshold: tuple[float, ...] = _values(0.15)      # main_analysis_abs.py: sim_method_param=0.15
+    pair_similar_pct: tuple[float, ...] = _values(60, 65, 70, 75, 80, 85, 90, 95)
+    pair_disagreement_pct: tuple[float, ...] = _values(60, 65, 70, 75, 80, 85, 90, 95)
     bootstrap: int = 1000
     seed: int = 0
+
+    def __post_init__(self):  # a single number is a list of one
+        for name in ("middle_pct", "tukey_k", "z_max", "disagreement_pct", "pair_threshold", "pair_similar_pct",
+                     "pair_disagreement_pct"):
+            value = getattr(self, name)
+            setattr(self, name, _values(value) if isinstance(value, (int, float)) else _values(*value))
 
 
 @dataclass
@@ -115,6 +167,7 @@ class PairRecord:
     ratings_a: list[int] | None = None
     ratings_b: list[int] | None = None
     votes: list[str] | None = None
+    scale: list[int] | None = None        # 5-point votes, +2 (A much better) .. -2 (B much better)
 
     @property
     def difference(self) -> float | None:
@@ -122,13 +175,37 @@ class PairRecord:
             return None
         return abs(float(np.mean(self.ratings_a)) - float(np.mean(self.ratings_b)))
 
-    @property
-    def entropy(self) -> float | None:
+    def _sides(self) -> tuple[int, int, int] | None:
+        """(votes for A, votes for B, 'similar' votes), or None without votes."""
+        if self.scale:
+            return (sum(v > 0 for v in self.scale), sum(v < 0 for v in self.scale), self.scale.count(0))
         if self.votes:
-            counts = np.array([self.votes.count(v) for v in ("A", "B", "tie")], dtype=float)
-            return _entropy(counts)
+            return self.votes.count("A"), self.votes.count("B"), self.votes.count("tie")
+        return None
+
+    @property
+    def similar_votes(self) -> int | None:
+        sides = self._sides()
+        return None if sides is None else sides[2]
+
+    @property
+    def agreement(self) -> float | None:
+        """The authors' percent agreement: max(n_A + n_tie/2, n_B + n_tie/2) / n."""
+        sides = self._sides()
+        if sides is None:
+            return None
+        a, b, tie = sides
+        return max(a + tie / 2, b + tie / 2) / (a + b + tie)
+
+    @property
+    def margin(self) -> float | None:
+        """How much the annotators preferred A over B (positive: A)."""
+        if self.scale:
+            return float(np.mean(self.scale))
+        if self.votes:
+            return (self.votes.count("A") - self.votes.count("B")) / len(self.votes)
         if self.ratings_a and self.ratings_b:
-            return (rating_entropy(self.ratings_a) + rating_entropy(self.ratings_b)) / 2
+            return float(np.mean(self.ratings_a)) - float(np.mean(self.ratings_b))
         return None
 
 
@@ -271,11 +348,11 @@ def parse_absolute(rows: list[tuple[int, dict]], source: str, data: HumanData) -
 
 
 def parse_pairwise(rows: list[tuple[int, dict]], source: str, data: HumanData) -> None:
-    columns = _columns(rows, ["query", "response_a", "response_b"], ["preference", "votes", "ratings_a", "ratings_b"],
-                       source)
-    if not {"preference", "votes"} & set(columns) and not {"ratings_a", "ratings_b"} <= set(columns):
-        raise HivemindError(f"{source}: no human preference: needs a `preference` (A/B/tie), `votes` or "
-                            f"`ratings_a` and `ratings_b` column")
+    columns = _columns(rows, ["query", "response_a", "response_b"],
+                       ["preference", "votes", "scale", "ratings_a", "ratings_b"], source)
+    if not {"preference", "votes", "scale"} & set(columns) and not {"ratings_a", "ratings_b"} <= set(columns):
+        raise HivemindError(f"{source}: no human preference: needs a `human_labels` (5-point votes, +2..-2), "
+                            f"`preference` (A/B/tie), `votes` or `ratings_a` and `ratings_b` column")
     seen: dict[tuple[str, str, str], int] = {}
     for line, row in rows:
         query = str(row.get(columns["query"]) or "")
@@ -311,7 +388,15 @@ def _pair(row: dict, columns: dict, line: int, query: str, a: str, b: str, data:
         votes = [_side(v) for v in raw]
         if None in votes:
             return None, f"votes must be A, B or tie, got {raw!r}"
+    scale = None
+    if "scale" in columns and row.get(columns["scale"]) not in (None, ""):
+        scale, problem = _scale(row.get(columns["scale"]))
+        if problem:
+            return None, problem
     preference = _side(row.get(columns["preference"])) if "preference" in columns else None
+    if preference is None and scale:
+        mean = float(np.mean(scale))           # the authors' human score of a pair: the mean vote
+        preference = "A" if mean > 0 else "B" if mean < 0 else "tie"
     if preference is None and votes:
         a_votes, b_votes = votes.count("A"), votes.count("B")   # the majority of A over B; equal: a tie
         preference = "A" if a_votes > b_votes else "B" if b_votes > a_votes else "tie"
@@ -320,7 +405,32 @@ def _pair(row: dict, columns: dict, line: int, query: str, a: str, b: str, data:
         preference = "A" if mean_a > mean_b else "B" if mean_b > mean_a else "tie"
     if preference is None:
         return None, "no human preference (no preference, votes or ratings for both responses)"
-    return PairRecord(line, query, a, b, preference, ratings_a, ratings_b, votes), None
+    return PairRecord(line, query, a, b, preference, ratings_a, ratings_b, votes, scale), None
+
+
+def _scale(value: Any) -> tuple[list[int] | None, str | None]:
+    """5-point votes: integers -2..2, or the forms' answer texts (SCALE_TEXT); empty entries dropped."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else value.split(";")
+    if not isinstance(value, (list, tuple)):
+        return None, f"5-point votes must be a list, got {type(value).__name__}"
+    kept = []
+    for item in value:
+        if item is None or (isinstance(item, str) and not item.strip()):
+            continue
+        text = str(item).strip()
+        number = SCALE_TEXT.get(text.lower())
+        if number is None:
+            try:
+                number = float(text)
+            except ValueError:
+                return None, f"5-point vote {text[:60]!r} is neither -2..2 nor a form answer"
+            if number != int(number) or not -2 <= number <= 2:
+                return None, f"5-point vote {text!r} outside -2..2"
+        kept.append(int(number))
+    if not kept:
+        return None, "no 5-point votes (every annotator missing)"
+    return kept, None
 
 
 def _side(value: Any) -> str | None:
@@ -357,35 +467,71 @@ def _exclusion_summary(exclusions: list[Exclusion]) -> str:
 
 # Subsets ---------------------------------------------------------------------------------------------
 
+def _tag(value: float) -> str:
+    return f"{value:g}"
+
+
 def absolute_subsets(records: list[AbsoluteRecord], params: Params) -> dict[str, np.ndarray]:
     """subset name -> boolean mask over records (definitions in the module docstring)."""
     means = np.array([r.mean for r in records])
     entropies = np.array([r.entropy for r in records])
-    low, high = np.percentile(means, [50 - params.middle_pct / 2, 50 + params.middle_pct / 2])
     q1, q3 = np.percentile(means, [25, 75])
     sd = means.std()
     z = np.abs(means - means.mean()) / sd if sd > 0 else np.zeros_like(means)
-    cut = np.percentile(entropies, 100 - params.disagreement_pct)
-    return {
-        "full": np.ones(len(records), dtype=bool),
-        "similar_middle": (means >= low) & (means <= high),
-        "similar_iqr": (means >= q1) & (means <= q3),
-        "similar_z": z <= params.z_max,
-        "high_disagreement": entropies >= cut,
-    }
+    subsets = {"full": np.ones(len(records), dtype=bool)}
+    for m in params.middle_pct:
+        low, high = np.percentile(means, [(100 - m) / 2, (100 + m) / 2])
+        subsets[f"similar_middle_{_tag(m)}"] = (means >= low) & (means <= high)
+    for k in params.tukey_k:
+        subsets[f"similar_tukey_{_tag(k)}"] = (means >= q1 - k * (q3 - q1)) & (means <= q3 + k * (q3 - q1))
+    for limit in params.z_max:
+        subsets[f"similar_z_{_tag(limit)}"] = z <= limit
+    for t in params.pair_threshold:
+        subsets[f"similar_pairs_{_tag(t)}"] = _close_to_another(records, means, t)
+    for d in params.disagreement_pct:
+        subsets[f"high_disagreement_{_tag(d)}"] = entropies >= np.percentile(entropies, 100 - d)
+    return subsets
+
+
+def _close_to_another(records: list[AbsoluteRecord], means: np.ndarray, threshold: float) -> np.ndarray:
+    """Records with another response to the same query whose mean rating differs by less than threshold."""
+    by_query: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_query.setdefault(record.query, []).append(i)
+    mask = np.zeros(len(records), dtype=bool)
+    for members in by_query.values():
+        for i in members:
+            mask[i] = any(j != i and abs(means[i] - means[j]) < threshold for j in members)
+    return mask
+
+
+def _first_share(keys: list[float | None], queries: list[str], pct: float) -> np.ndarray:
+    """The authors' top-p% cut: eligible records (key not None) sorted stably by key, the first
+    int(n_eligible * pct / 100) kept. Equal keys keep the authors' order: records grouped by query (in order of
+    the query's first appearance), file order within a query, as their dict-of-queries loader yields them."""
+    first_seen: dict[str, int] = {}
+    for i, query in enumerate(queries):
+        first_seen.setdefault(query, i)
+    eligible = sorted((i for i, key in enumerate(keys) if key is not None), key=lambda i: first_seen[queries[i]])
+    order = sorted(eligible, key=lambda i: keys[i])       # Python's sort is stable, as in the authors' code
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[order[:int(len(eligible) * pct / 100)]] = True
+    return mask
 
 
 def pairwise_subsets(records: list[PairRecord], params: Params) -> dict[str, np.ndarray]:
     differences = [r.difference for r in records]
-    entropies = [r.entropy for r in records]
-    similar = np.array([d is not None and d < params.pair_threshold for d in differences])
-    known = [e for e in entropies if e is not None]
-    cut = np.percentile(known, 100 - params.disagreement_pct) if known else np.inf
-    return {
-        "full": np.ones(len(records), dtype=bool),
-        "similar": similar,
-        "high_disagreement": np.array([e is not None and e >= cut for e in entropies]),
-    }
+    most_similar_first = [None if r.similar_votes is None else -r.similar_votes for r in records]
+    least_agreed_first = [r.agreement for r in records]
+    queries = [r.query for r in records]
+    subsets = {"full": np.ones(len(records), dtype=bool)}
+    for p in params.pair_similar_pct:
+        subsets[f"similar_ties_{_tag(p)}"] = _first_share(most_similar_first, queries, p)
+    for t in params.pair_threshold:
+        subsets[f"similar_ratings_{_tag(t)}"] = np.array([d is not None and d < t for d in differences], dtype=bool)
+    for p in params.pair_disagreement_pct:
+        subsets[f"high_disagreement_{_tag(p)}"] = _first_share(least_agreed_first, queries, p)
+    return subsets
 
 
 # Statistics ------------------------------------------------------------------------------------------
@@ -432,9 +578,10 @@ class Row:
     kind: str          # absolute | pairwise
     scorer: str
     subset: str
+    statistic: str     # spearman | agreement
     n_subset: int      # records in the subset
     n: int             # records the statistic used (scored; for pairwise: decided and untied)
-    value: float       # Spearman rho (absolute) or agreement (pairwise)
+    value: float       # Spearman rho, or agreement (share of decided pairs)
     ci_low: float
     ci_high: float
     unscored: int      # records the scorer gave no score (refused, off-scale, error)
@@ -458,15 +605,17 @@ def absolute_table(records: list[AbsoluteRecord], scores: dict[str, dict[tuple[s
             x, y = values[use], means[use]
             rho = spearman(x, y)
             low, high = bootstrap_ci(spearman, [x, y], params.bootstrap, params.seed)
-            rows.append(Row("absolute", scorer, name, int(mask.sum()), int(use.sum()), rho, low, high,
+            rows.append(Row("absolute", scorer, name, "spearman", int(mask.sum()), int(use.sum()), rho, low, high,
                             int((mask & np.isnan(values)).sum())))
     return rows
 
 
 def pairwise_table(records: list[PairRecord], scores: dict[str, dict[tuple[str, str], float | None]],
                    params: Params) -> list[Row]:
+    """Per scorer and subset: Spearman of the score difference with the human margin, and agreement."""
     subsets = pairwise_subsets(records, params)
     human = np.array([r.preference for r in records])
+    margins = np.array([np.nan if r.margin is None else r.margin for r in records])
     rows = []
     for scorer, by_key in scores.items():
         a = np.array([_num(by_key.get((r.query, r.response_a))) for r in records])
@@ -474,12 +623,18 @@ def pairwise_table(records: list[PairRecord], scores: dict[str, dict[tuple[str, 
         scored = ~np.isnan(a) & ~np.isnan(b)
         for name, mask in subsets.items():
             use = mask & scored
+            unscored = int((mask & ~scored).sum())
+            both = use & ~np.isnan(margins)
+            x, y = a[both] - b[both], margins[both]
+            low, high = bootstrap_ci(spearman, [x, y], params.bootstrap, params.seed)
+            rows.append(Row("pairwise", scorer, name, "spearman", int(mask.sum()), int(both.sum()), spearman(x, y),
+                            low, high, unscored))
             value, n, scorer_ties = agreement(a[use], b[use], human[use])
             low, high = bootstrap_ci(lambda x, y, h: agreement(x, y, h)[0], [a[use], b[use], human[use]],
                                      params.bootstrap, params.seed)
             human_ties = int((human[use] == "tie").sum())
-            rows.append(Row("pairwise", scorer, name, int(mask.sum()), n, value, low, high,
-                            int((mask & ~scored).sum()), human_ties + scorer_ties))
+            rows.append(Row("pairwise", scorer, name, "agreement", int(mask.sum()), n, value, low, high, unscored,
+                            human_ties + scorer_ties))
     return rows
 
 
@@ -561,7 +716,7 @@ class Calibration:
                  f"{len(self.data.exclusions)} excluded ({_exclusion_summary(self.data.exclusions) or 'none'}); "
                  f"{self.data.dropped_missing_ratings} missing ratings dropped"]
         for row in self.rows:
-            stat = "rho" if row.kind == "absolute" else "agreement"
+            stat = "rho" if row.statistic == "spearman" else "agreement"
             value = "n/a" if math.isnan(row.value) else f"{row.value:.3f}"
             ci = "" if math.isnan(row.ci_low) else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
             extra = f", {row.unscored} unscored" if row.unscored else ""
@@ -609,11 +764,15 @@ def calibrate(absolute: str | None, pairwise: str | None, scorers: list, name: s
 
 
 def _check_params(params: Params) -> None:
-    for label, value in (("--middle-pct", params.middle_pct), ("--disagreement-pct", params.disagreement_pct)):
-        if not 0 < value <= 100:
-            raise HivemindError(f"{label} must be in (0, 100], got {value}")
-    if params.z_max <= 0 or params.pair_threshold <= 0:
-        raise HivemindError("--z-max and --pair-threshold must be positive")
+    for label, values in (("--middle-pct", params.middle_pct), ("--disagreement-pct", params.disagreement_pct),
+                          ("--pair-similar-pct", params.pair_similar_pct),
+                          ("--pair-disagreement-pct", params.pair_disagreement_pct)):
+        if not values or not all(0 < v <= 100 for v in values):
+            raise HivemindError(f"{label} must be in (0, 100], got {' '.join(_tag(v) for v in values) or 'none'}")
+    for label, values in (("--tukey-k", params.tukey_k), ("--z-max", params.z_max),
+                          ("--pair-threshold", params.pair_threshold)):
+        if not values or not all(v > 0 for v in values):
+            raise HivemindError(f"{label} must be positive, got {' '.join(_tag(v) for v in values) or 'none'}")
     if params.bootstrap < 0:
         raise HivemindError("--bootstrap must be 0 or more")
 
@@ -639,16 +798,22 @@ def write_tables(out_dir: Path, data: HumanData, rows: list[Row], params: Params
 
 
 def _figure(out_dir: Path, frame) -> None:
-    """One panel per kind: the statistic per subset and scorer, with its bootstrap interval and n."""
+    """One panel per (kind, statistic): the statistic per subset and scorer, with its bootstrap interval and n."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [k for k in ("absolute", "pairwise") if (frame["kind"] == k).any()]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
-        part = frame[frame["kind"] == kind]
+    panels = [(k, st) for k, st in (("absolute", "spearman"), ("pairwise", "spearman"), ("pairwise", "agreement"))
+              if ((frame["kind"] == k) & (frame["statistic"] == st)).any()]
+    widest = max(frame[(frame["kind"] == k) & (frame["statistic"] == st)]["subset"].nunique() for k, st in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.55 * widest + 2), 3.6 * len(panels)),
+                             squeeze=False)
+    labels = {("absolute", "spearman"): "Spearman rho with mean human rating",
+              ("pairwise", "spearman"): "Spearman rho, score difference vs human margin",
+              ("pairwise", "agreement"): "agreement with the human preference"}
+    for ax, (kind, statistic) in zip(axes[:, 0], panels):
+        part = frame[(frame["kind"] == kind) & (frame["statistic"] == statistic)]
         subsets = list(dict.fromkeys(part["subset"]))
         scorers = list(dict.fromkeys(part["scorer"]))
         width = 0.8 / len(scorers)
@@ -657,13 +822,12 @@ def _figure(out_dir: Path, frame) -> None:
             x = np.arange(len(subsets)) + j * width
             values = rows["value"].astype(float).to_numpy()
             err = np.abs(np.vstack([values - rows["ci_low"].astype(float), rows["ci_high"].astype(float) - values]))
-            ax.bar(x, np.nan_to_num(values), width, label=scorer,
-                   yerr=np.nan_to_num(err), capsize=3)
+            ax.bar(x, np.nan_to_num(values), width, label=scorer, yerr=np.nan_to_num(err), capsize=2)
         counts = ["/".join(str(n) for n in part[part["subset"] == subset]["n"]) for subset in subsets]
         ticks = [f"{subset}\nn={n}" for subset, n in zip(subsets, counts)]   # n per scorer, in legend order
-        ax.set_xticks(np.arange(len(subsets)) + 0.4 - width / 2, ticks, fontsize=8)
-        ax.set_ylabel("Spearman rho with mean human rating" if kind == "absolute" else "agreement with humans")
-        ax.set_title(kind)
+        ax.set_xticks(np.arange(len(subsets)) + 0.4 - width / 2, ticks, fontsize=6, rotation=60, ha="right")
+        ax.set_ylabel(labels[(kind, statistic)], fontsize=8)
+        ax.set_title(f"{kind}: {statistic}")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "calibration.png", dpi=120)

@@ -109,9 +109,15 @@ def summary(frame: pd.DataFrame) -> str:
 
 # Classification through litellm (`hivemind classify RUN --model ID`) --------------------------------
 
-# The labels of this repository's demo prompts (prompts/demo.jsonl). The paper's full taxonomy (6 top-level,
-# 17 fine-grained categories) could not be read here; pass --labels FILE (one "Top > Fine" label a line)
-# to classify into it.
+# The labels of this repository's demo prompts (prompts/demo.jsonl), NOT the paper's taxonomy. SOURCES for what
+# is known of the INFINITY-CHAT taxonomy (6 top-level, 17 fine-grained categories): the abstract (arXiv
+# 2510.22954, e.g. https://www.emergentmind.com/papers/2510.22954) names one top-level category, "brainstorm &
+# ideation"; the authors' code (liweijiang/artificial-hiveminds src/data_construction/main_classify.py) lists the
+# labels from data/eval/open_ended_taxonomy.py, a file not in the stored material, and names one predefined label,
+# "Opinions-Based Questions" (main_compile_subset_for_response_type_analysis.py); a third-party script filters the
+# Hub set on the label "Creative Content Generation". The full list of 6 + 17 names was not in the stored
+# material, so it is not written here. Use the labels the taxonomy set carries (`category_field: categories`, see
+# hivemind/prompts.py), or pass --labels FILE (one "Top > Fine" label a line) to classify into them.
 DEFAULT_LABELS = ["brainstorm & ideation", "creative content generation", "descriptive writing", "humor",
                   "personal advice", "philosophical / abstract questions", "recommendations",
                   "speculative scenarios", "value-laden questions", "writing genres"]

@@ -179,8 +179,10 @@ def cmd_calibrate(args) -> str:
     absolute, pairwise = args.absolute, args.pairwise
     if not absolute and not pairwise:
         absolute = pairwise = "hub"   # the paper's annotation sets
-    params = Params(middle_pct=args.middle_pct, z_max=args.z_max, disagreement_pct=args.disagreement_pct,
-                    pair_threshold=args.pair_threshold, bootstrap=args.bootstrap, seed=args.seed)
+    params = Params(middle_pct=args.middle_pct, tukey_k=args.tukey_k, z_max=args.z_max,
+                    disagreement_pct=args.disagreement_pct, pair_threshold=args.pair_threshold,
+                    pair_similar_pct=args.pair_similar_pct, pair_disagreement_pct=args.pair_disagreement_pct,
+                    bootstrap=args.bootstrap, seed=args.seed)
     result = calibrate(absolute, pairwise, scorers_for(args.config, args.scorer), name=args.name,
                        results_dir=args.results, params=params, progress=not args.quiet)
     return result.text()
@@ -260,11 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", action="append", help="only this scorer of --config (repeatable)")
     p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
     p.add_argument("--results", default="results", help="results folder")
-    p.add_argument("--middle-pct", type=float, default=30.0, help="similar quality: middle percent of mean ratings")
-    p.add_argument("--z-max", type=float, default=0.5, help="similar quality: |z| of the mean rating at most this")
-    p.add_argument("--disagreement-pct", type=float, default=25.0, help="high disagreement: top percent of entropy")
-    p.add_argument("--pair-threshold", type=float, default=0.5,
-                   help="similar pairs: mean ratings differ by less than this")
+    from hivemind.calibrate import Params
+
+    sweep = Params()   # defaults: the authors' sweeps (hivemind/calibrate.py docstring says where each is from)
+
+    def values(flag, default, help):
+        p.add_argument(flag, type=float, nargs="+", default=list(default), metavar="V",
+                       help=f"{help} (one subset per value; default: {' '.join(f'{v:g}' for v in default)})")
+    values("--middle-pct", sweep.middle_pct, "similar quality: middle percent of mean ratings")
+    values("--tukey-k", sweep.tukey_k, "similar quality: inside Tukey's fences Q1 - k IQR, Q3 + k IQR")
+    values("--z-max", sweep.z_max, "similar quality: |z| of the mean rating at most this")
+    values("--disagreement-pct", sweep.disagreement_pct, "high disagreement: top percent of rating entropy")
+    values("--pair-threshold", sweep.pair_threshold, "similar: another response (or the pair's other response) "
+           "rated within this many points")
+    values("--pair-similar-pct", sweep.pair_similar_pct, "pairwise similar: percent of pairs with the most "
+           "'similar / hard to tell' votes")
+    values("--pair-disagreement-pct", sweep.pair_disagreement_pct, "pairwise high disagreement: percent of "
+           "pairs with the lowest annotator agreement")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--seed", type=int, default=0)
     p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)")

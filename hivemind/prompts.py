@@ -177,13 +177,15 @@ def load_dataset_prompts(source: DatasetSource) -> list[Prompt]:
             f"access (HF_HUB_OFFLINE is set) or a local copy in the datasets cache; or point `prompts:` at a "
             f"JSONL/CSV file."
         ) from None
-    if source.field not in rows.column_names:
-        raise HivemindError(f"dataset {source.dataset!r} has no field {source.field!r}; "
-                            f"fields: {', '.join(rows.column_names)}")
+    for setting, name in (("field", source.field), ("id_field", source.id_field),
+                          ("category_field", source.category_field)):
+        if name is not None and name not in rows.column_names:
+            raise HivemindError(f"dataset {source.dataset!r} has no {setting} {name!r}; "
+                                f"fields: {', '.join(rows.column_names)}")
     prompts: dict[str, Prompt] = {}
     first_row: dict[str, int] = {}
     for index, row in enumerate(rows):
-        text = row[source.field]
+        text = dataset_text(row[source.field])
         if not isinstance(text, str) or not text.strip():
             continue
         pid = str(row[source.id_field]) if source.id_field else prompt_id(text)
@@ -192,7 +194,40 @@ def load_dataset_prompts(source: DatasetSource) -> list[Prompt]:
                 raise HivemindError(f"dataset {source.dataset!r}: rows {first_row[pid]} and {index} share the id "
                                     f"{pid!r} but not the text; choose another id_field")
             continue
-        category = str(row[source.category_field]) if source.category_field else None
+        category = dataset_category(row[source.category_field]) if source.category_field else None
         prompts[pid] = Prompt(id=pid, text=text, category=category)
         first_row[pid] = index
     return list(prompts.values())
+
+
+# The INFINITY-CHAT sets on the Hub. SOURCES: liweijiang/infinite-chats-eval's card (huggingface.co/datasets/
+# liweijiang/infinite-chats-eval/blob/main/README.md): one string feature `query`, 100 rows in split `train`.
+# liweijiang/infinite-chats-taxonomy (26.1k rows, card not in the stored material): the authors' code
+# (liweijiang/artificial-hiveminds src/data_construction/main_analysis.py) gives each record `messages` (the
+# conversation; the query is messages[0].content), `conversation_id`, `lm_judge_annotation` {original_query,
+# revised_query} and `categories`, a list of {"category": name, "type": "predefined" or a new label}; third-party
+# loaders read it the same way (`ex["messages"]`, `c["category"] for c in ex["categories"]`). So a config may say
+# `field: messages, category_field: categories` for that set.
+
+def dataset_text(value) -> str | None:
+    """A prompt's text from a dataset cell: a string, or a chat (a list of {role, content}: its first user turn)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for message in value:
+            if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
+                return message["content"]
+    return None
+
+
+def dataset_category(value) -> str | None:
+    """A category from a dataset cell: a string, or the taxonomy set's list of {category, type} labels, of which
+    the first "predefined" one is kept (a prompt has one category here; the classifier listed them in order)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        labels = [c for c in value if isinstance(c, dict) and c.get("category")]
+        predefined = [c["category"] for c in labels if c.get("type") == "predefined"]
+        names = predefined or [c["category"] for c in labels] or [v for v in value if isinstance(v, str) and v]
+        return str(names[0]) if names else None
+    return str(value)

@@ -62,17 +62,62 @@ class PaperModel:
     reasoning: bool = False       # thinks before answering: the reasoning is stored apart from the answer
 
 
-# Vendor-documented retirements that litellm's map no longer carries (removed entries have no date).
-RETIREMENTS: dict[str, tuple[str, str]] = {
-    "anthropic/claude-3-sonnet-20240229": ("2025-07-21", "Anthropic model deprecations page"),
-    "bedrock/anthropic.claude-3-sonnet-20240229-v1:0": ("2025-07-21", "AWS Bedrock model lifecycle (end of life)"),
-    "anthropic/claude-3-5-sonnet-20241022": ("2025-10-22", "Anthropic model deprecations page"),
-    "anthropic/claude-3-opus-20240229": ("2026-01-05", "Anthropic model deprecations page"),
-    "gemini/gemini-1.5-pro": ("2025-09-24", "Gemini API deprecations page"),
-    "vertex_ai/gemini-1.5-pro": ("2025-09-24", "Vertex AI model versions and lifecycle page"),
-    "gemini/gemini-2.0-flash": ("2026-06-01", "Gemini deprecations; same date as litellm's "
-                                               "vertex_ai/gemini-2.0-flash entry"),
+@dataclass(frozen=True)
+class Retirement:
+    """One documented retirement (shutdown) of a route: the day requests start to fail, where that was read,
+    and whether the vendor's own page says so (verified) or only a secondary source does (unverified: the
+    plan says "unverified" next to the date)."""
+    date: str                     # ISO day the route stops answering
+    source: str                   # where it was read (a URL; the vendor's page when verified)
+    verified: bool
+
+
+# Retirements that litellm's map does not carry (removed entries have no date). SOURCES: every date was read in
+# stored copies of the pages named (search corpora of this project, read 2026-11-25); none is from memory.
+# `verified` is True only where the vendor's own page shows the date.
+RETIREMENTS: dict[str, Retirement] = {
+    # Anthropic's deprecations table: claude-3-sonnet-20240229 retired 2025-07-21, claude-3-opus-20240229
+    # retires 2026-01-05. The page says Bedrock and Google Cloud set their own schedules.
+    "anthropic/claude-3-sonnet-20240229": Retirement(
+        "2025-07-21", "https://docs.anthropic.com/zh-CN/docs/about-claude/model-deprecations", True),
+    "anthropic/claude-3-opus-20240229": Retirement(
+        "2026-01-05", "https://docs.anthropic.com/zh-CN/docs/about-claude/model-deprecations", True),
+    # Anthropic release notes, October 28, 2025: "We've retired the Claude Sonnet 3.5 models."
+    "anthropic/claude-3-5-sonnet-20241022": Retirement(
+        "2025-10-28", "https://docs.claude.com/en/release-notes/overview (October 28, 2025)", True),
+    # Bedrock's own lifecycle page was not in the stored material; the date is Anthropic's, which Bedrock
+    # need not follow.
+    "bedrock/anthropic.claude-3-sonnet-20240229-v1:0": Retirement(
+        "2025-07-21", "Anthropic's date; AWS Bedrock model lifecycle page not found", False),
+    # Gemini 1.5: the stored Gemini deprecations pages no longer list 1.5; Vertex AI pages say "Starting April
+    # 29, 2025, Gemini 1.5 Pro and Gemini 1.5 Flash models are not available in projects that have no prior
+    # usage". The shutdown day itself was not found.
+    "gemini/gemini-1.5-pro": Retirement(
+        "2025-09-24", "shutdown day not found; Vertex AI docs: unavailable to new projects from 2025-04-29 "
+                      "(https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest/v1/"
+                      "projects.locations.models)", False),
+    "vertex_ai/gemini-1.5-pro": Retirement(
+        "2025-09-24", "shutdown day not found; Vertex AI docs: unavailable to new projects from 2025-04-29",
+        False),
+    # Google's Firebase AI Logic docs: "Gemini 2.0 Flash and Flash-Lite models were shut down on June 1, 2026".
+    "gemini/gemini-2.0-flash": Retirement(
+        "2026-06-01", "https://firebase.google.com/docs/ai-logic/prompt-design (Google)", True),
+    # Secondary sources only: a third-party API doc (Mistral Large 2.1 retired 2026-05-31) and blog posts quoting
+    # OpenAI's deprecations page (dated gpt-4o / gpt-4o-mini snapshots shut down 2027-01-14).
+    "mistral/mistral-large-2411": Retirement(
+        "2026-05-31", "https://docs.embabel.com (MISTRAL_LARGE_21: retired by Mistral on 2026-05-31); "
+                      "Mistral's own page not found", False),
+    "openai/gpt-4o-2024-11-20": Retirement(
+        "2027-01-14", "https://codersera.com/blog/gpt-4o-gpt-4-1-api-shutdown-migration-2026/ quoting "
+                      "OpenAI's deprecations page", False),
+    "openai/gpt-4o-mini-2024-07-18": Retirement(
+        "2027-01-14", "https://codersera.com/blog/gpt-4o-gpt-4-1-api-shutdown-migration-2026/ quoting "
+                      "OpenAI's deprecations page", False),
 }
+
+
+def _documented(retired: Retirement) -> str:
+    return f"{retired.source}" if retired.verified else f"unverified: {retired.source}"
 
 
 def _vllm(weights: str) -> Route:
@@ -162,11 +207,20 @@ def retirement(model: str, today: dt.date | None = None) -> str | None:
     """Why a litellm model id no longer answers on `today`, or None when nothing says it is retired."""
     today = today or dt.date.today()
     documented = RETIREMENTS.get(model)
-    if documented and dt.date.fromisoformat(documented[0]) <= today:
-        return f"retired {documented[0]} ({documented[1]})"
+    if documented and dt.date.fromisoformat(documented.date) <= today:
+        return f"retired {documented.date} ({_documented(documented)})"
     date = (_map_entry(model) or {}).get("deprecation_date")
     if date and dt.date.fromisoformat(str(date)[:10]) <= today:
         return f"retired {str(date)[:10]} (litellm's model map: deprecation_date)"
+    return None
+
+
+def upcoming_retirement(model: str, today: dt.date | None = None) -> str | None:
+    """A documented retirement still ahead of `today` (the route works until then), or None."""
+    today = today or dt.date.today()
+    documented = RETIREMENTS.get(model)
+    if documented and dt.date.fromisoformat(documented.date) > today:
+        return f"retires {documented.date} ({_documented(documented)})"
     return None
 
 
@@ -200,6 +254,8 @@ def routes_table(today: dt.date | None = None) -> str:
             status = why or ("min_p ok" if route.accepts_min_p else "no min_p")
             if not why and not known_to_litellm(route.model):
                 status += ", not in litellm's map (unverified, price unknown)"
+            if not why and upcoming_retirement(route.model, today):
+                status += f", {upcoming_retirement(route.model, today)}"
             mark = "*" if route is default else "-"
             lines.append(f"  {mark} {route.model}: {status}")
     return "\n".join(lines)

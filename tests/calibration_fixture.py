@@ -3,7 +3,13 @@
 Queries and responses are real (AlpacaEval answers of three models from ../shared/data, first 300
 characters); the RATINGS ARE MADE UP (seeded random numbers), so no number computed on these files says
 anything about any scorer. The files are built into a temporary folder at test time, never committed
-(the shared data stays outside the repository)."""
+(the shared data stays outside the repository).
+
+Schema: the paper's Hub sets as the authors' compile script writes them (liweijiang/artificial-hiveminds,
+src/human_annotations/compile_human_annotations.py): absolute {user_query, response, human_labels: 1-5 per
+annotator}, pairwise {user_query, response_1, response_2, human_labels: +2..-2 per annotator}. Some pairs carry
+the documented local alternatives instead (A/B/tie `votes`, or `ratings_a`/`ratings_b`), so all three
+preference forms are exercised in one file."""
 from __future__ import annotations
 
 import json
@@ -31,21 +37,31 @@ def made_up_ratings(rng: random.Random, annotators: int = 9) -> list[int]:
     return [min(5, max(1, round(rng.gauss(quality, spread)))) for _ in range(annotators)]
 
 
+def made_up_scale(rng: random.Random, annotators: int = 7) -> list[int]:
+    """5-point pairwise votes, +2 (response 1 much better) .. -2; some pairs mostly 'similar' (0)."""
+    weights = rng.choice([[1, 2, 4, 2, 1], [4, 3, 1, 1, 1], [1, 1, 2, 3, 3]])
+    return rng.choices([2, 1, 0, -1, -2], weights=weights, k=annotators)
+
+
 def build(folder: Path, n_instructions: int = 10, seed: int = 0) -> tuple[Path, Path]:
-    """absolute.jsonl (n_instructions x 3 records) and pairwise.jsonl (n_instructions pairs) in `folder`."""
+    """absolute.jsonl (n_instructions x 3 records) and pairwise.jsonl (n_instructions x 2 pairs) in `folder`."""
     rng = random.Random(seed)
     absolute, pairwise = [], []
     for instruction, by_model in answers(n_instructions):
         ratings = {m: made_up_ratings(rng) for m in MODELS}
         for m in MODELS:
-            absolute.append({"query": instruction, "response": by_model[m], "ratings": ratings[m], "note": NOTE})
-        a, b = MODELS[0], MODELS[1 + len(pairwise) % 2]
-        pair = {"query": instruction, "response_a": by_model[a], "response_b": by_model[b], "note": NOTE}
-        if len(pairwise) % 3 == 0:
-            pair["votes"] = [rng.choice(["A", "B", "A", "tie"]) for _ in range(7)]
-        else:
-            pair["ratings_a"], pair["ratings_b"] = ratings[a], ratings[b]
-        pairwise.append(pair)
+            absolute.append({"user_query": instruction, "response": by_model[m], "human_labels": ratings[m],
+                             "note": NOTE})
+        for b in MODELS[1:]:
+            a = MODELS[0]
+            pair = {"user_query": instruction, "response_1": by_model[a], "response_2": by_model[b], "note": NOTE}
+            if len(pairwise) % 3 == 0:
+                pair["human_labels"] = made_up_scale(rng)
+            elif len(pairwise) % 3 == 1:
+                pair["votes"] = [rng.choice(["A", "B", "A", "tie"]) for _ in range(7)]
+            else:
+                pair["ratings_a"], pair["ratings_b"] = ratings[a], ratings[b]
+            pairwise.append(pair)
     folder.mkdir(parents=True, exist_ok=True)
     paths = folder / "human_absolute_fixture.jsonl", folder / "human_pairwise_fixture.jsonl"
     for path, rows in zip(paths, (absolute, pairwise)):

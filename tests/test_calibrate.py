@@ -44,12 +44,30 @@ def entropy_bits(ratings):
 
 
 def test_fixture_loads_whole(data):
-    assert len(data.absolute) == 30 and len(data.pairwise) == 10 and data.exclusions == []
+    assert len(data.absolute) == 30 and len(data.pairwise) == 20 and data.exclusions == []
     assert all(len(r.ratings) == 9 for r in data.absolute)
+    assert sum(bool(p.scale) for p in data.pairwise) == 7 and sum(bool(p.votes) for p in data.pairwise) == 7
+
+
+def test_default_subset_parameters_are_the_authors_sweeps():
+    """Defaults as in liweijiang/artificial-hiveminds src/human_annotations/main_analysis_{abs,rel}.py, and the
+    command line offers exactly these defaults."""
+    from hivemind.cli import build_parser
+
+    params = calibrate.Params()
+    assert params.middle_pct == (40, 50, 60, 70, 80, 90)
+    assert params.tukey_k == params.z_max == (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    assert params.disagreement_pct == (2, 4, 6, 8, 10, 12, 14, 16)
+    assert params.pair_similar_pct == params.pair_disagreement_pct == (60, 65, 70, 75, 80, 85, 90, 95)
+    args = build_parser().parse_args(["calibrate"])
+    for name in ("middle_pct", "tukey_k", "z_max", "disagreement_pct", "pair_threshold", "pair_similar_pct",
+                 "pair_disagreement_pct"):
+        assert tuple(getattr(args, name)) == getattr(params, name), name
+    assert calibrate.Params(z_max=1.5).z_max == (1.5,)          # a single number is a list of one
 
 
 def test_absolute_subsets_match_direct_computation(data):
-    params = calibrate.Params(middle_pct=40, z_max=0.7, disagreement_pct=20)
+    params = calibrate.Params(middle_pct=[40, 80], tukey_k=0.1, z_max=0.7, disagreement_pct=20, pair_threshold=0.3)
     subsets = calibrate.absolute_subsets(data.absolute, params)
     means = np.array([np.mean(r.ratings) for r in data.absolute])
     entropy = np.array([entropy_bits(r.ratings) for r in data.absolute])
@@ -64,42 +82,70 @@ def test_absolute_subsets_match_direct_computation(data):
     def percentile(q):
         return percentile_of(means, q)
 
+    fence = 0.1 * (percentile(75) - percentile(25))
+    queries = [r.query for r in data.absolute]
+    close = np.array([any(queries[j] == queries[i] and j != i and abs(means[i] - means[j]) < 0.3
+                          for j in range(30)) for i in range(30)])
     expected = {
         "full": np.ones(30, bool),
-        "similar_middle": (means >= percentile(30)) & (means <= percentile(70)),
-        "similar_iqr": (means >= percentile(25)) & (means <= percentile(75)),
-        "similar_z": np.abs(stats.zscore(means)) <= 0.7,
-        "high_disagreement": entropy >= percentile_of(entropy, 80),
+        "similar_middle_40": (means >= percentile(30)) & (means <= percentile(70)),
+        "similar_middle_80": (means >= percentile(10)) & (means <= percentile(90)),
+        "similar_tukey_0.1": (means >= percentile(25) - fence) & (means <= percentile(75) + fence),
+        "similar_z_0.7": np.abs(stats.zscore(means)) <= 0.7,
+        "similar_pairs_0.3": close,
+        "high_disagreement_20": entropy >= percentile_of(entropy, 80),
     }
+    assert list(subsets) == list(expected)
     for name, mask in expected.items():
         assert np.array_equal(subsets[name], mask), name
-    for name in ("similar_middle", "similar_iqr", "similar_z", "high_disagreement"):
-        assert 0 < subsets[name].sum() < 30, name  # each subset really selects
+    for name in expected:
+        if name != "full":
+            assert 0 < subsets[name].sum() < 30, name  # each subset really selects
     # Disputed records (spread 1.6) have more entropy than agreed ones: the subset picks them.
-    assert entropy[subsets["high_disagreement"]].min() > np.median(entropy)
+    assert entropy[subsets["high_disagreement_20"]].min() > np.median(entropy)
 
 
 def test_pairwise_subsets_and_preferences_match_direct_computation(data):
-    params = calibrate.Params(pair_threshold=1.0, disagreement_pct=30)
+    params = calibrate.Params(pair_threshold=1.0, pair_similar_pct=50, pair_disagreement_pct=[30, 60])
     subsets = calibrate.pairwise_subsets(data.pairwise, params)
-    for record, similar in zip(data.pairwise, subsets["similar"]):
-        if record.votes:
-            a, b = record.votes.count("A"), record.votes.count("B")
-            assert record.preference == ("A" if a > b else "B" if b > a else "tie")
-            assert not similar                      # no ratings: not in the rating-difference subset
+    n = len(data.pairwise)
+    ties, agree = np.full(n, -1.0), np.full(n, np.nan)
+    for i, record in enumerate(data.pairwise):
+        if record.scale:
+            up, down, even = (sum(v > 0 for v in record.scale), sum(v < 0 for v in record.scale),
+                              record.scale.count(0))
+            mean = np.mean(record.scale)
+            assert record.preference == ("A" if mean > 0 else "B" if mean < 0 else "tie")
+            assert record.margin == pytest.approx(mean)
+        elif record.votes:
+            up, down, even = record.votes.count("A"), record.votes.count("B"), record.votes.count("tie")
+            assert record.preference == ("A" if up > down else "B" if down > up else "tie")
         else:
             difference = abs(np.mean(record.ratings_a) - np.mean(record.ratings_b))
-            assert similar == (difference < 1.0)
+            assert subsets["similar_ratings_1"][i] == (difference < 1.0)
             assert record.preference == ("A" if np.mean(record.ratings_a) > np.mean(record.ratings_b) else
                                          "B" if np.mean(record.ratings_b) > np.mean(record.ratings_a) else "tie")
-    entropies = []
-    for r in data.pairwise:
-        if r.votes:
-            entropies.append(round(stats.entropy([r.votes.count(v) for v in ("A", "B", "tie")], base=2), 10))
-        else:
-            entropies.append((entropy_bits(r.ratings_a) + entropy_bits(r.ratings_b)) / 2)
-    entropies = np.array(entropies)
-    assert np.array_equal(subsets["high_disagreement"], entropies >= np.percentile(entropies, 70))
+            continue
+        assert not subsets["similar_ratings_1"][i]           # no ratings: not in the rating-difference subset
+        ties[i], agree[i] = even, max(up + even / 2, down + even / 2) / (up + down + even)
+    eligible = np.flatnonzero(ties >= 0)
+    assert len(eligible) == 14
+
+    def first(order, pct):   # the authors' cut: sort, keep the first int(n * pct / 100)
+        mask = np.zeros(n, bool)
+        mask[eligible[order][:int(len(eligible) * pct / 100)]] = True
+        return mask
+
+    # stable: file order among equal counts (the fixture's pairs of one query are adjacent, so the authors'
+    # grouping by query is file order here)
+    most_ties = np.lexsort((eligible, -ties[eligible]))
+    least_agreed = np.lexsort((eligible, agree[eligible]))
+    assert np.array_equal(subsets["similar_ties_50"], first(most_ties, 50))
+    assert np.array_equal(subsets["high_disagreement_30"], first(least_agreed, 30))
+    assert np.array_equal(subsets["high_disagreement_60"], first(least_agreed, 60))
+    assert subsets["high_disagreement_30"].sum() == 4 and subsets["similar_ties_50"].sum() == 7
+    chosen = agree[subsets["high_disagreement_30"]]
+    assert chosen.max() <= np.nanmin(agree[eligible][~subsets["high_disagreement_30"][eligible]])
 
 
 def words(text: str) -> int:
@@ -126,23 +172,41 @@ def test_correlations_and_agreement_match_scipy_and_state_n(data):
         mask = subsets[row.subset]
         use = mask & ~np.isnan(lengths)
         assert (row.n_subset, row.n, row.unscored) == (mask.sum(), use.sum(), (mask & np.isnan(lengths)).sum())
-        expected = stats.spearmanr(lengths[use], means[use]).statistic
+        # fewer than 3 records: no rho (scipy would give a meaningless +-1 for two points)
+        expected = stats.spearmanr(lengths[use], means[use]).statistic if use.sum() >= 3 else np.nan
         assert row.value == pytest.approx(expected, abs=1e-12, nan_ok=True), row.subset
         assert row.ci_low <= row.value <= row.ci_high or np.isnan(row.ci_low)
     full = next(r for r in rows if r.subset == "full")
     assert full.n == 28 and full.unscored == 2
 
     pair_rows = calibrate.pairwise_table(data.pairwise, scores, params)
+    assert {row.statistic for row in pair_rows} == {"spearman", "agreement"}
     for row in pair_rows:
         mask = calibrate.pairwise_subsets(data.pairwise, params)[row.subset]
         chosen = [r for r, m in zip(data.pairwise, mask) if m]
         scored = [r for r in chosen if r.response_a not in unscored and r.response_b not in unscored]
         assert row.unscored == len(chosen) - len(scored)
+        if row.statistic == "spearman":   # the authors' statistic: score difference against the human margin
+            margins = []
+            for r in scored:
+                if r.scale:
+                    margins.append(np.mean(r.scale))
+                elif r.votes:
+                    margins.append((r.votes.count("A") - r.votes.count("B")) / len(r.votes))
+                else:
+                    margins.append(np.mean(r.ratings_a) - np.mean(r.ratings_b))
+            differences = [words(r.response_a) - words(r.response_b) for r in scored]
+            assert row.n == len(scored)
+            if len(scored) >= 3:
+                assert row.value == pytest.approx(stats.spearmanr(differences, margins).statistic, nan_ok=True)
+            continue
         decided = [r for r in scored if r.preference != "tie" and words(r.response_a) != words(r.response_b)]
         hits = [("A" if words(r.response_a) > words(r.response_b) else "B") == r.preference for r in decided]
         assert row.n == len(decided)
         if decided:
             assert row.value == pytest.approx(np.mean(hits))
+    full = next(r for r in pair_rows if r.subset == "full" and r.statistic == "spearman")
+    assert full.n > 10 and not np.isnan(full.value)
 
 
 def test_bootstrap_interval_is_the_percentile_interval_of_resamples():
@@ -165,14 +229,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 def test_bad_input_is_counted_never_silent(fixture_files, tmp_path):
     rows = [json.loads(line) for line in fixture_files[0].read_text().splitlines()]
-    rows[1]["ratings"] = [4, 6, 3]                     # out of range
-    rows[2]["ratings"] = [4, None, "", 3]              # two missing annotators: dropped, counted
-    rows[4]["ratings"] = [None, None]                  # nobody rated it
+    rows[1]["human_labels"] = [4, 6, 3]                # out of range
+    rows[2]["human_labels"] = [4, None, "", 3]         # two missing annotators: dropped, counted
+    rows[4]["human_labels"] = [None, None]             # nobody rated it
     rows.append(dict(rows[0]))                          # duplicate (query, response)
-    rows[5]["ratings"] = [4.5, 3]                       # not a whole rating
+    rows[5]["human_labels"] = [4.5, 3]                  # not a whole rating
     pairs = [json.loads(line) for line in fixture_files[1].read_text().splitlines()]
-    for key in ("votes", "ratings_a", "ratings_b"):
+    for key in ("votes", "ratings_a", "ratings_b", "human_labels"):
         pairs[0].pop(key, None)                         # a pair without any preference
+    pairs[3]["human_labels"] = [1, 3, 0]                # a 5-point vote off the -2..2 scale
     data = calibrate.load_human_data(write_jsonl(tmp_path / "abs.jsonl", rows),
                                      write_jsonl(tmp_path / "pair.jsonl", pairs))
     reasons = {(e.line, e.reason) for e in data.exclusions}
@@ -181,7 +246,8 @@ def test_bad_input_is_counted_never_silent(fixture_files, tmp_path):
     assert (6, "rating 4.5 is not a whole number (1-5 scale)") in reasons
     assert (31, "duplicate (query, response) of line 1") in reasons
     assert any(line == 1 and "no human preference" in why for line, why in reasons)
-    assert len(data.absolute) == 30 - 3 and len(data.pairwise) == 9
+    assert (4, "5-point vote '3' outside -2..2") in reasons
+    assert len(data.absolute) == 30 - 3 and len(data.pairwise) == 20 - 2
     assert data.dropped_missing_ratings == 2   # the all-missing record is an exclusion, not a drop
     assert next(r for r in data.absolute if r.line == 3).ratings == [4, 3]
 
@@ -239,7 +305,10 @@ def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_p
                  "calibration.json", "calibration.png"):
         assert (out / name).is_file(), name
     absolute = pd.read_csv(out / "calibration_absolute.csv")
-    assert set(absolute.subset) == {"full", "similar_middle", "similar_iqr", "similar_z", "high_disagreement"}
+    defaults = calibrate.Params(disagreement_pct=30)
+    assert list(absolute.subset) == list(calibrate.absolute_subsets(data_for(fixture_files), defaults))
+    pairwise = pd.read_csv(out / "calibration_pairwise.csv")
+    assert set(pairwise.statistic) == {"spearman", "agreement"} and "similar_ties_95" in set(pairwise.subset)
     # The table's rho is scipy's on the scores the score stage stored.
     from hivemind.store import Store
 
@@ -254,7 +323,11 @@ def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_p
     means = np.array([np.mean(r.ratings) for r in data.absolute])
     assert absolute.loc[absolute.subset == "full", "value"].item() == pytest.approx(
         stats.spearmanr(scores, means).statistic, abs=1e-4)
-    assert json.loads((out / "calibration.json").read_text())["params"]["disagreement_pct"] == 30
+    assert json.loads((out / "calibration.json").read_text())["params"]["disagreement_pct"] == [30]
+
+
+def data_for(fixture_files):
+    return calibrate.load_human_data(str(fixture_files[0]), None).absolute
 
 
 def test_other_column_names_and_csv_map_by_name(tmp_path):
@@ -269,5 +342,34 @@ def test_other_column_names_and_csv_map_by_name(tmp_path):
     assert [p.preference for p in data.pairwise] == ["B", "tie"]
     scores = {"s": {("Name a colour", "Blue."): 1.0, ("Name a colour", "Crimson, like a sunset."): 2.0,
                     ("Name a fruit", "Mango."): 1.0, ("Name a fruit", "Apple."): 0.5}}
-    full = calibrate.pairwise_table(data.pairwise, scores, calibrate.Params(bootstrap=0))[0]
+    rows = calibrate.pairwise_table(data.pairwise, scores, calibrate.Params(bootstrap=0))
+    full = next(r for r in rows if r.subset == "full" and r.statistic == "agreement")
     assert (full.n, full.value, full.excluded_ties) == (1, 1.0, 1)   # the human tie is left out, and said
+    assert next(r for r in rows if r.subset == "full" and r.statistic == "spearman").n == 0   # no margin: no rho
+
+
+def test_equal_keys_keep_the_authors_order_grouped_by_query(tmp_path):
+    """Ties in the top-p% cut are broken as the authors' loader orders records: grouped by query."""
+    rows = [{"user_query": q, "response_1": f"a{i}", "response_2": f"b{i}", "human_labels": labels}
+            for i, (q, labels) in enumerate([("q1", [0, 0, 1]), ("q2", [0, 0, 1]), ("q1", [0, 0, 1]),
+                                             ("q3", [2, 2, 2])])]
+    data = calibrate.load_human_data(None, write_jsonl(tmp_path / "pairs.jsonl", rows))
+    subsets = calibrate.pairwise_subsets(data.pairwise, calibrate.Params(pair_similar_pct=50))
+    # three pairs with two 'similar' votes each; the first two in the authors' order are q1's (rows 1 and 3)
+    assert list(subsets["similar_ties_50"]) == [True, False, True, False]
+
+
+def test_the_forms_answer_texts_are_five_point_votes(tmp_path):
+    """human_labels as the Google-form answers (the authors' result_key_map), with an empty answer dropped."""
+    answers = ["Response 1 is much better than Response 2", "Response 2 is slightly better than Response 1",
+               "Response 1 and Response 2 are similar / it's hard to tell which one is better", "",
+               "Response 1 is slightly better than Response 2"]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"user_query": "q", "response_1": "a", "response_2": "b", "human_labels": answers},
+        {"user_query": "q", "response_1": "a", "response_2": "c", "human_labels": [-2, -1, 0]},
+        {"user_query": "q", "response_1": "b", "response_2": "c", "human_labels": ["much better"]}])
+    data = calibrate.load_human_data(None, pairs)
+    assert data.pairwise[0].scale == [2, -1, 0, 1] and data.pairwise[0].preference == "A"
+    assert data.pairwise[0].agreement == pytest.approx((2 + 0.5) / 4)
+    assert data.pairwise[1].preference == "B" and data.pairwise[1].margin == -1
+    assert [(e.line, e.reason[:30]) for e in data.exclusions] == [(3, "5-point vote 'much better' is ")]

@@ -108,3 +108,36 @@ def test_classifier_off_list_replies_are_counted_and_a_rerun_asks_nothing(tmp_pa
         store.add_prompt_label("p0", "other-classifier", "humor", "humor", None)   # a classifier that answered
     _path, frame = categories.categories_run(config, min_prompts=1)
     assert set(frame.category) == {"humor", "(none)"}
+
+
+def test_the_taxonomy_sets_shape_loads_text_and_first_predefined_category(tmp_path):
+    """A local dataset shaped like liweijiang/infinite-chats-taxonomy (messages, categories as a list of
+    {category, type}; written here, labelled a test fixture) loads through `datasets` offline: the first user
+    turn is the prompt, the first predefined label its category; a missing category_field is a clear error."""
+    import json
+
+    from hivemind.config import DatasetSource
+    from hivemind.prompts import load_dataset_prompts
+
+    folder = tmp_path / "taxonomy-shaped-fixture"
+    folder.mkdir()
+    rows = [
+        {"conversation_id": "c1", "messages": [{"role": "user", "content": "Write a metaphor about time."}],
+         "categories": [{"category": "my own label", "type": "new"},
+                        {"category": "Creative Content Generation", "type": "predefined"}]},
+        {"conversation_id": "c2", "messages": [{"role": "system", "content": "Be brief."},
+                                               {"role": "user", "content": "Is it ever right to lie?"}],
+         "categories": [{"category": "Opinions-Based Questions", "type": "predefined"}]},
+        {"conversation_id": "c3", "messages": [{"role": "user", "content": "Name a startup idea."}],
+         "categories": []},
+    ]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    source = DatasetSource(dataset=str(folder), field="messages", category_field="categories",
+                           id_field="conversation_id")
+    prompts = load_dataset_prompts(source)
+    assert [(p.id, p.text, p.category) for p in prompts] == [
+        ("c1", "Write a metaphor about time.", "Creative Content Generation"),
+        ("c2", "Is it ever right to lie?", "Opinions-Based Questions"),
+        ("c3", "Name a startup idea.", None)]
+    with pytest.raises(HivemindError, match="no category_field 'category'.*categories"):
+        load_dataset_prompts(DatasetSource(dataset=str(folder), field="messages", category_field="category"))

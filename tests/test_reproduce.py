@@ -135,7 +135,20 @@ def test_a_retired_system_in_a_config_names_the_live_route(paper, no_keys, tmp_p
     the_plan = reproduce.plan(config, today=TODAY)
     assert the_plan.runnable == [] and the_plan.missing_keys == {}
     why = the_plan.retired["claude-3-5-sonnet-20241022@top-p"]
-    assert "2025-10-22" in why and "bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0" in why
+    assert "2025-10-28" in why and "bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0" in why
+
+
+def test_every_documented_retirement_names_its_source_and_says_when_unverified():
+    """A date read only in a secondary source is marked unverified in the plan; none is stated bare."""
+    for model, retired in routes.RETIREMENTS.items():
+        assert retired.source and datetime.date.fromisoformat(retired.date), model
+        why = routes.retirement(model, datetime.date(2030, 1, 1))
+        assert why.startswith(f"retired {retired.date} (") and ("unverified" in why) != retired.verified, model
+    assert routes.RETIREMENTS["anthropic/claude-3-opus-20240229"].verified
+    assert not routes.RETIREMENTS["gemini/gemini-1.5-pro"].verified
+    # Announced but still ahead: the route stays the default and the table says when it goes.
+    assert routes.retirement("openai/gpt-4o-2024-11-20", TODAY) is None
+    assert "retires 2027-01-14 (unverified" in routes.routes_table(TODAY)
 
 
 def test_reasoning_is_kept_apart_from_the_answer(tmp_path):
