@@ -55,9 +55,12 @@ def cmd_serve_local(args) -> str:
 def cmd_run(args) -> str:
     from hivemind.pipeline import run
 
-    result = run(resolve_run(args.run), progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
+    from hivemind.summary import summary_text
+
+    config = resolve_run(args.run)
+    result = run(config, progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
     scored = f"\nscored:\n{result.score.text()}" if result.score is not None else ""
-    return f"collected {result.collected}, embedded {result.embedded}{scored}\nreport: {result.report}"
+    return f"collected {result.collected}, embedded {result.embedded}{scored}\n\n{summary_text(config)}"
 
 
 def cmd_embed(args) -> str:
@@ -70,15 +73,21 @@ def cmd_embed(args) -> str:
 def cmd_analyze(args) -> str:
     from hivemind import pipeline
 
+    from hivemind.summary import summary_text
+
     config = resolve_run(args.run)
     pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls)
-    return f"tables written to {config.run_dir}"
+    return f"tables written to {config.run_dir}\n\n{summary_text(config)}"
 
 
 def cmd_report(args) -> str:
     from hivemind import pipeline
 
-    return f"report: {pipeline.report(resolve_run(args.run), wait=args.wait)}"
+    from hivemind.summary import summary_text
+
+    config = resolve_run(args.run)
+    pipeline.report(config, wait=args.wait)
+    return summary_text(config)
 
 
 def cmd_score(args) -> str:

@@ -483,26 +483,43 @@ def _resolve_relative(value: str, config_dir: Path) -> Path:
 
 
 def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunConfig:
-    """RUN is a config file, a packaged config name (`demo`), or the name of a run under results/."""
+    """The one way every command reads RUN: a config file (`path/to/config.yaml`), a run folder
+    (`results/demo`, `results/demo/`: its stored config, with the folder's parent as results folder), a run
+    name under the results folder (`demo`), or a packaged config name (`demo`, `paper`)."""
     run_str = str(run)
     as_path = Path(run_str)
+    base = Path(results_dir) if results_dir else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
     if as_path.suffix in {".yaml", ".yml"} or as_path.is_file():
         config = load_config(as_path)
+    elif ("/" in run_str or os.sep in run_str) and as_path.is_dir():
+        return _run_folder_config(as_path)
+    elif (base / run_str / RUN_CONFIG_NAME).is_file():
+        config = load_config(base / run_str / RUN_CONFIG_NAME)
+        config.results_dir = str(base)
+    elif (as_path / RUN_CONFIG_NAME).is_file():       # a run folder in the working directory
+        return _run_folder_config(as_path)
+    elif (PACKAGED_CONFIGS / f"{run_str}.yaml").is_file():
+        config = load_config(PACKAGED_CONFIGS / f"{run_str}.yaml")
     else:
-        base = Path(results_dir) if results_dir else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
-        stored = base / run_str / RUN_CONFIG_NAME
-        packaged = PACKAGED_CONFIGS / f"{run_str}.yaml"
-        if stored.is_file():
-            config = load_config(stored)
-            config.results_dir = str(base)
-        elif packaged.is_file():
-            config = load_config(packaged)
-        else:
-            raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
-                                f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), "
-                                f"nor a run under {base}/")
+        raise HivemindError(f"{run_str!r} is neither a config file, a run folder, a packaged config "
+                            f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), "
+                            f"nor a run under {base}/; `hivemind list` shows the runs there")
     if results_dir is not None:
         config.results_dir = str(results_dir)
+    return config
+
+
+def _run_folder_config(folder: Path) -> RunConfig:
+    """A run named by its folder: the config stored there, the folder's parent as the results folder."""
+    stored = folder / RUN_CONFIG_NAME
+    if not stored.is_file():
+        raise HivemindError(f"{folder}: not a run folder (no {RUN_CONFIG_NAME}); name a run folder under the "
+                            f"results folder, a config file or a run name (`hivemind list` shows the runs)")
+    config = load_config(stored)
+    config.results_dir = str(folder.resolve().parent)
+    if config.run_dir.resolve() != folder.resolve():
+        raise HivemindError(f"{stored}: names run {config.name!r}, but its folder is {folder.name!r}; "
+                            f"name the run by its config file instead")
     return config
 
 
