@@ -451,9 +451,56 @@ def read_text(path: Path, what: str) -> str:
 def _validation_error(path: Path, err: ValidationError) -> HivemindError:
     lines = []
     for item in err.errors():
+        if item["type"] == "extra_forbidden":
+            lines.append("  " + unknown_setting(item["loc"], path))
+            continue
         loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
         lines.append(f"  {loc}: {item['msg'].removeprefix('Value error, ')}")
     return HivemindError(f"{path}: invalid config:\n" + "\n".join(lines))
+
+
+# Settings that belong under a system's `params:` (passed to the model), for "did you mean" on a system.
+DECODING_PARAMS = ("temperature", "top_p", "min_p", "top_k", "max_tokens", "seed", "presence_penalty",
+                   "frequency_penalty", "stop", "n")
+
+
+def unknown_setting(loc: tuple, path: Path) -> str:
+    """"unknown setting 'max_token' in systems[0] of FILE; did you mean 'max_tokens'?": the closest field
+    name of the model the key sits in (difflib), or of the decoding params when the key sits in a system."""
+    import difflib
+
+    *where, key = loc
+    model, place = RunConfig, []
+    for part in where:
+        if isinstance(part, int):
+            place[-1] += f"[{part}]"
+            continue
+        place.append(str(part))
+        model = _submodel(model, str(part))
+    fields = list(model.model_fields) if model else []
+    params = list(DECODING_PARAMS) if model is System else []
+    text = f"unknown setting {str(key)!r} in {'.'.join(place) or 'the top level'} of {path}"
+    if str(key) in params:
+        return f"{text}; decoding settings go under `params:` (params: {{{key}: ...}})"
+    close = difflib.get_close_matches(str(key), fields + params, n=1, cutoff=0.6)
+    if close:
+        under = " (under `params:`)" if close[0] in params and close[0] not in fields else ""
+        return f"{text}; did you mean {close[0]!r}{under}?"
+    return f"{text}; known settings: {', '.join(fields)}"
+
+
+def _submodel(model, field: str):
+    """The pydantic model a field of `model` holds (through lists and optionals), or None."""
+    import typing
+
+    info = model.model_fields.get(field) if model else None
+    todo = [info.annotation] if info else []
+    while todo:
+        kind = todo.pop()
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
+        todo.extend(typing.get_args(kind))
+    return None
 
 
 def load_config(path: str | Path) -> RunConfig:
