@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                title="commands", description="what to do (hivemind COMMAND --help for more)")
+                                title="commands", description="what to do (hivemind COMMAND --help for more)",
+                                help="one of the commands below")
 
     def options(p, writes_run: bool = False):
         p.add_argument("-q", "--quiet", action="store_true",
@@ -384,10 +385,10 @@ def _leaderboard_parser(add) -> None:
     """`leaderboard` (= `leaderboard update`), `leaderboard show`, `leaderboard add CONFIG --system NAME`."""
     results_help = "results folder (default: the config's, else $HIVEMIND_RESULTS, else results/)"
     p = add("leaderboard", cmd_leaderboard, "rank every analysed run's systems (results/leaderboard.csv, .md)")
-    p.set_defaults(action="update")
     p.add_argument("--results", help=results_help)
     nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions",
-                              description="default: update")
+                              description="default: update", help="what to do with the leaderboard")
+    p.set_defaults(action="update")   # after add_subparsers, so `hivemind leaderboard` alone updates
     q = add("update", cmd_leaderboard, "rewrite results/leaderboard.csv and leaderboard.md from every analysed run",
             parent=nested)
     q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
@@ -404,7 +405,8 @@ def _snapshot_parser(add, results_help: str) -> None:
     """`snapshot create|publish|verify|push`; `snapshot publish` is create plus an optional --to-hub."""
     p = add("snapshot", cmd_snapshot, "create, publish, verify or push an immutable result snapshot "
             "(a Hugging Face dataset folder)")
-    nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions", required=True)
+    nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions", required=True,
+                              help="what to do with a snapshot")
     name_help = "the snapshot's name (default: <run>-<YYYY-MM-DD>)"
     license_help = "license in the dataset card (default: other)"
     for action, text in (("create", "write results/snapshots/NAME/ from an analysed run (hashed, read-only)"),
