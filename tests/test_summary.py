@@ -85,7 +85,8 @@ def test_analyze_writes_results_json_equal_to_the_tables(small_run, capsys):
 
     # The terminal: every system, its primary key as printed from results.json, and the next command.
     for s in data.systems:
-        line = next(line for line in out.splitlines() if line.split()[1:2] and s.system[:9] in line)
+        line = next(line for line in out.splitlines() if line.split()[:1] == [s.rank] and s.system[:4] in line
+                    and s.system[-6:] in line)                     # long names lose their middle
         assert f"{s.primary.value:.3f}" in line and str(s.answers) in line
     assert f"next:    hivemind report {config.name}" in out
     assert str(path.resolve()) in out
@@ -101,7 +102,7 @@ def test_report_records_a_relative_path_and_prints_the_link(small_run, capsys):
     assert f"report:  {report}" in out and report.as_uri() in out
     assert "hivemind snapshot publish small" in out
     for s in data.systems:
-        assert s.system[:9] in out
+        assert s.system[:4] in out and s.system[-6:] in out
 
 
 @pytest.mark.parametrize("width", [100, 120])
@@ -144,3 +145,47 @@ def test_a_damaged_results_file_is_a_clear_error(tmp_path):
     with pytest.raises(HivemindError, match="not a valid results file.*hivemind analyze"):
         summary.read_results(tmp_path)
     assert summary.read_results(tmp_path / "elsewhere") is None
+
+
+def test_snapshot_gets_a_default_name_and_carries_results_json(small_run, capsys):
+    import datetime
+
+    config = small_run
+    assert cli.main(["snapshot", "create", config.name, "--results", config.results_dir, "-q"]) == 0
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    folder = Path(config.results_dir) / "snapshots" / f"small-{today}"
+    assert f"snapshot written: {folder}" in capsys.readouterr().out
+    copied = json.loads((folder / RESULTS_JSON).read_text())
+    assert copied == json.loads((config.run_dir / RESULTS_JSON).read_text())
+    assert copied["report"] == "report.html"
+    assert str(Path(config.results_dir).resolve()) not in (folder / RESULTS_JSON).read_text()
+    assert cli.main(["snapshot", "verify", f"small-{today}", "--results", config.results_dir]) == 0
+
+
+def test_leaderboard_and_list_read_the_run(small_run, capsys, tmp_path):
+    import shutil
+
+    config = small_run
+    results_dir = Path(config.results_dir)
+    assert cli.main(["list", "--results", str(results_dir)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("small "))
+    assert row.split()[1:5] == ["reported", "3", "36", "0"]
+
+    # results.json is what the leaderboard reads: a value changed there shows up in leaderboard.csv
+    copy = tmp_path / "results"
+    shutil.copytree(config.run_dir, copy / "small", ignore=shutil.ignore_patterns("snapshots"))
+    data = summary.read_results(copy / "small")
+    data.systems[0].metrics[data.primary_key] = 0.999
+    (copy / "small" / RESULTS_JSON).write_text(data.model_dump_json())
+    assert cli.main(["leaderboard", "show", "--results", str(copy)]) == 0
+    board = pd.read_csv(copy / "leaderboard.csv")
+    assert board.loc[board["system"] == data.systems[0].system, "primary"].item() == 0.999
+    assert "Older runs" not in capsys.readouterr().out
+
+    # an older run without results.json: read from leaderboard.csv, with a note saying so
+    (copy / "small" / RESULTS_JSON).unlink()
+    assert cli.main(["leaderboard", "show", "--results", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "## Older runs" in out and "read from leaderboard.csv" in out
+    board = pd.read_csv(copy / "leaderboard.csv")
+    assert board.loc[board["system"] == data.systems[0].system, "primary"].item() == data.systems[0].primary.value
