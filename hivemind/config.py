@@ -451,10 +451,10 @@ def read_text(path: Path, what: str) -> str:
 def _validation_error(path: Path, err: ValidationError) -> HivemindError:
     lines = []
     for item in err.errors():
-        if item["type"] == "extra_forbidden":
-            lines.append("  " + unknown_setting(item["loc"], path))
-            continue
         loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":   # a misspelt or misplaced key: say which one it might be
+            lines.append(f"  {loc}: {unknown_setting(item['loc'], path)}")
+            continue
         lines.append(f"  {loc}: {item['msg'].removeprefix('Value error, ')}")
     return HivemindError(f"{path}: invalid config:\n" + "\n".join(lines))
 
@@ -548,8 +548,8 @@ def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunCo
     elif (PACKAGED_CONFIGS / f"{run_str}.yaml").is_file():
         config = load_config(PACKAGED_CONFIGS / f"{run_str}.yaml")
     else:
-        raise HivemindError(f"{run_str!r} is neither a config file, a run folder, a packaged config "
-                            f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), "
+        raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
+                            f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), a run folder, "
                             f"nor a run under {base}/; `hivemind list` shows the runs there")
     if results_dir is not None:
         config.results_dir = str(results_dir)
