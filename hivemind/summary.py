@@ -113,7 +113,7 @@ def write_results(config: RunConfig, report: Path | None = None) -> Path:
     data = build_results(config)
     if report is not None:
         data.report = Path(report).resolve().relative_to(config.run_dir.resolve()).as_posix()
-    return _write(config.run_dir, data)
+    return _write(config, data)
 
 
 def set_report(config: RunConfig, report: Path) -> Path:
@@ -122,12 +122,15 @@ def set_report(config: RunConfig, report: Path) -> Path:
     if data is None:
         return write_results(config, report)
     data.report = Path(report).resolve().relative_to(config.run_dir.resolve()).as_posix()
-    return _write(config.run_dir, data)
+    return _write(config, data)
 
 
-def _write(run_dir: Path, data: RunResults) -> Path:
-    path = run_dir / RESULTS_JSON
+def _write(config: RunConfig, data: RunResults) -> Path:
+    from hivemind.secrets import scan_paths
+
+    path = config.run_dir / RESULTS_JSON
     write_text_atomic(path, data.model_dump_json(indent=2) + "\n")
+    scan_paths([path], config, remove=True)   # like every table: no key value or key-shaped string is kept
     return path
 
 
