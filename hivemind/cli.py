@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
     p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
     _leaderboard_parser(add)
-    _snapshot_parser(add, results_help)
+    _snapshot_parser(add, "results folder (default: the run config's, else $HIVEMIND_RESULTS, else results/)")
     p = add("export", cmd_export, "write a run in another tool's format")
     p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
     p.add_argument("run", help=RUN_HELP)
