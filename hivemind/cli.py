@@ -55,9 +55,12 @@ def cmd_serve_local(args) -> str:
 def cmd_run(args) -> str:
     from hivemind.pipeline import run
 
-    result = run(resolve_run(args.run), progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
+    from hivemind.summary import summary_text
+
+    config = resolve_run(args.run)
+    result = run(config, progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
     scored = f"\nscored:\n{result.score.text()}" if result.score is not None else ""
-    return f"collected {result.collected}, embedded {result.embedded}{scored}\nreport: {result.report}"
+    return f"collected {result.collected}, embedded {result.embedded}{scored}\n\n{summary_text(config)}"
 
 
 def cmd_embed(args) -> str:
@@ -70,15 +73,21 @@ def cmd_embed(args) -> str:
 def cmd_analyze(args) -> str:
     from hivemind import pipeline
 
+    from hivemind.summary import summary_text
+
     config = resolve_run(args.run)
     pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls)
-    return f"tables written to {config.run_dir}"
+    return f"tables written to {config.run_dir}\n\n{summary_text(config)}"
 
 
 def cmd_report(args) -> str:
     from hivemind import pipeline
 
-    return f"report: {pipeline.report(resolve_run(args.run), wait=args.wait)}"
+    from hivemind.summary import summary_text
+
+    config = resolve_run(args.run)
+    pipeline.report(config, wait=args.wait)
+    return summary_text(config)
 
 
 def cmd_score(args) -> str:
@@ -119,27 +128,38 @@ def cmd_leaderboard(args) -> str:
     from hivemind import leaderboard
 
     if args.action == "add":
-        if not args.config or not args.system:
-            raise HivemindError("usage: hivemind leaderboard add CONFIG --system NAME")
-        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results, wait=args.wait))
+        return str(leaderboard.add_system(args.config, args.system, results_dir=args.results, wait=args.wait,
+                                          progress=not args.quiet))
     paths = leaderboard.update_leaderboard(args.results)
+    if args.action == "show":
+        return paths[1].read_text(encoding="utf-8")
     return "leaderboard: " + ", ".join(str(p) for p in paths)
+
+
+def cmd_list(args) -> str:
+    from pathlib import Path
+
+    from hivemind import listing
+
+    base = Path(args.results or os.environ.get("HIVEMIND_RESULTS", "results"))
+    return listing.render(listing.list_runs(base), base)
 
 
 def cmd_snapshot(args) -> str:
     from hivemind import snapshot
 
-    if args.action == "publish":
-        if not args.name:
-            raise HivemindError("usage: hivemind snapshot publish RUN --name NAME")
-        path = snapshot.publish(resolve_run(args.target, results_dir=args.results), args.name,
-                                results_dir=args.results, license=args.license)
-        if args.to_hub:  # the folder just written, wherever its results_dir is
+    if args.action in ("create", "publish"):
+        config = resolve_run(args.target, results_dir=args.results)
+        name = args.name or snapshot.default_name(config.name)
+        path = snapshot.publish(config, name, results_dir=args.results, license=args.license)
+        if getattr(args, "to_hub", None):  # the folder just written, wherever its results_dir is
             url = snapshot.push_to_hub(path, args.to_hub)
-            return f"snapshot published: {path}\npushed in one commit, tagged {args.name}: {url}"
-        return f"snapshot published: {path}"
-    result = snapshot.verify(args.target, results_dir=args.results)
-    return str(result)
+            return f"snapshot published: {path}\npushed in one commit, tagged {name}: {url}"
+        return f"snapshot written: {path}\nnext: hivemind snapshot verify {name}"
+    if args.action == "push":
+        folder = snapshot.resolve_snapshot(args.target, args.results)
+        return f"pushed in one commit: {snapshot.push_to_hub(folder, args.repo)}"
+    return str(snapshot.verify(args.target, results_dir=args.results))
 
 
 def cmd_export(args) -> str:
@@ -214,45 +234,84 @@ def cmd_clusters(args) -> str:
     return "\n".join(lines + [f"written to {table} and {figure}"])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_help = "a config file, a packaged config name (demo, paper) or a run name under results/"
+DESCRIPTION = """\
+hivemind measures how alike language models answer open-ended questions (the "Artificial Hivemind"
+study, Jiang et al. 2025). It asks every configured model the same prompts many times, embeds the answers,
+and reports how much each model repeats itself and how much different models say the same thing, with a
+quality-gated diversity ranking, figures, a report and publishable snapshots.
 
-    def add(name, func, help_text, writes_run=False):
-        p = sub.add_parser(name, help=help_text)
-        p.set_defaults(func=func)
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+Start with `hivemind run demo` (no API key needed: bundled local models), then `hivemind list`.
+RUN, wherever a command takes one, is a run name under results/, a run folder (results/demo), a config
+file (my.yaml) or a packaged config (demo, paper)."""
+
+EPILOG = """\
+typical session:
+  hivemind run demo                 collect, embed, score, analyze and report the demo run
+  hivemind list                     every run under results/, its state and the next command
+  hivemind report demo              re-render the report of a run
+  hivemind snapshot create demo     an immutable, hashed copy (a Hugging Face dataset folder)
+`hivemind COMMAND --help` explains each command."""
+
+RUN_HELP = "the run: a run name under results/, a run folder, a config file, or a packaged config (demo, paper)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hivemind", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hivemind {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands", description="what to do (hivemind COMMAND --help for more)",
+                                help="one of the commands below")
+
+    def options(p, writes_run: bool = False):
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars (also the model-loading bars of transformers/huggingface)")
         if writes_run:
             p.add_argument("--wait", action="store_true",
                            help="if another process holds the run's lock, wait for it instead of refusing")
         return p
 
+    def add(name, func, help_text, writes_run=False, parent=sub, aliases=()):
+        p = parent.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                              aliases=list(aliases))
+        p.set_defaults(func=func)
+        return options(p, writes_run)
+
+    results_help = "the results folder (default: $HIVEMIND_RESULTS, else results/)"
     retry_help = "also re-send samples stored as permanent errors (after fixing the config or server)"
+    p = add("run", cmd_run, "collect, embed, score, analyze and report a run, then print its summary "
+            "(starts the local servers if needed)", writes_run=True)
+    p.add_argument("run", nargs="?", default="demo", help=RUN_HELP + " (default: demo)")
+    p.add_argument("--retry-errors", action="store_true", help=retry_help)
+    p = add("list", cmd_list, "every run under the results folder: its state (collected, embedded, scored, "
+            "analysed, reported), answers, errors, last change and the next command (read only)")
+    p.add_argument("--results", help=results_help)
     p = add("collect", cmd_collect, "ask every system for the samples not yet stored (starts local servers)",
             writes_run=True)
-    p.add_argument("run", help=run_help)
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--system", action="append", help="only this system (repeatable)")
     p.add_argument("--retry-errors", action="store_true", help=retry_help)
-    add("serve-local", cmd_serve_local, "serve the bundled local models on 127.0.0.1 until Ctrl-C")
-    p = add("run", cmd_run, "collect, embed, analyze and report (starts the local servers if needed)",
+    p = add("embed", cmd_embed, "embed every stored answer (vectors are cached by text)", writes_run=True)
+    p.add_argument("run", help=RUN_HELP)
+    p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
-    p.add_argument("run", nargs="?", default="demo", help=run_help)
-    p.add_argument("--retry-errors", action="store_true", help=retry_help)
-    for name, func, text in (("embed", cmd_embed, "embed every stored response (cached)"),
-                             ("analyze", cmd_analyze, "write the similarity tables"),
-                             ("report", cmd_report, "render figures, report.html and report.md")):
-        p = add(name, func, text, writes_run=True)
-        p.add_argument("run", help=run_help)
-        if name == "analyze":
-            p.add_argument("--controls", action="store_true",
-                           help="add synthetic control systems (word salad, babble, off-topic, paraphrase "
-                                "ensemble, copies) made from the run's answers, and show where they land")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
+    p = add("analyze", cmd_analyze, "write the similarity and diversity tables and results.json, then print "
+            "the summary", writes_run=True)
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--controls", action="store_true",
+                   help="add synthetic control systems (word salad, babble, off-topic, paraphrase ensemble, "
+                        "copies) made from the run's answers, and show where they land")
+    p = add("report", cmd_report, "render figures, report.html and report.md, then print the summary",
+            writes_run=True)
+    p.add_argument("run", help=RUN_HELP)
+    p = add("serve-local", cmd_serve_local, "serve the bundled local models on 127.0.0.1 until Ctrl-C")
     p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
-    p.add_argument("run", help=run_help)
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
-    p = add("calibrate", cmd_calibrate, "scorers (judges, reward models, perplexity) against human ratings")
+    p = add("calibrate", cmd_calibrate, "check scorers (judges, reward models, perplexity) against human ratings")
     p.add_argument("--absolute", metavar="FILE", help="1-5 ratings per response: JSONL/CSV, or 'hub' for "
                    "liweijiang/infinite-chats-human-absolute (default with --pairwise unset: both hub sets)")
     p.add_argument("--pairwise", metavar="FILE", help="pairs with a human preference: JSONL/CSV, or 'hub' for "
@@ -261,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "scorer on the bundled SmolLM2)")
     p.add_argument("--scorer", action="append", help="only this scorer of --config (repeatable)")
     p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
-    p.add_argument("--results", default="results", help="results folder")
+    p.add_argument("--results", default="results", help="results folder (default: results/)")
     from hivemind.calibrate import Params
 
     sweep = Params()   # defaults: the authors' sweeps (hivemind/calibrate.py docstring says where each is from)
@@ -280,78 +339,140 @@ def build_parser() -> argparse.ArgumentParser:
     values("--pair-disagreement-pct", sweep.pair_disagreement_pct, "pairwise high disagreement: percent of "
            "pairs with the lowest annotator agreement")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default: 0)")
     p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)")
-    p.add_argument("run", help=run_help)
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--min-prompts", type=int, default=5, help="flag categories with fewer prompts than this")
     p = add("classify", cmd_classify, "give each prompt a taxonomy category with an LM (cached, resumable)")
-    p.add_argument("run", help=run_help)
-    p.add_argument("--model", required=True, help="a litellm model id")
-    p.add_argument("--api-base")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--model", required=True, help="a litellm model id, e.g. openai/gpt-4o-mini")
+    p.add_argument("--api-base", help="the model's server URL (default: the provider's)")
     p.add_argument("--api-key-env", help="the environment variable holding the key")
     p.add_argument("--labels", help="a file of category labels, one a line ('Top > Fine' for two levels)")
-    p = add("clusters", cmd_clusters, "one prompt's pooled answers clustered by k-means (table and figure)")
-    p.add_argument("run", help=run_help)
+    p = add("clusters", cmd_clusters, "cluster one prompt's pooled answers by k-means (table and figure)")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--prompt", required=True, help="the prompt id")
-    p.add_argument("-k", type=int, default=5, help="number of clusters")
-    p.add_argument("--seed", type=int, default=0)
-    p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
-            writes_run=True)
-    p.add_argument("run", help=run_help)
-    p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
+    p.add_argument("-k", type=int, default=5, help="number of clusters (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of k-means (default: 0)")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
+    p.add_argument("files", nargs="*", help="generation files (JSON/JSONL/CSV/Parquet), a snapshot folder, or "
+                   "hf://OWNER/NAME@TAG (a snapshot pushed with --to-hub)")
+    p.add_argument("--name", required=True, help="the new run's name (results/<name>/); with --scores: the run "
+                   "the scores belong to")
+    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    p.add_argument("--prompt-field", default="prompt", help="the field holding the prompt (default: prompt)")
+    p.add_argument("--response-field", default="response",
+                   help="the field holding the answer (default: response)")
+    p.add_argument("--model-field", default="model", help="the field naming the model (default: model)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="import a snapshot that does not match its manifest (warns; the run is marked unverified)")
     p.add_argument("--scores", metavar="FILE", help="import quality scores for run --name (JSONL or "
                    "NoveltyBench scores.jsonl) as scorer --scorer")
     p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
     p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
-    p.add_argument("files", nargs="*", help="generation files, a snapshot folder, or hf://OWNER/NAME@TAG "
-                   "(a snapshot pushed with --to-hub)")
-    p.add_argument("--name", required=True)
-    p.add_argument("--results", default="results")
-    p.add_argument("--prompt-field", default="prompt")
-    p.add_argument("--response-field", default="response")
-    p.add_argument("--model-field", default="model")
-    p.add_argument("--no-verify", action="store_true",
-                   help="import a snapshot that does not match its manifest (warns; the run is marked unverified)")
-    p = add("leaderboard", cmd_leaderboard, "rebuild results/leaderboard.*, or add a system to a run",
-            writes_run=True)
-    p.add_argument("action", nargs="?", choices=["update", "add"], default="update")
-    p.add_argument("config", nargs="?")
-    p.add_argument("--system")
-    p.add_argument("--results", help="results folder (default: the config's, else results/)")
-    p = add("snapshot", cmd_snapshot, "publish or verify an immutable result snapshot")
-    p.add_argument("action", choices=["publish", "verify"])
-    p.add_argument("target", help="publish: RUN; verify: snapshot NAME or folder")
-    p.add_argument("--name")
-    p.add_argument("--to-hub", metavar="REPO", help="also upload it to this Hugging Face dataset repo "
-                   "(one commit, tagged with the snapshot name)")
-    p.add_argument("--license", default="other", help="license in the dataset card (default: other)")
-    p.add_argument("--results", help="results folder (default: the config's, else results/)")
+    _leaderboard_parser(add)
+    _snapshot_parser(add, "results folder (default: the run config's, else $HIVEMIND_RESULTS, else results/)")
     p = add("export", cmd_export, "write a run in another tool's format")
     p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
-    p.add_argument("run", help=run_help)
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--out", help="folder for the logs (default: the run folder's inspect/)")
     p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration", writes_run=True)
-    p.add_argument("what", choices=["paper"])
-    p.add_argument("--systems", help="comma-separated system names")
-    p.add_argument("--limit", type=int)
+    p.add_argument("what", choices=["paper"], help="what to reproduce: paper (Jiang et al. 2025)")
+    p.add_argument("--systems", help="comma-separated system names (default: all)")
+    p.add_argument("--limit", type=int, help="only the first N prompts")
     p.add_argument("--samples", type=int, help="fewer samples per prompt than the paper's 50")
     p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
     p.add_argument("--routes", action="store_true", help="list every model's routes, the default and what to set")
     p = add("merge", cmd_merge, "merge stores collected on other machines into the run's store", writes_run=True)
-    p.add_argument("run", help=run_help)
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("stores", nargs="+", help="store.sqlite files or run folders holding one")
     p = add("plan", cmd_plan, "estimate requests, tokens, cost, embedding time and sizes of a run")
-    p.add_argument("run", help=run_help)
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--scale", action="store_true", help="also print the paper's full 26K x 25 x 50 x 2 plan")
     p.add_argument("--prompts", type=int, help="plan for this many prompts instead of the config's")
-    p.add_argument("--settings", type=int, default=1, help="decoding settings, each a full pass")
+    p.add_argument("--settings", type=int, default=1, help="decoding settings, each a full pass (default: 1)")
     return parser
+
+
+def _leaderboard_parser(add) -> None:
+    """`leaderboard` (= `leaderboard update`), `leaderboard show`, `leaderboard add CONFIG --system NAME`."""
+    results_help = "results folder (default: the config's, else $HIVEMIND_RESULTS, else results/)"
+    p = add("leaderboard", cmd_leaderboard, "rank every analysed run's systems (results/leaderboard.csv, .md)")
+    p.add_argument("--results", help=results_help)
+    nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions",
+                              description="default: update", help="what to do with the leaderboard")
+    p.set_defaults(action="update")   # after add_subparsers, so `hivemind leaderboard` alone updates
+    q = add("update", cmd_leaderboard, "rewrite results/leaderboard.csv and leaderboard.md from every analysed run",
+            parent=nested)
+    q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
+    q = add("show", cmd_leaderboard, "rewrite the leaderboard and print leaderboard.md", parent=nested)
+    q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
+    q = add("add", cmd_leaderboard, "add a system to a run's config, collect and embed only it, re-analyze "
+            "and rewrite the leaderboard", writes_run=True, parent=nested)
+    q.add_argument("config", help="the run's config file, with the new system already under `systems:`")
+    q.add_argument("--system", required=True, help="the name of the new system in that config")
+    q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
+
+
+def _snapshot_parser(add, results_help: str) -> None:
+    """`snapshot create|publish|verify|push`; `snapshot publish` is create plus an optional --to-hub."""
+    p = add("snapshot", cmd_snapshot, "create, publish, verify or push an immutable result snapshot "
+            "(a Hugging Face dataset folder)")
+    nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions", required=True,
+                              help="what to do with a snapshot")
+    name_help = "the snapshot's name (default: <run>-<YYYY-MM-DD>)"
+    license_help = "license in the dataset card (default: other)"
+    for action, text in (("create", "write results/snapshots/NAME/ from an analysed run (hashed, read-only)"),
+                         ("publish", "create the snapshot and, with --to-hub, upload it")):
+        q = add(action, cmd_snapshot, text, parent=nested)
+        q.add_argument("target", metavar="RUN", help=RUN_HELP)
+        q.add_argument("--name", help=name_help)
+        q.add_argument("--license", default="other", help=license_help)
+        q.add_argument("--results", help=results_help)
+        if action == "publish":
+            q.add_argument("--to-hub", metavar="REPO", help="also upload it to this Hugging Face dataset repo "
+                           "(one commit, tagged with the snapshot name)")
+    q = add("verify", cmd_snapshot, "recompute every file hash of a snapshot against its manifest", parent=nested)
+    q.add_argument("target", metavar="SNAPSHOT", help="a snapshot name under results/snapshots/ or its folder")
+    q.add_argument("--results", help=results_help)
+    q = add("push", cmd_snapshot, "upload an existing snapshot to a Hugging Face dataset repo in one commit",
+            parent=nested)
+    q.add_argument("target", metavar="SNAPSHOT", help="a snapshot name under results/snapshots/ or its folder")
+    q.add_argument("repo", help="the dataset repo, OWNER/NAME (token from HF_TOKEN or `hf auth login`)")
+    q.add_argument("--results", help=results_help)
+
+
+QUIET_ENV = {
+    "TQDM_DISABLE": "1",                       # every tqdm bar without an explicit `disable=` (tqdm >= 4.66)
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",       # huggingface_hub downloads and cache reads
+    "TRANSFORMERS_VERBOSITY": "error",         # transformers' loading notices and its own bars
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "DATASETS_VERBOSITY": "error",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+}
+
+
+def quiet_libraries() -> None:
+    """-q: the progress bars and logs of model loading (sentence-transformers, huggingface, transformers,
+    datasets, llama.cpp) are switched off through their environment variables, before they are imported
+    (every command imports them lazily), and again by API for anything imported already."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    import logging
+
+    for name in ("sentence_transformers", "transformers", "huggingface_hub", "datasets", "llama_cpp"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        quiet_libraries()
     try:
         message = args.func(args)
     except HivemindError as err:

@@ -452,8 +452,55 @@ def _validation_error(path: Path, err: ValidationError) -> HivemindError:
     lines = []
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":   # a misspelt or misplaced key: say which one it might be
+            lines.append(f"  {loc}: {unknown_setting(item['loc'], path)}")
+            continue
         lines.append(f"  {loc}: {item['msg'].removeprefix('Value error, ')}")
     return HivemindError(f"{path}: invalid config:\n" + "\n".join(lines))
+
+
+# Settings that belong under a system's `params:` (passed to the model), for "did you mean" on a system.
+DECODING_PARAMS = ("temperature", "top_p", "min_p", "top_k", "max_tokens", "seed", "presence_penalty",
+                   "frequency_penalty", "stop", "n")
+
+
+def unknown_setting(loc: tuple, path: Path) -> str:
+    """"unknown setting 'max_token' in systems[0] of FILE; did you mean 'max_tokens'?": the closest field
+    name of the model the key sits in (difflib), or of the decoding params when the key sits in a system."""
+    import difflib
+
+    *where, key = loc
+    model, place = RunConfig, []
+    for part in where:
+        if isinstance(part, int):
+            place[-1] += f"[{part}]"
+            continue
+        place.append(str(part))
+        model = _submodel(model, str(part))
+    fields = list(model.model_fields) if model else []
+    params = list(DECODING_PARAMS) if model is System else []
+    text = f"unknown setting {str(key)!r} in {'.'.join(place) or 'the top level'} of {path}"
+    if str(key) in params:
+        return f"{text}; decoding settings go under `params:` (params: {{{key}: ...}})"
+    close = difflib.get_close_matches(str(key), fields + params, n=1, cutoff=0.6)
+    if close:
+        under = " (under `params:`)" if close[0] in params and close[0] not in fields else ""
+        return f"{text}; did you mean {close[0]!r}{under}?"
+    return f"{text}; known settings: {', '.join(fields)}"
+
+
+def _submodel(model, field: str):
+    """The pydantic model a field of `model` holds (through lists and optionals), or None."""
+    import typing
+
+    info = model.model_fields.get(field) if model else None
+    todo = [info.annotation] if info else []
+    while todo:
+        kind = todo.pop()
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
+        todo.extend(typing.get_args(kind))
+    return None
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -483,26 +530,43 @@ def _resolve_relative(value: str, config_dir: Path) -> Path:
 
 
 def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunConfig:
-    """RUN is a config file, a packaged config name (`demo`), or the name of a run under results/."""
+    """The one way every command reads RUN: a config file (`path/to/config.yaml`), a run folder
+    (`results/demo`, `results/demo/`: its stored config, with the folder's parent as results folder), a run
+    name under the results folder (`demo`), or a packaged config name (`demo`, `paper`)."""
     run_str = str(run)
     as_path = Path(run_str)
+    base = Path(results_dir) if results_dir else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
     if as_path.suffix in {".yaml", ".yml"} or as_path.is_file():
         config = load_config(as_path)
+    elif ("/" in run_str or os.sep in run_str) and as_path.is_dir():
+        return _run_folder_config(as_path)
+    elif (base / run_str / RUN_CONFIG_NAME).is_file():
+        config = load_config(base / run_str / RUN_CONFIG_NAME)
+        config.results_dir = str(base)
+    elif (as_path / RUN_CONFIG_NAME).is_file():       # a run folder in the working directory
+        return _run_folder_config(as_path)
+    elif (PACKAGED_CONFIGS / f"{run_str}.yaml").is_file():
+        config = load_config(PACKAGED_CONFIGS / f"{run_str}.yaml")
     else:
-        base = Path(results_dir) if results_dir else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
-        stored = base / run_str / RUN_CONFIG_NAME
-        packaged = PACKAGED_CONFIGS / f"{run_str}.yaml"
-        if stored.is_file():
-            config = load_config(stored)
-            config.results_dir = str(base)
-        elif packaged.is_file():
-            config = load_config(packaged)
-        else:
-            raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
-                                f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), "
-                                f"nor a run under {base}/")
+        raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
+                            f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), a run folder, "
+                            f"nor a run under {base}/; `hivemind list` shows the runs there")
     if results_dir is not None:
         config.results_dir = str(results_dir)
+    return config
+
+
+def _run_folder_config(folder: Path) -> RunConfig:
+    """A run named by its folder: the config stored there, the folder's parent as the results folder."""
+    stored = folder / RUN_CONFIG_NAME
+    if not stored.is_file():
+        raise HivemindError(f"{folder}: not a run folder (no {RUN_CONFIG_NAME}); name a run folder under the "
+                            f"results folder, a config file or a run name (`hivemind list` shows the runs)")
+    config = load_config(stored)
+    config.results_dir = str(folder.resolve().parent)
+    if config.run_dir.resolve() != folder.resolve():
+        raise HivemindError(f"{stored}: names run {config.name!r}, but its folder is {folder.name!r}; "
+                            f"name the run by its config file instead")
     return config
 
 

@@ -44,6 +44,7 @@ class RunEntry:
     prompt_set: str
     date: str
     table: pd.DataFrame
+    note: str = ""          # set when the run predates results.json and its leaderboard.csv was read instead
 
 
 @dataclass
@@ -105,12 +106,25 @@ def read_run(folder: Path) -> RunEntry:
         raise HivemindError(f"{config_path.name} is not a mapping of settings")
     if "system" not in table.columns:
         raise HivemindError(f"{table_path.name} has no `system` column; run `hivemind analyze {folder.name}` again")
+    table, note = _results_table(folder, table)
     stored = stored_prompt_set_hash(folder / STORE_NAME)   # also proves the store is readable
     embedder = analysis.get("embedder") or _embedder_id(config.get("embedder"))
     prompt_set = analysis.get("prompt_set_hash") or stored or "unknown"
     date = analysis.get("created_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(table_path.stat().st_mtime))
     return RunEntry(run=str(config.get("name") or folder.name), folder=folder, embedder=str(embedder),
-                    prompt_set=str(prompt_set), date=str(date), table=table)
+                    prompt_set=str(prompt_set), date=str(date), table=table, note=note)
+
+
+def _results_table(folder: Path, csv_table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The run's rows from results.json (the machine-readable summary analyze writes), or from
+    leaderboard.csv with a note for a run analysed before results.json existed."""
+    from hivemind.summary import read_results
+
+    data = read_results(folder)
+    if data is None:
+        return csv_table, (f"read from {LEADERBOARD_CSV} (analysed before results.json existed; "
+                           f"`hivemind analyze {folder.name}` writes one)")
+    return pd.DataFrame([s.metrics for s in data.systems]), ""
 
 
 def _embedder_id(value: Any) -> str:
@@ -121,12 +135,13 @@ def _embedder_id(value: Any) -> str:
     return "sentence-transformers:all-MiniLM-L6-v2"
 
 
-def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = None) -> pd.DataFrame:
+def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = None,
+                      notes: list[Skipped] | None = None) -> pd.DataFrame:
     """Every analysed run's real systems (controls left out), ranked within groups of comparable runs.
 
     A group is one prompt set, one embedder and one primary key (runs with one answer per prompt are ranked
     by effective distinctness, others by effective diversity: never mixed). A broken run folder is left out
-    and added to `skipped`."""
+    and added to `skipped`; a run read from its CSV (no results.json) is named in `notes`."""
     rows = []
     for folder in run_folders(results_dir):
         try:
@@ -139,6 +154,8 @@ def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = N
             if skipped is not None:
                 skipped.append(Skipped(folder, str(err)))
             continue
+        if entry.note and notes is not None:
+            notes.append(Skipped(folder, entry.note))
         group = f"{entry.prompt_set[:10]}|{entry.embedder}|{primary}"
         for record in table.to_dict("records"):
             row = {"primary_key": primary, "primary": record.get(primary),
@@ -191,7 +208,8 @@ def update_leaderboard(results_dir: str | Path | None = "results", warn=None) ->
     check_folder(base)
     warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
     skipped: list[Skipped] = []
-    frame = build_leaderboard(base, skipped)
+    notes: list[Skipped] = []
+    frame = build_leaderboard(base, skipped, notes)
     for item in skipped:
         warn(str(item))
     if frame.empty:
@@ -201,14 +219,14 @@ def update_leaderboard(results_dir: str | Path | None = "results", warn=None) ->
     csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD
     try:
         write_text_atomic(csv_path, frame.to_csv(index=False))
-        write_text_atomic(md_path, leaderboard_markdown(frame, skipped))
+        write_text_atomic(md_path, leaderboard_markdown(frame, skipped, notes))
     except OSError as err:
         raise file_error(err, "write the leaderboard", base) from None
     scan_paths([csv_path, md_path], remove=True)  # no key value or key-shaped string published
     return [csv_path, md_path]
 
 
-def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = ()) -> str:
+def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = (), notes: list[Skipped] = ()) -> str:
     lines = ["# Hivemind leaderboard", "",
              "Rows are ranked only within a group: runs that asked the same prompts (prompt-set hash), used the "
              "same embedder and share a primary key. Rank 1 = the MOST DIVERSE system by the primary key, a "
@@ -239,6 +257,8 @@ def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = ()) -> st
             cells = [primary, r.get("rank"), r.get("system"), r.get("run"), *[r.get(m) for m in shown], r.get("date")]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
+    if notes:
+        lines += ["## Older runs", ""] + [f"- `{item.folder.name}`: {item.reason}" for item in notes] + [""]
     if skipped:
         lines += ["## Skipped run folders", ""] + [f"- `{item.folder.name}`: {item.reason}" for item in skipped] + [""]
     return "\n".join(lines)

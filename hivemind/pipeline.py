@@ -24,6 +24,7 @@ from hivemind import HivemindError, local_server
 from hivemind.config import RunConfig, System
 from hivemind.lock import RunLock
 from hivemind.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
+from hivemind.summary import set_report, write_results
 
 @contextmanager
 def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:
@@ -106,7 +107,9 @@ def analyze(config: RunConfig, progress: bool = True, wait: bool = False, contro
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "analyze", wait):
         _check_answers(config, every_system=True)
-        return analyze_run(config, progress=progress, controls=controls)
+        summary = analyze_run(config, progress=progress, controls=controls)
+        write_results(config)   # results.json, from the tables just written (report: null until report runs)
+        return summary
 
 
 def report(config: RunConfig, wait: bool = False) -> Path:
@@ -115,7 +118,9 @@ def report(config: RunConfig, wait: bool = False) -> Path:
     if not config.run_dir.is_dir():
         return render_report(config)   # it says what is missing; no lock file in a folder that is not there
     with locked(config, "report", wait):
-        return render_report(config)
+        path = render_report(config)
+        set_report(config, path)   # results.json names the report, relative to the run folder
+        return path
 
 
 @dataclass

@@ -159,3 +159,76 @@ def sort_by_primary(frame: pd.DataFrame, primary: str) -> pd.DataFrame:
     """Most diverse first, by the primary key's direction; NaN last; stable."""
     ascending = METRICS[primary].direction == HOMOGENEOUS
     return frame.sort_values(primary, ascending=ascending, na_position="last", kind="mergesort")
+
+
+# results.json: the run's headline numbers, machine-readable ------------------------------------------------
+# Written by analyze (from the tables above, the store and analysis.json) and updated by report with the
+# report's path. The leaderboard and the notebook read it; the terminal summary prints it. Bump
+# RESULTS_SCHEMA_VERSION when a field changes meaning or goes away (adding an optional field does not).
+
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402  (kept with the block it serves)
+
+RESULTS_JSON = "results.json"
+RESULTS_SCHEMA_VERSION = 1
+
+
+class Estimate(BaseModel):
+    """A figure and its 95% bootstrap confidence interval over prompts (bounds null where not computed)."""
+    model_config = ConfigDict(extra="forbid")
+
+    value: float | None = Field(description="the point estimate; null where undefined (e.g. no pairs)")
+    ci_low: float | None = Field(default=None, description="lower bound of the 95% bootstrap CI over prompts")
+    ci_high: float | None = Field(default=None, description="upper bound of the 95% bootstrap CI over prompts")
+
+
+class SystemResult(BaseModel):
+    """One system (or synthetic control) of the run: its rank, headline figures and what it cost."""
+    model_config = ConfigDict(extra="forbid")
+
+    system: str = Field(description="the system's name in the config")
+    kind: str = Field(description="'system', or 'control' for a synthetic control (never ranked)")
+    model: str = Field(description="the model id the system called")
+    setting: str = Field(description="decoding setting: 'top-p', 'min-p', or 'control'")
+    rank: str = Field(description="rank by the primary key, 1 = most diverse; '2=' marks a tie; '' for controls")
+    primary: Estimate = Field(description="the primary ranking key (see primary_key) with its CI")
+    intra_mean: Estimate = Field(description="mean pairwise cosine of a system's answers per prompt, averaged "
+                                             "over prompts (Jiang et al. 2025 Fig. 4); higher = more homogeneous")
+    share_above_08: Estimate = Field(description="share of prompts whose intra mean exceeds the paper's raw line "
+                                                 "0.8 (leaderboard column share_above_0.8)")
+    share_above_08_calibrated: float | None = Field(
+        description="the same share at the calibrated line (same rescaled value under this run's embedder)")
+    inter_mean_others: Estimate = Field(description="mean cosine to the other systems' answers to the same "
+                                                    "prompts (Fig. 6 row mean, diagonal left out); no CI")
+    near_duplicate_rate: float | None = Field(description="share of answers with a near duplicate from another "
+                                                          "system (cosine >= the run's threshold)")
+    pass_rate: float | None = Field(description="share of answers passing the quality gate")
+    answers: int | None = Field(description="stored answers with text (blank ones included); null for controls")
+    errors: int | None = Field(description="samples stored as permanent errors (no answer)")
+    truncated: int | None = Field(description="answers cut at the token limit (finish_reason 'length')")
+    truncated_share: float | None = Field(description="truncated / answers")
+    error_share: float | None = Field(description="errors / (answers + errors)")
+    cost_usd: float | None = Field(description="USD the answers cost, as priced by litellm (0 for local models)")
+    metrics: dict[str, int | float | str | None] = Field(
+        description="every column of this system's leaderboard.csv row, as written (numbers and labels)")
+
+
+class RunResults(BaseModel):
+    """results.json: the headline of one analysed run. Every number equals the CSV tables it came from."""
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(description="version of this schema; bumped when a field changes meaning")
+    hivemind_version: str = Field(description="the hivemind version that wrote the file")
+    created_at: str = Field(description="when analyze wrote it (UTC, ISO 8601)")
+    run: str = Field(description="the run's name (its folder under the results folder)")
+    embedder: str = Field(description="the embedder id every cosine came from")
+    primary_key: str = Field(description="name of the primary ranking key, a metric of hivemind.results.METRICS")
+    primary_display: str = Field(description="its display name")
+    primary_direction: str = Field(description="'more diverse': a higher value ranks higher")
+    ranking: str = Field(description="how ranks are assigned")
+    n_prompts: int = Field(description="prompts analysed")
+    n_responses: int = Field(description="non-blank answers analysed")
+    headline: dict[str, float | None] = Field(description="run-level figures (analysis.json `headline`): mean "
+                                                          "share above 0.8, intra mean, inter min/max, ...")
+    report: str | None = Field(default=None, description="report.html relative to the run folder; null until "
+                                                          "`hivemind report` ran")
+    systems: list[SystemResult] = Field(description="one entry per leaderboard.csv row, most diverse first")

@@ -74,6 +74,13 @@ def snapshots_root(results_dir: str | Path | None = None) -> Path:
 
 # Publish -------------------------------------------------------------------------------------------
 
+def default_name(run: str, today: str | None = None) -> str:
+    """`<run>-<YYYY-MM-DD>` (UTC): the snapshot name when none is given."""
+    import datetime
+
+    return f"{run}-{today or datetime.datetime.now(datetime.timezone.utc).date().isoformat()}"
+
+
 def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
             license: str = hub.DEFAULT_LICENSE) -> Path:
     """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder."""

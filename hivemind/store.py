@@ -820,6 +820,18 @@ class Store:
             f"ORDER BY created_at, rowid LIMIT 1", system_ids).fetchone()
         return row[0] if row else None
 
+    def system_outcomes(self, system_ids: list[str]) -> dict[str, tuple[int, int, int, float]]:
+        """{system id: (answers with text, permanent errors, answers cut at the token limit, USD cost)};
+        (0, 0, 0, 0.0) for a system with no stored row. For the run summary and results.json."""
+        outcomes = dict.fromkeys(system_ids, (0, 0, 0, 0.0))
+        rows = self.db.execute(
+            f"SELECT system_id, SUM(text IS NOT NULL), SUM(text IS NULL AND error IS NOT NULL), "
+            f"SUM(text IS NOT NULL AND finish_reason = 'length'), COALESCE(SUM(cost), 0) FROM responses "
+            f"WHERE system_id IN ({_marks(system_ids)}) GROUP BY system_id", system_ids)
+        for sid, answers, errors, truncated, cost in rows:
+            outcomes[sid] = (int(answers or 0), int(errors or 0), int(truncated or 0), float(cost or 0.0))
+        return outcomes
+
     # Reasoning text of reasoning models, kept apart from the answer that gets embedded -----------------
     def _ensure_reasoning_table(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS reasoning (system_id TEXT NOT NULL, prompt_id TEXT NOT NULL, "

@@ -1,0 +1,284 @@
+"""The run summary: results.json (the schema is hivemind.results.RunResults) and the table every `run`,
+`analyze` and `report` prints at the end.
+
+results.json is built from the tables analyze just wrote (leaderboard.csv, intra_model_buckets.csv,
+analysis.json) and the store's per-system outcome counts, so every number in it equals a CSV cell. analyze
+writes it with `report: null`; report fills in the report's path, relative to the run folder (a snapshot of
+the folder is read on other machines, so no absolute path is ever written).
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from pydantic import ValidationError
+
+from hivemind import HivemindError, __version__, results
+from hivemind.config import RunConfig, write_text_atomic
+from hivemind.results import RESULTS_JSON, Estimate, RunResults, SystemResult
+
+DEFAULT_WIDTH = 100
+
+
+# Building and writing results.json ----------------------------------------------------------------------
+
+def _number(value):
+    """A CSV cell as JSON: None for NaN/empty, int for whole counts, float otherwise, text as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "item"):
+        value = value.item()              # numpy scalar -> Python
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _float(value) -> float | None:
+    value = _number(value)
+    return None if value is None or isinstance(value, str) else float(value)
+
+
+def _read_tables(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    paths = [run_dir / "analysis.json", run_dir / "leaderboard.csv", run_dir / "intra_model_buckets.csv"]
+    for path in paths:
+        if not path.is_file():
+            raise HivemindError(f"{path}: missing; run `hivemind analyze {run_dir.name}` first")
+    try:
+        info = json.loads(paths[0].read_text(encoding="utf-8"))
+        board = pd.read_csv(paths[1], dtype={"rank": str}, keep_default_na=True)
+        buckets = pd.read_csv(paths[2], index_col=0)
+    except (json.JSONDecodeError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise HivemindError(f"{run_dir}: unreadable analysis tables ({err}); run `hivemind analyze "
+                            f"{run_dir.name}` again") from None
+    return info, board, buckets
+
+
+def build_results(config: RunConfig) -> RunResults:
+    """results.json's content from the analysed run's tables and store (read only)."""
+    from hivemind.store import Store
+
+    run_dir = config.run_dir
+    info, board, buckets = _read_tables(run_dir)
+    ids = {s.name: s.identity for s in config.systems}
+    with Store.open_readonly(config.store_path) as store:
+        outcomes = store.system_outcomes(list(ids.values()))
+    primary = info.get("primary_key") or results.primary_key(2)
+    systems = [_system_result(row, primary, buckets, outcomes.get(ids.get(row["system"], ""), None))
+               for row in board.to_dict("records")]
+    return RunResults(
+        schema_version=results.RESULTS_SCHEMA_VERSION, hivemind_version=__version__,
+        created_at=str(info.get("created_at", "")), run=config.name, embedder=str(info.get("embedder")),
+        primary_key=primary, primary_display=results.METRICS[primary].display,
+        primary_direction=results.METRICS[primary].direction, ranking=str(info.get("ranking", "")),
+        n_prompts=int(info.get("n_prompts", 0)), n_responses=int(info.get("n_responses", 0)),
+        headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems)
+
+
+def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome) -> SystemResult:
+    name = str(row["system"])
+    bucket = buckets.loc[name] if name in buckets.index else {}
+    get = lambda key: _float(bucket.get(key)) if len(bucket) else None
+    answers = errors = truncated = None
+    cost = None
+    if outcome is not None and row.get("kind", "system") == "system":
+        answers, errors, truncated, cost = outcome
+    share = lambda part, whole: (part / whole) if part is not None and whole else None
+    rank = row.get("rank")
+    return SystemResult(
+        system=name, kind=str(row.get("kind", "system")), model=str(row.get("model", "")),
+        setting=str(row.get("setting", "")), rank="" if rank is None or pd.isna(rank) else str(rank),
+        primary=Estimate(value=_float(row.get(primary)), ci_low=_float(row.get(f"{primary}_ci_low")),
+                         ci_high=_float(row.get(f"{primary}_ci_high"))),
+        intra_mean=Estimate(value=_float(row.get("intra_mean")), ci_low=get("mean_ci_low"),
+                            ci_high=get("mean_ci_high")),
+        share_above_08=Estimate(value=_float(row.get("share_above_0.8")), ci_low=get("above_0.8_ci_low"),
+                                ci_high=get("above_0.8_ci_high")),
+        share_above_08_calibrated=get("above_0.8_calibrated"),
+        inter_mean_others=Estimate(value=_float(row.get("inter_mean_others"))),
+        near_duplicate_rate=_float(row.get("near_duplicate_rate")), pass_rate=_float(row.get("pass_rate")),
+        answers=answers, errors=errors, truncated=truncated, cost_usd=cost,
+        truncated_share=share(truncated, answers),
+        error_share=share(errors, (answers or 0) + (errors or 0)),
+        metrics={key: _number(value) for key, value in row.items()},
+    )
+
+
+def write_results(config: RunConfig, report: Path | None = None) -> Path:
+    """Write results.json into the run folder atomically (analyze: report None; report: its path)."""
+    data = build_results(config)
+    if report is not None:
+        data.report = Path(report).resolve().relative_to(config.run_dir.resolve()).as_posix()
+    return _write(config, data)
+
+
+def set_report(config: RunConfig, report: Path) -> Path:
+    """Record the report's path (relative to the run folder) in results.json; rebuilt if it is missing."""
+    data = read_results(config.run_dir)
+    if data is None:
+        return write_results(config, report)
+    data.report = Path(report).resolve().relative_to(config.run_dir.resolve()).as_posix()
+    return _write(config, data)
+
+
+def _write(config: RunConfig, data: RunResults) -> Path:
+    from hivemind.secrets import scan_paths
+
+    path = config.run_dir / RESULTS_JSON
+    write_text_atomic(path, data.model_dump_json(indent=2) + "\n")
+    scan_paths([path], config, remove=True)   # like every table: no key value or key-shaped string is kept
+    return path
+
+
+def read_results(run_dir: Path) -> RunResults | None:
+    """results.json of a run folder; None when there is none (a run analysed by an older hivemind)."""
+    path = Path(run_dir) / RESULTS_JSON
+    if not path.is_file():
+        return None
+    try:
+        return RunResults.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as err:
+        first = err.errors()[0] if isinstance(err, ValidationError) else {"loc": (), "msg": str(err)}
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise HivemindError(f"{path}: not a valid results file ({where}: {first['msg']}); run `hivemind "
+                            f"analyze {Path(run_dir).name}` again") from None
+
+
+# The terminal table ------------------------------------------------------------------------------------
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _ci(e: Estimate, digits: int, pct: bool = False) -> str:
+    """'0.412 (.401-.423)': the CI without leading zeros, to fit 100 columns at 25 systems."""
+    if e.value is None:
+        return "-"
+    if pct:
+        text = _pct(e.value)
+        if e.ci_low is not None and e.ci_high is not None:
+            text += f" ({100 * e.ci_low:.0f}-{100 * e.ci_high:.0f})"
+        return text
+    text = _fmt(e.value, digits)
+    if e.ci_low is not None and e.ci_high is not None:
+        short = lambda v: f"{v:.{digits}f}".replace("0.", ".", 1) if 0 <= v < 1 else f"{v:.{digits}f}"
+        text += f" ({short(e.ci_low)}-{short(e.ci_high)})"
+    return text
+
+
+def _cost(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "$0" if value == 0 else f"${value:.2f}" if value >= 1 else f"${value:.4f}"
+
+
+SHORT_NAMES = {"effective_diversity": "eff. diversity", "effective_distinctness": "eff. distinctness"}
+
+
+def _columns(data: RunResults, level: int) -> list[tuple[str, list[str]]]:
+    """The table's columns; level 0 shows every CI, 1 only the primary key's, 2 none."""
+    rows = data.systems
+    name = SHORT_NAMES.get(data.primary_key, data.primary_display)
+    figure = lambda e, digits, pct, shown: (_ci(e, digits, pct) if shown else
+                                            _pct(e.value) if pct else _fmt(e.value, digits))
+    ci = lambda shown: " (CI)" if shown else ""
+    return [
+        ("rank", [r.rank or "ctl" for r in rows]),
+        ("system", [r.system for r in rows]),
+        (name + ci(level < 2), [figure(r.primary, 3, False, level < 2) for r in rows]),
+        ("intra" + ci(level < 1), [figure(r.intra_mean, 2, False, level < 1) for r in rows]),
+        (">0.8" + ci(level < 1), [figure(r.share_above_08, 0, True, level < 1) for r in rows]),
+        ("inter", [_fmt(r.inter_mean_others.value, 2) for r in rows]),
+        ("dup", [_pct(r.near_duplicate_rate) for r in rows]),
+        ("pass", [_pct(r.pass_rate) for r in rows]),
+        ("answers", [str(r.answers) if r.answers is not None else "-" for r in rows]),
+        ("trunc", [_pct(r.truncated_share) for r in rows]),
+        ("err", [_pct(r.error_share) for r in rows]),
+        ("cost", [_cost(r.cost_usd) for r in rows]),
+    ]
+
+
+def _layout(columns: list[tuple[str, list[str]]], name_width: int) -> list[str]:
+    columns = [(h, [_shorten(c, name_width) for c in cells]) if h == "system" else (h, cells)
+               for h, cells in columns]
+    widths = [max(len(h), *(len(c) for c in cells)) if cells else len(h) for h, cells in columns]
+    line = lambda cells: " ".join(c.ljust(w) if h == "system" else c.rjust(w)
+                                  for (h, _), c, w in zip(columns, cells, widths)).rstrip()
+    out = [line([h for h, _ in columns])]
+    out += [line([cells[i] for _, cells in columns]) for i in range(len(columns[0][1]))]
+    return out
+
+
+def _shorten(name: str, width: int) -> str:
+    """'provider/model-family-07-instruct-top-p' -> 'provide~07-instruct-top-p': the middle goes, since
+    names of one run share a provider prefix and differ in size, version and decoding suffix."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 3
+    return name[:head] + "~" + name[len(name) - (width - 1 - head):]
+
+
+def table_lines(data: RunResults, width: int = DEFAULT_WIDTH) -> list[str]:
+    """The per-system table, at most `width` columns where that is possible: long system names lose their
+    middle (marked '~') down to 16 characters, then the CIs of the secondary figures go, then the primary key's,
+    then names are cut further."""
+    layouts = [(level, name_width) for level in (0, 1, 2) for name_width in (32, 24, 16)]
+    layouts += [(2, 12), (2, 8)]
+    for level, name_width in layouts:
+        lines = _layout(_columns(data, level), name_width)
+        if max(len(line) for line in lines) <= width:
+            return lines
+    return lines                                           # narrower than any layout: the narrowest one
+
+
+def render(data: RunResults, run_dir: Path, width: int | None = None) -> str:
+    """The summary a stage prints: the table, the report's location, the next command."""
+    import textwrap
+
+    width = width or terminal_width()
+    wrap = lambda text: textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False)
+    h = data.headline
+    lines = [*wrap(f"run {data.run}: {len(data.systems)} systems, {data.n_prompts} prompts, {data.n_responses} "
+                   f"answers; embedder {data.embedder}"),
+             *wrap(f"ranked by {data.primary_display} (rank 1 = most diverse; 95% bootstrap CIs over prompts)"),
+             "", *table_lines(data, width), ""]
+    lines += wrap("intra = mean cosine within a system per prompt; >0.8 = share of prompts above the paper's "
+                  "line; inter = mean cosine to the others; dup = near-duplicate rate; pass = quality pass rate; "
+                  "trunc / err = answers cut at the token limit / failed samples")
+    if h.get("share_above_0.8") is not None:
+        lines += wrap(f"headline: {_pct(h.get('share_above_0.8'))} of prompts above 0.8 on average; "
+                      f"inter-model cosine {_fmt(h.get('inter_min'), 2)} to {_fmt(h.get('inter_max'), 2)}")
+    lines.append(f"results: {(Path(run_dir) / RESULTS_JSON).resolve()}")   # paths are never broken
+    if data.report:
+        report = (Path(run_dir) / data.report).resolve()
+        lines += [f"report:  {report}", f"         {report.as_uri()}",
+                  f"next:    open the report, or publish it: hivemind snapshot publish {data.run}"]
+    else:
+        lines.append(f"next:    hivemind report {data.run}")
+    return "\n".join(lines)
+
+
+def terminal_width() -> int:
+    """The terminal's width (COLUMNS wins), 100 when not a terminal."""
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def summary_text(config: RunConfig, width: int | None = None) -> str:
+    """What `run`, `analyze` and `report` print last. A run analysed by an older hivemind (no results.json)
+    is summarised from its tables."""
+    data = read_results(config.run_dir)
+    if data is None:
+        if not (config.run_dir / "leaderboard.csv").is_file():
+            return f"no analysis yet; next: hivemind analyze {config.name}"
+        data = build_results(config)        # in memory: printing a summary writes nothing
+        if (config.run_dir / "report.html").is_file():
+            data.report = "report.html"
+    return render(data, config.run_dir, width)

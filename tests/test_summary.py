@@ -1,0 +1,191 @@
+"""results.json and the run summary: the file validates against its schema, its numbers equal the CSV
+tables and the store, and `analyze` / `report` print every system with those numbers."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_openai import FakeOpenAI  # noqa: E402
+
+from hivemind import HivemindError, cli, summary  # noqa: E402
+from hivemind.config import load_config  # noqa: E402
+from hivemind.results import RESULTS_JSON, RunResults  # noqa: E402
+from hivemind.store import Prompt, Response, Store  # noqa: E402
+
+KEY_VAR = "HIVEMIND_SUMMARY_TEST_KEY"
+SECRET = "sk-planted-summary-9f8e7d6c5b4a"
+PROMPTS = ["Write a haiku about rain", "Give me a startup idea", "Describe the sea in one sentence",
+           "Name a colour for a sleepy cat"]
+SYSTEMS = ["alpha", "beta-with-a-rather-long-system-name", "gamma"]
+
+
+def write_run(tmp_path: Path, url: str, systems=SYSTEMS, name: str = "small") -> Path:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": t}) + "\n" for i, t in enumerate(PROMPTS)))
+    lines = [f"name: {name}", f"prompts: {prompts}", "samples: 3", f"results_dir: {tmp_path / 'results'}",
+             "systems:"]
+    for s in systems:
+        lines += [f"  - name: {s}", f"    model: openai/model-{s}", f"    api_base: {url}",
+                  f"    api_key_env: {KEY_VAR}", "    params: {temperature: 1.0, top_p: 0.9}"]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A real run: answers from the fake OpenAI server over HTTP, embedded by the real default embedder."""
+    tmp_path = tmp_path_factory.mktemp("summary")
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_VAR, SECRET)
+    mp.chdir(tmp_path)
+    with FakeOpenAI(expected_api_key=SECRET) as server:
+        config_path = write_run(tmp_path, server.url)
+        assert cli.main(["collect", str(config_path), "-q"]) == 0
+    assert cli.main(["embed", str(config_path), "-q"]) == 0
+    yield load_config(config_path)
+    mp.undo()
+
+
+def test_analyze_writes_results_json_equal_to_the_tables(small_run, capsys):
+    config = small_run
+    assert cli.main(["analyze", str(config.run_dir), "-q"]) == 0     # named by its folder
+    out = capsys.readouterr().out
+    path = config.run_dir / RESULTS_JSON
+    data = RunResults.model_validate_json(path.read_text())          # the declared schema
+    assert data.run == "small" and data.report is None and data.schema_version >= 1
+
+    board = pd.read_csv(config.run_dir / "leaderboard.csv", dtype={"rank": str})
+    buckets = pd.read_csv(config.run_dir / "intra_model_buckets.csv", index_col=0)
+    assert [s.system for s in data.systems] == list(board["system"])
+    assert data.primary_key == board.columns[0]
+    with Store.open_readonly(config.store_path) as store:
+        frame = store.responses_frame()
+    for s, row in zip(data.systems, board.to_dict("records")):
+        assert s.primary.value == row[data.primary_key]
+        assert s.primary.ci_low == row[f"{data.primary_key}_ci_low"]
+        assert s.primary.ci_high == row[f"{data.primary_key}_ci_high"]
+        assert s.rank == str(row["rank"])
+        assert s.intra_mean.value == row["intra_mean"]
+        assert s.intra_mean.ci_low == buckets.loc[s.system, "mean_ci_low"]
+        assert s.share_above_08.value == row["share_above_0.8"]
+        assert s.share_above_08.ci_high == buckets.loc[s.system, "above_0.8_ci_high"]
+        assert s.inter_mean_others.value == row["inter_mean_others"]
+        mine = frame[frame["system"] == s.system]
+        assert s.answers == int(mine["text"].notna().sum()) == 12
+        assert s.errors == 0 and s.truncated == 0 and s.error_share == 0.0
+        for key, value in row.items():                                 # every leaderboard.csv cell
+            stored = s.metrics[key]
+            assert (stored is None and pd.isna(value)) or stored == value or str(stored) == str(value), key
+
+    # The terminal: every system, its primary key as printed from results.json, and the next command.
+    for s in data.systems:
+        line = next(line for line in out.splitlines() if line.split()[:1] == [s.rank] and s.system[:4] in line
+                    and s.system[-6:] in line)                     # long names lose their middle
+        assert f"{s.primary.value:.3f}" in line and str(s.answers) in line
+    assert f"next:    hivemind report {config.name}" in out
+    assert str(path.resolve()) in out
+
+
+def test_report_records_a_relative_path_and_prints_the_link(small_run, capsys):
+    config = small_run
+    assert cli.main(["report", str(config.run_dir) + "/", "-q"]) == 0      # a folder path, trailing slash
+    out = capsys.readouterr().out
+    data = summary.read_results(config.run_dir)
+    assert data.report == "report.html"                      # relative: snapshots never name this machine
+    report = (config.run_dir / "report.html").resolve()
+    assert f"report:  {report}" in out and report.as_uri() in out
+    assert "hivemind snapshot publish small" in out
+    for s in data.systems:
+        assert s.system[:4] in out and s.system[-6:] in out
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_the_table_fits_the_terminal_at_25_systems(small_run, width):
+    """25 systems with long names: every line of the summary fits; names are cut, never wrapped."""
+    data = summary.read_results(small_run.run_dir) or summary.build_results(small_run)
+    template = data.systems[0]
+    data.systems = [template.model_copy(update={"system": f"provider/model-family-{i:02d}-instruct-top-p",
+                                                "rank": str(i + 1), "cost_usd": 12.3456})
+                    for i in range(25)]
+    text = summary.render(data, small_run.run_dir, width=width)
+    table = [line for line in text.splitlines() if line and line.split()[0].isdigit()]
+    assert len(table) == 25
+    assert all(len(line) <= width for line in text.splitlines() if not line.lstrip().startswith(("file:", "/",
+                                                                                                "results:", "report:")))
+    assert all(f"{template.primary.value:.3f}" in line for line in table)
+    assert "$12.35" in table[0]
+    ci = f"({template.primary.ci_low:.3f}-".replace("0.", ".", 1)
+    assert all(ci in line for line in table)          # the primary key keeps its CI at 100 columns
+
+
+def test_outcome_counts_come_from_the_store(tmp_path):
+    """answers, errors, truncated answers and cost per system, read from real SQLite rows."""
+    with Store(tmp_path / "store.sqlite") as store:
+        store.add_prompts([Prompt("p", "a prompt")])
+        store.add_system("s1", "one", "m", None, {})
+        store.add_system("s2", "two", "m", None, {})
+        store.add_responses([
+            Response("s1", "p", 0, text="a", finish_reason="stop", cost=0.25),
+            Response("s1", "p", 1, text="b", finish_reason="length", cost=0.5),
+            Response("s1", "p", 2, text=None, error="400 bad request"),
+            Response("s2", "p", 0, text="c", finish_reason="length"),
+        ])
+        outcomes = store.system_outcomes(["s1", "s2", "s3"])
+    assert outcomes == {"s1": (2, 1, 1, 0.75), "s2": (1, 0, 1, 0.0), "s3": (0, 0, 0, 0.0)}
+
+
+def test_a_damaged_results_file_is_a_clear_error(tmp_path):
+    (tmp_path / RESULTS_JSON).write_text(json.dumps({"schema_version": 1}))
+    with pytest.raises(HivemindError, match="not a valid results file.*hivemind analyze"):
+        summary.read_results(tmp_path)
+    assert summary.read_results(tmp_path / "elsewhere") is None
+
+
+def test_snapshot_gets_a_default_name_and_carries_results_json(small_run, capsys):
+    import datetime
+
+    config = small_run
+    assert cli.main(["snapshot", "create", config.name, "--results", config.results_dir, "-q"]) == 0
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    folder = Path(config.results_dir) / "snapshots" / f"small-{today}"
+    assert f"snapshot written: {folder}" in capsys.readouterr().out
+    copied = json.loads((folder / RESULTS_JSON).read_text())
+    assert copied == json.loads((config.run_dir / RESULTS_JSON).read_text())
+    assert copied["report"] == "report.html"
+    assert str(Path(config.results_dir).resolve()) not in (folder / RESULTS_JSON).read_text()
+    assert cli.main(["snapshot", "verify", f"small-{today}", "--results", config.results_dir]) == 0
+
+
+def test_leaderboard_and_list_read_the_run(small_run, capsys, tmp_path):
+    import shutil
+
+    config = small_run
+    results_dir = Path(config.results_dir)
+    assert cli.main(["list", "--results", str(results_dir)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("small "))
+    assert row.split()[1:5] == ["reported", "3", "36", "0"]
+
+    # results.json is what the leaderboard reads: a value changed there shows up in leaderboard.csv
+    copy = tmp_path / "results"
+    shutil.copytree(config.run_dir, copy / "small", ignore=shutil.ignore_patterns("snapshots"))
+    data = summary.read_results(copy / "small")
+    data.systems[0].metrics[data.primary_key] = 0.999
+    (copy / "small" / RESULTS_JSON).write_text(data.model_dump_json())
+    assert cli.main(["leaderboard", "show", "--results", str(copy)]) == 0
+    board = pd.read_csv(copy / "leaderboard.csv")
+    assert board.loc[board["system"] == data.systems[0].system, "primary"].item() == 0.999
+    assert "Older runs" not in capsys.readouterr().out
+
+    # an older run without results.json: read from leaderboard.csv, with a note saying so
+    (copy / "small" / RESULTS_JSON).unlink()
+    assert cli.main(["leaderboard", "show", "--results", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "## Older runs" in out and "read from leaderboard.csv" in out
+    board = pd.read_csv(copy / "leaderboard.csv")
+    assert board.loc[board["system"] == data.systems[0].system, "primary"].item() == data.systems[0].primary.value
