@@ -1,0 +1,57 @@
+"""report.md: the same tables as report.html, in Markdown, figures linked beside it."""
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+
+from hivemind.config import RunConfig
+from hivemind.report.tables import (
+    Headline, PromptMap, Tables, cross_system_pairs, diversity_rows, gate_note, headline_rows, leaderboard_table,
+    lexical_table, near_heading, num, paper_rows, phrases_table, rows_table, shown_pairs)
+
+
+def md_cell(value) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(md_cell(c) for c in frame.columns) + " |",
+             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptMap]) -> str:
+    info = t.info
+    pairs = cross_system_pairs(t)
+    short_pairs = shown_pairs(t, short=True)
+
+    def pair_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({
+            "prompt": pairs["prompt_id"], "system a": pairs["system_a"], "system b": pairs["system_b"],
+            "similarity": pairs["similarity"].map(num),
+            "answer a": pairs["text_a"].map(lambda s: textwrap.shorten(str(s), 160, placeholder=" …")),
+            "answer b": pairs["text_b"].map(lambda s: textwrap.shorten(str(s), 160, placeholder=" …"))})
+    shown, short_table = pair_frame(pairs), pair_frame(short_pairs)
+    out = [f"# Hivemind report: {config.name}", "",
+           f"{len(t.systems)} systems, {h.n_prompts} prompts, {h.n_responses} answers; embedder {h.embedder}; "
+           f"analysed {info.get('created_at', '')}.", ""]
+    out += [f"> {w}" for w in info.get("warnings") or []]
+    out += ["", "## Headline figures", "",
+            md_table(rows_table(("figure", "value", "rescaled"), headline_rows(h) + diversity_rows(t))), ""]
+    if t.reference:
+        out += ["## This run vs the paper", "",
+                md_table(rows_table(("figure", "this run", "paper"), paper_rows(t, config, h))), ""]
+    out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
+            "## Inter-model homogeneity", "", "![inter-model heatmap](inter_model_heatmap.png)", "",
+            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "",
+            "## Distinct systems among the nearest answers (Fig. 8)", "", "![Fig. 8](fig8_neighbors.png)", "",
+            f"## {near_heading(t)}", "",
+            md_table(shown) if not pairs.empty else "None at this threshold.", "",
+            "### Short-answer agreement", "",
+            md_table(short_table) if not short_pairs.empty else "None.", "",
+            "## Shared phrases", "", md_table(phrases_table(t)) if not t.shared_phrases.empty else "None.", "",
+            "## Lexical diversity", "", md_table(lexical_table(t)), "", "## Prompt maps", ""]
+    out += [f"![{m.prompt_id}]({m.file})" for m in maps] or ["None."]
+    return "\n".join(out) + "\n"
