@@ -450,6 +450,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
             "note": "raw lines are the paper's (text-embedding-3-small); a calibrated line has the same rescaled "
                     "value (x - floor) / (1 - floor) under this run's embedder and floor"},
         "near_duplicate_min_words": MIN_ANSWER_WORDS,
+        "figure_similarity_scale": list(results.SIMILARITY_SCALE),
         "fig8_ns": list(FIG8_NS),
         "bootstrap": {"n": BOOTSTRAP_N, "seed": config.seed, "level": BOOTSTRAP_LEVEL},
         "created_at": now(),

@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 FORMAT_VERSION = 2
+# The fixed colour scale of every similarity figure (cosine), so two runs' figures compare by eye; the report
+# adds a data-range view beside it, and analysis.json records this scale.
+SIMILARITY_SCALE = (0.0, 1.0)
 
 DIVERSE = "more diverse"            # higher value = more diverse
 HOMOGENEOUS = "more homogeneous"    # higher value = more homogeneous

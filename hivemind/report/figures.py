@@ -19,10 +19,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hivemind.report.tables import nan_range
+from hivemind.results import SIMILARITY_SCALE
 from hivemind.similarity import BUCKET_LABELS
 
 DPI = 110
-MARKERS = ["o", "s", "^", "D", "v"]
+FORMATS = ("png", "svg")       # every figure as PNG (embedded in report.html) and SVG (for papers)
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+# Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia and tritanopia.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+SIMILARITY_CMAP = "viridis"    # perceptually uniform, colour-blind safe, readable in greyscale
+BUCKETS_CMAP = "Blues"         # one hue, luminance only (safe for every colour vision deficiency), white at 0%
+ANNOTATE_MAX = 15              # above this many systems, cell values are left out of the matrix
 
 
 def text_color(rgba) -> str:
@@ -36,6 +43,15 @@ def placeholder(message: str) -> Figure:
     ax.axis("off")
     ax.text(0.5, 0.5, textwrap.fill(message, 70), ha="center", va="center", fontsize=11)
     return fig
+
+
+def fig_grid(width: float, height: float, left: float, right: float, bottom: float, top: float,
+             widths: list[float], wspace: float):
+    """A one-row GridSpec on a new width x height inch Figure, margins and gap between columns in inches."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    return fig.add_gridspec(1, len(widths), width_ratios=widths, left=left / width, right=1 - right / width,
+                            bottom=bottom / height, top=1 - top / height,
+                            wspace=wspace / (sum(widths) / len(widths)))
 
 
 def plot_intra_heatmap(buckets: pd.DataFrame) -> Figure:
@@ -54,9 +70,14 @@ def plot_intra_heatmap(buckets: pd.DataFrame) -> Figure:
     digits = 1 if n <= 14 else 0
     font = float(np.clip(cell * 72 * (0.26 if digits else 0.32), 6, 10))
     label_width = 0.07 * max(map(len, columns)) * max(font, 7.5) / 8
-    fig = Figure(figsize=(2.4 + cell * n, 1.0 + 0.4 * len(rows) + label_width * 0.75), dpi=DPI)
-    ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["Blues"]
+    # The colour bar gets its own grid cell: it can never cover a matrix cell.
+    grid = fig_grid(1.2 + cell * n + 0.1 + 0.18 + 0.8, 0.6 + 0.4 * len(rows) + label_width * 0.75 + 0.4,
+                    left=1.2, right=0.8, bottom=label_width * 0.75 + 0.4, top=0.6, widths=[cell * n, 0.18],
+                    wspace=0.1)
+    fig = grid.figure
+    ax = fig.add_subplot(grid[0, 0])
+    cax = fig.add_subplot(grid[0, 1])
+    cmap = matplotlib.colormaps[BUCKETS_CMAP]
     image = ax.imshow(np.nan_to_num(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
     for i in range(len(rows)):
         for j in range(n):
@@ -70,60 +91,133 @@ def plot_intra_heatmap(buckets: pd.DataFrame) -> Figure:
     ax.set_ylabel("intra-model similarity", fontsize=9)
     ax.set_title("Intra-model repetition: % of prompts per similarity bucket", fontsize=11)
     ax.tick_params(length=0)
-    fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01).set_label("% of prompts", fontsize=9)
-    fig.tight_layout()
+    fig.colorbar(image, cax=cax).set_label("% of prompts", fontsize=9)
     return fig
 
 
-def plot_inter_heatmap(inter: pd.DataFrame) -> Figure:
-    """Fig. 6 layout: lower triangle of the system-by-system mean similarity, values in the cells."""
+def cluster_order(similarity: np.ndarray) -> np.ndarray:
+    """Leaf order of an average-linkage clustering on the distance 1 - similarity (scipy), so systems that
+    answer alike sit next to each other and model families show as blocks. Missing cells (two systems
+    without a common prompt) count as the largest distance; the diagonal as 0."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    values = np.asarray(similarity, dtype=np.float64)
+    n = len(values)
+    if n < 3:
+        return np.arange(n)
+    distance = 1.0 - (values + values.T) / 2
+    finite = distance[np.isfinite(distance)]
+    distance = np.where(np.isfinite(distance), distance, finite.max() if len(finite) else 1.0)
+    distance = np.clip(distance, 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    return leaves_list(linkage(squareform(distance, checks=False), method="average", optimal_ordering=True))
+
+
+def inter_matrix_with_diagonal(inter: pd.DataFrame, intra: pd.Series | None) -> pd.DataFrame:
+    """The full system-by-system matrix whose diagonal is each system's intra-model mean (the mean cosine of
+    two different answers of that system to the same prompt): the same measure as an off-diagonal cell, for
+    a pair of answers from one system. inter_model_similarity.csv's own diagonal counts each answer with
+    itself, so it is never shown."""
+    full = inter.astype(np.float64).copy()
+    values = full.to_numpy(copy=True)
+    diagonal = np.full(len(values), np.nan) if intra is None else \
+        intra.reindex(full.index).to_numpy(dtype=np.float64)
+    np.fill_diagonal(values, diagonal)
+    return pd.DataFrame(values, index=full.index, columns=full.columns)
+
+
+def plot_inter_heatmap(inter: pd.DataFrame, intra: pd.Series | None = None, scale: str = "fixed") -> Figure:
+    """The paper's Fig. 6 as a full matrix: every pair of systems, the diagonal = each system's intra-model
+    mean (see inter_matrix_with_diagonal), rows and columns in hierarchical-clustering order.
+
+    scale "fixed": colours span results.SIMILARITY_SCALE (cosine 0..1) whatever the data, so two runs
+    compare by eye; scale "range": colours span this matrix's own values (finer contrast, not comparable).
+    The colour bar lives in its own grid cell, so it never covers a matrix cell; cell values are written
+    up to ANNOTATE_MAX systems and dropped above, where they could not be read."""
     names = [str(s) for s in inter.index]
     n = len(names)
     if n < 2:
         return placeholder("Inter-model similarity needs at least two systems.")
-    values = inter.to_numpy(dtype=np.float64)[1:, :-1]        # row i+1 vs column j, j <= i: strict lower triangle
-    mask = np.triu(np.ones_like(values, dtype=bool), k=1)
-    shown = np.where(mask, np.nan, values)
-    low, high = nan_range(shown.ravel())
-    if np.isnan(low):
-        low, high = 0.0, 1.0
-    if high - low < 1e-6:
-        low, high = low - 0.01, high + 0.01
-    # Sized to fit a ~12 inch page width; the font follows the cell so 25+ systems stay readable.
-    cell = min(0.9, 9.5 / (n - 1))
-    font = float(np.clip(cell * 72 * 0.3, 5.5, 11))
-    label_font = float(np.clip(cell * 72 * 0.3, 6.5, 10))
-    side = max(5.0, 1.0 + cell * (n - 1) + 0.075 * max(map(len, names)) * label_font / 8)
-    fig = Figure(figsize=(side, side), dpi=DPI)
-    ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["YlOrRd"].with_extremes(bad="white")
-    image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=low, vmax=high)
-    digits = 2 if n > 8 else 3
-    for i in range(n - 1):
-        for j in range(i + 1):
-            v = shown[i, j]
-            ax.text(j, i, "–" if np.isnan(v) else f"{v:.{digits}f}", ha="center", va="center", fontsize=font,
-                    color="black" if np.isnan(v) else text_color(cmap((v - low) / (high - low))))
-    ax.set_xticks(range(n - 1), names[:-1], rotation=45, ha="right", rotation_mode="anchor", fontsize=label_font)
-    ax.set_yticks(range(n - 1), names[1:], fontsize=label_font)
+    full = inter_matrix_with_diagonal(inter, intra)
+    order = cluster_order(full.to_numpy())
+    values = full.to_numpy()[np.ix_(order, order)]
+    labels = [names[i] for i in order]
+    low, high = similarity_limits(values, scale)
+    # Cells shrink with n down to a floor where a 7-point label still fits; the figure grows instead.
+    cell = float(np.clip(10.0 / n, 0.2, 0.8))
+    label_font = float(np.clip(cell * 72 * 0.5, 6.0, 10.0))
+    label_inches = max(map(len, labels)) * label_font * 0.55 / 72
+    side = cell * n
+    bar, gap = max(0.18, 0.03 * side), 0.12
+    width, height = label_inches + side + gap + bar + 0.8, side + label_inches * 0.75 + 1.0
+    # Margins in inches (labels left and below, colour bar label right, title above); no tight_layout,
+    # which cannot place a colour bar's axes, and bbox_inches="tight" trims the rest when saving.
+    grid = fig_grid(width, height, left=label_inches, right=0.8, bottom=label_inches * 0.75, top=1.0,
+                    widths=[side, bar], wspace=gap)
+    fig = grid.figure
+    ax = fig.add_subplot(grid[0, 0])
+    cax = fig.add_subplot(grid[0, 1])
+    cmap = matplotlib.colormaps[SIMILARITY_CMAP].with_extremes(bad="#d9d9d9")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, aspect="auto",
+                      interpolation="nearest")
+    if n <= ANNOTATE_MAX:
+        font = float(np.clip(cell * 72 * 0.28, 6.0, 10.0))
+        for i in range(n):
+            for j in range(n):
+                v = values[i, j]
+                color = "black" if np.isnan(v) else text_color(cmap(float(np.clip((v - low) / (high - low), 0, 1))))
+                ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=font,
+                        color=color, fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(n), labels, rotation=45 if n <= 25 else 90, ha="right", rotation_mode="anchor",
+                  fontsize=label_font)
+    ax.set_yticks(range(n), labels, fontsize=label_font)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_title(textwrap.fill("Inter-model homogeneity: mean similarity between systems' answers",
-                               int(side * 9)), fontsize=11)
-    # The colour bar sits in the empty upper triangle instead of widening the figure.
-    bar = fig.colorbar(image, cax=ax.inset_axes([0.5, 0.9, 0.45, 0.03]), orientation="horizontal")
-    bar.set_label("mean cosine similarity", fontsize=max(label_font, 8))
-    bar.ax.tick_params(labelsize=max(label_font - 1, 7))
-    fig.tight_layout()
+    what = (f"fixed scale {low:g}–{high:g}" if scale == "fixed" else f"data range {low:.3f}–{high:.3f}")
+    ax.set_title(textwrap.fill(f"Inter-model homogeneity: mean cosine similarity between systems' answers "
+                               f"(diagonal: intra-model mean; clustered order; {what})", max(40, int(width * 11))),
+                 fontsize=11)
+    colour_bar = fig.colorbar(image, cax=cax)
+    colour_bar.set_label("mean cosine similarity", fontsize=9)
+    colour_bar.ax.tick_params(labelsize=8)
     return fig
 
 
-def system_style(index: int) -> tuple[tuple, str]:
-    """Colour and marker of the index-th system: 20 colours, then the marker changes, so 25+ stay apart."""
-    colors = matplotlib.colormaps["tab20"].colors
-    colors = colors[0::2] + colors[1::2]            # the 10 strong hues first, then their light twins
-    return colors[index % len(colors)], MARKERS[(index // len(colors)) % len(MARKERS)]
+INTER_CAPTION = (
+    "Mean cosine similarity between the answers of two systems to the same prompt (the paper's Fig. 6, here "
+    "the full matrix). Diagonal (bold): each system's intra-model mean, the mean similarity of two different "
+    "answers of that system to the same prompt; the paper draws the lower triangle only. Rows and columns "
+    "in average-linkage clustering order on 1 - similarity, so systems that answer alike form blocks. Colour "
+    "scale fixed at cosine {low:g}–{high:g} for every run, so runs compare by eye; {range_note}")
+
+
+def inter_caption(range_file: str | None = "inter_model_heatmap_range.png") -> str:
+    note = (f"{range_file} spans this run's own range for finer contrast (not comparable across runs)."
+            if range_file else "")
+    low, high = SIMILARITY_SCALE
+    return INTER_CAPTION.format(low=low, high=high, range_note=note).strip()
+
+
+def similarity_limits(values: np.ndarray, scale: str) -> tuple[float, float]:
+    if scale == "fixed":
+        return SIMILARITY_SCALE
+    if scale != "range":
+        raise ValueError(f"scale must be 'fixed' or 'range', not {scale!r}")
+    low, high = nan_range(np.asarray(values, dtype=np.float64).ravel())
+    if np.isnan(low):
+        return SIMILARITY_SCALE
+    if high - low < 1e-6:
+        low, high = low - 0.01, high + 0.01
+    return low, high
+
+
+def system_style(index: int) -> tuple[str, str]:
+    """Colour and marker of the index-th system: the 8 Okabe-Ito colours (distinct under the common colour
+    vision deficiencies) and 7 markers; 8 and 7 are co-prime, so the first 56 systems each get their own
+    pair and two systems of one colour always differ in shape."""
+    return OKABE_ITO[index % len(OKABE_ITO)], MARKERS[index % len(MARKERS)]
 
 
 def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,9 +260,16 @@ def plot_prompt_map(vectors: np.ndarray, system_index: np.ndarray, systems: list
     return fig
 
 
-def save_figure(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
-    return path
+def save_figure(fig: Figure, path: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """The figure as path (its suffix replaced) in each format; returns the files written, PNG first."""
+    written = []
+    for fmt in formats:
+        target = Path(path).with_suffix(f".{fmt}")
+        # SVG keeps text as text (searchable, editable); no hash salt or date, so a re-render is identical.
+        fig.savefig(target, dpi=DPI, bbox_inches="tight", facecolor="white", format=fmt,
+                    metadata={"Date": None} if fmt == "svg" else None)
+        written.append(target)
+    return written
 
 
 def fig8_figure(by_n: pd.DataFrame) -> Figure:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from hivemind.config import RunConfig
+from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, cross_system_pairs, diversity_rows,
     gate_note, headline_rows, leaderboard_table, lexical_table, near_heading, num, numeric_columns, paper_rows,
@@ -161,9 +162,12 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         "each cell is the % of prompts in that similarity bucket (the paper's Fig. 4).</p>",
         image_tag(folder / "intra_model_heatmap.png", "intra-model similarity buckets by system"),
         "<h2>Inter-model homogeneity</h2>",
-        '<p class="note">Mean cosine similarity between answers of two different systems to the same prompt '
-        "(the paper's Fig. 6).</p>",
-        image_tag(folder / "inter_model_heatmap.png", "inter-model similarity matrix"),
+        f'<p class="note">{e(inter_caption(None))}</p>',
+        image_tag(folder / "inter_model_heatmap.png", "inter-model similarity matrix, fixed colour scale"),
+        "<details><summary>The same matrix on this run's own range (finer contrast, not comparable across "
+        "runs)</summary>",
+        image_tag(folder / "inter_model_heatmap_range.png", "inter-model similarity matrix, data range"),
+        "</details>",
         "<h2>Leaderboard</h2>",
         f'<p class="note">{e(gate_note(t))} Brackets: {level} bootstrap confidence intervals over prompts. '
         f"Near-dup rate: share of answers with a near duplicate (similarity ≥ "

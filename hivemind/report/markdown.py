@@ -6,6 +6,7 @@ import textwrap
 import pandas as pd
 
 from hivemind.config import RunConfig
+from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, cross_system_pairs, diversity_rows, gate_note, headline_rows, leaderboard_table,
     lexical_table, near_heading, num, paper_rows, phrases_table, rows_table, shown_pairs)
@@ -44,7 +45,8 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
         out += ["## This run vs the paper", "",
                 md_table(rows_table(("figure", "this run", "paper"), paper_rows(t, config, h))), ""]
     out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
-            "## Inter-model homogeneity", "", "![inter-model heatmap](inter_model_heatmap.png)", "",
+            "## Inter-model homogeneity", "", inter_caption(), "", "![inter-model heatmap](inter_model_heatmap.png)",
+            "", "Data-range view: ![inter-model heatmap, data range](inter_model_heatmap_range.png)", "",
             "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "",
             "## Distinct systems among the nearest answers (Fig. 8)", "", "![Fig. 8](fig8_neighbors.png)", "",
             f"## {near_heading(t)}", "",
