@@ -23,7 +23,7 @@ from hivemind import results
 from hivemind.config import RunConfig
 from hivemind.diversity import DiversityAccumulator, DiversityStats, idea_threshold
 from hivemind.neighbors import FIG8_NS, NearDuplicateFinder, NeighborResults
-from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases, words
+from hivemind.phrases import LexicalAccumulator, LexicalStats, in_prompt, shared_phrases, words
 from hivemind.quality import CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
 from hivemind.store import BLANKS, PromptGroup, Store, check_folder, file_error, now
@@ -159,6 +159,7 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
     rng = np.random.default_rng(config.seed)
     sample_vectors, sample_prompts, max_samples = [], [], 0
     n_prompts = store.n_prompts_with_text(ids)
+    prompt_texts = {p.id: p.text for p in store.prompts()}
     groups = store.iter_prompt_groups(config.embedder.id, ids)
     for group in tqdm(groups, total=n_prompts, desc="analyze", unit="prompt", disable=not progress):
         group = drop_empty(group)
@@ -172,8 +173,10 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
         sample_prompts += [group.prompt_id] * len(take)
         for text, system in zip(group.texts, group.systems.tolist()):
             lex.add(text, system)
-        phrases += [(group.prompt_id, ph) for ph in shared_phrases(group.texts, group.systems.tolist(),
-                                                                   limit=PHRASES_PER_PROMPT)]
+        found = shared_phrases(group.texts, group.systems.tolist(), limit=None)
+        # The prompt's own wording, restated by several answers, goes last: it is not a shared idea.
+        found.sort(key=lambda ph: in_prompt(ph.phrase, prompt_texts.get(group.prompt_id, "")))
+        phrases += [(group.prompt_id, ph) for ph in found[:PHRASES_PER_PROMPT]]
     n_found = len(phrases)
     # Keep the most widely shared phrases overall, stable in prompt order among equals.
     phrases = sorted(phrases, key=lambda item: (-item[1].n_systems, -item[1].n_words))[:MAX_PHRASES]
@@ -271,8 +274,9 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
                         f"capped at their number of other answers (n_used < n in neighbor_diversity_by_n.csv)")
     t["cross_prompt_templates.csv"] = template_table(store, near, ids, names)
     t["shared_phrases.csv"] = pd.DataFrame(
-        [(pid, ph.phrase, ph.n_words, ph.n_systems, ";".join(names[s] for s in ph.systems)) for pid, ph in m.phrases],
-        columns=["prompt_id", "phrase", "n_words", "n_systems", "systems"])
+        [(pid, ph.phrase, ph.n_words, ph.n_systems, ";".join(names[s] for s in ph.systems),
+          in_prompt(ph.phrase, prompts.get(pid, ""))) for pid, ph in m.phrases],
+        columns=["prompt_id", "phrase", "n_words", "n_systems", "systems", "in_prompt"])
     if m.n_phrases_found > len(m.phrases):
         warnings.append(f"shared_phrases.csv keeps the {len(m.phrases)} most shared of {m.n_phrases_found} phrases")
     div = m.diversity

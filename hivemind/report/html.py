@@ -14,7 +14,7 @@ from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, cross_system_pairs, diversity_rows,
     gate_note, headline_rows, leaderboard_table, lexical_table, near_heading, num, numeric_columns, paper_rows,
-    pct, phrases_table, rows_table, setting_rows, shown_pairs, span)
+    pct, phrases_note, phrases_table, rows_table, setting_rows, shown_pairs, span)
 
 # Shared phrases in two texts -----------------------------------------------------------------------
 def _words(text: str) -> list[tuple[int, int, str]]:
@@ -179,7 +179,8 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         (image_tag(folder / "fig8_neighbors.png", "Fig. 8 box plot") if (folder / "fig8_neighbors.png").is_file()
          else '<p class="note">No per-prompt neighbour table (re-run hivemind analyze).</p>'),
         f"<h2>{e(near_heading(t))}</h2>",
-        f'<p class="note">The {TOP_PAIRS} most similar pairs, at most {PAIRS_PER_PROMPT} per prompt, both answers '
+        f'<p class="note">The {TOP_PAIRS} most similar pairs, at most {PAIRS_PER_PROMPT} per prompt, taken '
+        "round-robin over prompts (every prompt's best pair first, then the second best), both answers "
         f"at least {e(str(info.get('near_duplicate_min_words', 5)))} words long; highlighted: runs of "
         f"{MIN_SHARED_WORDS} or more words found in both answers.</p>",
         pairs_html(cross_system_pairs(t)),
@@ -188,8 +189,8 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         "agreeing on a short correct answer is not homogeneity of ideas.</p>",
         pairs_html(shown_pairs(t, short=True)),
         "<h2>Shared phrases</h2>",
-        '<p class="note">Word sequences used by several systems in answers to the same prompt.</p>',
-        html_table(phrases_table(t), {"words", "systems"}) if not t.shared_phrases.empty
+        f'<p class="note">{e(phrases_note(t))}</p>',
+        html_table(phrases_table(t), {"words", "systems"}) if len(phrases_table(t))
         else '<p class="note">No shared phrases found.</p>',
         "<h2>Lexical diversity</h2>",
         '<p class="note">distinct-n: distinct n-grams / all n-grams over a system\'s answers (higher = more varied); '

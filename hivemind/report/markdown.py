@@ -9,7 +9,7 @@ from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, cross_system_pairs, diversity_rows, gate_note, headline_rows, leaderboard_table,
-    lexical_table, near_heading, num, paper_rows, phrases_table, rows_table, shown_pairs)
+    lexical_table, near_heading, num, paper_rows, phrases_note, phrases_table, rows_table, shown_pairs)
 
 
 def md_cell(value) -> str:
@@ -53,7 +53,8 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
             md_table(shown) if not pairs.empty else "None at this threshold.", "",
             "### Short-answer agreement", "",
             md_table(short_table) if not short_pairs.empty else "None.", "",
-            "## Shared phrases", "", md_table(phrases_table(t)) if not t.shared_phrases.empty else "None.", "",
+            "## Shared phrases", "", phrases_note(t), "",
+            md_table(phrases_table(t)) if len(phrases_table(t)) else "None.", "",
             "## Lexical diversity", "", md_table(lexical_table(t)), "", "## Prompt maps", ""]
     out += [f"![{m.prompt_id}]({m.file})" for m in maps] or ["None."]
     return "\n".join(out) + "\n"

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hivemind import HivemindError, results
 from hivemind.config import RunConfig
+from hivemind.neighbors import EXAMPLES_PER_PROMPT, N_EXAMPLES, spread_examples
 from hivemind.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
 
 REFERENCE_NAME = "paper_reference.json"
@@ -26,9 +27,10 @@ REQUIRED = ["analysis.json", "intra_model_buckets.csv", "inter_model_similarity.
 # Columns read as text whatever they look like ("1" stays a prompt id, "NA" stays a name or an answer).
 TEXT_COLUMNS = {"system", "system_a", "system_b", "prompt_id", "prompt", "text_a", "text_b", "phrase",
                 "systems", "model", "kind", "setting", "rank", "setting_a", "setting_b"}
-PAIRS_PER_PROMPT = 2          # near-duplicate pairs shown per prompt
+PAIRS_PER_PROMPT = EXAMPLES_PER_PROMPT    # near-duplicate pairs shown per prompt
+PHRASES_PER_PROMPT = 3        # shared phrases shown per prompt
 MIN_SHARED_WORDS = 5          # phrases of this many words shared by two answers are highlighted
-TOP_PAIRS = 10
+TOP_PAIRS = N_EXAMPLES
 TOP_PHRASES = 15
 
 
@@ -434,7 +436,8 @@ def setting_rows(t: Tables) -> pd.DataFrame | None:
 
 
 def shown_pairs(t: Tables, short: bool) -> pd.DataFrame:
-    """Near-duplicate pairs, at most PAIRS_PER_PROMPT per prompt, long answers and short ones apart."""
+    """Near-duplicate pairs, at most PAIRS_PER_PROMPT per prompt, round-robin over prompts (most similar
+    first), long answers and short ones apart."""
     near = t.near_duplicates
     if "short" in near:
         flag = near["short"].astype(str).str.lower().isin({"true", "1"})
@@ -442,8 +445,7 @@ def shown_pairs(t: Tables, short: bool) -> pd.DataFrame:
     elif short:
         near = near.iloc[0:0]
     pairs = near[near["system_a"] != near["system_b"]]
-    pairs = pairs.sort_values("similarity", ascending=False, kind="stable")
-    pairs = pairs.groupby("prompt_id", sort=False).head(PAIRS_PER_PROMPT).head(TOP_PAIRS).copy()
+    pairs = spread_examples(pairs, per_prompt=PAIRS_PER_PROMPT, n=TOP_PAIRS)
     prompts = dict(zip(t.homogeneity["prompt_id"], t.homogeneity["prompt"]))
     pairs["prompt"] = [prompts.get(p, "") for p in pairs["prompt_id"]]
     return pairs
@@ -459,9 +461,37 @@ def cross_system_pairs(t: Tables, n: int = TOP_PAIRS) -> pd.DataFrame:
 
 
 def phrases_table(t: Tables, n: int = TOP_PHRASES) -> pd.DataFrame:
-    ph = t.shared_phrases.sort_values(["n_systems", "n_words"], ascending=False, kind="stable").head(n)
+    """The most widely shared phrases, at most PHRASES_PER_PROMPT per prompt, spread over prompts; phrases
+    that are mostly the prompt's own words (in_prompt) are left out: restating the question is no shared idea."""
+    ph = own_phrases(t.shared_phrases)
+    ph = ph.assign(_rank=ph["n_systems"] * 1000 + ph["n_words"])       # systems first, then length (<= 200)
+    ph = spread_examples(ph, per_prompt=PHRASES_PER_PROMPT, n=n, score="_rank")
+    if ph.empty:
+        return pd.DataFrame(columns=["phrase", "words", "systems", "prompt", "shared by"])
     return pd.DataFrame({"phrase": ph["phrase"], "words": ph["n_words"], "systems": ph["n_systems"],
                          "prompt": ph["prompt_id"], "shared by": ph["systems"].map(short_list)})
+
+
+def own_phrases(phrases: pd.DataFrame) -> pd.DataFrame:
+    """Shared phrases that are not the prompt's own wording (all of them for tables without in_prompt)."""
+    if "in_prompt" not in phrases:
+        return phrases
+    echo = phrases["in_prompt"].astype(str).str.lower().isin({"true", "1"})
+    return phrases[~echo]
+
+
+def n_echo_phrases(t: Tables) -> int:
+    return len(t.shared_phrases) - len(own_phrases(t.shared_phrases))
+
+
+def phrases_note(t: Tables) -> str:
+    echo = n_echo_phrases(t)
+    note = (f"Word sequences used by several systems in answers to the same prompt: the most widely shared, at "
+            f"most {PHRASES_PER_PROMPT} per prompt, spread over prompts.")
+    if echo:
+        note += (f" Left out: {echo} phrase(s) mostly made of the prompt's own words (in_prompt in "
+                 f"shared_phrases.csv); answers that restate the question share no idea.")
+    return note
 
 
 def short_list(joined: str, keep: int = 8) -> str:
