@@ -81,6 +81,7 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         measured.controls = control_systems
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
+        tables.update(optional_tables(store, config, tables))
         if control_note:
             warnings.append(control_note)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
@@ -302,6 +303,21 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     t["setting_headlines.csv"], t["cross_setting_pairs.csv"] = setting_tables(config, summary, inter, settings)
     t["leaderboard.csv"] = leaderboard_frame(config, m, summary, inter, settings, all_names, kinds)
     return t, warnings
+
+
+def optional_tables(store: Store, config: RunConfig, t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """results.OPTIONAL_TABLES this run has the data for: the per-category breakdown when prompts carry
+    categories (prompt file, dataset or `hivemind classify`)."""
+    from hivemind.categories import TABLE, breakdown, run_categories
+
+    out = {}
+    categories = run_categories(store)
+    if any(categories.values()):
+        diversity = t["diversity_per_prompt.csv"]
+        out[TABLE] = breakdown(t["intra_model_per_prompt.csv"], categories, t["prompt_homogeneity.csv"],
+                               diversity=diversity[diversity["kind"] == "system"],
+                               pooled=t["pooled_diversity.csv"])
+    return out
 
 
 def leaderboard_frame(config: RunConfig, m: Measured, summary, inter: np.ndarray, settings: list[str],

@@ -138,6 +138,15 @@ TABLES = {t.file: t for t in [
 ]}
 
 
+# Tables analyze writes only when the run has the data for them.
+OPTIONAL_TABLES = {t.file: t for t in [
+    Table("category_breakdown.csv", ("category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8",
+                                     "mean_prompt_similarity", "effective_diversity", "effective_distinctness",
+                                     "pooled_vendi", "pooled_distinct_ideas", "few_prompts"),
+          "headline metrics per prompt category (prompts with categories only); few_prompts flags small ones"),
+]}
+
+
 def setting_of(params: dict) -> str:
     """The decoding setting of a system: min-p when min_p is set, else top-p (the paper's two)."""
     return "min-p" if params and params.get("min_p") is not None else "top-p"

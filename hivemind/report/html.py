@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from hivemind import results
 from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
-    MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, cross_system_pairs, diversity_rows,
-    gate_note, headline_rows, leaderboard_table, lexical_table, near_heading, num, numeric_columns, paper_rows,
-    pct, phrases_note, phrases_table, rows_table, setting_rows, shown_pairs, span)
+    MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, category_by_system, category_note,
+    category_table, cross_system_pairs, diversity_rows, gate_note, headline_rows, leaderboard_table, lexical_table,
+    near_heading, num, numeric_columns, paper_rows, pct, phrases_note, phrases_table, primary_of, rows_table,
+    setting_rows, shown_pairs, span)
+
 
 # Shared phrases in two texts -----------------------------------------------------------------------
 def _words(text: str) -> list[tuple[int, int, str]]:
@@ -156,6 +159,7 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
     if per_setting is not None and len(per_setting) > 1:
         parts.append("<h2>Headline figures per decoding setting</h2>")
         parts.append(html_table(per_setting, set(per_setting.columns) - {"setting"}))
+    parts += category_html(t)
     parts += [
         "<h2>Intra-model repetition</h2>",
         '<p class="note">For every system and prompt, the mean cosine similarity among the system\'s answers; '
@@ -207,3 +211,18 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         parts.append(f'<p class="note">{e(map_note or "No prompt maps.")}</p>')
     parts.append("</main></body></html>")
     return "\n".join(parts)
+
+
+# Sections ------------------------------------------------------------------------------------------
+# Each returns a list of HTML parts (empty when the run has no data for it); build_html splices them in.
+def category_html(t: Tables) -> list[str]:
+    table = category_table(t)
+    if table is None:
+        return []
+    parts = ["<h2>Headline figures by prompt category</h2>", f'<p class="note">{html.escape(category_note(t))}</p>',
+             html_table(table, set(table.columns) - {"category", "level", "note"})]
+    by_system = category_by_system(t)
+    if by_system is not None:
+        parts += [f"<h3>{html.escape(results.METRICS[primary_of(t)].display)} by system and category</h3>",
+                  html_table(by_system, set(by_system.columns) - {"system"})]
+    return parts

@@ -5,11 +5,13 @@ import textwrap
 
 import pandas as pd
 
+from hivemind import results
 from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
-    Headline, PromptMap, Tables, cross_system_pairs, diversity_rows, gate_note, headline_rows, leaderboard_table,
-    lexical_table, near_heading, num, paper_rows, phrases_note, phrases_table, rows_table, shown_pairs)
+    Headline, PromptMap, Tables, category_by_system, category_note, category_table, cross_system_pairs,
+    diversity_rows, gate_note, headline_rows, leaderboard_table, lexical_table, near_heading, num, paper_rows,
+    phrases_note, phrases_table, primary_of, rows_table, shown_pairs)
 
 
 def md_cell(value) -> str:
@@ -44,6 +46,7 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     if t.reference:
         out += ["## This run vs the paper", "",
                 md_table(rows_table(("figure", "this run", "paper"), paper_rows(t, config, h))), ""]
+    out += category_markdown(t)
     out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
             "## Inter-model homogeneity", "", inter_caption(), "", "![inter-model heatmap](inter_model_heatmap.png)",
             "", "Data-range view: ![inter-model heatmap, data range](inter_model_heatmap_range.png)", "",
@@ -58,3 +61,14 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
             "## Lexical diversity", "", md_table(lexical_table(t)), "", "## Prompt maps", ""]
     out += [f"![{m.prompt_id}]({m.file})" for m in maps] or ["None."]
     return "\n".join(out) + "\n"
+
+
+def category_markdown(t: Tables) -> list[str]:
+    table = category_table(t)
+    if table is None:
+        return []
+    out = ["## Headline figures by prompt category", "", category_note(t), "", md_table(table), ""]
+    by_system = category_by_system(t)
+    if by_system is not None:
+        out += [f"### {results.METRICS[primary_of(t)].display} by system and category", "", md_table(by_system), ""]
+    return out

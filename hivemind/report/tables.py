@@ -25,7 +25,8 @@ REQUIRED = ["analysis.json", "intra_model_buckets.csv", "inter_model_similarity.
             "inter_model_similarity_rescaled.csv", "prompt_homogeneity.csv", "near_duplicates.csv",
             "shared_phrases.csv", "lexical_diversity.csv", "leaderboard.csv"]
 # Columns read as text whatever they look like ("1" stays a prompt id, "NA" stays a name or an answer).
-TEXT_COLUMNS = {"system", "system_a", "system_b", "prompt_id", "prompt", "text_a", "text_b", "phrase",
+TEXT_COLUMNS = {"system", "system_a", "system_b", "prompt_id", "prompt", "text_a", "text_b", "phrase", "category",
+                "level", "scorer",
                 "systems", "model", "kind", "setting", "rank", "setting_a", "setting_b"}
 PAIRS_PER_PROMPT = EXAMPLES_PER_PROMPT    # near-duplicate pairs shown per prompt
 PHRASES_PER_PROMPT = 3        # shared phrases shown per prompt
@@ -54,6 +55,8 @@ class Tables:
     settings: pd.DataFrame | None = None  # setting_headlines.csv
     cross_setting: pd.DataFrame | None = None
     coverage: pd.DataFrame | None = None  # embedding_coverage.csv (embed stage): answers embedded in chunks
+    categories: pd.DataFrame | None = None  # category_breakdown.csv (prompts with categories)
+    gate_by_scorer: pd.DataFrame | None = None  # gate_by_scorer.csv (runs with two or more gating scorers)
 
 
 def read_table(path: Path, index: str | None = None) -> pd.DataFrame:
@@ -97,7 +100,8 @@ def load_tables(config: RunConfig) -> Tables:
         leaderboard = board[board["kind"] != "control"].set_index("system")
         controls = board[board["kind"] == "control"].set_index("system")
         optional = {name: read_table(run_dir / name) if (run_dir / name).is_file() else None
-                    for name in ("neighbor_diversity_by_n.csv", "setting_headlines.csv", "cross_setting_pairs.csv")}
+                    for name in ("neighbor_diversity_by_n.csv", "setting_headlines.csv", "cross_setting_pairs.csv",
+                                 "category_breakdown.csv", "gate_by_scorer.csv")}
     except (ValueError, KeyError, json.JSONDecodeError, pd.errors.ParserError) as err:
         raise HivemindError(f"{run_dir}: an analysis table is unreadable ({err}); "
                             f"run `hivemind analyze {name}` again") from None
@@ -117,7 +121,8 @@ def load_tables(config: RunConfig) -> Tables:
                   lexical=lexical.loc[systems], leaderboard=leaderboard.loc[systems], info=info,
                   reference=load_reference(run_dir, info), controls=controls,
                   by_n=optional["neighbor_diversity_by_n.csv"], settings=optional["setting_headlines.csv"],
-                  cross_setting=optional["cross_setting_pairs.csv"], coverage=load_coverage(run_dir, info))
+                  cross_setting=optional["cross_setting_pairs.csv"], coverage=load_coverage(run_dir, info),
+                  categories=optional["category_breakdown.csv"], gate_by_scorer=optional["gate_by_scorer.csv"])
 
 
 def expect_columns(run_dir: Path, name: str, tables: dict[str, tuple[pd.DataFrame, list[str]]]) -> None:
@@ -511,3 +516,55 @@ def lexical_table(t: Tables) -> pd.DataFrame:
 
 def rows_table(header: tuple[str, ...], rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(header))
+
+
+# Per prompt category (category_breakdown.csv) -------------------------------------------------------
+def is_true(values: pd.Series) -> pd.Series:
+    return values.astype(str).str.lower().isin({"true", "1"})
+
+
+def category_table(t: Tables) -> pd.DataFrame | None:
+    """Every headline metric per category (the ALL rows), with its number of prompts; a category with too
+    few prompts is flagged, not dropped. None when the run's prompts carry no categories."""
+    frame = t.categories
+    if frame is None or frame.empty or "system" not in frame:
+        return None
+    rows = frame[frame["system"] == "ALL"]
+    primary = primary_of(t)
+    get = lambda column: rows[column] if column in rows else pd.Series(np.nan, index=rows.index)
+    return pd.DataFrame({
+        "category": rows["category"], "level": rows["level"], "prompts": rows["n_prompts"].map(lambda v: str(int(v))),
+        "share > 0.8": get("share_above_0.8").map(pct), "intra mean": get("mean_intra").map(num),
+        "inter (prompt similarity)": get("mean_prompt_similarity").map(num),
+        f"{results.METRICS[primary].display} (mean)": get(primary).map(num),
+        "pooled Vendi": get("pooled_vendi").map(lambda v: num(v, 2)),
+        "pooled distinct ideas": get("pooled_distinct_ideas").map(lambda v: num(v, 2)),
+        "note": ["few prompts: too noisy to compare" if few else "" for few in is_true(get("few_prompts"))]})
+
+
+def category_by_system(t: Tables) -> pd.DataFrame | None:
+    """The primary key per system (rows) and category (columns; top-level categories where the taxonomy
+    has two levels), from the per-system rows of category_breakdown.csv."""
+    frame = t.categories
+    primary = primary_of(t)
+    if frame is None or frame.empty or primary not in frame:
+        return None
+    level = "top" if (frame["level"] == "top").any() else "category"
+    rows = frame[(frame["system"] != "ALL") & (frame["level"] == level)]
+    if rows.empty:
+        return None
+    table = rows.pivot_table(index="system", columns="category", values=primary, aggfunc="first", dropna=False)
+    table = table.reindex([s for s in t.systems if s in table.index])
+    shown = table.map(num)
+    shown.insert(0, "system", shown.index)
+    return shown.reset_index(drop=True)
+
+
+def category_note(t: Tables) -> str:
+    few = int(is_true(t.categories.loc[t.categories["system"] == "ALL", "few_prompts"]).sum()) \
+        if t.categories is not None and "few_prompts" in t.categories else 0
+    note = ("Every headline metric per prompt category, with its number of prompts (a two-level category "
+            "\"Top > Fine\" counts under both levels; prompts without one under \"(none)\").")
+    if few:
+        note += f" {few} categor{'y has' if few == 1 else 'ies have'} too few prompts to compare (flagged)."
+    return note
