@@ -24,7 +24,8 @@ from hivemind.config import RunConfig
 from hivemind.diversity import DiversityAccumulator, DiversityStats, idea_threshold
 from hivemind.neighbors import FIG8_NS, NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, in_prompt, shared_phrases, words
-from hivemind.quality import CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance
+from hivemind.quality import (CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance, gate_by_scorer,
+                              single_scorer_gates)
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
 from hivemind.store import BLANKS, PromptGroup, Store, check_folder, file_error, now
 from hivemind.secrets import scan_paths
@@ -82,6 +83,9 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
         tables.update(optional_tables(store, config, tables))
+        by_scorer = measure_gate_by_scorer(store, config, ids, names, measured, progress)
+        if by_scorer is not None:
+            tables["gate_by_scorer.csv"] = by_scorer
         if control_note:
             warnings.append(control_note)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
@@ -206,6 +210,31 @@ def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: i
         acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
                                    group.vectors))
     return acc.finish(), gate
+
+
+def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], names: list[str], m: Measured,
+                           progress: bool) -> pd.DataFrame | None:
+    """gate_by_scorer.csv (quality.gate_by_scorer) when two or more scorers gate: one more pass over the
+    answers of the real systems, measuring the diversity metrics once per single-scorer gate."""
+    gates = single_scorer_gates(m.gate)
+    if not gates:
+        return None
+    k = len(ids)
+    accs = {name: DiversityAccumulator(k, k, threshold=m.diversity.threshold) for name in gates}
+    groups = store.iter_prompt_groups(config.embedder.id, ids)
+    for group in tqdm(groups, total=len(m.similarity.prompt_ids), desc="gate by scorer", unit="prompt",
+                      disable=not progress):
+        group = drop_empty(group)
+        if group is None:
+            continue
+        samples = group.samples if group.samples is not None else np.arange(len(group.systems))
+        system_ids = [ids[s] for s in group.systems.tolist()]
+        for name, gate in gates.items():
+            accs[name].add(group, gate.passes(group.prompt_id, system_ids, samples, group.vectors))
+    primary = results.primary_key(m.max_samples)
+    run_means = {name: values[:k] for name, values in m.diversity.system_means().items()}
+    return gate_by_scorer(names, ids, m.gate, run_means,
+                          {name: acc.finish().system_means() for name, acc in accs.items()}, primary)
 
 
 def drop_empty(group: PromptGroup) -> PromptGroup | None:

@@ -144,6 +144,11 @@ OPTIONAL_TABLES = {t.file: t for t in [
                                      "mean_prompt_similarity", "effective_diversity", "effective_distinctness",
                                      "pooled_vendi", "pooled_distinct_ideas", "few_prompts"),
           "headline metrics per prompt category (prompts with categories only); few_prompts flags small ones"),
+    Table("gate_by_scorer.csv", ("system", "gate", "pass_at", "n_scored", "pass_rate", "metric", "value",
+                                 "pass_rate_spread", "value_spread"),
+          "per system, pass rate and primary key under the run's quality gate (gate = all) and under each "
+          "gating scorer alone (relevance kept); spreads = max - min over the single-scorer gates (runs where "
+          "two or more scorers gate)"),
 ]}
 
 

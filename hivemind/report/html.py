@@ -14,7 +14,7 @@ from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, category_by_system, category_note,
-    category_table, cross_system_pairs, diversity_rows, gate_note, headline_rows, leaderboard_table, lexical_table,
+    category_table, cross_system_pairs, gate_scorer_note, gate_scorer_table, diversity_rows, gate_note, headline_rows, leaderboard_table, lexical_table,
     near_heading, num, numeric_columns, paper_rows, pct, phrases_note, phrases_table, primary_of, rows_table,
     setting_rows, shown_pairs, span)
 
@@ -179,6 +179,7 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         "systems made from this run's answers (hivemind analyze --controls); they show where known cases land "
         "and are not ranked.</p>",
         html_table(leaderboard_table(t), numeric_columns(leaderboard_table(t))),
+        *gate_scorer_html(t),
         "<h2>Distinct systems among the nearest answers (Fig. 8)</h2>",
         (image_tag(folder / "fig8_neighbors.png", "Fig. 8 box plot") if (folder / "fig8_neighbors.png").is_file()
          else '<p class="note">No per-prompt neighbour table (re-run hivemind analyze).</p>'),
@@ -226,3 +227,11 @@ def category_html(t: Tables) -> list[str]:
         parts += [f"<h3>{html.escape(results.METRICS[primary_of(t)].display)} by system and category</h3>",
                   html_table(by_system, set(by_system.columns) - {"system"})]
     return parts
+
+
+def gate_scorer_html(t: Tables) -> list[str]:
+    table = gate_scorer_table(t)
+    if table is None:
+        return []
+    return ["<h3>Quality gate by scorer</h3>", f'<p class="note">{html.escape(gate_scorer_note(t))}</p>',
+            html_table(table, set(table.columns) - {"system"})]

@@ -10,7 +10,7 @@ from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, category_by_system, category_note, category_table, cross_system_pairs,
-    diversity_rows, gate_note, headline_rows, leaderboard_table, lexical_table, near_heading, num, paper_rows,
+    diversity_rows, gate_note, gate_scorer_note, gate_scorer_table, headline_rows, leaderboard_table, lexical_table, near_heading, num, paper_rows,
     phrases_note, phrases_table, primary_of, rows_table, shown_pairs)
 
 
@@ -50,7 +50,7 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
             "## Inter-model homogeneity", "", inter_caption(), "", "![inter-model heatmap](inter_model_heatmap.png)",
             "", "Data-range view: ![inter-model heatmap, data range](inter_model_heatmap_range.png)", "",
-            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "",
+            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "", *gate_scorer_markdown(t),
             "## Distinct systems among the nearest answers (Fig. 8)", "", "![Fig. 8](fig8_neighbors.png)", "",
             f"## {near_heading(t)}", "",
             md_table(shown) if not pairs.empty else "None at this threshold.", "",
@@ -72,3 +72,10 @@ def category_markdown(t: Tables) -> list[str]:
     if by_system is not None:
         out += [f"### {results.METRICS[primary_of(t)].display} by system and category", "", md_table(by_system), ""]
     return out
+
+
+def gate_scorer_markdown(t: Tables) -> list[str]:
+    table = gate_scorer_table(t)
+    if table is None:
+        return []
+    return ["### Quality gate by scorer", "", gate_scorer_note(t), "", md_table(table), ""]

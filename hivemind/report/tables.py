@@ -568,3 +568,39 @@ def category_note(t: Tables) -> str:
     if few:
         note += f" {few} categor{'y has' if few == 1 else 'ies have'} too few prompts to compare (flagged)."
     return note
+
+
+# Quality gate by scorer (gate_by_scorer.csv) --------------------------------------------------------
+def gate_scorer_table(t: Tables) -> pd.DataFrame | None:
+    """One row per system: pass rate and primary key under the run's gate and under each scorer alone,
+    and their spreads over scorers. None when the run has no gate_by_scorer.csv (fewer than 2 gating scorers)."""
+    frame = t.gate_by_scorer
+    if frame is None or frame.empty:
+        return None
+    metric = str(frame["metric"].iloc[0])
+    display = results.METRICS[metric].display if metric in results.METRICS else metric
+    gates = list(dict.fromkeys(frame["gate"]))
+    rows = []
+    for system in [s for s in t.systems if s in set(frame["system"])]:
+        mine = frame[frame["system"] == system].set_index("gate")
+        row = {"system": system}
+        for gate in gates:
+            label = "all scorers" if gate == "all" else gate
+            row[f"pass rate: {label}"] = pct(mine.at[gate, "pass_rate"]) if gate in mine.index else "—"
+        row["pass rate spread"] = pct(mine["pass_rate_spread"].iloc[0])
+        for gate in gates:
+            label = "all scorers" if gate == "all" else gate
+            row[f"{display}: {label}"] = num(mine.at[gate, "value"]) if gate in mine.index else "—"
+        row[f"{display} spread"] = num(mine["value_spread"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gate_scorer_note(t: Tables) -> str:
+    frame = t.gate_by_scorer
+    singles = frame[frame["gate"] != "all"].drop_duplicates("gate")
+    lines = ", ".join(f"{r.gate} >= {r.pass_at:g}" for r in singles.itertuples())
+    return (f"How much the quality gate depends on which scorer gated: each system's pass rate and primary key "
+            f"under the run's gate (all scorers) and under each gating scorer alone ({lines}; the relevance line "
+            f"kept in every gate). Spread = max - min over the single-scorer gates; a large spread means the "
+            f"system's figure rests on the choice of scorer.")
