@@ -45,7 +45,7 @@ def levels(category: str | None) -> list[tuple[str, str]]:
 
 COLUMNS = ["category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8", "mean_prompt_similarity",
            "effective_diversity", "effective_distinctness", "pooled_vendi", "pooled_distinct_ideas", "few_prompts"]
-SYSTEM_METRICS = ["effective_diversity", "effective_distinctness"]       # per (system, prompt), diversity_per_prompt.csv
+SYSTEM_METRICS = ["effective_diversity", "effective_distinctness"]  # per (system, prompt): diversity_per_prompt
 POOLED_METRICS = ["pooled_vendi", "pooled_distinct_ideas"]               # per prompt, pooled_diversity.csv
 
 

@@ -15,16 +15,17 @@ from pathlib import Path
 
 from hivemind.config import RunConfig
 from hivemind.report.figures import (
-    cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap, plot_intra_heatmap, plot_prompt_map, save_figure,
-    system_style)
+    cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap,
+    plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
 from hivemind.report.html import build_html, highlight_shared
 from hivemind.report.markdown import build_markdown
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, file_stem, headline, load_prompt_maps, load_tables, read_table, top_prompts_frame)
 from hivemind.secrets import scan_paths
 
-__all__ = ["DrawnFigures", "Headline", "cluster_order", "draw_figures", "inter_matrix_with_diagonal", "PromptMap", "Tables", "build_html", "build_markdown", "fig8_figure", "file_stem",
-           "headline", "highlight_shared", "load_prompt_maps", "load_tables", "pca_2d", "placeholder",
+__all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "build_markdown", "cluster_order",
+           "draw_figures", "fig8_figure", "file_stem", "headline", "highlight_shared",
+           "inter_matrix_with_diagonal", "load_prompt_maps", "load_tables", "pca_2d", "placeholder",
            "plot_inter_heatmap", "plot_intra_heatmap", "plot_prompt_map", "read_table", "render_report",
            "save_figure", "system_style", "top_prompts_frame"]
 

@@ -14,9 +14,9 @@ from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, category_by_system, category_note,
-    category_table, cross_system_pairs, gate_scorer_note, gate_scorer_table, diversity_rows, gate_note, headline_rows, leaderboard_table, lexical_table,
-    near_heading, num, numeric_columns, paper_rows, pct, phrases_note, phrases_table, primary_of, rows_table,
-    setting_rows, shown_pairs, span)
+    category_table, cross_system_pairs, diversity_rows, gate_note, gate_scorer_note, gate_scorer_table,
+    headline_rows, leaderboard_table, lexical_table, near_heading, num, numeric_columns, paper_rows, pct,
+    phrases_note, phrases_table, primary_of, rows_table, setting_rows, shown_pairs, span)
 
 
 # Shared phrases in two texts -----------------------------------------------------------------------
@@ -210,6 +210,7 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
                                                    for m in maps) + "</div>")
     else:
         parts.append(f'<p class="note">{e(map_note or "No prompt maps.")}</p>')
+    # Further sections (the answer browser, ...) go here, each a function below returning its HTML parts.
     parts.append("</main></body></html>")
     return "\n".join(parts)
 

@@ -10,8 +10,8 @@ from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, category_by_system, category_note, category_table, cross_system_pairs,
-    diversity_rows, gate_note, gate_scorer_note, gate_scorer_table, headline_rows, leaderboard_table, lexical_table, near_heading, num, paper_rows,
-    phrases_note, phrases_table, primary_of, rows_table, shown_pairs)
+    diversity_rows, gate_note, gate_scorer_note, gate_scorer_table, headline_rows, leaderboard_table, lexical_table,
+    near_heading, num, paper_rows, phrases_note, phrases_table, primary_of, rows_table, shown_pairs)
 
 
 def md_cell(value) -> str:
