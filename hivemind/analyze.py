@@ -23,7 +23,7 @@ from hivemind import results
 from hivemind.config import RunConfig
 from hivemind.diversity import DiversityAccumulator, DiversityStats, idea_threshold
 from hivemind.neighbors import FIG8_NS, NearDuplicateFinder, NeighborResults
-from hivemind.phrases import LexicalAccumulator, LexicalStats, in_prompt, shared_phrases, words
+from hivemind.phrases import LexicalAccumulator, LexicalStats, PromptWording, in_prompt, shared_phrases, words
 from hivemind.quality import (CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance, gate_by_scorer,
                               single_scorer_gates)
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
@@ -180,7 +180,8 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
             lex.add(text, system)
         found = shared_phrases(group.texts, group.systems.tolist(), limit=None)
         # The prompt's own wording, restated by several answers, goes last: it is not a shared idea.
-        found.sort(key=lambda ph: in_prompt(ph.phrase, prompt_texts.get(group.prompt_id, "")))
+        wording = PromptWording(prompt_texts.get(group.prompt_id, ""))
+        found.sort(key=lambda ph: wording.echoes(ph.phrase))
         phrases += [(group.prompt_id, ph) for ph in found[:PHRASES_PER_PROMPT]]
     n_found = len(phrases)
     # Keep the most widely shared phrases overall, stable in prompt order among equals.
