@@ -132,7 +132,8 @@ def plot_inter_heatmap(inter: pd.DataFrame, intra: pd.Series | None = None, scal
     mean (see inter_matrix_with_diagonal), rows and columns in hierarchical-clustering order.
 
     scale "fixed": colours span results.SIMILARITY_SCALE (cosine 0..1) whatever the data, so two runs
-    compare by eye; scale "range": colours span this matrix's own values (finer contrast, not comparable).
+    compare by eye; scale "range": colours span this run's values between different systems (finer
+    contrast, not comparable across runs; a diagonal above that range saturates).
     The colour bar lives in its own grid cell, so it never covers a matrix cell; cell values are written
     up to ANNOTATE_MAX systems and dropped above, where they could not be read."""
     names = [str(s) for s in inter.index]
@@ -143,7 +144,9 @@ def plot_inter_heatmap(inter: pd.DataFrame, intra: pd.Series | None = None, scal
     order = cluster_order(full.to_numpy())
     values = full.to_numpy()[np.ix_(order, order)]
     labels = [names[i] for i in order]
-    low, high = similarity_limits(values, scale)
+    # The range view spans the values *between* systems: the diagonal (intra, usually higher) would
+    # otherwise take most of the scale; diagonal cells above it saturate, and the colour bar says so.
+    low, high = similarity_limits(values[~np.eye(n, dtype=bool)], scale)
     # Cells shrink with n down to a floor where a 7-point label still fits; the figure grows instead.
     cell = float(np.clip(10.0 / n, 0.2, 0.8))
     label_font = float(np.clip(cell * 72 * 0.5, 6.0, 10.0))
@@ -175,11 +178,14 @@ def plot_inter_heatmap(inter: pd.DataFrame, intra: pd.Series | None = None, scal
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    what = (f"fixed scale {low:g}–{high:g}" if scale == "fixed" else f"data range {low:.3f}–{high:.3f}")
+    what = (f"fixed scale {low:g}–{high:g}" if scale == "fixed"
+            else f"range between systems {low:.3f}–{high:.3f}, not comparable across runs")
     ax.set_title(textwrap.fill(f"Inter-model homogeneity: mean cosine similarity between systems' answers "
                                f"(diagonal: intra-model mean; clustered order; {what})", max(40, int(width * 11))),
                  fontsize=11)
-    colour_bar = fig.colorbar(image, cax=cax)
+    above, below = np.nanmax(values) > high, np.nanmin(values) < low
+    extend = {(True, True): "both", (True, False): "max", (False, True): "min"}.get((above, below), "neither")
+    colour_bar = fig.colorbar(image, cax=cax, extend=extend)
     colour_bar.set_label("mean cosine similarity", fontsize=9)
     colour_bar.ax.tick_params(labelsize=8)
     return fig
@@ -194,7 +200,8 @@ INTER_CAPTION = (
 
 
 def inter_caption(range_file: str | None = "inter_model_heatmap_range.png") -> str:
-    note = (f"{range_file} spans this run's own range for finer contrast (not comparable across runs)."
+    note = (f"{range_file} spans this run's own range between systems for finer contrast (not comparable "
+            "across runs; diagonal cells above it saturate)."
             if range_file else "")
     low, high = SIMILARITY_SCALE
     return INTER_CAPTION.format(low=low, high=high, range_note=note).strip()

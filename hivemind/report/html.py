@@ -168,8 +168,8 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
         "<h2>Inter-model homogeneity</h2>",
         f'<p class="note">{e(inter_caption(None))}</p>',
         image_tag(folder / "inter_model_heatmap.png", "inter-model similarity matrix, fixed colour scale"),
-        "<details><summary>The same matrix on this run's own range (finer contrast, not comparable across "
-        "runs)</summary>",
+        "<details><summary>The same matrix on this run's own range between systems (finer contrast, not "
+        "comparable across runs)</summary>",
         image_tag(folder / "inter_model_heatmap_range.png", "inter-model similarity matrix, data range"),
         "</details>",
         "<h2>Leaderboard</h2>",
