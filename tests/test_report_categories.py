@@ -3,6 +3,8 @@ categories, with every headline metric checked against direct computation from t
 the report shows it (small categories flagged); a run without categories has neither table nor section."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from hivemind.analyze import analyze_run
 from hivemind.categories import DEFAULT_MIN_PROMPTS
 from hivemind.report import render_report
-from hivemind.results import OPTIONAL_TABLES
+from hivemind.results import OPTIONAL_TABLES, SIMILARITY_SCALE
 from hivemind.store import Prompt
 
 from synthetic_run import Answer, make_run
@@ -47,6 +49,8 @@ def with_categories(tmp_path_factory):
 def test_analyze_writes_the_breakdown_matching_direct_computation(with_categories):
     run_dir = with_categories.run_dir
     table = pd.read_csv(run_dir / "category_breakdown.csv")
+    info = json.loads((run_dir / "analysis.json").read_text(encoding="utf-8"))
+    assert info["figure_similarity_scale"] == list(SIMILARITY_SCALE)      # the figures' fixed scale, recorded
     assert list(table.columns) == list(OPTIONAL_TABLES["category_breakdown.csv"].columns)
     intra = pd.read_csv(run_dir / "intra_model_per_prompt.csv")
     diversity = pd.read_csv(run_dir / "diversity_per_prompt.csv")

@@ -103,6 +103,10 @@ def test_fifty_systems_stay_legible():
         boxes = [t.get_window_extent(renderer) for t in labels]
         assert all(not a.overlaps(b) for a, b in zip(boxes, boxes[1:])), "tick labels overlap"
     assert min(t.get_fontsize() for t in ax.get_yticklabels()) >= 6
+    fig = plot_intra_heatmap(buckets_for(list(inter.index)))
+    ax, _ = axes_of(fig)
+    boxes = [t.get_window_extent(FigureCanvasAgg(fig).get_renderer()) for t in ax.get_xticklabels()]
+    assert len(boxes) == 51 and all(not a.overlaps(b) for a, b in zip(boxes, boxes[1:]))   # 50 + "Average"
     small = plot_inter_heatmap(*planted(ANNOTATE_MAX)[:2])
     assert len(axes_of(small)[0].texts) == ANNOTATE_MAX ** 2    # values written up to the limit
 

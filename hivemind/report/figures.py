@@ -86,7 +86,7 @@ def plot_intra_heatmap(buckets: pd.DataFrame) -> Figure:
             color = "#9aa3b0" if np.isnan(v) or v == 0 else text_color(cmap(v / 100))
             ax.text(j, i, label, ha="center", va="center", fontsize=font, color=color)
     ax.axvline(n - 1.5, color="white", linewidth=3)      # sets the Average column apart
-    ax.set_xticks(range(n), columns, rotation=45, ha="right", rotation_mode="anchor", fontsize=max(font, 7.5))
+    ax.set_xticks(range(n), columns, rotation=45 if n <= 26 else 90, ha="right", rotation_mode="anchor", fontsize=max(font, 7.5))
     ax.set_yticks(range(len(rows)), rows, fontsize=9)
     ax.set_ylabel("intra-model similarity", fontsize=9)
     ax.set_title("Intra-model repetition: % of prompts per similarity bucket", fontsize=11)
