@@ -23,8 +23,9 @@ from hivemind import results
 from hivemind.config import RunConfig
 from hivemind.diversity import DiversityAccumulator, DiversityStats, idea_threshold
 from hivemind.neighbors import FIG8_NS, NearDuplicateFinder, NeighborResults
-from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases, words
-from hivemind.quality import CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance
+from hivemind.phrases import LexicalAccumulator, LexicalStats, PromptWording, in_prompt, shared_phrases, words
+from hivemind.quality import (CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance, gate_by_scorer,
+                              single_scorer_gates)
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
 from hivemind.store import BLANKS, PromptGroup, Store, check_folder, file_error, now
 from hivemind.secrets import scan_paths
@@ -81,6 +82,10 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         measured.controls = control_systems
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
+        tables.update(optional_tables(store, config, tables))
+        by_scorer = measure_gate_by_scorer(store, config, ids, names, measured, progress)
+        if by_scorer is not None:
+            tables["gate_by_scorer.csv"] = by_scorer
         if control_note:
             warnings.append(control_note)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
@@ -159,6 +164,7 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
     rng = np.random.default_rng(config.seed)
     sample_vectors, sample_prompts, max_samples = [], [], 0
     n_prompts = store.n_prompts_with_text(ids)
+    prompt_texts = {p.id: p.text for p in store.prompts()}
     groups = store.iter_prompt_groups(config.embedder.id, ids)
     for group in tqdm(groups, total=n_prompts, desc="analyze", unit="prompt", disable=not progress):
         group = drop_empty(group)
@@ -172,8 +178,11 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
         sample_prompts += [group.prompt_id] * len(take)
         for text, system in zip(group.texts, group.systems.tolist()):
             lex.add(text, system)
-        phrases += [(group.prompt_id, ph) for ph in shared_phrases(group.texts, group.systems.tolist(),
-                                                                   limit=PHRASES_PER_PROMPT)]
+        found = shared_phrases(group.texts, group.systems.tolist(), limit=None)
+        # The prompt's own wording, restated by several answers, goes last: it is not a shared idea.
+        wording = PromptWording(prompt_texts.get(group.prompt_id, ""))
+        found.sort(key=lambda ph: wording.echoes(ph.phrase))
+        phrases += [(group.prompt_id, ph) for ph in found[:PHRASES_PER_PROMPT]]
     n_found = len(phrases)
     # Keep the most widely shared phrases overall, stable in prompt order among equals.
     phrases = sorted(phrases, key=lambda item: (-item[1].n_systems, -item[1].n_words))[:MAX_PHRASES]
@@ -202,6 +211,31 @@ def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: i
         acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
                                    group.vectors))
     return acc.finish(), gate
+
+
+def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], names: list[str], m: Measured,
+                           progress: bool) -> pd.DataFrame | None:
+    """gate_by_scorer.csv (quality.gate_by_scorer) when two or more scorers gate: one more pass over the
+    answers of the real systems, measuring the diversity metrics once per single-scorer gate."""
+    gates = single_scorer_gates(m.gate)
+    if not gates:
+        return None
+    k = len(ids)
+    accs = {name: DiversityAccumulator(k, k, threshold=m.diversity.threshold) for name in gates}
+    groups = store.iter_prompt_groups(config.embedder.id, ids)
+    for group in tqdm(groups, total=len(m.similarity.prompt_ids), desc="gate by scorer", unit="prompt",
+                      disable=not progress):
+        group = drop_empty(group)
+        if group is None:
+            continue
+        samples = group.samples if group.samples is not None else np.arange(len(group.systems))
+        system_ids = [ids[s] for s in group.systems.tolist()]
+        for name, gate in gates.items():
+            accs[name].add(group, gate.passes(group.prompt_id, system_ids, samples, group.vectors))
+    primary = results.primary_key(m.max_samples)
+    run_means = {name: values[:k] for name, values in m.diversity.system_means().items()}
+    return gate_by_scorer(names, ids, m.gate, run_means,
+                          {name: acc.finish().system_means() for name, acc in accs.items()}, primary)
 
 
 def drop_empty(group: PromptGroup) -> PromptGroup | None:
@@ -271,8 +305,9 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
                         f"capped at their number of other answers (n_used < n in neighbor_diversity_by_n.csv)")
     t["cross_prompt_templates.csv"] = template_table(store, near, ids, names)
     t["shared_phrases.csv"] = pd.DataFrame(
-        [(pid, ph.phrase, ph.n_words, ph.n_systems, ";".join(names[s] for s in ph.systems)) for pid, ph in m.phrases],
-        columns=["prompt_id", "phrase", "n_words", "n_systems", "systems"])
+        [(pid, ph.phrase, ph.n_words, ph.n_systems, ";".join(names[s] for s in ph.systems),
+          in_prompt(ph.phrase, prompts.get(pid, ""))) for pid, ph in m.phrases],
+        columns=["prompt_id", "phrase", "n_words", "n_systems", "systems", "in_prompt"])
     if m.n_phrases_found > len(m.phrases):
         warnings.append(f"shared_phrases.csv keeps the {len(m.phrases)} most shared of {m.n_phrases_found} phrases")
     div = m.diversity
@@ -298,6 +333,21 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     t["setting_headlines.csv"], t["cross_setting_pairs.csv"] = setting_tables(config, summary, inter, settings)
     t["leaderboard.csv"] = leaderboard_frame(config, m, summary, inter, settings, all_names, kinds)
     return t, warnings
+
+
+def optional_tables(store: Store, config: RunConfig, t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """results.OPTIONAL_TABLES this run has the data for: the per-category breakdown when prompts carry
+    categories (prompt file, dataset or `hivemind classify`)."""
+    from hivemind.categories import TABLE, breakdown, run_categories
+
+    out = {}
+    categories = run_categories(store)
+    if any(categories.values()):
+        diversity = t["diversity_per_prompt.csv"]
+        out[TABLE] = breakdown(t["intra_model_per_prompt.csv"], categories, t["prompt_homogeneity.csv"],
+                               diversity=diversity[diversity["kind"] == "system"],
+                               pooled=t["pooled_diversity.csv"])
+    return out
 
 
 def leaderboard_frame(config: RunConfig, m: Measured, summary, inter: np.ndarray, settings: list[str],
@@ -450,6 +500,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
             "note": "raw lines are the paper's (text-embedding-3-small); a calibrated line has the same rescaled "
                     "value (x - floor) / (1 - floor) under this run's embedder and floor"},
         "near_duplicate_min_words": MIN_ANSWER_WORDS,
+        "figure_similarity_scale": list(results.SIMILARITY_SCALE),
         "fig8_ns": list(FIG8_NS),
         "bootstrap": {"n": BOOTSTRAP_N, "seed": config.seed, "level": BOOTSTRAP_LEVEL},
         "created_at": now(),

@@ -4,13 +4,17 @@ Reads what `hivemind analyze` wrote (intra_model_per_prompt.csv: system, prompt_
 prompt_homogeneity.csv: prompt_id, mean_similarity) and the prompts' categories from the run's store, and
 writes category_breakdown.csv:
 
-  category, level, system, n_prompts, mean_intra, share_above_0.8, mean_prompt_similarity, few_prompts
+  category, level, system, n_prompts, mean_intra, share_above_0.8, mean_prompt_similarity,
+  effective_diversity, effective_distinctness, pooled_vendi, pooled_distinct_ideas, few_prompts
 
 - mean_intra: mean over the category's prompts of the system's intra-model similarity (the mean cosine among
   one system's answers to one prompt); system "ALL" pools every (system, prompt) cell.
 - share_above_0.8: share of those prompts whose intra-model similarity exceeds 0.8 (the paper's headline).
 - mean_prompt_similarity (ALL rows): mean over the category's prompts of the pooled similarity of all
   systems' answers to the prompt (prompt_homogeneity.csv), i.e. inter-model homogeneity by category.
+- effective_diversity / effective_distinctness: the quality-gated primary keys (results.py), mean over the
+  category's (system, prompt) cells (diversity_per_prompt.csv); pooled_vendi / pooled_distinct_ideas (ALL
+  rows): all systems' answers to a prompt pooled (pooled_diversity.csv), mean over the category's prompts.
 - few_prompts: True when the category has fewer than `min_prompts` prompts; its figures are too noisy to
   compare, and the table says so rather than dropping the row.
 A category written "Top > Fine" (the taxonomy's two levels) gives a row for each level (level "top" and
@@ -39,39 +43,83 @@ def levels(category: str | None) -> list[tuple[str, str]]:
     return [("category", category.strip())]
 
 
+COLUMNS = ["category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8", "mean_prompt_similarity",
+           "effective_diversity", "effective_distinctness", "pooled_vendi", "pooled_distinct_ideas", "few_prompts"]
+SYSTEM_METRICS = ["effective_diversity", "effective_distinctness"]  # per (system, prompt): diversity_per_prompt
+POOLED_METRICS = ["pooled_vendi", "pooled_distinct_ideas"]               # per prompt, pooled_diversity.csv
+
+
 def breakdown(per_prompt: pd.DataFrame, categories: dict[str, str | None],
-              prompt_similarity: pd.DataFrame | None = None, min_prompts: int = DEFAULT_MIN_PROMPTS) -> pd.DataFrame:
-    """The category table (columns in the module docstring) from the per-prompt tables."""
+              prompt_similarity: pd.DataFrame | None = None, min_prompts: int = DEFAULT_MIN_PROMPTS,
+              diversity: pd.DataFrame | None = None, pooled: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The category table (columns in the module docstring) from the per-prompt tables.
+
+    diversity (diversity_per_prompt.csv, real systems only) adds the quality-gated metrics, each the mean over
+    the category's (system, prompt) cells (ALL: every system's cells); pooled (pooled_diversity.csv) adds the
+    pooled Vendi score and distinct ideas per prompt, averaged over the category's prompts (ALL rows only).
+    A category's prompts are those with a defined cell in any of these tables."""
     missing = {"system", "prompt_id", "intra"} - set(per_prompt.columns)
     if missing:
         raise HivemindError(f"intra_model_per_prompt.csv lacks {', '.join(sorted(missing))}; "
                             f"run `hivemind analyze` again")
-    rows = []
-    cells = per_prompt.dropna(subset=["intra"]).copy()
-    cells["prompt_id"] = cells["prompt_id"].astype(str)
-    tagged = [(level, name, pid) for pid in cells["prompt_id"].unique()
-              for level, name in levels(categories.get(pid))]
-    by_group: dict[tuple[str, str], set[str]] = {}
-    for level, name, pid in tagged:
-        by_group.setdefault((level, name), set()).add(pid)
-    similarity = None
+    cells = per_prompt.dropna(subset=["intra"]).assign(prompt_id=lambda f: f["prompt_id"].astype(str))
+    gated = None
+    if diversity is not None and len(diversity):
+        gated = diversity.assign(prompt_id=diversity["prompt_id"].astype(str))
+        gated = gated[gated[SYSTEM_METRICS].notna().any(axis=1)]
+    per_prompt_values = {}
     if prompt_similarity is not None and {"prompt_id", "mean_similarity"} <= set(prompt_similarity.columns):
-        similarity = prompt_similarity.assign(prompt_id=prompt_similarity["prompt_id"].astype(str)) \
-            .set_index("prompt_id")["mean_similarity"]
+        per_prompt_values["mean_prompt_similarity"] = by_prompt(prompt_similarity, "mean_similarity")
+    if pooled is not None:
+        for name in POOLED_METRICS:
+            if name in pooled:
+                per_prompt_values[name] = by_prompt(pooled, name)
+    prompt_ids = set(cells["prompt_id"]) | (set(gated["prompt_id"]) if gated is not None else set())
+    by_group: dict[tuple[str, str], set[str]] = {}
+    for pid in prompt_ids:
+        for level, name in levels(categories.get(pid)):
+            by_group.setdefault((level, name), set()).add(pid)
+    rows = []
     for (level, name), pids in sorted(by_group.items()):
-        part = cells[cells["prompt_id"].isin(pids)]
         few = len(pids) < min_prompts
-        pooled = {"category": name, "level": level, "system": "ALL", "n_prompts": len(pids),
-                  "mean_intra": part["intra"].mean(), "share_above_0.8": (part["intra"] > 0.8).mean(),
-                  "mean_prompt_similarity": similarity.reindex(sorted(pids)).mean() if similarity is not None
-                  else float("nan"), "few_prompts": few}
-        rows.append(pooled)
-        for system, group in part.groupby("system", sort=True):
-            rows.append({"category": name, "level": level, "system": system, "n_prompts": group["prompt_id"].nunique(),
-                         "mean_intra": group["intra"].mean(), "share_above_0.8": (group["intra"] > 0.8).mean(),
-                         "mean_prompt_similarity": float("nan"), "few_prompts": few})
-    return pd.DataFrame(rows, columns=["category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8",
-                                       "mean_prompt_similarity", "few_prompts"])
+        part = cells[cells["prompt_id"].isin(pids)]
+        gpart = gated[gated["prompt_id"].isin(pids)] if gated is not None else None
+        pooled_row = {"category": name, "level": level, "system": "ALL", "n_prompts": len(pids),
+                      **intra_figures(part), **gated_figures(gpart), "few_prompts": few}
+        for column, values in per_prompt_values.items():
+            pooled_row[column] = values.reindex(sorted(pids)).mean()
+        rows.append(pooled_row)
+        systems = sorted(set(part["system"]) | (set(gpart["system"]) if gpart is not None else set()))
+        for system in systems:
+            mine = part[part["system"] == system]
+            gmine = gpart[gpart["system"] == system] if gpart is not None else None
+            n = len(set(mine["prompt_id"]) | (set(gmine["prompt_id"]) if gmine is not None else set()))
+            rows.append({"category": name, "level": level, "system": system, "n_prompts": n,
+                         **intra_figures(mine), **gated_figures(gmine), "few_prompts": few})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def by_prompt(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame.assign(prompt_id=frame["prompt_id"].astype(str)).set_index("prompt_id")[column]
+
+
+def intra_figures(cells: pd.DataFrame) -> dict[str, float]:
+    if cells.empty:
+        return {"mean_intra": float("nan"), "share_above_0.8": float("nan")}
+    return {"mean_intra": cells["intra"].mean(), "share_above_0.8": (cells["intra"] > 0.8).mean()}
+
+
+def gated_figures(cells: pd.DataFrame | None) -> dict[str, float]:
+    return {name: (cells[name].mean() if cells is not None and name in cells else float("nan"))
+            for name in SYSTEM_METRICS}
+
+
+def run_categories(store) -> dict[str, str | None]:
+    """Every prompt's category: given with the prompt, else the classifier's label, else None."""
+    categories = {p.id: p.category for p in store.prompts()}
+    # A category given with the prompt wins; the classifier fills the prompts that have none.
+    categories.update({pid: label for pid, label in store.prompt_labels().items() if not categories.get(pid)})
+    return categories
 
 
 def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS) -> tuple[Path, pd.DataFrame]:
@@ -84,15 +132,17 @@ def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS) -> tuple[Path
     if not table.is_file():
         raise HivemindError(f"{table} not found; run `hivemind analyze {config.name}` first")
     with Store(config.store_path, create=False) as store:
-        categories = {p.id: p.category for p in store.prompts()}
-        # A category given with the prompt wins; the classifier fills the prompts that have none.
-        categories.update({pid: label for pid, label in store.prompt_labels().items() if not categories.get(pid)})
+        categories = run_categories(store)
     if not any(categories.values()):
         raise HivemindError(f"run {config.name!r}: no prompt has a category; give `category` in the prompt file, "
                             f"`category_field` for a dataset, or run `hivemind classify {config.name} --model ID`")
-    homogeneity = config.run_dir / "prompt_homogeneity.csv"
-    frame = breakdown(pd.read_csv(table), categories,
-                      pd.read_csv(homogeneity) if homogeneity.is_file() else None, min_prompts)
+    optional = {name: pd.read_csv(config.run_dir / name) if (config.run_dir / name).is_file() else None
+                for name in ("prompt_homogeneity.csv", "diversity_per_prompt.csv", "pooled_diversity.csv")}
+    diversity = optional["diversity_per_prompt.csv"]
+    if diversity is not None and "kind" in diversity:
+        diversity = diversity[diversity["kind"] != "control"]
+    frame = breakdown(pd.read_csv(table), categories, optional["prompt_homogeneity.csv"], min_prompts,
+                      diversity=diversity, pooled=optional["pooled_diversity.csv"])
     path = write_text_atomic(config.run_dir / TABLE, frame.to_csv(index=False))
     return path, frame
 

@@ -33,6 +33,24 @@ from scipy.sparse.csgraph import connected_components
 from hivemind.similarity import clip_cosine, ratio
 
 FIG8_NS = tuple(range(5, 51, 5))
+EXAMPLES_PER_PROMPT = 2     # near-duplicate pairs shown per prompt
+N_EXAMPLES = 10
+
+
+def spread_examples(pairs, per_prompt: int = EXAMPLES_PER_PROMPT, n: int = N_EXAMPLES, by: str = "prompt_id",
+                    score: str = "similarity"):
+    """The examples to show from a table of pairs (a pandas DataFrame): round-robin over prompts, most
+    similar first. Round 1 takes each prompt's best pair, prompts ordered by that pair's score; round 2 each
+    prompt's second best; at most `per_prompt` rounds, `n` rows in all. So one prompt with many near
+    duplicates (ten identical answers give 45 pairs) shows at most `per_prompt` of them, and the examples
+    come from as many prompts as there are."""
+    if pairs.empty:
+        return pairs.copy()
+    ranked = pairs.sort_values(score, ascending=False, kind="stable")
+    turn = ranked.groupby(by, sort=False).cumcount()
+    ranked = ranked[turn < per_prompt].assign(_turn=turn[turn < per_prompt])
+    return ranked.sort_values(["_turn", score], ascending=[True, False], kind="stable") \
+        .head(n).drop(columns="_turn")
 
 def normalise_text(text: str) -> str:
     """Whitespace and case do not make two answers different."""

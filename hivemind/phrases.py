@@ -77,6 +77,50 @@ def shared_phrases(texts: Iterable[str], systems: Iterable[int], min_words: int 
     return result if limit is None else result[:limit]
 
 
+ECHO_WORDS = 3          # a run of this many words found in the prompt is the prompt's own wording
+ECHO_SHARE = 0.5        # a phrase at least this much made of the prompt's own wording is marked in_prompt
+
+
+def prompt_overlap(phrase: str, prompt: str, n: int = ECHO_WORDS) -> float:
+    """The share of the phrase's words that lie in a run of n consecutive words (n capped at the phrase's
+    length) also found in the prompt: 1.0 for "a metaphor about time" under "Write a metaphor about time.",
+    0 for a phrase of the answers' own. Answers that restate the question share its words without sharing
+    an idea, so such phrases are marked (shared_phrases.csv, in_prompt) and left out of the report's table."""
+    return PromptWording(prompt, n).overlap(phrase)
+
+
+def in_prompt(phrase: str, prompt: str) -> bool:
+    return PromptWording(prompt).echoes(phrase)
+
+
+class PromptWording:
+    """One prompt's word n-grams, built once and matched against each of its shared phrases."""
+
+    def __init__(self, prompt: str, n: int = ECHO_WORDS):
+        self.words, self.n = words(prompt), n
+        self.grams: dict[int, set[tuple[str, ...]]] = {}
+
+    def _grams(self, n: int) -> set[tuple[str, ...]]:
+        if n not in self.grams:
+            self.grams[n] = {tuple(self.words[i:i + n]) for i in range(len(self.words) - n + 1)}
+        return self.grams[n]
+
+    def overlap(self, phrase: str) -> float:
+        tokens = words(phrase)
+        if not tokens or not self.words:
+            return 0.0
+        n = min(self.n, len(tokens))
+        grams = self._grams(n)
+        covered = [False] * len(tokens)
+        for i in range(len(tokens) - n + 1):
+            if tuple(tokens[i:i + n]) in grams:
+                covered[i:i + n] = [True] * n
+        return sum(covered) / len(tokens)
+
+    def echoes(self, phrase: str) -> bool:
+        return self.overlap(phrase) >= ECHO_SHARE
+
+
 @dataclass
 class LexicalStats:
     distinct_1: np.ndarray

@@ -13,9 +13,10 @@ neighbourhood); only a fluency scorer such as perplexity does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 
 RELEVANCE_QUANTILE = 95.0
 CALIBRATION_ANSWERS = 20_000    # answers sampled to calibrate the relevance line
@@ -88,3 +89,52 @@ def build_gate(scorers, scores_frame, prompt_vectors: dict[str, np.ndarray], rel
             n_scored[scorer] += 1
     return Gate(relevance_line=relevance_line, scorers=lines, scores=scores, prompt_vectors=prompt_vectors,
                 n_scored=n_scored)
+
+
+# How much the gate depends on the scorer (gate_by_scorer.csv) ----------------------------------------
+GATE_BY_SCORER_COLUMNS = ["system", "gate", "pass_at", "n_scored", "pass_rate", "metric", "value",
+                          "pass_rate_spread", "value_spread"]
+ALL_SCORERS = "all"
+
+
+def single_scorer_gates(gate: Gate) -> dict[str, Gate]:
+    """For each gating scorer that scored anything, the run's gate with that scorer alone (the relevance
+    line kept: it is part of every gate, and the question is which *scorer* gated); empty unless two or
+    more scorers gate, since with one there is nothing to compare."""
+    scored = {name: line for name, line in gate.scorers.items() if gate.n_scored.get(name, 0) > 0}
+    if len(scored) < 2:
+        return {}
+    return {name: replace(gate, scorers={name: line}) for name, line in scored.items()}
+
+
+def spread(values) -> float:
+    """max - min over the defined values; NaN when none is."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmax(values) - np.nanmin(values)) if np.any(~np.isnan(values)) else float("nan")
+
+
+def gate_by_scorer(names: list[str], ids: list[str], gate: Gate, run_means: dict[str, np.ndarray],
+                   scorer_means: dict[str, dict[str, np.ndarray]], primary: str) -> pd.DataFrame:
+    """Per system, the pass rate and the primary metric under the run's gate ("all") and under each
+    single-scorer gate; the spread (max - min over the single-scorer gates) says how much the system's
+    figure depends on which scorer gated it (0: not at all).
+
+    run_means / scorer_means[name]: DiversityStats.system_means() of the run's gate and of each
+    single-scorer gate (means over prompts, as in leaderboard.csv); only the first len(names) systems."""
+    scored: dict[str, dict[str, int]] = {sid: {} for sid in ids}    # answers each scorer scored
+    any_scored = dict.fromkeys(ids, 0)                               # answers any gating scorer scored
+    for (sid, _, _), got in gate.scores.items():
+        if sid in scored:
+            for name in got:
+                scored[sid][name] = scored[sid].get(name, 0) + 1
+            any_scored[sid] += any(name in gate.scorers for name in got)
+    rows = []
+    for i, (system, sid) in enumerate(zip(names, ids)):
+        single = [(name, means["pass_rate"][i], means[primary][i]) for name, means in scorer_means.items()]
+        pass_spread, value_spread = spread([p for _, p, _ in single]), spread([v for _, _, v in single])
+        rows.append([system, ALL_SCORERS, float("nan"), any_scored[sid], run_means["pass_rate"][i],
+                     primary, run_means[primary][i], pass_spread, value_spread])
+        for name, pass_rate, value in single:
+            rows.append([system, name, gate.scorers[name], scored[sid].get(name, 0), pass_rate, primary, value,
+                         pass_spread, value_spread])
+    return pd.DataFrame(rows, columns=GATE_BY_SCORER_COLUMNS)

@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 FORMAT_VERSION = 2
+# The fixed colour scale of every similarity figure (cosine), so two runs' figures compare by eye; the report
+# adds a data-range view beside it, and analysis.json records this scale.
+SIMILARITY_SCALE = (0.0, 1.0)
 
 DIVERSE = "more diverse"            # higher value = more diverse
 HOMOGENEOUS = "more homogeneous"    # higher value = more homogeneous
@@ -115,7 +118,8 @@ TABLES = {t.file: t for t in [
           "Fig. 8 as published: per prompt, distinct systems among the N nearest, N = 5..50"),
     Table("cross_prompt_templates.csv", ("prompt_a", "prompt_b", "system_a", "system_b", "similarity",
                                          "text_a", "text_b"), "templates reused across prompts"),
-    Table("shared_phrases.csv", ("prompt_id", "phrase", "n_words", "n_systems", "systems"), "shared phrases"),
+    Table("shared_phrases.csv", ("prompt_id", "phrase", "n_words", "n_systems", "systems", "in_prompt"),
+          "word sequences several systems used for the same prompt; in_prompt = mostly the prompt's own words"),
     Table("lexical_diversity.csv", ("system", "distinct_1", "distinct_2", "distinct_3", "compression_ratio",
                                     "mean_words", "distinct_2_per_prompt", "compression_per_prompt"),
           "lexical diversity, pooled and per prompt"),
@@ -131,6 +135,20 @@ TABLES = {t.file: t for t in [
           "one model under two decoding settings: shown apart from the same-setting inter-model range"),
     Table("leaderboard.csv", ("rank", "system", "kind", "model", "setting", *LEADERBOARD_METRICS),
           "one row per system and control, ranked by the primary key (first column)"),
+]}
+
+
+# Tables analyze writes only when the run has the data for them.
+OPTIONAL_TABLES = {t.file: t for t in [
+    Table("category_breakdown.csv", ("category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8",
+                                     "mean_prompt_similarity", "effective_diversity", "effective_distinctness",
+                                     "pooled_vendi", "pooled_distinct_ideas", "few_prompts"),
+          "headline metrics per prompt category (prompts with categories only); few_prompts flags small ones"),
+    Table("gate_by_scorer.csv", ("system", "gate", "pass_at", "n_scored", "pass_rate", "metric", "value",
+                                 "pass_rate_spread", "value_spread"),
+          "per system, pass rate and primary key under the run's quality gate (gate = all) and under each "
+          "gating scorer alone (relevance kept); spreads = max - min over the single-scorer gates (runs where "
+          "two or more scorers gate)"),
 ]}
 
 

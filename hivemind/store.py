@@ -866,7 +866,12 @@ class Store:
 
     def prompt_labels(self) -> dict[str, str]:
         """{prompt id: label} from the classifier, the most recent classifier's label where several ran."""
-        self._ensure_label_table()
+        if self.read_only:      # analyze reads: no table yet means no labels, and nothing may be created
+            exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'prompt_labels'")
+            if exists.fetchone() is None:
+                return {}
+        else:
+            self._ensure_label_table()
         rows = self.db.execute("SELECT prompt_id, label FROM prompt_labels WHERE label IS NOT NULL ORDER BY rowid")
         return {pid: label for pid, label in rows}
 

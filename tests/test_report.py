@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from hivemind.report import file_stem, highlight_shared, render_report
 from hivemind.store import Prompt, Response, Store
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_outputs"
-REPORT_FILES = {"report.html", "report.md", "intra_model_heatmap.png", "inter_model_heatmap.png"}
+FIGURES = ["intra_model_heatmap", "inter_model_heatmap", "inter_model_heatmap_range", "fig8_neighbors"]
+REPORT_FILES = {"report.html", "report.md", *(f"{f}.{ext}" for f in FIGURES for ext in ("png", "svg"))}
 
 SHARED = "time is a river that carries every moment gently toward the sea"
 ESCAPED = "A <b>bold</b> claim & more: " + SHARED + "."
@@ -118,20 +120,26 @@ def test_report_writes_figures_html_and_markdown(rendered):
     run_dir = rendered.run_dir
     names = {p.name for p in run_dir.iterdir()}
     assert REPORT_FILES <= names
-    maps = sorted(n for n in names if n.startswith("prompt_map_"))
+    maps = sorted(n for n in names if n.startswith("prompt_map_") and n.endswith(".png"))
     assert maps == sorted(f"prompt_map_{file_stem(pid)}.png" for pid in PROMPTS)     # top 3 of 3 prompts
+    svgs = sorted(n for n in names if n.startswith("prompt_map_") and n.endswith(".svg"))
+    assert svgs == [m.replace(".png", ".svg") for m in maps]                        # each also as SVG
     assert "prompt_map_p1.png" in maps and "prompt_map_3.png" in maps
     assert all(re.fullmatch(r"prompt_map_[A-Za-z0-9_-]+\.png", m) for m in maps)
     assert not [n for n in names if n.startswith(".report-")]          # the temporary folder is gone
-    for name in ["intra_model_heatmap.png", "inter_model_heatmap.png", *maps]:
+    for name in [*(f"{f}.png" for f in FIGURES), *maps]:
         check_png(run_dir / name)
+    for name in [*(f"{f}.svg" for f in FIGURES), *svgs]:
+        assert ET.parse(run_dir / name).getroot().tag == "{http://www.w3.org/2000/svg}svg"
 
 
 def test_html_is_self_contained_and_complete(rendered):
     page = (rendered.run_dir / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"https?://", page)
     assert not re.search(r"<(script|link)\b", page)
-    assert page.count("data:image/png;base64,") == 3 + len(PROMPTS)      # Fig. 4, Fig. 6, Fig. 8, maps
+    assert page.count("data:image/png;base64,") == 4 + len(PROMPTS)      # Fig. 4, Fig. 6 (fixed, range), Fig. 8, maps
+    assert "intra-model mean, the mean similarity of two different answers" in page   # the caption states it
+    assert "fixed at cosine 0–1" in page
     for name in ("alpha", "beta", "gamma"):
         assert name in page
     assert "<h2>Near-duplicate answers from different systems (cosine ≥ " in page     # threshold, embedder named
@@ -177,7 +185,7 @@ def test_render_again_replaces_the_prompt_maps(analysed, tmp_path):
     render_report(config, top_prompts=1)
     maps = [p.name for p in config.run_dir.glob("prompt_map_*.png")]
     assert len(maps) == 1
-    assert (config.run_dir / "report.html").read_text(encoding="utf-8").count("data:image/png") == 4
+    assert (config.run_dir / "report.html").read_text(encoding="utf-8").count("data:image/png") == 5
 
 
 # Bad input: a clear error, nothing written --------------------------------------------------------

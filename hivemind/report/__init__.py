@@ -1,0 +1,83 @@
+"""The report: figures, one self-contained report.html and a report.md, rendered from the analysed tables.
+
+A small package: `tables` (loading and checking the analysed tables, the headline, the tables shown),
+`figures` (matplotlib), `html` (report.html) and `markdown` (report.md). Everything is checked before
+anything is drawn, rendered into a temporary folder and only then renamed into place, so a failed render
+never leaves half a report.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivemind.config import RunConfig
+from hivemind.report.figures import (
+    cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap,
+    plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
+from hivemind.report.html import build_html, highlight_shared
+from hivemind.report.markdown import build_markdown
+from hivemind.report.tables import (
+    Headline, PromptMap, Tables, file_stem, headline, load_prompt_maps, load_tables, read_table, top_prompts_frame)
+from hivemind.secrets import scan_paths
+
+__all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "build_markdown", "cluster_order",
+           "draw_figures", "fig8_figure", "file_stem", "headline", "highlight_shared",
+           "inter_matrix_with_diagonal", "load_prompt_maps", "load_tables", "pca_2d", "placeholder",
+           "plot_inter_heatmap", "plot_intra_heatmap", "plot_prompt_map", "read_table", "render_report",
+           "save_figure", "system_style", "top_prompts_frame"]
+
+
+def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
+    """Write the figures, report.html and report.md into the run folder; returns report.html's path."""
+    from hivemind.store import check_folder, file_error
+
+    check_folder(config.run_dir)
+    tables = load_tables(config)              # every check before anything is written
+    h = headline(tables)
+    run_dir = config.run_dir
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    except OSError as err:
+        raise file_error(err, "write the report", run_dir) from None
+    try:
+        figures = draw_figures(config, tables, tmp, top_prompts)
+        maps, note = figures.maps, figures.map_note
+        (tmp / "report.html").write_text(build_html(config, tables, h, tmp, maps, note), encoding="utf-8")
+        (tmp / "report.md").write_text(build_markdown(config, tables, h, maps), encoding="utf-8")
+        names = [*(f.name for f in figures.files), "report.md", "report.html"]
+        for name in names:
+            os.replace(tmp / name, run_dir / name)
+        scan_paths([run_dir / name for name in names], config, remove=True)  # no key in a report
+        for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg")]:
+            if old.name not in names:                      # maps of prompts no longer in the top
+                old.unlink()
+    except OSError as err:
+        raise file_error(err, "write the report", run_dir) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return run_dir / "report.html"
+
+
+@dataclass
+class DrawnFigures:
+    files: list[Path]               # every file written (PNG and SVG), in the folder given
+    maps: list[PromptMap]
+    map_note: str | None
+
+
+def draw_figures(config: RunConfig, tables: Tables, folder: Path, top_prompts: int = 3) -> DrawnFigures:
+    """Every figure of the report into `folder`, each as PNG and SVG."""
+    files = [*save_figure(plot_intra_heatmap(tables.buckets), folder / "intra_model_heatmap.png"),
+             *save_figure(plot_inter_heatmap(tables.inter, tables.buckets["mean"]), folder / "inter_model_heatmap.png"),
+             *save_figure(plot_inter_heatmap(tables.inter, tables.buckets["mean"], scale="range"),
+                          folder / "inter_model_heatmap_range.png")]
+    if tables.by_n is not None and len(tables.by_n):
+        files += save_figure(fig8_figure(tables.by_n), folder / "fig8_neighbors.png")
+    maps, note = load_prompt_maps(config, top_prompts_frame(tables.homogeneity, top_prompts))
+    for m in maps:
+        files += save_figure(plot_prompt_map(m.vectors, m.systems, tables.systems, m.prompt, m.similarity),
+                             folder / m.file)
+    return DrawnFigures(files=files, maps=maps, map_note=note)
