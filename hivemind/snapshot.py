@@ -8,7 +8,7 @@ results/snapshots/NAME/ holds
     prompts.jsonl        the run's prompts in order (id, prompt, category)
     README.md, prompts.parquet, scores.parquet, tables/*.parquet   the Hugging Face dataset (hivemind.hub)
     *.csv, analysis.json, *.json   the metric tables of the run
-    *.png, figures/      the figures, report.html, report.md (whatever the run folder has)
+    *.png, *.svg, figures/ the figures, report.html, report.md (whatever the run folder has)
 
 A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
 responses.parquet + embeddings.parquet + config.yaml. The folder is written into a temporary sibling and
@@ -214,7 +214,7 @@ def _run_outputs(run_dir: Path) -> list[Path]:
         if rel.as_posix() in WRITTEN:
             continue
         top_level = len(rel.parts) == 1
-        if path.suffix == ".png" or (top_level and (path.suffix in {".csv", ".json"} or path.name in REPORT_FILES)):
+        if path.suffix in {".png", ".svg"} or (top_level and (path.suffix in {".csv", ".json"} or path.name in REPORT_FILES)):
             keep.append(rel)
     return keep
 
