@@ -105,6 +105,23 @@ def test_report_records_a_relative_path_and_prints_the_link(small_run, capsys):
         assert s.system[:4] in out and s.system[-6:] in out
 
 
+def test_the_report_reads_outcomes_from_results_json(small_run):
+    """The report's ranking takes truncated and failed shares and cost from results.json, not the store."""
+    config = small_run
+    assert cli.main(["analyze", config.name, "-q"]) == 0
+    path = config.run_dir / RESULTS_JSON
+    data = RunResults.model_validate_json(path.read_text())
+    planted = data.model_copy(update={"systems": [
+        s.model_copy(update={"truncated_share": 0.375, "error_share": 0.125}) if s.system == "gamma" else s
+        for s in data.systems]})
+    path.write_text(planted.model_dump_json())
+    assert cli.main(["report", config.name, "-q"]) == 0
+    rows = [line for line in (config.run_dir / "report.md").read_text().splitlines() if "| gamma |" in line]
+    assert rows and "37.5%" in rows[0] and "12.5%" in rows[0]
+    others = [line for line in (config.run_dir / "report.md").read_text().splitlines() if "| alpha |" in line]
+    assert others and "37.5%" not in others[0]
+
+
 @pytest.mark.parametrize("width", [100, 120])
 def test_the_table_fits_the_terminal_at_25_systems(small_run, width):
     """25 systems with long names: every line of the summary fits; names are cut, never wrapped."""

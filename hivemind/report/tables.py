@@ -57,6 +57,7 @@ class Tables:
     coverage: pd.DataFrame | None = None  # embedding_coverage.csv (embed stage): answers embedded in chunks
     categories: pd.DataFrame | None = None  # category_breakdown.csv (prompts with categories)
     gate_by_scorer: pd.DataFrame | None = None  # gate_by_scorer.csv (runs with two or more gating scorers)
+    outcomes: dict | None = None          # system -> results.json entry (answers, truncated, errors, cost)
 
 
 def read_table(path: Path, index: str | None = None) -> pd.DataFrame:
@@ -122,7 +123,17 @@ def load_tables(config: RunConfig) -> Tables:
                   reference=load_reference(run_dir, info), controls=controls,
                   by_n=optional["neighbor_diversity_by_n.csv"], settings=optional["setting_headlines.csv"],
                   cross_setting=optional["cross_setting_pairs.csv"], coverage=load_coverage(run_dir, info),
-                  categories=optional["category_breakdown.csv"], gate_by_scorer=optional["gate_by_scorer.csv"])
+                  categories=optional["category_breakdown.csv"], gate_by_scorer=optional["gate_by_scorer.csv"],
+                  outcomes=load_outcomes(run_dir))
+
+
+def load_outcomes(run_dir: Path) -> dict | None:
+    """Per system its collection outcome from results.json (the numbers the terminal summary printed);
+    None for a run analysed before results.json existed."""
+    from hivemind.summary import read_results
+
+    data = read_results(run_dir)
+    return None if data is None else {s.system: s for s in data.systems}
 
 
 def expect_columns(run_dir: Path, name: str, tables: dict[str, tuple[pd.DataFrame, list[str]]]) -> None:
@@ -415,8 +426,19 @@ def leaderboard_table(t: Tables) -> pd.DataFrame:
             else:
                 key = label + (" [CI]" if m in ("intra_mean", "share_above_0.8") else "")
                 row[key] = fmt_metric(m, r.get(m))
+        if t.outcomes is not None:
+            row.update(outcome_cells(t.outcomes.get(name)))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def outcome_cells(outcome) -> dict[str, str]:
+    """Truncated and failed shares and cost, as results.json has them ("—" for controls)."""
+    if outcome is None or outcome.answers is None:
+        return {"truncated": "—", "failed": "—", "cost (USD)": "—"}
+    cost = outcome.cost_usd
+    return {"truncated": pct(outcome.truncated_share), "failed": pct(outcome.error_share),
+            "cost (USD)": "—" if cost is None else f"{cost:.4g}"}
 
 
 def numeric_columns(frame: pd.DataFrame) -> set[str]:
