@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hivemind import HivemindError, results
+from hivemind.browser import browser_section
 from hivemind.config import RunConfig
 from hivemind.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
 from hivemind.secrets import scan_paths
@@ -847,6 +848,7 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
                                                    for m in maps) + "</div>")
     else:
         parts.append(f'<p class="note">{e(map_note or "No prompt maps.")}</p>')
+    parts.append(browser_section(config))
     parts.append("</main></body></html>")
     return "\n".join(parts)
 
