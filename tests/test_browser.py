@@ -29,6 +29,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 MODELS = ["gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620", "Meta-Llama-3-8B-Instruct"]
 SCRIPT_ATTACK = "Close it early: </script><script>window.__pwned = 1</script><!-- and <b>bold</b> stays text"
 PLANTED_PHRASE = "the humble lighthouse keeper counted every passing ship twice"
+FAILED_REQUEST = "400 Bad Request: context length exceeded"
 WIDTH, HEIGHT = 1400, 1000
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -119,6 +120,8 @@ def run3(tmp_path_factory) -> RunConfig:
 def run50(tmp_path_factory) -> RunConfig:
     from bench_render import make_run
     config = make_run(tmp_path_factory.mktemp("browse50"), n_systems=50, n_prompts=3, samples=2, real_texts=False)
+    with Store(config.store_path) as store:     # a request that failed for good: shown with its error
+        store.add_response(Response(config.systems[4].identity, "p000", 2, None, error=FAILED_REQUEST))
     analyze_run(config, progress=False)
     render_report(config, top_prompts=1)
     return config
@@ -255,7 +258,10 @@ def test_fifty_systems_filter_search_and_badges(run50, driver):
     open_report(driver, run50)
     assert current_prompt(driver) == "p000"
     assert columns(driver) == {n: True for n in names}
-    assert len(driver.find_elements("css selector", ".hm-ans")) == 50 * 2
+    assert len(driver.find_elements("css selector", ".hm-ans")) == 50 * 2 + 1
+    failed = driver.find_element("css selector", f'.hm-col[data-system="{names[4]}"] .hm-ans[data-sample="2"]')
+    assert badges(failed, "hm-error") == ["error"] and FAILED_REQUEST in failed.text
+    assert len(driver.find_elements("css selector", ".hm-badge.hm-error")) == 1
     # filter: none, then one system
     driver.find_element("id", "hm-none").click()
     assert not any(columns(driver).values())
