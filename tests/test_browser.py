@@ -212,6 +212,37 @@ def test_a_key_in_an_answer_stops_the_browser(run3, tmp_path, monkeypatch):
         browser_section(config)
 
 
+@pytest.mark.parametrize("key", ["sk-proj-7Hq2ZfK9xLw3Vb8NcR4tYp", "Bearer 3HqdZ6J6afU1zT0YQOaNF03v",
+                                 "AIzaq6ITZM5jtgUe52RvEJgwBuNO6n9JEC", "eyJJv07In9ZMJLs.eyJCfMZyuKpslm0.lcNQqEefRW"])
+def test_the_fast_key_scan_finds_what_the_full_scan_finds(key):
+    """token_windows keeps only the runs a key can lie in; on real answers with a key planted after a
+    newline, in a sentence and at the very start, both scans agree."""
+    from hivemind.browser import token_windows
+    from hivemind.secrets import find_key_shaped
+
+    if not ALPACA.is_dir():
+        pytest.skip(f"{ALPACA} not present")
+    texts = [r["output"] for r in json.loads((ALPACA / f"{MODELS[0]}.json").read_text(encoding="utf-8"))[:200]]
+    texts[3] += "\n" + key
+    texts[50] = f"Set it like this: {key}, then retry."
+    texts[0] = key + " " + texts[0]
+    blob = "\n".join(texts).encode("utf-8")
+    full = find_key_shaped(blob.decode("utf-8"), strict=True)
+    assert len(full) == 3 and sorted(find_key_shaped(token_windows(blob), strict=True)) == sorted(full)
+
+
+def test_a_key_shaped_answer_stops_the_browser_unless_allowed(run3, tmp_path, monkeypatch):
+    run = shutil.copytree(run3.run_dir, tmp_path / run3.name)
+    config = run3.model_copy(update={"results_dir": str(tmp_path)})
+    with Store(config.store_path) as store:
+        store.add_response(Response(config.systems[1].identity, "a3", 1, "use sk-proj-7Hq2ZfK9xLw3Vb8NcR4tYp here"))
+    from hivemind import HivemindError
+    with pytest.raises(HivemindError, match="key-shaped"):
+        browser_section(config)
+    monkeypatch.setenv("HIVEMIND_ALLOW_KEY_SHAPED", "1")
+    assert "hm-data" in browser_section(config)
+
+
 # In Chromium -------------------------------------------------------------------------------------
 @needs_chromium
 def test_three_real_systems_side_by_side(run3, driver):
