@@ -17,6 +17,7 @@ Without the shared data the stock sentences of bench_report.py are used (and the
 
 Targets (issue 9): the whole render_report under 30 s on 2 cores; report.html under 50 MB.
 Run: .venv/bin/python benchmarks/bench_render.py [--systems 25 --prompts 100 --samples 50] [--keep DIR]
+     (then --keep DIR --render-only renders the kept run again, skipping the 15-minute analyze)
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from hivemind.analyze import analyze_run
-from hivemind.config import RunConfig, Scorer, System, save_run_config
+from hivemind.config import RunConfig, Scorer, System, resolve_run, save_run_config
 from hivemind.report import render_report
 from hivemind.store import Prompt, Response, Score, Store, text_hash
 
@@ -138,13 +140,20 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--keep", type=Path, help="build the run here and keep it")
+    parser.add_argument("--render-only", action="store_true", help="render the run kept in --keep again")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-render-"))
     try:
         t0 = time.perf_counter()
-        config = make_run(root, args.systems, args.prompts, args.samples)
+        if args.render_only:
+            config = resolve_run("bench-render", results_dir=root)
+            args.systems, args.samples = len(config.systems), config.samples
+            args.prompts = len(pd.read_csv(config.run_dir / "prompt_homogeneity.csv"))
+        else:
+            config = make_run(root, args.systems, args.prompts, args.samples)
         t1 = time.perf_counter()
-        analyze_run(config, progress=False)
+        if not args.render_only:
+            analyze_run(config, progress=False)
         t2, c2 = time.perf_counter(), time.process_time()
         page = render_report(config)
         t3, c3 = time.perf_counter(), time.process_time()
@@ -152,7 +161,7 @@ def main() -> None:
         t4 = time.perf_counter()
         data = gather(config)
         t5 = time.perf_counter()
-        raw = len(data.to_json().encode("utf-8"))
+        raw = len(data.serialise())
         texts = "AlpacaEval sentence remixes" if alpaca_pools(1) else "bench_report's stock sentences"
         print(f"{args.systems} systems x {args.prompts} prompts x {args.samples} samples "
               f"({args.systems * args.prompts * args.samples} answers, {len(data.texts)} distinct texts; {texts})")
@@ -161,7 +170,7 @@ def main() -> None:
               f"browser data alone {t5 - t4:.1f} s)")
         size = page.stat().st_size / 1e6
         print(f"report: {page} ({size:.1f} MB, target < 50 MB: {'ok' if size < 50 else 'TOO BIG'}; "
-              f"browser JSON before compression {raw / 1e6:.1f} MB)")
+              f"browser data before compression {raw / 1e6:.1f} MB)")
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

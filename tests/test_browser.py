@@ -185,7 +185,8 @@ def check_clean_page(driver) -> None:
 def decoded(page: str) -> dict:
     start = page.index('id="hm-data">') + len('id="hm-data">')
     uri = page[start:page.index("</script>", start)]
-    return json.loads(zlib.decompress(base64.b64decode(uri.split(",", 1)[1])))
+    head, *texts = zlib.decompress(base64.b64decode(uri.split(",", 1)[1])).decode("utf-8").split("\0")
+    return {**json.loads(head), "texts": texts}
 
 
 def test_answers_are_embedded_once_compressed_and_script_safe(run3):
