@@ -247,6 +247,7 @@ CSS = """
 .hm-pass{background:#d5f0d9;color:#14532d}.hm-fail{background:#fbd5d5;color:#7f1d1d}
 .hm-trunc{background:#fde7b0;color:#6b4a00}.hm-error{background:#7f1d1d;color:#fff}
 .hm-dupbadge{background:#f6d2b0;color:#6b3000}
+.hm-more{width:100%;font-size:12px}
 mark.hm-phrase{background:#fff2a8}mark.hm-find{background:#9fd0ff}
 """
 
@@ -254,8 +255,8 @@ JS = r"""
 (function(){
 "use strict";
 const $=id=>document.getElementById(id);
-const TRUNCATED=1, FAILED=2;
-let D=null, current=0, shown=null, lower=null, where=null;
+const TRUNCATED=1, FAILED=2, PER_COLUMN=10;   // answers drawn per system until "show all" is clicked
+let D=null, current=0, shown=null, lower=null, where=null, expanded=new Set(), lastNeedle="", lastHit=null;
 
 async function load(){
   const uri=$("hm-data").textContent.trim();
@@ -339,7 +340,10 @@ function answerCard(p, a, dupOf, needle, phrases, hit){
   const dups=dupOf.get(k+":"+t)||[];
   if(dups.length){
     card.classList.add("hm-dup");
-    for(const [other, sim, exact] of dups.slice(0,3)){
+    const seen=new Set();
+    for(const [other, sim, exact] of dups){
+      if(seen.has(other) || seen.size>=3) continue;
+      seen.add(other);
       const b=el("span","hm-badge hm-dupbadge", (exact? "= " : "≈ ")+D.systems[other]+" "+sim.toFixed(2));
       b.title=exact? "the same text as an answer of "+D.systems[other] : "near duplicate of an answer of "+D.systems[other];
       head.appendChild(b);
@@ -352,7 +356,8 @@ function answerCard(p, a, dupOf, needle, phrases, hit){
 }
 
 function show(index, needle, hit){
-  current=index; const p=D.prompts[index];
+  if(index!==current) expanded.clear();
+  current=index; lastNeedle=needle||""; lastHit=hit||null; const p=D.prompts[index];
   $("hm-prompt").value=String(index);
   $("hm-prompt-text").textContent=p.id+": "+p.text;
   const dupOf=new Map();
@@ -366,10 +371,20 @@ function show(index, needle, hit){
   D.systems.forEach((name,k)=>{
     if(!bySystem[k].length) return;
     const col=el("div","hm-col"); col.dataset.system=name;
-    if(!shown[k]) col.hidden=true; else visible++;
     col.appendChild(el("h3","",name+" ("+bySystem[k].length+")"));
-    for(const a of bySystem[k]) col.appendChild(answerCard(p, a, dupOf, needle, phrases, hit&&hit[0]===k&&hit[1]===a[1]));
     cols.appendChild(col);
+    if(!shown[k]){ col.hidden=true; return; }     // a hidden system's answers are not drawn at all
+    visible++;
+    const answers=bySystem[k], isHit=a=>hit&&hit[0]===k&&hit[1]===a[1];
+    if(answers.findIndex(isHit)>=PER_COLUMN) expanded.add(k);
+    const limit=expanded.has(k)? answers.length : PER_COLUMN;
+    for(const a of answers.slice(0,limit)) col.appendChild(answerCard(p, a, dupOf, needle, phrases, isHit(a)));
+    if(answers.length>limit){
+      const more=el("button","hm-more","show all "+answers.length+" answers");
+      more.type="button";
+      more.addEventListener("click",()=>{ expanded.add(k); show(current, lastNeedle, lastHit); });
+      col.appendChild(more);
+    }
   });
   $("hm-summary").textContent=p.answers.length+" answers from "+bySystem.filter(x=>x.length).length+" systems ("+
     visible+" shown) · "+p.pairs.length+" near-duplicate pairs · "+p.phrases.length+" shared phrases";
@@ -420,11 +435,11 @@ function setup(){
   D.systems.forEach((name,k)=>{
     const label=el("label"), box=el("input");
     box.type="checkbox"; box.checked=true; box.dataset.index=k; box.dataset.system=name;
-    box.addEventListener("change",()=>{ shown[k]=box.checked; show(current, $("hm-search").value.trim().toLowerCase()); });
+    box.addEventListener("change",()=>{ shown[k]=box.checked; show(current, lastNeedle, lastHit); });
     label.appendChild(box); label.appendChild(document.createTextNode(" "+name)); boxes.appendChild(label);
   });
-  $("hm-all").addEventListener("click",()=>{ shown.fill(true); syncBoxes(); show(current); });
-  $("hm-none").addEventListener("click",()=>{ shown.fill(false); syncBoxes(); show(current); });
+  $("hm-all").addEventListener("click",()=>{ shown.fill(true); syncBoxes(); show(current, lastNeedle, lastHit); });
+  $("hm-none").addEventListener("click",()=>{ shown.fill(false); syncBoxes(); show(current, lastNeedle, lastHit); });
   $("hm-prompt").addEventListener("change",e=>show(Number(e.target.value)));
   $("hm-prompt-filter").addEventListener("input",fillPrompts);
   const step=d=>{ const o=[...$("hm-prompt").options].map(x=>Number(x.value)), i=o.indexOf(current);

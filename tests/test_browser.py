@@ -21,7 +21,7 @@ from hivemind.analyze import analyze_run
 from hivemind.browser import browser_section, gather
 from hivemind.config import RunConfig, Scorer, System, save_run_config
 from hivemind.report import render_report
-from hivemind.store import Prompt, Response, Score, Store
+from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval_outputs"
@@ -122,6 +122,11 @@ def run50(tmp_path_factory) -> RunConfig:
     config = make_run(tmp_path_factory.mktemp("browse50"), n_systems=50, n_prompts=3, samples=2, real_texts=False)
     with Store(config.store_path) as store:     # a request that failed for good: shown with its error
         store.add_response(Response(config.systems[4].identity, "p000", 2, None, error=FAILED_REQUEST))
+        extra = [f"Extra answer number {j} of many." for j in range(2, 14)]   # 14 answers: more than a column draws
+        store.add_responses(Response(config.systems[5].identity, "p001", j, text) for j, text in enumerate(extra, 2))
+        vectors = np.random.default_rng(0).standard_normal((len(extra), 384)).astype(np.float32)
+        store.add_embeddings(config.embedder.id, [text_hash(t) for t in extra],
+                             vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     analyze_run(config, progress=False)
     render_report(config, top_prompts=1)
     return config
@@ -301,6 +306,18 @@ def test_fifty_systems_filter_search_and_badges(run50, driver):
     assert [n for n, shown in columns(driver).items() if shown] == [names[7]]
     driver.find_element("id", "hm-all").click()
     assert all(columns(driver).values())
+
+    # a long column draws 10 answers and a button for the rest; a search hit beyond them opens the column
+    choose_prompt(driver, "p001")
+    column = f'.hm-col[data-system="{names[5]}"] .hm-ans'
+    assert len(driver.find_elements("css selector", column)) == 10
+    driver.find_element("css selector", f'.hm-col[data-system="{names[5]}"] .hm-more').click()
+    assert len(driver.find_elements("css selector", column)) == 14
+    choose_prompt(driver, "p000")
+    search(driver, "Extra answer number 13")
+    assert current_prompt(driver) == "p001"
+    assert driver.find_element("css selector", ".hm-ans.hm-hit").get_attribute("data-sample") == "13"
+    assert len(driver.find_elements("css selector", column)) == 14
 
     # search a known answer: it switches to its prompt and points at its card
     with Store.open_readonly(run50.store_path) as store:
