@@ -165,7 +165,8 @@ def main() -> None:
         texts = "AlpacaEval sentence remixes" if alpaca_pools(1) else "bench_report's stock sentences"
         print(f"{args.systems} systems x {args.prompts} prompts x {args.samples} samples "
               f"({args.systems * args.prompts * args.samples} answers, {len(data.texts)} distinct texts; {texts})")
-        print(f"build store {t1 - t0:6.1f} s   analyze_run {t2 - t1:6.1f} s   render_report {t3 - t2:6.1f} s "
+        setup = "kept run, " if args.render_only else f"build store {t1 - t0:6.1f} s   analyze_run {t2 - t1:6.1f} s   "
+        print(f"{setup}render_report {t3 - t2:6.1f} s "
               f"(target < 30 s: {'ok' if t3 - t2 < 30 else 'SLOW'}; CPU {c3 - c2:.1f} s, all threads; gathering the "
               f"browser data alone {t5 - t4:.1f} s)")
         size = page.stat().st_size / 1e6
