@@ -10,9 +10,19 @@ export TOKENIZERS_PARALLELISM := false
 # llama-cpp-python compiles from source (about 5 minutes on 2 cores)
 export CMAKE_BUILD_PARALLEL_LEVEL := 2
 
-.PHONY: install demo test bench clean
+.PHONY: install chromium demo test bench clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# Headless Chromium for the answer browser's checks (tests/test_browser.py): Debian's own packages (never a
+# browser downloaded by a test tool). `apt-get update` only when the plain install fails; a machine without
+# apt-get gets a warning and those tests skip, saying why.
+APT_CHROMIUM := apt-get install -y -q --no-install-recommends chromium chromium-driver
+chromium:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; $(APT_CHROMIUM) || { apt-get update -q && $(APT_CHROMIUM); }; \
+	else echo "warning: no apt-get: install chromium and chromedriver at /usr/bin for tests/test_browser.py"; fi
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

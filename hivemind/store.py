@@ -576,6 +576,14 @@ class Store:
             args = system_ids
         return {(a, b, c): text for a, b, c, text in self.db.execute(sql, args)}
 
+    def browsable_answers(self, system_ids: list[str]) -> list[tuple]:
+        """(system id, prompt id, sample, text, finish_reason, error) of every stored response of these
+        systems, text or error, in prompt order: what the report's answer browser shows."""
+        return self.db.execute(
+            f"SELECT r.system_id, r.prompt_id, r.sample, r.text, r.finish_reason, r.error FROM responses r "
+            f"JOIN prompts p ON p.id = r.prompt_id WHERE r.system_id IN ({_marks(system_ids)}) "
+            f"ORDER BY p.position, r.system_id, r.sample", system_ids).fetchall()
+
     def scoring_cost(self) -> float:
         return float(self.db.execute("SELECT COALESCE(SUM(cost), 0) FROM scores").fetchone()[0])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from hivemind import results
+from hivemind.browser import browser_section
 from hivemind.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
@@ -210,7 +211,8 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
                                                    for m in maps) + "</div>")
     else:
         parts.append(f'<p class="note">{e(map_note or "No prompt maps.")}</p>')
-    # Further sections (the answer browser, ...) go here, each a function below returning its HTML parts.
+    # Further sections go here, each a function returning its HTML parts; the answer browser comes last.
+    parts.append(browser_section(config))
     parts.append("</main></body></html>")
     return "\n".join(parts)
 
