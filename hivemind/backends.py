@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,102 @@ from hivemind import HivemindError
 
 BACKENDS = ("torch", "torch-fp16", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda")
-INT8_VERSION = "-matmul-perchannel"   # in the int8 file name: changed quantisation settings, a new file
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+# The MatMuls of a BERT-style encoder layer as torch.onnx.export names them, by the part each belongs to.
+MATMUL_PARTS = {
+    "qkv": ("attention/self/query/", "attention/self/key/", "attention/self/value/"),
+    "attnout": ("attention/output/dense/",),
+    "ffnin": ("intermediate/dense/",),
+    "ffnout": ("/output/dense/",),        # also matches attention/output/dense: excluded below
+}
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How `onnx-int8` quantises the fp32 graph (`quantize_dynamic`); its `tag` names the cached file and is
+    part of the embedder id, so vectors of different recipes never mix.
+
+    Only MatMuls with a weight (an initializer) are quantised: the attention-score MatMuls (two activations)
+    and the embedding Gathers stay fp32. `keep` names MatMuls left in fp32: a part ("ffnout"), a layer
+    ("layer5"), or both ("layer5:ffnout"). Activations are always quantised per tensor, uint8, at run time.
+
+    Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fp32.<keep>...], e.g. `matmul-pc-s8-rr`."""
+    per_channel: bool = True        # one weight scale per output column, not one per matrix
+    weights: str = "s8"             # s8 (QInt8) | u8 (QUInt8)
+    reduce_range: bool = False      # 7-bit weights: no int16 overflow in AVX2 u8*s8 kernels without VNNI
+    keep: tuple[str, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        parts = ["matmul", "pc" if self.per_channel else "pt", self.weights] + (["rr"] if self.reduce_range else [])
+        return "-".join(parts + [f"fp32.{k}" for k in self.keep])
+
+    @classmethod
+    def parse(cls, tag: str) -> "Int8Recipe":
+        """The recipe a tag names (the inverse of `tag`); a clear error for anything else."""
+        parts = tag.split("-")
+        bad = HivemindError(f"int8 recipe {tag!r}: expected matmul-{{pc|pt}}-{{s8|u8}}[-rr][-fp32.PART...], "
+                            f"e.g. {INT8_RECIPE.tag!r}")
+        if len(parts) < 3 or parts[0] != "matmul" or parts[1] not in ("pc", "pt") or parts[2] not in ("s8", "u8"):
+            raise bad
+        rest = parts[3:]
+        reduce_range = bool(rest) and rest[0] == "rr"
+        keep = rest[1:] if reduce_range else rest
+        if not all(k.startswith("fp32.") for k in keep):
+            raise bad
+        recipe = cls(parts[1] == "pc", parts[2], reduce_range, tuple(k[5:] for k in keep))
+        try:
+            [_keep_item(item) for item in recipe.keep]
+        except ValueError:
+            raise bad from None
+        return recipe
+
+    def kept_nodes(self, names: list[str]) -> list[str]:
+        """The MatMul node names (of `names`) this recipe leaves in fp32."""
+        items = [_keep_item(item) for item in self.keep]
+        return [name for name in names if any(
+            (layer is None or f"/layer.{layer}/" in name) and (part is None or _in_part(name, part))
+            for layer, part in items)]
+
+
+def _keep_item(item: str) -> tuple[int | None, str | None]:
+    """'layer5:ffnout' -> (5, 'ffnout'); 'ffnout' -> (None, 'ffnout'); 'layer5' -> (5, None)."""
+    layer, part = item.split(":", 1) if ":" in item else ((item, None) if item.startswith("layer") else (None, item))
+    if (part is not None and part not in MATMUL_PARTS) or (layer is not None and not layer[5:].isdigit()):
+        raise ValueError(item)
+    return (int(layer[5:]) if layer is not None else None), part
+
+
+def _in_part(name: str, part: str) -> bool:
+    if part == "ffnout" and "attention/output" in name:
+        return False
+    return any(fragment in name for fragment in MATMUL_PARTS[part])
+
+
+# The default, chosen in benchmarks/bench_backends.py (README: embedding backends): see `Int8Recipe`.
+INT8_RECIPE = Int8Recipe()
+
+
+def backend_label(backend: str) -> str:
+    """The backend as it enters the embedder id: `onnx-int8` carries its recipe."""
+    return f"{backend}-{INT8_RECIPE.tag}" if backend == "onnx-int8" else backend
+
+
+def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
+    """Write `recipe`'s int8 graph of the fp32 graph `fp32` to `target` (deterministic: same input, same bytes)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
+    quantize_dynamic(str(fp32), str(target), op_types_to_quantize=["MatMul"], per_channel=recipe.per_channel,
+                     reduce_range=recipe.reduce_range,
+                     weight_type=QuantType.QInt8 if recipe.weights == "s8" else QuantType.QUInt8,
+                     nodes_to_quantize=[n for n in matmuls if n not in set(recipe.kept_nodes(matmuls))])
 
 
 def cache_dir() -> Path:
@@ -108,12 +203,15 @@ def _check_mean_pooled(model) -> None:
                             f"this one is {' + '.join(names)}: use backend 'torch'")
 
 
-def export_onnx(model, backend: str) -> Path:
-    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use."""
+def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path:
+    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use.
+
+    The int8 file is named by its recipe's tag, so a changed recipe is a new file, never a stale one."""
     import torch
 
+    recipe = recipe or INT8_RECIPE
     folder = cache_dir() / "onnx" / model_key(model)
-    target = folder / f"{backend}{INT8_VERSION if backend == 'onnx-int8' else ''}.onnx"
+    target = folder / (f"{backend}-{recipe.tag}.onnx" if backend == "onnx-int8" else f"{backend}.onnx")
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,14 +240,8 @@ def export_onnx(model, backend: str) -> Path:
                                   output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
                                   dynamo=False)
     if backend == "onnx-int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        import logging
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
         with _atomic(target) as tmp:
-            # MatMul weights only, one scale per output channel: quantising the token-embedding Gather
-            # and per-tensor scales moved MiniLM vectors by up to 0.12 in cosine on real answers.
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])
+            quantize(fp32, tmp, recipe)
     return target
 
 
@@ -172,7 +264,7 @@ class _atomic:
             self.tmp.unlink(missing_ok=True)
 
 
-def onnx_embed_pieces(model, backend: str, batch_size: int):
+def onnx_embed_pieces(model, backend: str, batch_size: int, recipe: "Int8Recipe | None" = None):
     """A function list[str] -> (n, d) L2-normalised float32 running the cached ONNX graph of `model`.
 
     Texts are sorted by length before batching (as sentence-transformers does), so a batch pads little."""
@@ -181,7 +273,7 @@ def onnx_embed_pieces(model, backend: str, batch_size: int):
     except ImportError:
         raise HivemindError(f"embedder backend {backend!r} needs onnxruntime: `pip install onnxruntime onnx`") from None
     _check_mean_pooled(model)
-    path = export_onnx(model, backend)
+    path = export_onnx(model, backend, recipe)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
