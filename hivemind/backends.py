@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,38 +50,56 @@ MATMUL_PARTS = {
 
 @dataclass(frozen=True)
 class Int8Recipe:
-    """How `onnx-int8` quantises the fp32 graph (`quantize_dynamic`); its `tag` names the cached file and is
-    part of the embedder id, so vectors of different recipes never mix.
+    """How `onnx-int8` quantises the fp32 graph; its `tag` names the cached file and is part of the embedder
+    id, so vectors of different recipes never mix. Deterministic: the same fp32 graph gives the same bytes.
 
-    Only MatMuls with a weight (an initializer) are quantised: the attention-score MatMuls (two activations)
-    and the embedding Gathers stay fp32. `keep` names MatMuls left in fp32: a part ("ffnout"), a layer
-    ("layer5"), or both ("layer5:ffnout"). Activations are always quantised per tensor, uint8, at run time.
+    Two methods, both with int8 weights and int8 arithmetic in the MatMuls that have a weight (the
+    attention-score MatMuls, two activations, and the embedding Gathers stay fp32):
 
-    Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fp32.<keep>...], e.g. `matmul-pc-s8-rr`."""
-    per_channel: bool = True        # one weight scale per output column, not one per matrix
-    weights: str = "s8"             # s8 (QInt8) | u8 (QUInt8)
-    reduce_range: bool = False      # 7-bit weights: no int16 overflow in AVX2 u8*s8 kernels without VNNI
+    - `matmul` (`quantize_dynamic`, MatMulInteger): weights int8 per output column (`pc`) or per matrix
+      (`pt`), signed `s8` or unsigned `u8`, optionally 7-bit (`rr`, reduce_range); activations uint8 with one
+      scale per *tensor*, i.e. per batch, so a vector depends slightly on the texts batched with it.
+    - `nbits8` (MatMulNBits, bits=8, accuracy_level 4): weights int8 symmetric, one scale per block of
+      `block` input rows of each output column; activations int8 with one scale per block of `block` values
+      of each token row. Per-token scales: a vector does not depend on its batch mates, and one outlier
+      feature costs the precision of its own block only, not of the whole batch.
+
+    `keep` names MatMuls left in fp32: a part ("ffnout"), a layer ("layer5"), or both ("layer5:ffnout").
+
+    Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fp32.KEEP...] | nbits8-b{BLOCK}[-fp32.KEEP...]."""
+    method: str = "nbits8"          # nbits8 | matmul
+    block: int = 32                 # nbits8: values per scale (a power of two, >= 16)
+    per_channel: bool = True        # matmul: one weight scale per output column, not one per matrix
+    weights: str = "s8"             # matmul: s8 (QInt8) | u8 (QUInt8)
+    reduce_range: bool = False      # matmul: 7-bit weights (no int16 overflow in pre-VNNI u8*s8 kernels)
     keep: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:
-        parts = ["matmul", "pc" if self.per_channel else "pt", self.weights] + (["rr"] if self.reduce_range else [])
+        if self.method == "nbits8":
+            parts = ["nbits8", f"b{self.block}"]
+        else:
+            parts = ["matmul", "pc" if self.per_channel else "pt", self.weights] + (["rr"] if self.reduce_range else [])
         return "-".join(parts + [f"fp32.{k}" for k in self.keep])
 
     @classmethod
     def parse(cls, tag: str) -> "Int8Recipe":
         """The recipe a tag names (the inverse of `tag`); a clear error for anything else."""
         parts = tag.split("-")
-        bad = HivemindError(f"int8 recipe {tag!r}: expected matmul-{{pc|pt}}-{{s8|u8}}[-rr][-fp32.PART...], "
-                            f"e.g. {INT8_RECIPE.tag!r}")
-        if len(parts) < 3 or parts[0] != "matmul" or parts[1] not in ("pc", "pt") or parts[2] not in ("s8", "u8"):
+        bad = HivemindError(f"int8 recipe {tag!r}: expected nbits8-b{{16|32|64|128|256}}[-fp32.PART...] or "
+                            f"matmul-{{pc|pt}}-{{s8|u8}}[-rr][-fp32.PART...] (PART: layerN, "
+                            f"{'|'.join(MATMUL_PARTS)} or layerN:PART), e.g. {INT8_RECIPE.tag!r}")
+        if parts[0] == "nbits8" and len(parts) >= 2 and parts[1] in {f"b{2 ** i}" for i in range(4, 9)}:
+            recipe, rest = cls("nbits8", block=int(parts[1][1:])), parts[2:]
+        elif parts[0] == "matmul" and len(parts) >= 3 and parts[1] in ("pc", "pt") and parts[2] in ("s8", "u8"):
+            reduce_range = len(parts) > 3 and parts[3] == "rr"
+            recipe = cls("matmul", per_channel=parts[1] == "pc", weights=parts[2], reduce_range=reduce_range)
+            rest = parts[4:] if reduce_range else parts[3:]
+        else:
             raise bad
-        rest = parts[3:]
-        reduce_range = bool(rest) and rest[0] == "rr"
-        keep = rest[1:] if reduce_range else rest
-        if not all(k.startswith("fp32.") for k in keep):
+        if not all(k.startswith("fp32.") for k in rest):
             raise bad
-        recipe = cls(parts[1] == "pc", parts[2], reduce_range, tuple(k[5:] for k in keep))
+        recipe = replace(recipe, keep=tuple(k[5:] for k in rest))
         try:
             [_keep_item(item) for item in recipe.keep]
         except ValueError:
@@ -124,125 +142,28 @@ def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
     import logging
 
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
-    graph = onnx.load(str(fp32), load_external_data=False).graph
-    weights = {i.name for i in graph.initializer}
-    matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
+    model = onnx.load(str(fp32))
+    weights = {i.name for i in model.graph.initializer}
+    matmuls = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
+    kept = recipe.kept_nodes(matmuls)
+    if recipe.method == "nbits8":
+        try:
+            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+        except ImportError as error:
+            raise HivemindError(f"int8 recipe {recipe.tag!r} needs {error.name or 'onnx-ir'}: "
+                                f"`pip install onnx-ir`") from None
+        logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+        quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=recipe.block, is_symmetric=True,
+                                         accuracy_level=4, nodes_to_exclude=kept)
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+        return
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     quantize_dynamic(str(fp32), str(target), op_types_to_quantize=["MatMul"], per_channel=recipe.per_channel,
                      reduce_range=recipe.reduce_range,
                      weight_type=QuantType.QInt8 if recipe.weights == "s8" else QuantType.QUInt8,
-                     nodes_to_quantize=[n for n in matmuls if n not in set(recipe.kept_nodes(matmuls))])
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("HIVEMIND_CACHE")
-    if root:
-        return Path(root)
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("hivemind"))
-
-
-def check_device(device: str, backend: str) -> None:
-    """A GPU asked for where none exists is a clear error, not a silent CPU run."""
-    if backend == "torch-fp16" and device != "cuda":
-        raise HivemindError("embedder backend 'torch-fp16' runs on a GPU only: set `device: cuda` "
-                            "(or use backend 'onnx-int8' for a fast CPU run)")
-    if backend.startswith("onnx") and device != "cpu":
-        raise HivemindError(f"embedder backend {backend!r} runs on the CPU here: set `device: cpu`, "
-                            f"or use backend 'torch' / 'torch-fp16' with `device: cuda`")
-    if device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise HivemindError("embedder `device: cuda` was asked for but no CUDA GPU is visible to torch; "
-                                "set `device: cpu` (and backend 'onnx-int8' for speed)")
-
-
-def place_torch_model(model, device: str, backend: str):
-    """Move a loaded SentenceTransformer to its device and precision."""
-    check_device(device, backend)
-    if device == "cuda":
-        model = model.to("cuda")
-    if backend == "torch-fp16":
-        model = model.half()
-    return model
-
-
-def _weights_file(folder: Path) -> Path | None:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / name).exists():
-            return folder / name
-    return None
-
-
-def model_key(model) -> str:
-    """A folder name for a model's exported graphs: its name and a hash of its weights file."""
-    source = getattr(model[0].auto_model, "name_or_path", "") or "model"
-    folder = Path(source)
-    digest = hashlib.sha256()
-    weights = _weights_file(folder) if folder.is_dir() else None
-    if weights is not None:
-        with open(weights, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    else:  # no local file: hash the parameters themselves (same weights, same key)
-        for tensor in model[0].auto_model.state_dict().values():
-            digest.update(tensor.detach().cpu().numpy().tobytes())
-    return f"{folder.name or 'model'}-{digest.hexdigest()[:16]}"
-
-
-def _check_mean_pooled(model) -> None:
-    """The ONNX path re-does the pipeline after the transformer: mean pooling, then normalisation."""
-    names = [type(module).__name__ for module in model]
-    pooling = model[1] if len(model) > 1 else None
-    mode = getattr(pooling, "pooling_mode", None)
-    mean = mode == "mean" or mode == ["mean"] or getattr(pooling, "pooling_mode_mean_tokens", False)
-    if names[:2] != ["Transformer", "Pooling"] or not mean or any(
-            n not in ("Normalize",) for n in names[2:]):
-        raise HivemindError(f"embedder backend 'onnx' supports Transformer + mean Pooling (+ Normalize) models; "
-                            f"this one is {' + '.join(names)}: use backend 'torch'")
-
-
-def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path:
-    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use.
-
-    The int8 file is named by its recipe's tag, so a changed recipe is a new file, never a stale one."""
-    import torch
-
-    recipe = recipe or INT8_RECIPE
-    folder = cache_dir() / "onnx" / model_key(model)
-    target = folder / (f"{backend}-{recipe.tag}.onnx" if backend == "onnx-int8" else f"{backend}.onnx")
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fp32 = folder / "onnx.onnx"
-    if not fp32.exists():
-        transformer = model[0].auto_model.eval().float()
-
-        class LastHidden(torch.nn.Module):
-            """Keyword arguments to the HF model and only the token states out: a plain ONNX signature."""
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
-
-        sample = model.tokenizer(["a sample sentence", "another"], padding=True, return_tensors="pt")
-        args = tuple(sample.get(name, torch.zeros_like(sample["input_ids"])) for name in ONNX_INPUTS)
-        axes = {name: {0: "batch", 1: "tokens"} for name in (*ONNX_INPUTS, "last_hidden_state")}
-        with _atomic(fp32) as tmp, torch.no_grad():
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(LastHidden(transformer), args, str(tmp), input_names=list(ONNX_INPUTS),
-                                  output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
-                                  dynamo=False)
-    if backend == "onnx-int8":
-        with _atomic(target) as tmp:
-            quantize(fp32, tmp, recipe)
-    return target
+                     nodes_to_quantize=[n for n in matmuls if n not in set(kept)])
 
 
 class _atomic:

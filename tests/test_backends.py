@@ -33,10 +33,12 @@ def test_backend_is_part_of_the_embedder_id():
 
 
 def test_int8_recipe_tags_name_exactly_one_recipe():
-    for tag in ("matmul-pc-s8", "matmul-pt-u8-rr", "matmul-pc-s8-fp32.ffnout", "matmul-pc-s8-fp32.layer0-fp32.layer5:qkv"):
+    for tag in ("nbits8-b32", "nbits8-b128-fp32.layer0", "matmul-pc-s8", "matmul-pt-u8-rr", "matmul-pc-s8-fp32.ffnout",
+                "matmul-pc-s8-fp32.layer0-fp32.layer5:qkv"):
         assert Int8Recipe.parse(tag).tag == tag
     assert Int8Recipe.parse(INT8_RECIPE.tag) == INT8_RECIPE
-    for bad in ("matmul-pc", "gemm-pc-s8", "matmul-pc-s4", "matmul-pc-s8-fp32.ffn", "matmul-pc-s8-fp32.layerx", "matmul-pc-s8-x"):
+    for bad in ("matmul-pc", "gemm-pc-s8", "matmul-pc-s4", "matmul-pc-s8-fp32.ffn", "matmul-pc-s8-fp32.layerx",
+                "matmul-pc-s8-x", "nbits8", "nbits8-b24", "nbits8-b32-rr"):
         with pytest.raises(HivemindError, match="int8 recipe"):
             Int8Recipe.parse(bad)
     names = [f"/inner/encoder/layer.{layer}/{part}/MatMul" for layer in range(6) for part in (
@@ -100,11 +102,12 @@ def test_int8_recipe_is_deterministic_and_keeps_what_it_names(cache, tmp_path):
     import onnx
     load_encoder(Embedder(backend="onnx"))                     # the fp32 export (cached by the test above)
     fp32 = next(cache.rglob("onnx.onnx"))
-    recipe = Int8Recipe.parse("matmul-pc-s8-fp32.ffnout")
-    quantize(fp32, tmp_path / "a.onnx", recipe)
-    quantize(fp32, tmp_path / "b.onnx", recipe)
-    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
-    nodes = onnx.load(str(tmp_path / "a.onnx")).graph.node
-    float_matmuls = {n.name for n in nodes if n.op_type == "MatMul"}
-    assert {f"/inner/encoder/layer.{layer}/output/dense/MatMul" for layer in range(6)} <= float_matmuls
-    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 30      # 6 layers x (q, k, v, attn-out, ffn-in)
+    for tag, int8_op in (("nbits8-b32-fp32.ffnout", "MatMulNBits"), ("matmul-pc-s8-fp32.ffnout", "MatMulInteger")):
+        recipe = Int8Recipe.parse(tag)
+        quantize(fp32, tmp_path / "a.onnx", recipe)
+        quantize(fp32, tmp_path / "b.onnx", recipe)
+        assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+        nodes = onnx.load(str(tmp_path / "a.onnx")).graph.node
+        float_matmuls = {n.name for n in nodes if n.op_type == "MatMul"}
+        assert {f"/inner/encoder/layer.{layer}/output/dense/MatMul" for layer in range(6)} <= float_matmuls
+        assert sum(n.op_type == int8_op for n in nodes) == 30      # 6 layers x (q, k, v, attn-out, ffn-in)
