@@ -130,6 +130,8 @@ def time_rounds(encoders: dict, texts: list[str], repeats: int) -> tuple[dict, d
             out = np.asarray(encoders[name](texts), dtype=np.float32)
             seconds[name].append(time.perf_counter() - start)
             vectors.setdefault(name, out)
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {len(texts) / seconds[n][-1]:.1f}/s" for n in names)
+              + f" (load {os.getloadavg()[0]:.1f})", flush=True)
     base = np.array(seconds[names[0]])
     rates = {n: float(np.median(len(texts) / np.array(s))) for n, s in seconds.items()}
     ratios = {n: float(np.median(base / np.array(s))) for n, s in seconds.items()}

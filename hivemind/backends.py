@@ -166,6 +166,116 @@ def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
                      nodes_to_quantize=[n for n in matmuls if n not in set(kept)])
 
 
+def cache_dir() -> Path:
+    root = os.environ.get("HIVEMIND_CACHE")
+    if root:
+        return Path(root)
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("hivemind"))
+
+
+def check_device(device: str, backend: str) -> None:
+    """A GPU asked for where none exists is a clear error, not a silent CPU run."""
+    if backend == "torch-fp16" and device != "cuda":
+        raise HivemindError("embedder backend 'torch-fp16' runs on a GPU only: set `device: cuda` "
+                            "(or use backend 'onnx-int8' for a fast CPU run)")
+    if backend.startswith("onnx") and device != "cpu":
+        raise HivemindError(f"embedder backend {backend!r} runs on the CPU here: set `device: cpu`, "
+                            f"or use backend 'torch' / 'torch-fp16' with `device: cuda`")
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise HivemindError("embedder `device: cuda` was asked for but no CUDA GPU is visible to torch; "
+                                "set `device: cpu` (and backend 'onnx-int8' for speed)")
+
+
+def place_torch_model(model, device: str, backend: str):
+    """Move a loaded SentenceTransformer to its device and precision."""
+    check_device(device, backend)
+    if device == "cuda":
+        model = model.to("cuda")
+    if backend == "torch-fp16":
+        model = model.half()
+    return model
+
+
+def _weights_file(folder: Path) -> Path | None:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def model_key(model) -> str:
+    """A folder name for a model's exported graphs: its name and a hash of its weights file."""
+    source = getattr(model[0].auto_model, "name_or_path", "") or "model"
+    folder = Path(source)
+    digest = hashlib.sha256()
+    weights = _weights_file(folder) if folder.is_dir() else None
+    if weights is not None:
+        with open(weights, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:  # no local file: hash the parameters themselves (same weights, same key)
+        for tensor in model[0].auto_model.state_dict().values():
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+    return f"{folder.name or 'model'}-{digest.hexdigest()[:16]}"
+
+
+def _check_mean_pooled(model) -> None:
+    """The ONNX path re-does the pipeline after the transformer: mean pooling, then normalisation."""
+    names = [type(module).__name__ for module in model]
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode", None)
+    mean = mode == "mean" or mode == ["mean"] or getattr(pooling, "pooling_mode_mean_tokens", False)
+    if names[:2] != ["Transformer", "Pooling"] or not mean or any(
+            n not in ("Normalize",) for n in names[2:]):
+        raise HivemindError(f"embedder backend 'onnx' supports Transformer + mean Pooling (+ Normalize) models; "
+                            f"this one is {' + '.join(names)}: use backend 'torch'")
+
+
+def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path:
+    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use.
+
+    The int8 file is named by its recipe's tag, so a changed recipe is a new file, never a stale one."""
+    import torch
+
+    recipe = recipe or INT8_RECIPE
+    folder = cache_dir() / "onnx" / model_key(model)
+    target = folder / (f"{backend}-{recipe.tag}.onnx" if backend == "onnx-int8" else f"{backend}.onnx")
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = folder / "onnx.onnx"
+    if not fp32.exists():
+        transformer = model[0].auto_model.eval().float()
+
+        class LastHidden(torch.nn.Module):
+            """Keyword arguments to the HF model and only the token states out: a plain ONNX signature."""
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
+        sample = model.tokenizer(["a sample sentence", "another"], padding=True, return_tensors="pt")
+        args = tuple(sample.get(name, torch.zeros_like(sample["input_ids"])) for name in ONNX_INPUTS)
+        axes = {name: {0: "batch", 1: "tokens"} for name in (*ONNX_INPUTS, "last_hidden_state")}
+        with _atomic(fp32) as tmp, torch.no_grad():
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(LastHidden(transformer), args, str(tmp), input_names=list(ONNX_INPUTS),
+                                  output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
+                                  dynamo=False)
+    if backend == "onnx-int8":
+        with _atomic(target) as tmp:
+            quantize(fp32, tmp, recipe)
+    return target
+
+
 class _atomic:
     """A temporary file beside `path`, renamed onto it only when the block succeeds."""
 
@@ -199,13 +309,15 @@ def onnx_embed_pieces(model, backend: str, batch_size: int, recipe: "Int8Recipe 
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     tokenizer, limit = model.tokenizer, model.max_seq_length
+    # sentence-transformers 6 renamed the method; the old name still works there but warns
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     wanted = {i.name for i in session.get_inputs()}
 
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
+            return np.zeros((0, dimension()), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), model.get_sentence_embedding_dimension()), np.float32)
+        out = np.zeros((len(texts), dimension()), np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=limit,
