@@ -136,8 +136,9 @@ def _in_part(name: str, part: str) -> bool:
 # The default, chosen with benchmarks/bench_backends.py on 512 AlpacaEval answers (README: embedding
 # backends): quantize_dynamic with the FFN output MatMuls (input: the GELU output, whose outliers set the
 # per-batch scale) left in fp32 halves the max cosine deviation of plain per-channel int8 (7.5e-3 vs 1.6e-2)
-# and lifts the 32-prompt ranking Spearman to 0.994, at ~0.9x its speed. `nbits8-b32` is 25x closer still
-# (6e-4, Spearman 1.0, batch-independent) but half as fast on an AVX2 CPU without VNNI.
+# and lifts the 32-prompt ranking Spearman to 0.994, at 0.7-0.9x its speed. `nbits8-b32` is 12x closer still
+# (6e-4, Spearman 1.0, batch-independent) but half as fast on an AVX2 CPU without VNNI. Ratios to torch
+# fp32 swing with machine load (matmul-pc-s8: 2.4x at load 2-3, 1.3x at load 7): see the README's table.
 INT8_RECIPE = Int8Recipe("matmul", per_channel=True, weights="s8", keep=("ffnout",))
 
 
