@@ -65,9 +65,10 @@ class Int8Recipe:
       (`pt`), signed `s8` or unsigned `u8`, optionally 7-bit (`rr`, reduce_range); activations uint8 with one
       scale per *tensor*, i.e. per batch, so a vector depends slightly on the texts batched with it.
     - `nbits8` (MatMulNBits, bits=8, accuracy_level 4): weights int8 symmetric, one scale per block of
-      `block` input rows of each output column; activations int8 with one scale per block of `block` values
-      of each token row. Per-token scales: a vector does not depend on its batch mates, and one outlier
-      feature costs the precision of its own block only, not of the whole batch.
+      `block` input rows of each output column; accuracy_level 4 asks for int8 arithmetic with activations
+      scaled per block of `block` values of each token row (where the CPU has no such kernel, ORT computes
+      in fp32 from the dequantised weights). No scale spans the batch: a vector does not depend on its
+      batch mates (tested), and one outlier feature costs the precision of its own block only.
 
     `keep` names MatMuls left in fp32: a part ("ffnout"), a layer ("layer5"), or both ("layer5:ffnout").
 
