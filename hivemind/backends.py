@@ -4,18 +4,23 @@
 - `torch-fp16`: the same model cast to half precision; CUDA only (fp16 matmuls on CPU are slower, not faster).
 - `onnx`: the model's transformer exported once to ONNX (fp32) and run by ONNX Runtime on the CPU; the
   mean pooling and L2 normalisation that the sentence-transformers pipeline adds are done here in numpy.
-- `onnx-int8`: that ONNX graph with its weights dynamically quantised to int8
-  (`onnxruntime.quantization.quantize_dynamic`): MatMul weights int8 per output channel; activations are
-  quantised on the fly with a scale taken from the whole batch, so an int8 vector depends slightly on the
-  texts batched with it (measured: up to ~0.01 in cosine), unlike the fp32 backends.
+- `onnx-int8`: that ONNX graph with int8 weights and int8 MatMuls, made by a deterministic recipe
+  (`Int8Recipe`, default `INT8_RECIPE`) whose tag names the cached file and enters the embedder id
+  (`sentence-transformers:all-MiniLM-L6-v2#onnx-int8-<tag>`): a different recipe is a different embedder.
+  `matmul-*` recipes are `quantize_dynamic` (activations scaled per batch: a vector moves slightly with its
+  batch mates); `nbits8-*` is MatMulNBits with per-block scales (a vector does not depend on its batch).
+  `benchmarks/bench_backends.py` compares recipes side by side (README: embedding backends).
 
 Why not sentence-transformers' own `backend="onnx"`: it needs `optimum-onnx`, whose only release pins
 transformers < 4.58, and this project runs on transformers 5; installing it would downgrade the library every
 stage uses. The export here is the same idea (torch.onnx.export of the Hugging Face model, opset 17) with
-only `onnxruntime` and `onnx` added.
+only `onnxruntime` and `onnx` added. For the same reason optimum's `ORTQuantizer` / `AutoQuantizationConfig`
+(which sentence-transformers' `export_dynamic_quantized_onnx_model` wraps) are not used: their arm64 / avx2 /
+avx512_vnni presets are settings of the same `quantize_dynamic` (per-tensor or per-channel, QInt8 or QUInt8
+weights, reduce_range), which `Int8Recipe`'s `matmul-*` tags express directly.
 
 The exported graphs are cached under the user cache folder (`HIVEMIND_CACHE`, else platformdirs'
-user_cache_dir("hivemind")), at `onnx/<model>-<weights hash>/<backend>.onnx`: keyed by the model's weights
+user_cache_dir("hivemind")), at `onnx/<model>-<weights hash>/<backend>[-<recipe tag>].onnx`: keyed by the model's weights
 file, so a changed model is exported anew; built offline from the local weights; written atomically, so
 a killed export leaves no half file behind.
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +42,139 @@ from hivemind import HivemindError
 
 BACKENDS = ("torch", "torch-fp16", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda")
-INT8_VERSION = "-matmul-perchannel"   # in the int8 file name: changed quantisation settings, a new file
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+# The MatMuls of a BERT-style encoder layer as torch.onnx.export names them, by the part each belongs to.
+MATMUL_PARTS = {
+    "qkv": ("attention/self/query/", "attention/self/key/", "attention/self/value/"),
+    "attnout": ("attention/output/dense/",),
+    "ffnin": ("intermediate/dense/",),
+    "ffnout": ("/output/dense/",),        # also matches attention/output/dense: excluded below
+}
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How `onnx-int8` quantises the fp32 graph; its `tag` names the cached file and is part of the embedder
+    id, so vectors of different recipes never mix. Deterministic: the same fp32 graph gives the same bytes.
+
+    Two methods, both with int8 weights and int8 arithmetic in the MatMuls that have a weight (the
+    attention-score MatMuls, two activations, and the embedding Gathers stay fp32):
+
+    - `matmul` (`quantize_dynamic`, MatMulInteger): weights int8 per output column (`pc`) or per matrix
+      (`pt`), signed `s8` or unsigned `u8`, optionally 7-bit (`rr`, reduce_range); activations uint8 with one
+      scale per *tensor*, i.e. per batch, so a vector depends slightly on the texts batched with it.
+    - `nbits8` (MatMulNBits, bits=8, accuracy_level 4): weights int8 symmetric, one scale per block of
+      `block` input rows of each output column; accuracy_level 4 asks for int8 arithmetic with activations
+      scaled per block of `block` values of each token row (where the CPU has no such kernel, ORT computes
+      in fp32 from the dequantised weights). No scale spans the batch: a vector does not depend on its
+      batch mates (tested), and one outlier feature costs the precision of its own block only.
+
+    `keep` names MatMuls left in fp32: a part ("ffnout"), a layer ("layer5"), or both ("layer5:ffnout").
+
+    Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fp32.KEEP...] | nbits8-b{BLOCK}[-fp32.KEEP...]."""
+    method: str = "matmul"          # matmul | nbits8
+    block: int = 32                 # nbits8: values per scale (a power of two, >= 16)
+    per_channel: bool = True        # matmul: one weight scale per output column, not one per matrix
+    weights: str = "s8"             # matmul: s8 (QInt8) | u8 (QUInt8)
+    reduce_range: bool = False      # matmul: 7-bit weights (no int16 overflow in pre-VNNI u8*s8 kernels)
+    keep: tuple[str, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        if self.method == "nbits8":
+            parts = ["nbits8", f"b{self.block}"]
+        else:
+            parts = ["matmul", "pc" if self.per_channel else "pt", self.weights] + (["rr"] if self.reduce_range else [])
+        return "-".join(parts + [f"fp32.{k}" for k in self.keep])
+
+    @classmethod
+    def parse(cls, tag: str) -> "Int8Recipe":
+        """The recipe a tag names (the inverse of `tag`); a clear error for anything else."""
+        parts = tag.split("-")
+        bad = HivemindError(f"int8 recipe {tag!r}: expected nbits8-b{{16|32|64|128|256}}[-fp32.PART...] or "
+                            f"matmul-{{pc|pt}}-{{s8|u8}}[-rr][-fp32.PART...] (PART: layerN, "
+                            f"{'|'.join(MATMUL_PARTS)} or layerN:PART), e.g. {INT8_RECIPE.tag!r}")
+        if parts[0] == "nbits8" and len(parts) >= 2 and parts[1] in {f"b{2 ** i}" for i in range(4, 9)}:
+            recipe, rest = cls("nbits8", block=int(parts[1][1:])), parts[2:]
+        elif parts[0] == "matmul" and len(parts) >= 3 and parts[1] in ("pc", "pt") and parts[2] in ("s8", "u8"):
+            reduce_range = len(parts) > 3 and parts[3] == "rr"
+            recipe = cls("matmul", per_channel=parts[1] == "pc", weights=parts[2], reduce_range=reduce_range)
+            rest = parts[4:] if reduce_range else parts[3:]
+        else:
+            raise bad
+        if not all(k.startswith("fp32.") for k in rest):
+            raise bad
+        recipe = replace(recipe, keep=tuple(k[5:] for k in rest))
+        try:
+            [_keep_item(item) for item in recipe.keep]
+        except ValueError:
+            raise bad from None
+        return recipe
+
+    def kept_nodes(self, names: list[str]) -> list[str]:
+        """The MatMul node names (of `names`) this recipe leaves in fp32."""
+        items = [_keep_item(item) for item in self.keep]
+        return [name for name in names if any(
+            (layer is None or f"/layer.{layer}/" in name) and (part is None or _in_part(name, part))
+            for layer, part in items)]
+
+
+def _keep_item(item: str) -> tuple[int | None, str | None]:
+    """'layer5:ffnout' -> (5, 'ffnout'); 'ffnout' -> (None, 'ffnout'); 'layer5' -> (5, None)."""
+    layer, part = item.split(":", 1) if ":" in item else ((item, None) if item.startswith("layer") else (None, item))
+    if (part is not None and part not in MATMUL_PARTS) or (layer is not None and not layer[5:].isdigit()):
+        raise ValueError(item)
+    return (int(layer[5:]) if layer is not None else None), part
+
+
+def _in_part(name: str, part: str) -> bool:
+    if part == "ffnout" and "attention/output" in name:
+        return False
+    return any(fragment in name for fragment in MATMUL_PARTS[part])
+
+
+# The default, chosen with benchmarks/bench_backends.py on 512 AlpacaEval answers (README: embedding
+# backends): quantize_dynamic with the FFN output MatMuls (input: the GELU output, whose outliers set the
+# per-batch scale) left in fp32 halves the max cosine deviation of plain per-channel int8 (7.5e-3 vs 1.6e-2)
+# and lifts the 32-prompt ranking Spearman to 0.994, at 0.7-0.9x its speed. `nbits8-b32` is 12x closer still
+# (6e-4, Spearman 1.0, batch-independent) but half as fast on an AVX2 CPU without VNNI. Ratios to torch
+# fp32 swing with machine load (matmul-pc-s8: 2.4x at load 2-3, 1.3x at load 7): see the README's table.
+INT8_RECIPE = Int8Recipe("matmul", per_channel=True, weights="s8", keep=("ffnout",))
+
+
+def backend_label(backend: str) -> str:
+    """The backend as it enters the embedder id: `onnx-int8` carries its recipe."""
+    return f"{backend}-{INT8_RECIPE.tag}" if backend == "onnx-int8" else backend
+
+
+def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
+    """Write `recipe`'s int8 graph of the fp32 graph `fp32` to `target` (deterministic: same input, same bytes)."""
+    import logging
+
+    import onnx
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
+    model = onnx.load(str(fp32))
+    weights = {i.name for i in model.graph.initializer}
+    matmuls = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
+    kept = recipe.kept_nodes(matmuls)
+    if recipe.method == "nbits8":
+        try:
+            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+        except ImportError as error:
+            raise HivemindError(f"int8 recipe {recipe.tag!r} needs {error.name or 'onnx-ir'}: "
+                                f"`pip install onnx-ir`") from None
+        logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+        quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=recipe.block, is_symmetric=True,
+                                         accuracy_level=4, nodes_to_exclude=kept)
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+        return
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantize_dynamic(str(fp32), str(target), op_types_to_quantize=["MatMul"], per_channel=recipe.per_channel,
+                     reduce_range=recipe.reduce_range,
+                     weight_type=QuantType.QInt8 if recipe.weights == "s8" else QuantType.QUInt8,
+                     nodes_to_quantize=[n for n in matmuls if n not in set(kept)])
 
 
 def cache_dir() -> Path:
@@ -108,12 +245,15 @@ def _check_mean_pooled(model) -> None:
                             f"this one is {' + '.join(names)}: use backend 'torch'")
 
 
-def export_onnx(model, backend: str) -> Path:
-    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use."""
+def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path:
+    """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use.
+
+    The int8 file is named by its recipe's tag, so a changed recipe is a new file, never a stale one."""
     import torch
 
+    recipe = recipe or INT8_RECIPE
     folder = cache_dir() / "onnx" / model_key(model)
-    target = folder / f"{backend}{INT8_VERSION if backend == 'onnx-int8' else ''}.onnx"
+    target = folder / (f"{backend}-{recipe.tag}.onnx" if backend == "onnx-int8" else f"{backend}.onnx")
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,14 +282,8 @@ def export_onnx(model, backend: str) -> Path:
                                   output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
                                   dynamo=False)
     if backend == "onnx-int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        import logging
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
         with _atomic(target) as tmp:
-            # MatMul weights only, one scale per output channel: quantising the token-embedding Gather
-            # and per-tensor scales moved MiniLM vectors by up to 0.12 in cosine on real answers.
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])
+            quantize(fp32, tmp, recipe)
     return target
 
 
@@ -172,7 +306,7 @@ class _atomic:
             self.tmp.unlink(missing_ok=True)
 
 
-def onnx_embed_pieces(model, backend: str, batch_size: int):
+def onnx_embed_pieces(model, backend: str, batch_size: int, recipe: "Int8Recipe | None" = None):
     """A function list[str] -> (n, d) L2-normalised float32 running the cached ONNX graph of `model`.
 
     Texts are sorted by length before batching (as sentence-transformers does), so a batch pads little."""
@@ -181,18 +315,20 @@ def onnx_embed_pieces(model, backend: str, batch_size: int):
     except ImportError:
         raise HivemindError(f"embedder backend {backend!r} needs onnxruntime: `pip install onnxruntime onnx`") from None
     _check_mean_pooled(model)
-    path = export_onnx(model, backend)
+    path = export_onnx(model, backend, recipe)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     tokenizer, limit = model.tokenizer, model.max_seq_length
+    # sentence-transformers 6 renamed the method; the old name still works there but warns
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     wanted = {i.name for i in session.get_inputs()}
 
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
+            return np.zeros((0, dimension()), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), model.get_sentence_embedding_dimension()), np.float32)
+        out = np.zeros((len(texts), dimension()), np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=limit,

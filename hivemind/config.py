@@ -248,7 +248,9 @@ class Embedder(BaseModel):
         # A changed window changes the vectors of long texts, so it is part of the cache key.
         # So does the backend (fp16, int8, ONNX kernels give other vectors): vectors of backends never mix.
         # The device does not: torch fp32 on CPU and on CUDA agree to float rounding.
-        backend = f"#{self.backend}" if self.backend != "torch" else ""
+        # An int8 backend also carries its quantisation recipe (backends.backend_label): a new recipe, new vectors.
+        from hivemind.backends import backend_label
+        backend = f"#{backend_label(self.backend)}" if self.backend != "torch" else ""
         return f"{self.provider}:{self.model}" + (f"@{self.window}" if self.window else "") + backend
 
 
