@@ -11,7 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -195,35 +195,14 @@ class Embedder(BaseModel):
     tokens read per chunk (default: the model's own limit); longer texts are chunked, never cut."""
     model_config = STRICT
 
-    provider: str = "sentence-transformers"
+    provider: Literal["sentence-transformers", "litellm"] = "sentence-transformers"
     model: str = DEFAULT_EMBEDDER
     api_base: str | None = None
     api_key_env: str | None = None
     batch_size: int = Field(default=64, ge=1)
     window: int | None = Field(default=None, ge=16)
-    backend: str = "torch"     # torch | torch-fp16 | onnx | onnx-int8 (hivemind.backends)
-    device: str = "cpu"        # cpu | cuda
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        if value not in {"torch", "torch-fp16", "onnx", "onnx-int8"}:
-            raise ValueError("must be 'torch', 'torch-fp16', 'onnx' or 'onnx-int8'")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if value not in {"cpu", "cuda"}:
-            raise ValueError("must be 'cpu' or 'cuda'")
-        return value
-
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
-        if value not in {"sentence-transformers", "litellm"}:
-            raise ValueError("must be 'sentence-transformers' or 'litellm'")
-        return value
+    backend: Literal["torch", "torch-fp16", "onnx", "onnx-int8"] = "torch"   # hivemind.backends
+    device: Literal["cpu", "cuda"] = "cpu"
 
     @field_validator("api_key_env")
     @classmethod
