@@ -172,3 +172,124 @@ def test_unreachable_address_is_named_within_seconds(tmp_path):
     with pytest.raises(HivemindError, match="not HOST:PORT"):
         probe("::nonsense")
     assert time.monotonic() - start < 10
+
+
+# Embedding ------------------------------------------------------------------------------------------------
+EMBED_PROMPTS = 3
+
+
+def small_run(tmp: Path, name: str):
+    """Three systems x 3 real instructions x 2 samples, embedded with the default MiniLM: most AlpacaEval
+    answers are longer than its 256-token window, so they are chunked."""
+    folder = tmp / name
+    folder.mkdir()
+    rows = []
+    for system, models in list(GROUPS.items())[:3]:
+        answers = [json.loads((DATA / f"{m}.json").read_text(encoding="utf-8"))[:EMBED_PROMPTS] for m in models[:2]]
+        rows += [{"prompt": answers[0][i]["instruction"], "model": system,
+                  "generations": [a[i]["output"] for a in answers]} for i in range(EMBED_PROMPTS)]
+    path = folder / "generations.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return import_files([path], name, results_dir=tmp / "results")
+
+
+def stored_vectors(config) -> dict[str, np.ndarray]:
+    with Store.open_readonly(config.store_path) as store:
+        hashes, vectors, chunks, _ = store.embeddings_for_systems(config.embedder.id,
+                                                                  [s.identity for s in config.systems])
+    return {h: (v, c) for h, v, c in zip(hashes, vectors, chunks)}
+
+
+@pytest.fixture(scope="module")
+def local_vectors(tmp_path_factory):
+    if not DATA.is_dir():
+        pytest.skip(f"real data not found at {DATA}")
+    config = small_run(tmp_path_factory.mktemp("embed"), "local")
+    summary = embed_run(config, progress=False)
+    assert summary.chunked > 0
+    return stored_vectors(config)
+
+
+def assert_same_vectors(config, local) -> None:
+    ours = stored_vectors(config)
+    assert ours.keys() == local.keys()
+    for h, (vector, chunks) in local.items():
+        assert ours[h][1] == chunks
+        assert np.max(np.abs(ours[h][0] - vector)) < 1e-5
+
+
+@needs_data
+def test_ray_embedding_gives_the_local_vectors_and_resumes_nothing(tmp_path, local_vectors):
+    from hivemind.distributed.embedding import WORK_FOLDER, embed_run as embed_on_ray
+
+    config = small_run(tmp_path, "onray")
+    summary = embed_on_ray(config, progress=False, workers=2, shard_texts=4)
+    assert summary.sent == summary.embedded == len(local_vectors) and summary.chunked > 0
+    assert_same_vectors(config, local_vectors)
+    assert (config.run_dir / "embedding_coverage.csv").is_file()
+    assert not (config.run_dir / WORK_FOLDER).exists()          # nothing left behind
+    again = embed_on_ray(config, progress=False)
+    assert again.sent == again.embedded == 0
+
+
+@needs_data
+def test_killed_job_resumes_without_embedding_anything_twice(tmp_path, local_vectors):
+    """A job killed after the pool had written some output shards, before the driver imported them: the
+    next run imports those and sends only the other texts to the workers."""
+    from hivemind.distributed.embedding import embed_run as embed_on_ray, export_inputs, run_pool, work_dir
+
+    config = small_run(tmp_path, "killed")
+    with Store(config.store_path, create=False) as store:
+        todo = store.texts_without_chunk_counts(config.embedder.id, [s.identity for s in config.systems])
+    inputs = export_inputs(todo, work_dir(config) / "input", size=4)
+    left = run_pool(ray, config.embedder, inputs[:2], work_dir(config) / "output", workers=1, gpus=0)
+    assert left == 8 and len(list((work_dir(config) / "output").glob("part-*.parquet"))) >= 1
+    summary = embed_on_ray(config, progress=False, workers=1)
+    assert summary.resumed == left
+    assert summary.sent == len(todo) - left                    # the written shards were not embedded again
+    assert summary.embedded == len(todo)
+    assert_same_vectors(config, local_vectors)
+
+
+@needs_data
+def test_a_worker_that_dies_mid_batch_is_retried(tmp_path, local_vectors, monkeypatch):
+    from hivemind.distributed.embedding import FAULT_ENV, embed_run as embed_on_ray
+
+    config = small_run(tmp_path, "dies")
+    flag = tmp_path / "die-once"
+    flag.write_text("")
+    monkeypatch.setenv(FAULT_ENV, str(flag))
+    summary = embed_on_ray(config, progress=False, workers=2, shard_texts=4)
+    assert not flag.exists()                                   # a worker claimed it, and exited
+    assert summary.sent == summary.embedded == len(local_vectors)
+    assert_same_vectors(config, local_vectors)
+
+
+@needs_data
+def test_a_corrupt_output_shard_is_named_and_nothing_is_imported(tmp_path):
+    from hivemind.distributed.embedding import embed_run as embed_on_ray, work_dir, write_output
+
+    config = small_run(tmp_path, "corrupt")
+    output = work_dir(config) / "output"
+    good = write_output({"text_hash": np.array(["abc"]), "vector": np.eye(1, 384, dtype=np.float32),
+                         "chunks": np.array([1]), "tokens": np.array([3])}, output)
+    bad = output / "part-9-9.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(HivemindError, match=f"{bad}: not a usable embedding shard.*nothing was imported"):
+        embed_on_ray(config, progress=False)
+    with Store.open_readonly(config.store_path) as store:
+        assert store.count_embeddings(config.embedder.id) == 0   # not even the good shard
+    assert good.exists() and bad.exists()
+
+
+@needs_data
+def test_gpus_asked_for_on_a_cluster_without_any(tmp_path):
+    from hivemind.distributed.embedding import embed_run as embed_on_ray
+
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this machine has GPUs")
+    config = small_run(tmp_path, "gpu")
+    with pytest.raises(HivemindError, match="--gpus 1: the Ray cluster has 0 GPU"):
+        embed_on_ray(config, progress=False, gpus=1)
+    with Store.open_readonly(config.store_path) as store:
+        assert store.count_embeddings(config.embedder.id) == 0

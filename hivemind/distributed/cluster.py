@@ -61,13 +61,14 @@ def connected(address: str | None = None, num_cpus: int | None = None, verbose: 
     """The `ray` module, initialised. Reuses a connection this process already has (tests, notebooks);
     otherwise connects to `address` or starts a local cluster, and disconnects (or shuts it down) after."""
     ray = import_ray()
+    if not verbose:
+        quieten()
     if ray.is_initialized():
         yield ray
         return
     if address:
         probe(address)
     quiet = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     try:
         if address:
             package = str(Path(__file__).resolve().parents[1])
@@ -84,6 +85,15 @@ def connected(address: str | None = None, num_cpus: int | None = None, verbose: 
         yield ray
     finally:
         ray.shutdown()
+
+
+def quieten() -> None:
+    """No Ray Data progress bars or per-dataset INFO lines: the stage shows its own progress bar."""
+    import ray.data
+
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = False
 
 
 def n_cpus(ray) -> int:
