@@ -63,7 +63,7 @@ def cmd_run(args) -> str:
 def cmd_embed(args) -> str:
     from hivemind import pipeline
 
-    s = pipeline.embed(resolve_run(args.run), progress=not args.quiet, wait=args.wait)
+    s = pipeline.embed(resolve_run(args.run), progress=not args.quiet, wait=args.wait, **engine_options(args))
     return f"embedded {s.embedded} new texts ({s.cached} vectors were cached)"
 
 
@@ -71,7 +71,8 @@ def cmd_analyze(args) -> str:
     from hivemind import pipeline
 
     config = resolve_run(args.run)
-    pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls)
+    pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls,
+                     **engine_options(args, workers=False))
     return f"tables written to {config.run_dir}"
 
 
@@ -89,7 +90,7 @@ def cmd_score(args) -> str:
         raise HivemindError(f"run {config.name!r} configures no scorers; add a `scorers:` list to its config "
                             f"(see README, Quality scores) or import scores with `hivemind import --scores`")
     summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,
-                             raise_if_incomplete=True)
+                             raise_if_incomplete=True, **engine_options(args))
     return "scored:\n" + summary.text()
 
 
@@ -212,6 +213,25 @@ def cmd_clusters(args) -> str:
     return "\n".join(lines + [f"written to {table} and {figure}"])
 
 
+def add_engine_options(p, workers: bool = True) -> None:
+    """--engine ray (hivemind.distributed): the stage on a Ray cluster, the same results."""
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: run this stage on a Ray cluster (API judges and API embedders stay local)")
+    p.add_argument("--ray-address", help="an existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); "
+                   "default: start a local one")
+    if workers:
+        p.add_argument("--workers", type=int, help="with --engine ray: CPU actors (default: one per CPU)")
+        p.add_argument("--gpus", type=int, help="with --engine ray: GPU actors, one GPU each (default: every "
+                       "GPU of the cluster for embedding, none for scoring)")
+
+
+def engine_options(args, workers: bool = True) -> dict:
+    options = {"engine": args.engine, "ray_address": args.ray_address}
+    if workers:
+        options.update(workers=args.workers, gpus=args.gpus)
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemind", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}")
@@ -243,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                              ("report", cmd_report, "render figures, report.html and report.md")):
         p = add(name, func, text, writes_run=True)
         p.add_argument("run", help=run_help)
+        if name != "report":
+            add_engine_options(p, workers=name == "embed")
         if name == "analyze":
             p.add_argument("--controls", action="store_true",
                            help="add synthetic control systems (word salad, babble, off-topic, paraphrase "
@@ -285,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
             writes_run=True)
     p.add_argument("run", help=run_help)
     p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
+    add_engine_options(p)
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
     p.add_argument("--scores", metavar="FILE", help="import quality scores for run --name (JSONL or "
                    "NoveltyBench scores.jsonl) as scorer --scorer")

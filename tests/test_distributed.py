@@ -293,3 +293,56 @@ def test_gpus_asked_for_on_a_cluster_without_any(tmp_path):
         embed_on_ray(config, progress=False, gpus=1)
     with Store.open_readonly(config.store_path) as store:
         assert store.count_embeddings(config.embedder.id) == 0
+
+
+# Scoring and the CLI --------------------------------------------------------------------------------------
+def copy_run(config, folder: Path, **changes):
+    shutil.copytree(config.run_dir, folder / config.name, ignore=shutil.ignore_patterns(".lock"))
+    return config.model_copy(update={"results_dir": str(folder), **changes})
+
+
+@needs_data
+def test_ray_scoring_gives_the_local_scores_and_refuses_api_judges(embedded_run, tmp_path):
+    from hivemind.config import Scorer
+    from hivemind.distributed.scoring import score_run as score_on_ray
+    from hivemind.score import score_run
+
+    scorers = [Scorer(name="relevance", kind="relevance")]
+    local = copy_run(embedded_run, tmp_path / "local", scorers=scorers)
+    ours = copy_run(embedded_run, tmp_path / "ray", scorers=scorers)
+    score_run(local, progress=False)
+    summary = score_on_ray(ours, progress=False, workers=2)
+    with Store.open_readonly(local.store_path) as a, Store.open_readonly(ours.store_path) as b:
+        expected, got = a.scores_frame(), b.scores_frame()
+    assert len(expected) == summary.scored > 0
+    pd.testing.assert_frame_equal(expected, got)
+    assert score_on_ray(ours, progress=False).scored == 0          # nothing scored twice
+    judge = copy_run(embedded_run, tmp_path / "judge", scorers=[
+        Scorer(name="judge", kind="judge", model="openai/gpt-4o-mini", rubric="1-10", pass_at=6)])
+    with pytest.raises(HivemindError, match="judge are API judges: they run on the local engine"):
+        score_on_ray(judge, progress=False)
+
+
+@needs_data
+def test_cli_names_an_unreachable_cluster_quickly(embedded_run, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    run = copy_run(embedded_run, tmp_path)      # its default embedder has no vectors yet: embed has work
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HIVEMIND_RESULTS": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "hivemind.cli", "embed", run.name, "--engine", "ray",
+                           "--ray-address", f"127.0.0.1:{port}", "-q"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port}" in done.stderr and "unreachable" in done.stderr and "Traceback" not in done.stderr
+    assert time.monotonic() - start < 60
+    local = subprocess.run([sys.executable, "-m", "hivemind.cli", "analyze", run.name, "--ray-address", "x:1"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert local.returncode == 1 and "--ray-address only apply with --engine ray" in local.stderr

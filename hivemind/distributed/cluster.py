@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,9 +121,20 @@ def gpu_workers(ray, gpus: int | None) -> int:
 
 
 def remote_error(err: BaseException) -> str:
-    """The user's exception inside a RayTaskError, as one line (Ray wraps it with a traceback)."""
-    cause = getattr(err, "cause", None) or err
+    """The user's exception inside Ray's wrappers (RayTaskError, Ray Data's UserCodeException), as one line."""
+    cause, seen = err, set()
+    while id(cause) not in seen:
+        seen.add(id(cause))
+        inner = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+        if inner is None or not isinstance(inner, BaseException):
+            break
+        cause = inner
     if isinstance(cause, HivemindError):
         return str(cause)
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+    # Ray Data re-raises on the driver with the worker's traceback as text: take the user's error line
+    for line in str(err).splitlines():
+        found = re.match(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", line.strip())
+        if found and not line.strip().startswith("ray.") and found.group(1) != "UserCodeException":
+            return f"{found.group(1)}: {found.group(2)}"
+    text = [line for line in str(cause).strip().splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {text[0] if text else ''}"
