@@ -140,6 +140,20 @@ def test_ray_analysis_gives_the_single_process_tables(embedded_run, local_tables
 
 
 @needs_data
+def test_a_worker_that_dies_mid_shard_is_retried_and_the_tables_are_the_same(embedded_run, local_tables,
+                                                                             tmp_path, monkeypatch):
+    from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+    from hivemind.distributed.embedding import FAULT_ENV
+
+    flag = tmp_path / "die-once"
+    flag.write_text("")
+    monkeypatch.setenv(FAULT_ENV, str(flag))
+    analyze_on_ray(embedded_run, progress=False, shards=4)
+    assert not flag.exists()                                   # one task's process exited; Ray ran it again
+    assert_same_tables(local_tables[0], read_tables(embedded_run.run_dir))
+
+
+@needs_data
 def test_plan_covers_every_prompt_once(embedded_run):
     from hivemind.distributed.analysis import plan_shards
 

@@ -28,6 +28,7 @@ remote cluster the results folder must be on a shared file system.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,7 @@ from hivemind import analyze as single
 from hivemind.config import RunConfig
 from hivemind.diversity import DiversityAccumulator, idea_threshold
 from hivemind.distributed.cluster import connected, n_cpus, remote_error
+from hivemind.distributed.embedding import FAULT_ENV, die_once
 from hivemind.neighbors import Cluster, NearDuplicateFinder
 from hivemind.phrases import LexicalAccumulator, LexicalStats, shared_phrases
 from hivemind.quality import CALIBRATION_ANSWERS, build_gate, calibrate_relevance
@@ -121,9 +123,10 @@ def measure_groups(groups, n_systems: int, threshold: float, draws: dict[str, np
 
 
 def _measure_shard(store_path: str, embedder: str, ids: list[str], shard: Shard, threshold: float,
-                   draws: dict[str, np.ndarray]) -> ShardPart:
+                   draws: dict[str, np.ndarray], fault_file: str | None = None) -> ShardPart:
     store = Store.open_readonly(store_path)
     try:
+        die_once(fault_file)            # chaos tests only (FAULT_ENV): this worker process dies mid-shard
         return measure_groups(store.iter_prompt_groups(embedder, ids, (shard.first, shard.end)), len(ids),
                               threshold, draws)
     finally:
@@ -292,8 +295,9 @@ def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int,
     path, embedder = str(config.store_path), config.embedder.id
     task = ray.remote(num_cpus=1)(_measure_shard)
     lexical = ray.remote(num_cpus=1)(_lexical_system)
+    fault = os.environ.get(FAULT_ENV)
     first = [task.remote(path, embedder, ids, s, config.near_duplicate_threshold,
-                         {p: draws[p] for p in s.prompt_ids}) for s in plan]
+                         {p: draws[p] for p in s.prompt_ids}, fault) for s in plan]
     lex = [lexical.remote(path, embedder, sid) for sid in ids]
     parts = gather(ray, first + lex, "analyze", progress)
     return reduce_first_pass(parts[:len(first)], len(ids), config.near_duplicate_threshold, config.seed,
