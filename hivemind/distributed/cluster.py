@@ -92,8 +92,8 @@ def quieten() -> None:
     """No Ray Data progress bars or per-dataset INFO lines: the stage shows its own progress bar."""
     import ray.data
 
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)     # its notices are about its own progress bars
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 

@@ -34,7 +34,8 @@ from hivemind.distributed.cluster import connected, gpu_workers, n_cpus, remote_
 from hivemind.store import Store
 
 WORK_FOLDER = ".ray-embed"
-SHARD_TEXTS = 1024           # texts per input shard
+SHARD_TEXTS = 1024           # texts per input shard, at most
+SHARDS_PER_WORKER = 4        # at least, so that every worker has work and a retried shard is small
 CPU_BATCH = 256              # texts per actor call on a CPU worker
 GPU_BATCH = 2048             # and on a GPU worker, which also encodes in larger batches:
 GPU_ENCODE_BATCH = 256
@@ -234,10 +235,12 @@ def embed_run(config: RunConfig, progress: bool = True, address: str | None = No
         cached = store.count_embeddings(embedder_id)
         embedded, chunked = 0, 0
         if todo:
-            inputs = export_inputs(todo, folder / "input", shard_texts)
             with connected(address, num_cpus, verbose) as ray:
                 n_gpu = gpu_workers(ray, gpus)
                 n_workers = workers or n_cpus(ray)
+                # a shard is a block, and a block goes to one worker: at least SHARDS_PER_WORKER per worker
+                per_shard = max(1, min(shard_texts, -(-len(todo) // (SHARDS_PER_WORKER * (n_gpu or n_workers)))))
+                inputs = export_inputs(todo, folder / "input", per_shard)
 
                 def imported(path: Path) -> None:
                     nonlocal embedded, chunked

@@ -20,7 +20,7 @@ import pandas as pd
 from hivemind import HivemindError
 from hivemind.config import RunConfig, Scorer
 from hivemind.distributed.cluster import connected, gpu_workers, n_cpus, remote_error
-from hivemind.distributed.embedding import FAULT_ENV, die_once
+from hivemind.distributed.embedding import FAULT_ENV, SHARDS_PER_WORKER, die_once
 from hivemind.store import Answer, Score, Store
 
 WORK_FOLDER = ".ray-score"
@@ -146,7 +146,8 @@ def _run_pool(config, scorer, todo: list[Answer], store: Store, part, address, w
         size = n_gpu or workers or n_cpus(ray)
         frame = pd.DataFrame([(a.system_id, a.prompt_id, a.sample, a.prompt, a.text) for a in todo],
                              columns=ANSWER_COLUMNS)
-        blocks = [frame.iloc[i:i + SHARD_ANSWERS] for i in range(0, len(frame), SHARD_ANSWERS)]
+        per_block = max(1, min(SHARD_ANSWERS, -(-len(frame) // (SHARDS_PER_WORKER * size))))
+        blocks = [frame.iloc[i:i + per_block] for i in range(0, len(frame), per_block)]
         ds = ray.data.from_pandas(blocks).map_batches(
             ScoreActor, batch_format="numpy", batch_size=BATCH,
             fn_constructor_kwargs={"config": config, "scorer": scorer, "fault_file": os.environ.get(FAULT_ENV)},
