@@ -14,6 +14,13 @@
 3. Embedding throughput (--embed N real AlpacaEval answers, all-MiniLM-L6-v2): the local engine vs Ray
    with 1 and 2 workers, wall time including the workers' start (model load).
 
+Measured on the shared 2-core machine (2026-11-25), Ray with 2 local workers vs one process:
+  default threads   synthetic 625,000 answers 323.1 s vs 93.0 s (3.47x); store 50,000 answers 65.9 s vs 15.3 s
+                    (4.31x): mostly BLAS/OpenMP oversubscription in the single process, not Ray;
+  OMP/OPENBLAS/MKL_NUM_THREADS=1   synthetic 187,500 answers 25.8 s vs 35.7 s (0.72x); store 50,000 answers
+                    20.5 s vs 16.6 s (1.23x). Tables equal in every run. The full 3.26 M was not run here.
+  embedding 204 AlpacaEval texts (MiniLM, incl. model load): local 2.2 texts/s, Ray 1 worker 2.7, 2 workers 2.4.
+
 Run: .venv/bin/python benchmarks/bench_ray_analyze.py [--prompts 2607] [--workers 2] [--store-prompts 100]
      [--embed 200]   (--prompts 0 / --store-prompts 0 / --embed 0 skip a part)
 """
@@ -282,6 +289,10 @@ def main() -> None:
     parser.add_argument("--store-prompts", type=int, default=100)
     parser.add_argument("--embed", type=int, default=200)
     args = parser.parse_args()
+    import os
+    threads = {v: os.environ.get(v, "unset") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    print(f"threads: {threads} (Ray workers default to OMP_NUM_THREADS=1; on a busy machine a single process "
+          f"with default BLAS/OpenMP threads can be several times slower, so compare both settings)")
     if args.prompts:
         synthetic(args.prompts, args.workers)
     if args.store_prompts:
