@@ -18,7 +18,8 @@ Measured on the shared 2-core machine (2026-11-25), Ray with 2 local workers vs 
   default threads   synthetic 625,000 answers 323.1 s vs 93.0 s (3.47x); store 50,000 answers 65.9 s vs 15.3 s
                     (4.31x): mostly BLAS/OpenMP oversubscription in the single process, not Ray;
   OMP/OPENBLAS/MKL_NUM_THREADS=1   synthetic 187,500 answers 25.8 s vs 35.7 s (0.72x); store 50,000 answers
-                    20.5 s vs 16.6 s (1.23x). Tables equal in every run. The full 3.26 M was not run here.
+                    20.5 s vs 16.6 s (1.23x); the full 3,258,750 synthetic answers (both passes) 346.3 s vs
+                    215.1 s (1.61x, 31 result arrays equal, 493 near-duplicate pairs). Tables equal in every run.
   embedding 204 AlpacaEval texts (MiniLM, incl. model load): local 2.2 texts/s, Ray 1 worker 2.7, 2 workers 2.4.
 
 Run: .venv/bin/python benchmarks/bench_ray_analyze.py [--prompts 2607] [--workers 2] [--store-prompts 100]
