@@ -62,10 +62,21 @@ def is_empty(text: str | None) -> bool:
     return text is None or not text.strip(BLANKS)
 
 
-def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False) -> AnalysisSummary:
+def local_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool) -> Measured:
+    """The two passes over the store in this process: similarity, neighbours and phrases; then diversity
+    (which needs the first pass's calibration). hivemind.distributed.analysis maps the same passes over
+    prompt shards on Ray."""
+    measured = measure(store, config, ids, progress)
+    measured.diversity, measured.gate = measure_diversity(store, config, all_ids, len(ids), measured, progress)
+    return measured
+
+
+def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False,
+                passes=local_passes) -> AnalysisSummary:
     """Measure every table. With `controls`, synthetic control systems built from the run's own answers
     (hivemind.controls) are stored, embedded, scored where scorers exist, and measured beside the real
-    systems (marked kind = control; they never change a real system's figures)."""
+    systems (marked kind = control; they never change a real system's figures). `passes` computes the
+    measurements (local_passes, or the Ray engine's); everything else is the same for every engine."""
     # controls are written into the store; otherwise analysis only reads it
     store = Store(config.store_path, create=False) if controls else Store.open_readonly(config.store_path)
     try:
@@ -76,9 +87,7 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         if controls:
             from hivemind.controls import add_controls
             control_systems, control_note = add_controls(config, store, progress=progress)
-        measured = measure(store, config, ids, progress)
-        measured.diversity, measured.gate = measure_diversity(
-            store, config, ids + [c.identity for c in control_systems], len(ids), measured, progress)
+        measured = passes(store, config, ids, ids + [c.identity for c in control_systems], progress)
         measured.controls = control_systems
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
@@ -152,6 +161,16 @@ class Measured:
     diversity: DiversityStats | None = None
     gate: Gate | None = None
     controls: list = field(default_factory=list)   # controls.ControlSystem
+    engine: str = "local"                          # or "ray (N prompt shards)"; analysis.json records it
+
+
+def prompt_phrases(group, prompt_text: str) -> list[tuple[str, object]]:
+    """One prompt's shared phrases, (prompt_id, SharedPhrase), at most PHRASES_PER_PROMPT. The prompt's own
+    wording, restated by several answers, goes last: it is not a shared idea."""
+    found = shared_phrases(group.texts, group.systems.tolist(), limit=None)
+    wording = PromptWording(prompt_text)
+    found.sort(key=lambda ph: wording.echoes(ph.phrase))
+    return [(group.prompt_id, ph) for ph in found[:PHRASES_PER_PROMPT]]
 
 
 def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> Measured:
@@ -178,11 +197,7 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
         sample_prompts += [group.prompt_id] * len(take)
         for text, system in zip(group.texts, group.systems.tolist()):
             lex.add(text, system)
-        found = shared_phrases(group.texts, group.systems.tolist(), limit=None)
-        # The prompt's own wording, restated by several answers, goes last: it is not a shared idea.
-        wording = PromptWording(prompt_texts.get(group.prompt_id, ""))
-        found.sort(key=lambda ph: wording.echoes(ph.phrase))
-        phrases += [(group.prompt_id, ph) for ph in found[:PHRASES_PER_PROMPT]]
+        phrases += prompt_phrases(group, prompt_texts.get(group.prompt_id, ""))
     n_found = len(phrases)
     # Keep the most widely shared phrases overall, stable in prompt order among equals.
     phrases = sorted(phrases, key=lambda item: (-item[1].n_systems, -item[1].n_words))[:MAX_PHRASES]
@@ -485,7 +500,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "format_version": results.FORMAT_VERSION, "hivemind_version": __version__, "embedder": config.embedder.id,
         "floor": sim.floor, "threshold": config.near_duplicate_threshold, "n_prompts": len(sim.prompt_ids),
         "n_responses": int(sim.counts.sum()), "systems": names,
-        "controls": [c.name for c in m.controls],
+        "controls": [c.name for c in m.controls], "engine": m.engine,
         "primary_key": primary, "primary_direction": results.METRICS[primary].direction,
         "ranking": "rank 1 = most diverse by the primary key; equal values share a rank (shown '2=')",
         "headline": headline_numbers(sim, div, primary, real),

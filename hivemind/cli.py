@@ -66,7 +66,7 @@ def cmd_run(args) -> str:
 def cmd_embed(args) -> str:
     from hivemind import pipeline
 
-    s = pipeline.embed(resolve_run(args.run), progress=not args.quiet, wait=args.wait)
+    s = pipeline.embed(resolve_run(args.run), progress=not args.quiet, wait=args.wait, **engine_options(args))
     return f"embedded {s.embedded} new texts ({s.cached} vectors were cached)"
 
 
@@ -76,7 +76,8 @@ def cmd_analyze(args) -> str:
     from hivemind.summary import summary_text
 
     config = resolve_run(args.run)
-    pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls)
+    pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls,
+                     **engine_options(args, workers=False))
     return f"tables written to {config.run_dir}\n\n{summary_text(config)}"
 
 
@@ -98,7 +99,7 @@ def cmd_score(args) -> str:
         raise HivemindError(f"run {config.name!r} configures no scorers; add a `scorers:` list to its config "
                             f"(see README, Quality scores) or import scores with `hivemind import --scores`")
     summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,
-                             raise_if_incomplete=True)
+                             raise_if_incomplete=True, **engine_options(args))
     return "scored:\n" + summary.text()
 
 
@@ -234,6 +235,25 @@ def cmd_clusters(args) -> str:
     return "\n".join(lines + [f"written to {table} and {figure}"])
 
 
+def add_engine_options(p, workers: bool = True) -> None:
+    """--engine ray (hivemind.distributed): the stage on a Ray cluster, the same results."""
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: run this stage on a Ray cluster (API judges and API embedders stay local)")
+    p.add_argument("--ray-address", help="an existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); "
+                   "default: start a local one")
+    if workers:
+        p.add_argument("--workers", type=int, help="with --engine ray: CPU actors (default: one per CPU)")
+        p.add_argument("--gpus", type=int, help="with --engine ray: GPU actors, one GPU each (default: every "
+                       "GPU of the cluster for embedding, none for scoring)")
+
+
+def engine_options(args, workers: bool = True) -> dict:
+    options = {"engine": args.engine, "ray_address": args.ray_address}
+    if workers:
+        options.update(workers=args.workers, gpus=args.gpus)
+    return options
+
+
 DESCRIPTION = """\
 hivemind measures how alike language models answer open-ended questions (the "Artificial Hivemind"
 study, Jiang et al. 2025). It asks every configured model the same prompts many times, embeds the answers,
@@ -294,16 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-errors", action="store_true", help=retry_help)
     p = add("embed", cmd_embed, "embed every stored answer (vectors are cached by text)", writes_run=True)
     p.add_argument("run", help=RUN_HELP)
+    add_engine_options(p)
     p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
+    add_engine_options(p)
     p = add("analyze", cmd_analyze, "write the similarity and diversity tables and results.json, then print "
             "the summary", writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--controls", action="store_true",
                    help="add synthetic control systems (word salad, babble, off-topic, paraphrase ensemble, "
                         "copies) made from the run's answers, and show where they land")
+    add_engine_options(p, workers=False)
     p = add("report", cmd_report, "render figures, report.html and report.md, then print the summary",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)

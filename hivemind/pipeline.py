@@ -77,37 +77,57 @@ def collect(config: RunConfig, systems: list[str] | None = None, progress: bool 
                                  prepare=local_servers)
 
 
-def embed(config: RunConfig, progress: bool = True, wait: bool = False):
+def embed(config: RunConfig, progress: bool = True, wait: bool = False, engine: str = "local",
+          ray_address: str | None = None, workers: int | None = None, gpus: int | None = None):
+    """engine "ray": on a Ray cluster (hivemind.distributed; ray_address, else a local one), same vectors."""
     from hivemind.embed import embed_run
 
+    _check_engine(engine, ray_address, workers, gpus)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "embed", wait):
         _check_answers(config, every_system=False)
+        if engine == "ray":
+            from hivemind.distributed.embedding import embed_run as embed_on_ray
+            return embed_on_ray(config, progress=progress, address=ray_address, workers=workers, gpus=gpus)
         return embed_run(config, progress=progress)
 
 
 def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
-          raise_if_incomplete: bool = False):
+          raise_if_incomplete: bool = False, engine: str = "local", ray_address: str | None = None,
+          workers: int | None = None, gpus: int | None = None):
     """Quality scores for every stored answer (hivemind.score), between embed and analyze, under the lock.
 
     In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
-    is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete)."""
+    is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete). engine "ray":
+    the local scorers on a Ray cluster (API judges stay on the local engine)."""
     from hivemind.score import score_run
 
+    _check_engine(engine, ray_address, workers, gpus)
     if not config.scorers:
         return None
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "score", wait):
+        if engine == "ray":
+            from hivemind.distributed.scoring import score_run as score_on_ray
+            return score_on_ray(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete,
+                                address=ray_address, workers=workers, gpus=gpus)
         return score_run(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
 
 
-def analyze(config: RunConfig, progress: bool = True, wait: bool = False, controls: bool = False):
+def analyze(config: RunConfig, progress: bool = True, wait: bool = False, controls: bool = False,
+            engine: str = "local", ray_address: str | None = None):
+    """engine "ray": prompt shards mapped on a Ray cluster, reduced here to the same tables."""
     from hivemind.analyze import analyze_run
 
+    _check_engine(engine, ray_address)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "analyze", wait):
         _check_answers(config, every_system=True)
-        summary = analyze_run(config, progress=progress, controls=controls)
+        if engine == "ray":
+            from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+            summary = analyze_on_ray(config, progress=progress, controls=controls, address=ray_address)
+        else:
+            summary = analyze_run(config, progress=progress, controls=controls)
         write_results(config)   # results.json, from the tables just written (report: null until report runs)
         return summary
 
@@ -153,6 +173,16 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
         if with_report:
             result.report = report(config)
     return result
+
+
+def _check_engine(engine: str, ray_address: str | None = None, workers: int | None = None,
+                  gpus: int | None = None) -> None:
+    if engine not in ("local", "ray"):
+        raise HivemindError(f"--engine {engine!r}: use local or ray")
+    given = [name for name, value in (("--ray-address", ray_address), ("--workers", workers), ("--gpus", gpus))
+             if value is not None]
+    if engine == "local" and given:
+        raise HivemindError(f"{', '.join(given)} only apply with --engine ray")
 
 
 def _require_store(config: RunConfig) -> None:

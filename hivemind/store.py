@@ -520,19 +520,23 @@ class Store:
     def count_embeddings(self, embedder: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM embeddings WHERE embedder = ?", (embedder,)).fetchone()[0]
 
-    def iter_prompt_groups(self, embedder: str, system_ids: list[str]) -> Iterator[PromptGroup]:
+    def iter_prompt_groups(self, embedder: str, system_ids: list[str],
+                           positions: tuple[int | None, int | None] | None = None) -> Iterator[PromptGroup]:
         """Stream one PromptGroup per prompt, in prompt order: memory holds one prompt at a time.
 
-        Responses without text (failed) or without a vector for `embedder` are left out."""
+        Responses without text (failed) or without a vector for `embedder` are left out. `positions`
+        (first, end) keeps the prompts with first <= position < end (None: unbounded), a shard of the
+        prompts for a distributed analysis (hivemind.distributed)."""
         index = {sid: i for i, sid in enumerate(system_ids)}
         marks = ",".join("?" * len(system_ids))
+        where, bounds = _position_range(positions)
         cursor = self.db.execute(
             f"SELECT r.prompt_id, r.system_id, r.sample, r.text, e.vector FROM responses r "
             f"JOIN prompts p ON p.id = r.prompt_id "
             f"JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
-            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL "
+            f"WHERE r.system_id IN ({marks}) AND r.text IS NOT NULL{where} "
             f"ORDER BY p.position, r.system_id, r.sample",
-            [embedder, *system_ids],
+            [embedder, *system_ids, *bounds],
         )
         current, rows = None, []
         for row in cursor:
@@ -543,6 +547,38 @@ class Store:
             rows.append(row)
         if rows:
             yield _group(current, rows, index)
+
+    # Reads for a distributed analysis (hivemind.distributed) ---------------------------------------
+    def prompt_group_sizes(self, embedder: str, system_ids: list[str]) -> list[tuple[str, int, int]]:
+        """(prompt id, position, answers) per prompt, in prompt order: the size of each prompt's group from
+        iter_prompt_groups once blank answers are dropped (non-blank, embedded answers of these systems).
+        Prompts with none are left out, as analysis skips them."""
+        return list(self.db.execute(
+            f"SELECT r.prompt_id, p.position, COUNT(*) FROM responses r JOIN prompts p ON p.id = r.prompt_id "
+            f"JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE {_with_text(system_ids)} AND NOT {_BLANK} GROUP BY r.prompt_id ORDER BY p.position",
+            [embedder, *system_ids]))
+
+    def iter_system_texts(self, embedder: str, system_id: str) -> Iterator[str]:
+        """One system's embedded answers (blank ones included), in the order iter_prompt_groups yields them:
+        by prompt position, then sample."""
+        cursor = self.db.execute(
+            "SELECT r.text FROM responses r JOIN prompts p ON p.id = r.prompt_id "
+            "JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            "WHERE r.system_id = ? AND r.text IS NOT NULL ORDER BY p.position, r.sample", (embedder, system_id))
+        for (text,) in cursor:
+            yield text
+
+    def hashes_with_chunk_counts(self, embedder: str, hashes: list[str]) -> set[str]:
+        """Of these text hashes, those already embedded (with a chunk count) under `embedder`."""
+        self._ensure_chunk_table()
+        found: set[str] = set()
+        for start in range(0, len(hashes), KEYS_PER_QUERY):
+            batch = hashes[start:start + KEYS_PER_QUERY]
+            found.update(h for (h,) in self.db.execute(
+                f"SELECT text_hash FROM embedding_chunks WHERE embedder = ? AND text_hash IN ({_marks(batch)})",
+                [embedder, *batch]))
+        return found
 
     # Scores -------------------------------------------------------------------------------------
     def add_scores(self, scores: Iterable[Score]) -> None:
@@ -996,6 +1032,17 @@ _BLANK = f"LENGTH(TRIM(r.text, {SQL_BLANKS})) = 0"
 
 def _marks(values: list) -> str:
     return ",".join("?" * len(values))
+
+
+def _position_range(positions: tuple[int | None, int | None] | None) -> tuple[str, list[int]]:
+    """SQL (on prompts aliased p) and its bound values for first <= p.position < end; None bounds are open."""
+    first, end = positions or (None, None)
+    where, bounds = "", []
+    if first is not None:
+        where, bounds = where + " AND p.position >= ?", bounds + [int(first)]
+    if end is not None:
+        where, bounds = where + " AND p.position < ?", bounds + [int(end)]
+    return where, bounds
 
 
 def _with_text(system_ids: list[str]) -> str:
