@@ -297,14 +297,20 @@ def test_sixteen_real_models_with_one_answer_each(tmp_path):
     assert len(list(config.run_dir.glob("prompt_map_*.png"))) == 2
 
 
-def test_notebook_redraws_a_snapshot(analysed, tmp_path, monkeypatch):
-    """notebooks/explore_snapshot.ipynb runs top to bottom on a published snapshot and draws 3 figures."""
+@pytest.mark.parametrize("with_results_json", [False, True])
+def test_notebook_redraws_a_snapshot(analysed, tmp_path, monkeypatch, with_results_json):
+    """notebooks/explore_snapshot.ipynb runs top to bottom on a published snapshot and draws 3 figures;
+    its headline comes from results.json where the snapshot has one, else from leaderboard.csv."""
     import nbformat
     from nbclient import NotebookClient
 
     from hivemind.snapshot import publish
+    from hivemind.summary import write_results
 
-    folder = publish(copy_run(analysed, tmp_path / "source"), "nb", results_dir=tmp_path / "published")
+    source = copy_run(analysed, tmp_path / "source")
+    if with_results_json:
+        write_results(source)
+    folder = publish(source, "nb", results_dir=tmp_path / "published")
     monkeypatch.setenv("HIVEMIND_SNAPSHOT", str(folder))
     notebook_path = Path(__file__).resolve().parents[1] / "notebooks" / "explore_snapshot.ipynb"
     notebook = nbformat.read(notebook_path, as_version=4)
@@ -315,3 +321,6 @@ def test_notebook_redraws_a_snapshot(analysed, tmp_path, monkeypatch):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 3                                  # two heatmaps and one prompt map
     assert any("p1" in o.get("data", {}).get("text/plain", "") for o in outputs)    # the most homogeneous prompt
+    printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert ("results.json schema" in printed) == with_results_json
+    assert ("no results.json" in printed) != with_results_json
