@@ -72,13 +72,20 @@ class Int8Recipe:
 
     `keep` names MatMuls left in fp32: a part ("ffnout"), a layer ("layer5"), or both ("layer5:ffnout").
 
-    Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fp32.KEEP...] | nbits8-b{BLOCK}[-fp32.KEEP...]."""
+    `fused` quantises the graph that ONNX Runtime's BERT optimizer (`onnxruntime.transformers.optimizer`,
+    model_type bert) made of the export: the residual Add + LayerNorm pairs become SkipLayerNormalization and
+    bias Add + GELU become BiasGelu, fused ops that int8 MatMuls otherwise break up at session time (ORT's
+    own session fusions run after quantisation and no longer match once a DynamicQuantizeLinear sits between
+    them). The MatMul nodes keep their export names, so `keep` finds the same nodes.
+
+    Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fused][-fp32.KEEP...] | nbits8-b{BLOCK}[-fused][-fp32.KEEP...]."""
     method: str = "matmul"          # matmul | nbits8
     block: int = 32                 # nbits8: values per scale (a power of two, >= 16)
     per_channel: bool = True        # matmul: one weight scale per output column, not one per matrix
     weights: str = "s8"             # matmul: s8 (QInt8) | u8 (QUInt8)
     reduce_range: bool = False      # matmul: 7-bit weights (no int16 overflow in pre-VNNI u8*s8 kernels)
     keep: tuple[str, ...] = ()
+    fused: bool = False             # quantise the graph after ORT's BERT fusions (SkipLayerNorm, BiasGelu)
 
     @property
     def tag(self) -> str:
@@ -86,14 +93,14 @@ class Int8Recipe:
             parts = ["nbits8", f"b{self.block}"]
         else:
             parts = ["matmul", "pc" if self.per_channel else "pt", self.weights] + (["rr"] if self.reduce_range else [])
-        return "-".join(parts + [f"fp32.{k}" for k in self.keep])
+        return "-".join(parts + (["fused"] if self.fused else []) + [f"fp32.{k}" for k in self.keep])
 
     @classmethod
     def parse(cls, tag: str) -> "Int8Recipe":
         """The recipe a tag names (the inverse of `tag`); a clear error for anything else."""
         parts = tag.split("-")
-        bad = HivemindError(f"int8 recipe {tag!r}: expected nbits8-b{{16|32|64|128|256}}[-fp32.PART...] or "
-                            f"matmul-{{pc|pt}}-{{s8|u8}}[-rr][-fp32.PART...] (PART: layerN, "
+        bad = HivemindError(f"int8 recipe {tag!r}: expected nbits8-b{{16|32|64|128|256}}[-fused][-fp32.PART...] or "
+                            f"matmul-{{pc|pt}}-{{s8|u8}}[-rr][-fused][-fp32.PART...] (PART: layerN, "
                             f"{'|'.join(MATMUL_PARTS)} or layerN:PART), e.g. {INT8_RECIPE.tag!r}")
         if parts[0] == "nbits8" and len(parts) >= 2 and parts[1] in {f"b{2 ** i}" for i in range(4, 9)}:
             recipe, rest = cls("nbits8", block=int(parts[1][1:])), parts[2:]
@@ -103,9 +110,11 @@ class Int8Recipe:
             rest = parts[4:] if reduce_range else parts[3:]
         else:
             raise bad
+        fused = bool(rest) and rest[0] == "fused"
+        rest = rest[1:] if fused else rest
         if not all(k.startswith("fp32.") for k in rest):
             raise bad
-        recipe = replace(recipe, keep=tuple(k[5:] for k in rest))
+        recipe = replace(recipe, keep=tuple(k[5:] for k in rest), fused=fused)
         try:
             [_keep_item(item) for item in recipe.keep]
         except ValueError:
@@ -174,7 +183,9 @@ def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
     quantize_dynamic(str(fp32), str(target), op_types_to_quantize=["MatMul"], per_channel=recipe.per_channel,
                      reduce_range=recipe.reduce_range,
                      weight_type=QuantType.QInt8 if recipe.weights == "s8" else QuantType.QUInt8,
-                     nodes_to_quantize=[n for n in matmuls if n not in set(kept)])
+                     nodes_to_quantize=[n for n in matmuls if n not in set(kept)],
+                     # the fused ops (com.microsoft domain) defeat onnx's shape inference: say their outputs are fp32
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def cache_dir() -> Path:
@@ -282,8 +293,28 @@ def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path
                                   output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
                                   dynamo=False)
     if backend == "onnx-int8":
+        source = fused_graph(fp32) if recipe.fused else fp32
         with _atomic(target) as tmp:
-            quantize(fp32, tmp, recipe)
+            quantize(source, tmp, recipe)
+    return target
+
+
+def fused_graph(fp32: Path) -> Path:
+    """The fp32 graph after ORT's BERT fusions (cached beside it as `onnx-fused.onnx`); see `Int8Recipe.fused`.
+
+    opt_level 0: only the transformer-specific fusions are done here, in Python; the generic graph
+    optimisations are left to the session (ORT_ENABLE_ALL), as for every graph."""
+    import logging
+
+    from onnxruntime.transformers import optimizer
+    target = fp32.with_name("onnx-fused.onnx")
+    if target.exists():
+        return target
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+    # 0, 0: the optimizer reads the head count and width from the graph
+    fused = optimizer.optimize_model(str(fp32), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+    with _atomic(target) as tmp:
+        fused.save_model_to_file(str(tmp), use_external_data_format=False)
     return target
 
 
@@ -318,6 +349,7 @@ def onnx_embed_pieces(model, backend: str, batch_size: int, recipe: "Int8Recipe 
     path = export_onnx(model, backend, recipe)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     tokenizer, limit = model.tokenizer, model.max_seq_length
     # sentence-transformers 6 renamed the method; the old name still works there but warns
