@@ -46,7 +46,7 @@ ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 # The MatMuls of a BERT-style encoder layer as torch.onnx.export names them, by the part each belongs to.
 MATMUL_PARTS = {
-    "qkv": ("attention/self/query/", "attention/self/key/", "attention/self/value/"),
+    "qkv": ("attention/self/query/", "attention/self/key/", "attention/self/value/", "attention/self/qkv/"),
     "attnout": ("attention/output/dense/",),
     "ffnin": ("intermediate/dense/",),
     "ffnout": ("/output/dense/",),        # also matches attention/output/dense: excluded below
@@ -73,10 +73,11 @@ class Int8Recipe:
     `keep` names MatMuls left in fp32: a part ("ffnout"), a layer ("layer5"), or both ("layer5:ffnout").
 
     `fused` quantises the graph that ONNX Runtime's BERT optimizer (`onnxruntime.transformers.optimizer`,
-    model_type bert) made of the export: the residual Add + LayerNorm pairs become SkipLayerNormalization and
-    bias Add + GELU become BiasGelu, fused ops that int8 MatMuls otherwise break up at session time (ORT's
-    own session fusions run after quantisation and no longer match once a DynamicQuantizeLinear sits between
-    them). The MatMul nodes keep their export names, so `keep` finds the same nodes.
+    model_type bert) made of an eager-attention export (`fused_graph`): embeddings + LayerNorm become
+    EmbedLayerNormalization, Q/K/V projections + scores + softmax one Attention op per layer (quantised to
+    QAttention), residual Add + LayerNorm SkipLayerNormalization, bias Add + GELU BiasGelu. ORT's session-time
+    optimiser does not make these from the exported graph. `keep` names the same MatMuls as without
+    `fused`; the Attention of layer N answers to `qkv` and `layerN`.
 
     Tag grammar: matmul-{pc|pt}-{s8|u8}[-rr][-fused][-fp32.KEEP...] | nbits8-b{BLOCK}[-fused][-fp32.KEEP...]."""
     method: str = "matmul"          # matmul | nbits8
@@ -165,7 +166,9 @@ def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
     model = onnx.load(str(fp32))
     weights = {i.name for i in model.graph.initializer}
-    matmuls = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
+    # a fused graph's Attention nodes (Q, K, V projections in one weight) quantise like MatMuls (QAttention)
+    matmuls = [n.name for n in model.graph.node
+               if n.op_type in ("MatMul", "Attention") and any(i in weights for i in n.input)]
     kept = recipe.kept_nodes(matmuls)
     if recipe.method == "nbits8":
         try:
@@ -180,7 +183,7 @@ def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
         quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
         return
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    quantize_dynamic(str(fp32), str(target), op_types_to_quantize=["MatMul"], per_channel=recipe.per_channel,
+    quantize_dynamic(str(fp32), str(target), op_types_to_quantize=["MatMul", "Attention"], per_channel=recipe.per_channel,
                      reduce_range=recipe.reduce_range,
                      weight_type=QuantType.QInt8 if recipe.weights == "s8" else QuantType.QUInt8,
                      nodes_to_quantize=[n for n in matmuls if n not in set(kept)],
@@ -260,8 +263,6 @@ def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path
     """The cached ONNX graph of this model for `onnx` or `onnx-int8`; exported (offline) on first use.
 
     The int8 file is named by its recipe's tag, so a changed recipe is a new file, never a stale one."""
-    import torch
-
     recipe = recipe or INT8_RECIPE
     folder = cache_dir() / "onnx" / model_key(model)
     target = folder / (f"{backend}-{recipe.tag}.onnx" if backend == "onnx-int8" else f"{backend}.onnx")
@@ -270,51 +271,76 @@ def export_onnx(model, backend: str, recipe: "Int8Recipe | None" = None) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / "onnx.onnx"
     if not fp32.exists():
-        transformer = model[0].auto_model.eval().float()
-
-        class LastHidden(torch.nn.Module):
-            """Keyword arguments to the HF model and only the token states out: a plain ONNX signature."""
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
-
-        sample = model.tokenizer(["a sample sentence", "another"], padding=True, return_tensors="pt")
-        args = tuple(sample.get(name, torch.zeros_like(sample["input_ids"])) for name in ONNX_INPUTS)
-        axes = {name: {0: "batch", 1: "tokens"} for name in (*ONNX_INPUTS, "last_hidden_state")}
-        with _atomic(fp32) as tmp, torch.no_grad():
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(LastHidden(transformer), args, str(tmp), input_names=list(ONNX_INPUTS),
-                                  output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
-                                  dynamo=False)
+        with _atomic(fp32) as tmp:
+            _export(model, tmp)
     if backend == "onnx-int8":
-        source = fused_graph(fp32) if recipe.fused else fp32
+        source = fused_graph(model, folder) if recipe.fused else fp32
         with _atomic(target) as tmp:
             quantize(source, tmp, recipe)
     return target
 
 
-def fused_graph(fp32: Path) -> Path:
-    """The fp32 graph after ORT's BERT fusions (cached beside it as `onnx-fused.onnx`); see `Int8Recipe.fused`.
+def _export(model, path: Path, attention: str | None = None) -> None:
+    """torch.onnx.export of the model's transformer (fp32, opset 17) to `path`; `attention` picks the HF
+    attention implementation for the export ('eager' gives the MatMul/Softmax pattern ORT can fuse)."""
+    import warnings
 
-    opt_level 0: only the transformer-specific fusions are done here, in Python; the generic graph
+    import torch
+    transformer = model[0].auto_model.eval().float()
+    before = getattr(transformer.config, "_attn_implementation", None)
+
+    class LastHidden(torch.nn.Module):
+        """Keyword arguments to the HF model and only the token states out: a plain ONNX signature."""
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    sample = model.tokenizer(["a sample sentence", "another"], padding=True, return_tensors="pt")
+    args = tuple(sample.get(name, torch.zeros_like(sample["input_ids"])) for name in ONNX_INPUTS)
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*ONNX_INPUTS, "last_hidden_state")}
+    try:
+        if attention and before:
+            transformer.set_attn_implementation(attention)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(LastHidden(transformer), args, str(path), input_names=list(ONNX_INPUTS),
+                              output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
+                              dynamo=False)
+    finally:
+        if attention and before:
+            transformer.set_attn_implementation(before)
+
+
+def fused_graph(model, folder: Path) -> Path:
+    """The fp32 graph after ORT's BERT fusions, cached in `folder` as `onnx-fused.onnx` (see `Int8Recipe.fused`).
+
+    Exported with eager attention: the SDPA export (`onnx.onnx`) hides the attention pattern behind a mask
+    computation the fusion does not recognise. Each fused Attention node is renamed
+    `/inner/encoder/layer.N/attention/self/qkv/Attention` (graph order is layer order), so `keep` items
+    (`qkv`, `layerN`) find it. opt_level 0: only the transformer fusions here, in Python; the generic
     optimisations are left to the session (ORT_ENABLE_ALL), as for every graph."""
     import logging
 
     from onnxruntime.transformers import optimizer
-    target = fp32.with_name("onnx-fused.onnx")
+    target = folder / "onnx-fused.onnx"
     if target.exists():
         return target
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    # 0, 0: the optimizer reads the head count and width from the graph
-    fused = optimizer.optimize_model(str(fp32), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
-    with _atomic(target) as tmp:
-        fused.save_model_to_file(str(tmp), use_external_data_format=False)
+    config = model[0].auto_model.config
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        raw = Path(scratch) / "eager.onnx"
+        _export(model, raw, attention="eager")
+        fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size, opt_level=0)
+        attention = [node for node in fused.model.graph.node if node.op_type == "Attention"]
+        for layer, node in enumerate(attention):
+            node.name = f"/inner/encoder/layer.{layer}/attention/self/qkv/Attention"
+        with _atomic(target) as tmp:
+            fused.save_model_to_file(str(tmp), use_external_data_format=False)   # adds the com.microsoft opset
     return target
 
 
