@@ -90,7 +90,7 @@ def test_onnx_vectors_match_torch_on_real_answers_and_the_export_is_cached(cache
     assert np.max(deviation) < 0.02
     assert np.max(deviation) > 1e-6            # it really ran the quantised graph
     files = sorted(p.name for p in cache.rglob("*.onnx"))
-    assert files == [f"onnx-int8-{INT8_RECIPE.tag}.onnx", "onnx.onnx"]
+    assert files == sorted([f"onnx-int8-{INT8_RECIPE.tag}.onnx", "onnx.onnx"] + (["onnx-fused.onnx"] if INT8_RECIPE.fused else []))
     stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*.onnx")}
     again = load_encoder(Embedder(backend="onnx-int8")).encode(texts).vectors
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.onnx")} == stamps   # reused, not exported again
@@ -134,24 +134,30 @@ def test_nbits8_vectors_do_not_depend_on_their_batch_mates(cache):
 
 
 def test_fused_recipe_quantises_the_fused_graph_and_keeps_the_same_nodes(cache, tmp_path):
-    """`fused`: ORT's BERT fusions first (SkipLayerNorm, BiasGelu), then the same MatMuls quantised or kept."""
+    """`fused`: ORT's BERT fusions first (Attention, SkipLayerNorm, BiasGelu), then the same MatMuls quantised
+    or kept, the fused Attention as QAttention; vectors stay close to fp32."""
     import onnx
     load_encoder(Embedder(backend="onnx"))
-    fp32 = next(cache.rglob("onnx.onnx"))
-    fused = fused_graph(fp32)
-    ops = [n.op_type for n in onnx.load(str(fused)).graph.node]
-    assert ops.count("SkipLayerNormalization") == 12 and ops.count("BiasGelu") == 6     # 6 layers
+    folder = next(cache.rglob("onnx.onnx")).parent
+    model = load_sentence_transformer(Embedder().model)
+    fused = fused_graph(model, folder)
+    fused_nodes = onnx.load(str(fused)).graph.node
+    ops = [n.op_type for n in fused_nodes]
+    assert (ops.count("Attention"), ops.count("SkipLayerNormalization"), ops.count("BiasGelu")) == (6, 12, 6)
     recipe = Int8Recipe.parse("matmul-pc-s8-fused-fp32.ffnout")
     quantize(fused, tmp_path / "a.onnx", recipe)
     quantize(fused, tmp_path / "b.onnx", recipe)
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
     nodes = onnx.load(str(tmp_path / "a.onnx")).graph.node
-    assert {f"/inner/encoder/layer.{layer}/output/dense/MatMul" for layer in range(6)} <= {
+    assert {f"/inner/encoder/layer.{layer}/output/dense/MatMul" for layer in range(6)} == {
         n.name for n in nodes if n.op_type == "MatMul"}
-    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 30
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 12    # 6 layers x (attn-out, ffn-in)
+    assert sum(n.op_type == "QAttention" for n in nodes) == 6
+    # keep items find the renamed Attention nodes too
+    kept = Int8Recipe.parse("matmul-pc-s8-fused-fp32.layer2:qkv").kept_nodes([n.name for n in fused_nodes])
+    assert kept == ["/inner/encoder/layer.2/attention/self/qkv/Attention"]
     texts = real_answers(12)
-    model = load_sentence_transformer(Embedder().model)
     plain = onnx_embed_pieces(model, "onnx", 12)(texts)
     int8 = onnx_embed_pieces(model, "onnx-int8", 12, recipe)(texts)
-    assert (cache / fp32.parent.name / f"onnx-int8-{recipe.tag}.onnx").exists()
+    assert (folder / f"onnx-int8-{recipe.tag}.onnx").exists()
     assert 1e-6 < np.max(1 - np.sum(int8 * plain, axis=1)) < 0.02
