@@ -150,6 +150,9 @@ def _in_part(name: str, part: str) -> bool:
 # and lifts the 32-prompt ranking Spearman to 0.994, at 0.7-0.9x its speed. `nbits8-b32` is 12x closer still
 # (6e-4, Spearman 1.0, batch-independent) but half as fast on an AVX2 CPU without VNNI. Ratios to torch
 # fp32 swing with machine load (matmul-pc-s8: 2.4x at load 2-3, 1.3x at load 7): see the README's table.
+# `fused` (one run, 2 cores, load 3, 512 answers, ratio to torch fp32): matmul-pc-s8-fused-fp32.ffnout 1.31x
+# (Spearman 0.991, max 1-cos 6.8e-3) and matmul-pc-s8-fused 1.47x (0.979) vs this default's 1.05x (0.994):
+# faster, but short of the 2x target, and one run under load; the default stays unfused until measured again.
 INT8_RECIPE = Int8Recipe("matmul", per_channel=True, weights="s8", keep=("ffnout",))
 
 
