@@ -20,7 +20,7 @@ round. Every variant encodes the same texts with the same batch size, each cut a
 (bare encode: no chunking, so all variants do the same work). One warm-up batch per variant, not timed.
 
     .venv/bin/python benchmarks/bench_backends.py [--prompts 64] [--repeats 3]
-        [--variants torch@cpu,onnx@cpu,onnx-int8@cpu,onnx-int8:matmul-pc-s8@cpu]
+        [--variants torch@cpu,onnx@cpu,onnx-int8@cpu,onnx-int8:matmul-pc-s8@cpu,onnx-int8:matmul-pc-s8-fused-fp32.ffnout@cpu]
     # on a GPU machine:  --variants torch@cpu,torch@cuda,torch-fp16@cuda
 
 Imports only numpy, scipy, torch, sentence-transformers, onnxruntime and hivemind's backends, store and

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from hivemind import HivemindError
-from hivemind.backends import INT8_RECIPE, Int8Recipe, quantize
+from hivemind.backends import INT8_RECIPE, Int8Recipe, fused_graph, onnx_embed_pieces, quantize
 from hivemind.config import Embedder
-from hivemind.embed import load_encoder
+from hivemind.embed import load_encoder, load_sentence_transformer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
 
@@ -34,11 +34,12 @@ def test_backend_is_part_of_the_embedder_id():
 
 def test_int8_recipe_tags_name_exactly_one_recipe():
     for tag in ("nbits8-b32", "nbits8-b128-fp32.layer0", "matmul-pc-s8", "matmul-pt-u8-rr", "matmul-pc-s8-fp32.ffnout",
-                "matmul-pc-s8-fp32.layer0-fp32.layer5:qkv"):
+                "matmul-pc-s8-fp32.layer0-fp32.layer5:qkv", "matmul-pc-s8-fused-fp32.ffnout", "nbits8-b32-fused"):
         assert Int8Recipe.parse(tag).tag == tag
     assert Int8Recipe.parse(INT8_RECIPE.tag) == INT8_RECIPE
     for bad in ("matmul-pc", "gemm-pc-s8", "matmul-pc-s4", "matmul-pc-s8-fp32.ffn", "matmul-pc-s8-fp32.layerx",
-                "matmul-pc-s8-x", "nbits8", "nbits8-b24", "nbits8-b32-rr"):
+                "matmul-pc-s8-x", "nbits8", "nbits8-b24", "nbits8-b32-rr",
+                "matmul-pc-s8-fp32.ffnout-fused", "matmul-pc-s8-fused-fused"):
         with pytest.raises(HivemindError, match="int8 recipe"):
             Int8Recipe.parse(bad)
     names = [f"/inner/encoder/layer.{layer}/{part}/MatMul" for layer in range(6) for part in (
@@ -89,7 +90,7 @@ def test_onnx_vectors_match_torch_on_real_answers_and_the_export_is_cached(cache
     assert np.max(deviation) < 0.02
     assert np.max(deviation) > 1e-6            # it really ran the quantised graph
     files = sorted(p.name for p in cache.rglob("*.onnx"))
-    assert files == [f"onnx-int8-{INT8_RECIPE.tag}.onnx", "onnx.onnx"]
+    assert files == sorted([f"onnx-int8-{INT8_RECIPE.tag}.onnx", "onnx.onnx"] + (["onnx-fused.onnx"] if INT8_RECIPE.fused else []))
     stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*.onnx")}
     again = load_encoder(Embedder(backend="onnx-int8")).encode(texts).vectors
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.onnx")} == stamps   # reused, not exported again
@@ -130,3 +131,33 @@ def test_nbits8_vectors_do_not_depend_on_their_batch_mates(cache):
     together = onnx_embed_pieces(model, "onnx-int8", 12, per_batch)(texts)
     alone = onnx_embed_pieces(model, "onnx-int8", 1, per_batch)(texts[:4])
     assert np.max(1 - np.sum(alone * together[:4], axis=1)) > 1e-5       # the contrast is real, not a no-op check
+
+
+def test_fused_recipe_quantises_the_fused_graph_and_keeps_the_same_nodes(cache, tmp_path):
+    """`fused`: ORT's BERT fusions first (Attention, SkipLayerNorm, BiasGelu), then the same MatMuls quantised
+    or kept, the fused Attention as QAttention; vectors stay close to fp32."""
+    import onnx
+    load_encoder(Embedder(backend="onnx"))
+    folder = next(cache.rglob("onnx.onnx")).parent
+    model = load_sentence_transformer(Embedder().model)
+    fused = fused_graph(model, folder)
+    fused_nodes = onnx.load(str(fused)).graph.node
+    ops = [n.op_type for n in fused_nodes]
+    assert (ops.count("Attention"), ops.count("SkipLayerNormalization"), ops.count("BiasGelu")) == (6, 12, 6)
+    recipe = Int8Recipe.parse("matmul-pc-s8-fused-fp32.ffnout")
+    quantize(fused, tmp_path / "a.onnx", recipe)
+    quantize(fused, tmp_path / "b.onnx", recipe)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    nodes = onnx.load(str(tmp_path / "a.onnx")).graph.node
+    assert {f"/inner/encoder/layer.{layer}/output/dense/MatMul" for layer in range(6)} == {
+        n.name for n in nodes if n.op_type == "MatMul"}
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 12    # 6 layers x (attn-out, ffn-in)
+    assert sum(n.op_type == "QAttention" for n in nodes) == 6
+    # keep items find the renamed Attention nodes too
+    kept = Int8Recipe.parse("matmul-pc-s8-fused-fp32.layer2:qkv").kept_nodes([n.name for n in fused_nodes])
+    assert kept == ["/inner/encoder/layer.2/attention/self/qkv/Attention"]
+    texts = real_answers(12)
+    plain = onnx_embed_pieces(model, "onnx", 12)(texts)
+    int8 = onnx_embed_pieces(model, "onnx-int8", 12, recipe)(texts)
+    assert (folder / f"onnx-int8-{recipe.tag}.onnx").exists()
+    assert 1e-6 < np.max(1 - np.sum(int8 * plain, axis=1)) < 0.02
