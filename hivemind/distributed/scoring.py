@@ -100,7 +100,7 @@ def score_run(config: RunConfig, scorers: list[str] | None = None, progress: boo
               raise_if_incomplete: bool = True, address: str | None = None, workers: int | None = None,
               gpus: int | None = None, verbose: bool = False):
     """hivemind.score.score_run with the local scorers on Ray; an API judge is refused with its name."""
-    from hivemind.score import ScoreSummary, ScorerSummary, _choose
+    from hivemind.score import ScoreSummary, ScorerSummary, _choose, count_answers
 
     chosen = _choose(config, scorers)
     judges = [s.name for s in chosen if s.kind == "judge"]
@@ -111,10 +111,7 @@ def score_run(config: RunConfig, scorers: list[str] | None = None, progress: boo
     system_ids = [s.identity for s in config.systems]
     summary = ScoreSummary()
     with Store(config.store_path, create=False) as store:
-        answers = store.count_responses(system_ids, with_text=True)
-        if answers == 0:
-            raise HivemindError(f"run {config.name!r} has no stored answers to score; "
-                                f"run `hivemind collect` or `hivemind import` first")
+        answers = count_answers(store, config, system_ids)
         for scorer in chosen:
             folder = work_dir(config, scorer)
             for path in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:

@@ -90,10 +90,7 @@ def score_run(config: RunConfig, scorers: list[str] | None = None, progress: boo
     system_ids = system_ids or [s.identity for s in config.systems]
     summary = ScoreSummary()
     with Store(config.store_path, create=False) as store:
-        answers = store.count_responses(system_ids, with_text=True)
-        if answers == 0:
-            raise HivemindError(f"run {config.name!r} has no stored answers to score; "
-                                f"run `hivemind collect` or `hivemind import` first")
+        answers = count_answers(store, config, system_ids)
         for scorer in chosen:
             todo = store.answers_to_score(scorer.name, system_ids)
             part = ScorerSummary(scorer.name, scorer.kind, todo=len(todo), skipped=answers - len(todo))
@@ -107,6 +104,15 @@ def score_run(config: RunConfig, scorers: list[str] | None = None, progress: boo
         raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
                             f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
     return summary
+
+
+def count_answers(store: Store, config: RunConfig, system_ids: list[str]) -> int:
+    """Answers with text to score (every engine); none at all is an error saying what to run."""
+    answers = store.count_responses(system_ids, with_text=True)
+    if answers == 0:
+        raise HivemindError(f"run {config.name!r} has no stored answers to score; "
+                            f"run `hivemind collect` or `hivemind import` first")
+    return answers
 
 
 def _choose(config: RunConfig, names: list[str] | None) -> list[Scorer]:
