@@ -1,0 +1,110 @@
+"""phrases.shared_phrases, the level-by-level numpy version, against the tuple version it replaced.
+
+Side by side in one process, on (a) one prompt of 1,250 answers (25 systems x 50 samples) remixed from real
+AlpacaEval sentences exactly as bench_render.py makes them (its alpaca_pools and remix), the paper's
+per-prompt scale, and (b) the 16 real AlpacaEval answers (one per model) to each of the first 100
+instructions. Both are called as analyze_run calls them (limit=None). Prints seconds, the ratio, and whether
+the two outputs are identical (same phrases, lengths, system sets, order).
+
+Needs ../shared/data/alpaca_eval_outputs. Run: .venv/bin/python benchmarks/bench_phrases.py [--answers 1250]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hivemind.phrases import SharedPhrase, shared_phrases, words
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_render import ALPACA, alpaca_pools, remix  # noqa: E402
+
+
+def baseline_shared_phrases(texts, systems, min_words=5, min_systems=2, max_words=200, limit=20):
+    """The implementation before this change (Python tuples grown one word per level), kept verbatim."""
+    docs = [(tuple(words(t)), int(s)) for t, s in zip(texts, systems)]
+    if len({s for _, s in docs}) < min_systems:
+        return []
+    shared: dict[int, dict[tuple, frozenset]] = {}
+    active = [range(len(toks) - min_words + 1) for toks, _ in docs]
+    n = min_words
+    while n <= max_words:
+        owners: dict[tuple, set] = {}
+        for (toks, s), starts in zip(docs, active):
+            for i in starts:
+                owners.setdefault(toks[i:i + n], set()).add(s)
+        current = {g: frozenset(o) for g, o in owners.items() if len(o) >= min_systems}
+        if not current:
+            break
+        shared[n] = current
+        next_active = []
+        for (toks, _), starts in zip(docs, active):
+            ok = {i for i in starts if toks[i:i + n] in current}
+            next_active.append([i for i in sorted(ok) if i + 1 in ok])
+        active = next_active
+        n += 1
+    result = []
+    for n, grams in shared.items():
+        longer = shared.get(n + 1, {})
+        extended = {}
+        for gram, owners in longer.items():
+            for part in (gram[:-1], gram[1:]):
+                if grams.get(part) == owners:
+                    extended[part] = True
+        for gram, owners in grams.items():
+            if gram not in extended:
+                result.append(SharedPhrase(" ".join(gram), n, tuple(sorted(owners))))
+    result.sort(key=lambda ph: (-ph.n_systems, -ph.n_words, ph.phrase))
+    return result if limit is None else result[:limit]
+
+
+def remixed_prompt(n_systems: int, samples: int, prompt: int = 0, seed: int = 0) -> tuple[list[str], list[int]]:
+    """One prompt's answers as bench_render.make_run draws them: system k remixes model k mod 16's answer."""
+    rng = np.random.default_rng(seed)
+    pools = alpaca_pools(prompt + 1)[1][prompt]
+    texts, systems = [], []
+    for k in range(n_systems):
+        for _ in range(samples):
+            texts.append(remix(pools, k % len(pools), rng))
+            systems.append(k)
+    return texts, systems
+
+
+def real_prompts(n_prompts: int) -> list[tuple[list[str], list[int]]]:
+    models = [json.loads(f.read_text(encoding="utf-8"))[:n_prompts] for f in sorted(ALPACA.glob("*.json"))]
+    return [([m[p]["output"] for m in models], list(range(len(models)))) for p in range(n_prompts)]
+
+
+def timed(fn, groups) -> tuple[float, list]:
+    t0 = time.perf_counter()
+    out = [fn(texts, systems, limit=None) for texts, systems in groups]
+    return time.perf_counter() - t0, out
+
+
+def compare(name: str, groups) -> None:
+    new_s, new = timed(shared_phrases, groups)
+    old_s, old = timed(baseline_shared_phrases, groups)
+    n_phrases = sum(len(o) for o in new)
+    print(f"{name}: baseline {old_s:.2f} s, new {new_s:.2f} s, ratio {old_s / new_s:.1f}x, "
+          f"{n_phrases} phrases, identical: {old == new}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--systems", type=int, default=25)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--prompts", type=int, default=100)
+    args = parser.parse_args()
+    if not ALPACA.is_dir():
+        sys.exit(f"bench_phrases: the AlpacaEval answers are not at {ALPACA}")
+    texts, systems = remixed_prompt(args.systems, args.samples)
+    compare(f"(a) one prompt, {len(texts)} remixed answers, {args.systems} systems", [(texts, systems)])
+    compare(f"(b) {args.prompts} prompts x 16 real AlpacaEval answers", real_prompts(args.prompts))
+
+
+if __name__ == "__main__":
+    main()
