@@ -63,7 +63,8 @@ def baseline_shared_phrases(texts, systems, min_words=5, min_systems=2, max_word
 
 
 def remixed_prompt(n_systems: int, samples: int, prompt: int = 0, seed: int = 0) -> tuple[list[str], list[int]]:
-    """One prompt's answers as bench_render.make_run draws them: system k remixes model k mod 16's answer."""
+    """One prompt's answers as bench_render.make_run draws them: system k remixes model k mod 16's answer,
+    and system 1's first answer repeats system 0's first word for word (make_run's planted duplicate)."""
     rng = np.random.default_rng(seed)
     pools = alpaca_pools(prompt + 1)[1][prompt]
     texts, systems = [], []
@@ -71,6 +72,8 @@ def remixed_prompt(n_systems: int, samples: int, prompt: int = 0, seed: int = 0)
         for _ in range(samples):
             texts.append(remix(pools, k % len(pools), rng))
             systems.append(k)
+    if n_systems > 1:
+        texts[samples] = texts[0]
     return texts, systems
 
 

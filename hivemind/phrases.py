@@ -6,6 +6,25 @@ that at least `min_systems` systems produced in their answers to that prompt. We
 phrases: an n-gram is dropped when a longer shared n-gram containing it has the same set of systems
 (checking the two one-word extensions suffices: every n-gram between the short and the long one has a
 system set squeezed between theirs, hence the same one).
+
+How shared_phrases finds them exactly, level by level (n = 1, 2, ...), with numpy arrays of integers:
+- One prompt's answers become one array of word ids, each answer followed by -1. Level n holds, for
+  every start position still worth growing, the *number* of the n-gram starting there: numbers are dense
+  ranks (np.unique) and equal iff the word sequences are equal. Level 1 numbers words; the (n+1)-gram at i
+  is numbered by ranking the pairs (number of the n-gram at i, word i + n), which is injective because
+  the n-gram number is. No hashing, so no collision can change a result.
+- A gram's systems are the distinct (gram, system) pairs; it is shared when it has >= min_systems.
+- Pruning (the only shortcut): an (n+1)-gram at i can be shared only if the n-grams at i and at i + 1,
+  both part of it, are shared; so level n+1 keeps only such starts. Whether a start survives depends
+  only on the words of its gram (by induction on n), so every occurrence of a kept gram is kept and its
+  system count is the true one. Starting this at n = 1 rather than at min_words is exact for the same
+  reason (every sub-gram of a shared gram is shared) and drops most positions before min_words.
+- Maximality: an (n+1)-gram's systems are a subset of those of its first and of its last n words (each of
+  its occurrences contains one of theirs), so "same system set" is "same count"; a shared n-gram is
+  dropped when an (n+1)-gram with it as prefix or suffix has as many systems (that (n+1)-gram is then
+  shared too). Grams of max_words words are all kept, and levels stop at max_words or when none is shared.
+Every level sorts only the surviving starts, so the cost is the total length of shared runs, not
+(positions x n) tuple slicing and hashing as growing Python tuples costs.
 """
 from __future__ import annotations
 
@@ -85,14 +104,12 @@ class Corpus:
     """One prompt's answers as one array of word ids, answers separated by a -1 that no window crosses."""
 
     def __init__(self, docs: list[tuple[list[str], int]], doc_system: np.ndarray):
-        ids: dict[str, int] = {}
-        flat: list[int] = []
-        for toks, _ in docs:
-            flat += [ids.setdefault(w, len(ids)) for w in toks]
-            flat.append(-1)
-        self.tokens = np.array(flat, dtype=np.int64)
-        self.vocab = list(ids)
-        self.n_vocab = max(len(ids), 1)
+        flat = [w for toks, _ in docs for w in toks + [""]]      # "" (never a word) ends each answer
+        self.vocab = list(dict.fromkeys(flat))
+        ids = {w: i for i, w in enumerate(self.vocab)}
+        ids[""] = -1
+        self.tokens = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+        self.n_vocab = max(len(self.vocab), 1)
         lengths = np.array([len(toks) + 1 for toks, _ in docs], dtype=np.int64)
         self.system = np.repeat(doc_system.astype(np.int64), lengths)     # per position, dense 0..S-1
         self.n_systems = int(doc_system.max()) + 1 if len(doc_system) else 1
