@@ -6,13 +6,20 @@ per-prompt scale, and (b) the 16 real AlpacaEval answers (one per model) to each
 instructions. Both are called as analyze_run calls them (limit=None). Prints seconds, the ratio, and whether
 the two outputs are identical (same phrases, lengths, system sets, order).
 
-Needs ../shared/data/alpaca_eval_outputs. Run: .venv/bin/python benchmarks/bench_phrases.py [--answers 1250]
+With --analyze S P N it also times analyze_run itself on a bench_render.make_run store of S systems x P prompts
+x N samples, once with the new pass and once with analyze's shared_phrases swapped for the baseline, and
+says whether the two shared_phrases.csv are identical.
+
+Needs ../shared/data/alpaca_eval_outputs.
+Run: .venv/bin/python benchmarks/bench_phrases.py [--systems 25 --samples 50 --prompts 100] [--analyze 25 20 50]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +28,7 @@ import numpy as np
 from hivemind.phrases import SharedPhrase, shared_phrases, words
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_render import ALPACA, alpaca_pools, remix  # noqa: E402
+from bench_render import ALPACA, alpaca_pools, make_run, remix  # noqa: E402
 
 
 def baseline_shared_phrases(texts, systems, min_words=5, min_systems=2, max_words=200, limit=20):
@@ -96,17 +103,43 @@ def compare(name: str, groups) -> None:
           f"{n_phrases} phrases, identical: {old == new}", flush=True)
 
 
+def compare_analyze(n_systems: int, n_prompts: int, samples: int) -> None:
+    import hivemind.analyze as analyze
+
+    root = Path(tempfile.mkdtemp(prefix="bench-phrases-"))
+    try:
+        config = make_run(root, n_systems, n_prompts, samples)
+        seconds, tables = {}, {}
+        for name, fn in (("new", shared_phrases), ("baseline", baseline_shared_phrases)):
+            analyze.shared_phrases = fn
+            t0 = time.perf_counter()
+            analyze.analyze_run(config, progress=False)
+            seconds[name] = time.perf_counter() - t0
+            tables[name] = (config.run_dir / "shared_phrases.csv").read_bytes()
+        analyze.shared_phrases = shared_phrases
+        print(f"analyze_run on {n_systems} x {n_prompts} x {samples} (bench_render store): baseline "
+              f"{seconds['baseline']:.1f} s, new {seconds['new']:.1f} s, ratio "
+              f"{seconds['baseline'] / seconds['new']:.1f}x, shared_phrases.csv identical: "
+              f"{tables['new'] == tables['baseline']}", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--systems", type=int, default=25)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--prompts", type=int, default=100)
+    parser.add_argument("--analyze", type=int, nargs=3, metavar=("SYSTEMS", "PROMPTS", "SAMPLES"),
+                        help="also time analyze_run on a bench_render store of this size")
     args = parser.parse_args()
     if not ALPACA.is_dir():
         sys.exit(f"bench_phrases: the AlpacaEval answers are not at {ALPACA}")
     texts, systems = remixed_prompt(args.systems, args.samples)
     compare(f"(a) one prompt, {len(texts)} remixed answers, {args.systems} systems", [(texts, systems)])
     compare(f"(b) {args.prompts} prompts x 16 real AlpacaEval answers", real_prompts(args.prompts))
+    if args.analyze:
+        compare_analyze(*args.analyze)
 
 
 if __name__ == "__main__":
