@@ -90,7 +90,7 @@ class Level:
     pairs: np.ndarray
     owners: np.ndarray
     min_systems: int
-    prefix: np.ndarray | None = None    # the n-1 gram numbers of gram[j]'s first and last n-1 words
+    prefix: np.ndarray | None = None    # the (n-1)-gram numbers of gram[j]'s first and last n-1 words
     suffix: np.ndarray | None = None
 
     def shared(self) -> np.ndarray:
@@ -150,7 +150,7 @@ class Corpus:
         if not len(grams):
             return []
         first = np.empty(len(level.owners), dtype=np.int64)
-        first[level.gram[::-1]] = level.start[::-1]           # one occurrence of each gram
+        first[level.gram] = level.start         # an occurrence of each gram (any: all spell it alike)
         pair_gram = level.pairs // self.n_systems
         pairs = level.pairs[keep[pair_gram]]
         bounds = np.searchsorted(pairs // self.n_systems, grams, side="right")
