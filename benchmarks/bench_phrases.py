@@ -1,15 +1,17 @@
 """phrases.shared_phrases, the level-by-level numpy version, against the tuple version it replaced.
 
 Side by side in one process, on (a) one prompt of 1,250 answers (25 systems x 50 samples) remixed from real
-AlpacaEval sentences exactly as bench_render.py makes them (its alpaca_pools and remix), the paper's
-per-prompt scale, (a') the same with half the sentences borrowed from other systems' answers (remix's
-borrow=0.5: far more shared runs, bench_render's worst case), and (b) the 16 real AlpacaEval answers (one per model) to each of the first 100
-instructions. Both are called as analyze_run calls them (limit=None). Prints seconds, the ratio, and whether
-the two outputs are identical (same phrases, lengths, system sets, order).
+AlpacaEval sentences exactly as bench_render.py makes them (its alpaca_pools and remix, and make_run's
+planted duplicate), the paper's per-prompt scale; (a') the same with half the sentences borrowed from other
+systems' answers (remix's borrow=0.5: far more shared runs, bench_render's worst case); and (b) the 16 real
+AlpacaEval answers (one per model) to each of the first 100 instructions. Both are called as analyze_run
+calls them (limit=None). Prints seconds, the ratio, and whether the two outputs are identical (same
+phrases, lengths, system sets, order).
 
-With --analyze S P N it also times analyze_run itself on a bench_render.make_run store of S systems x P prompts
-x N samples, once with the new pass and once with analyze's shared_phrases swapped for the baseline, and
-says whether the two shared_phrases.csv are identical.
+With --analyze S P N it also times analyze_run itself on a bench_render.make_run store of S systems x P
+prompts x N samples: new, then with analyze's shared_phrases swapped for the baseline, then new again
+(the total is noisy on a shared machine; the seconds inside the pass are printed too), and says whether
+the two shared_phrases.csv are identical.
 
 Needs ../shared/data/alpaca_eval_outputs.
 Run: .venv/bin/python benchmarks/bench_phrases.py [--systems 25 --samples 50 --prompts 100] [--analyze 25 20 50]
