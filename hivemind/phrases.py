@@ -6,6 +6,25 @@ that at least `min_systems` systems produced in their answers to that prompt. We
 phrases: an n-gram is dropped when a longer shared n-gram containing it has the same set of systems
 (checking the two one-word extensions suffices: every n-gram between the short and the long one has a
 system set squeezed between theirs, hence the same one).
+
+How shared_phrases finds them exactly, level by level (n = 1, 2, ...), with numpy arrays of integers:
+- One prompt's answers become one array of word ids, each answer followed by -1. Level n holds, for
+  every start position still worth growing, the *number* of the n-gram starting there: numbers are dense
+  ranks (np.unique) and equal iff the word sequences are equal. Level 1 numbers words; the (n+1)-gram at i
+  is numbered by ranking the pairs (number of the n-gram at i, word i + n), which is injective because
+  the n-gram number is. No hashing, so no collision can change a result.
+- A gram's systems are the distinct (gram, system) pairs; it is shared when it has >= min_systems.
+- Pruning (the only shortcut): an (n+1)-gram at i can be shared only if the n-grams at i and at i + 1,
+  both part of it, are shared; so level n+1 keeps only such starts. Whether a start survives depends
+  only on the words of its gram (by induction on n), so every occurrence of a kept gram is kept and its
+  system count is the true one. Starting this at n = 1 rather than at min_words is exact for the same
+  reason (every sub-gram of a shared gram is shared) and drops most positions before min_words.
+- Maximality: an (n+1)-gram's systems are a subset of those of its first and of its last n words (each of
+  its occurrences contains one of theirs), so "same system set" is "same count"; a shared n-gram is
+  dropped when an (n+1)-gram with it as prefix or suffix has as many systems (that (n+1)-gram is then
+  shared too). Grams of max_words words are all kept, and levels stop at max_words or when none is shared.
+Every level sorts only the surviving starts, so the cost is the total length of shared runs, not
+(positions x n) tuple slicing and hashing as growing Python tuples costs.
 """
 from __future__ import annotations
 
@@ -39,42 +58,115 @@ def shared_phrases(texts: Iterable[str], systems: Iterable[int], min_words: int 
     """Maximal phrases of >= min_words words that >= min_systems systems share in these answers.
 
     Ranked by number of systems, then length; at most `limit` returned (None: all)."""
-    docs = [(tuple(words(t)), int(s)) for t, s in zip(texts, systems)]
-    if len({s for _, s in docs}) < min_systems:
+    if min_words < 1:
+        raise ValueError(f"shared_phrases: min_words must be at least 1, got {min_words}")
+    docs = [(words(t), int(s)) for t, s in zip(texts, systems)]
+    labels, doc_system = np.unique(np.array([s for _, s in docs], dtype=np.int64), return_inverse=True)
+    if len(labels) < min_systems or max_words < min_words:
         return []
-    shared: dict[int, dict[tuple, frozenset]] = {}
-    # Start positions, per answer, of the grams still worth growing: an (n+1)-gram can be shared
-    # only if the n-grams starting at i and at i + 1 both are.
-    active = [range(len(toks) - min_words + 1) for toks, _ in docs]
-    n = min_words
-    while n <= max_words:
-        owners: dict[tuple, set] = {}
-        for (toks, s), starts in zip(docs, active):
-            for i in starts:
-                owners.setdefault(toks[i:i + n], set()).add(s)
-        current = {g: frozenset(o) for g, o in owners.items() if len(o) >= min_systems}
-        if not current:
+    corpus = Corpus(docs, doc_system)
+    level = corpus.unigrams(min_systems)
+    while level.n < min_words and level.any_shared():
+        level = corpus.extend(level, min_systems)
+    result: list[SharedPhrase] = []
+    while level.n >= min_words and level.any_shared():
+        longer = corpus.extend(level, min_systems) if level.n < max_words else None
+        result += corpus.maximal(level, longer, labels)
+        if longer is None:
             break
-        shared[n] = current
-        next_active = []
-        for (toks, _), starts in zip(docs, active):
-            ok = {i for i in starts if toks[i:i + n] in current}
-            next_active.append([i for i in sorted(ok) if i + 1 in ok])
-        active = next_active
-        n += 1
-    result = []
-    for n, grams in shared.items():
-        longer = shared.get(n + 1, {})
-        extended = {}
-        for gram, owners in longer.items():
-            for part in (gram[:-1], gram[1:]):
-                if grams.get(part) == owners:
-                    extended[part] = True
-        for gram, owners in grams.items():
-            if gram not in extended:
-                result.append(SharedPhrase(" ".join(gram), n, tuple(sorted(owners))))
+        level = longer
     result.sort(key=lambda ph: (-ph.n_systems, -ph.n_words, ph.phrase))
     return result if limit is None else result[:limit]
+
+
+@dataclass
+class Level:
+    """The n-grams at the positions still worth growing. `gram[j]` numbers the n-gram starting at corpus
+    position `start[j]` (0..n_grams-1, equal numbers iff equal word sequences); `pairs` lists each
+    distinct (gram, system) once, as gram * n_systems + system, ascending; `owners[g]` counts g's systems."""
+    n: int
+    start: np.ndarray
+    gram: np.ndarray
+    pairs: np.ndarray
+    owners: np.ndarray
+    min_systems: int
+    prefix: np.ndarray | None = None    # the (n-1)-gram numbers of gram[j]'s first and last n-1 words
+    suffix: np.ndarray | None = None
+
+    def shared(self) -> np.ndarray:
+        return self.owners >= self.min_systems
+
+    def any_shared(self) -> bool:
+        return bool(self.shared().any())
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting: numpy 2.3's np.unique hashes integers first, several times slower here."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+class Corpus:
+    """One prompt's answers as one array of word ids, answers separated by a -1 that no window crosses."""
+
+    def __init__(self, docs: list[tuple[list[str], int]], doc_system: np.ndarray):
+        flat = [w for toks, _ in docs for w in toks + [""]]      # "" (never a word) ends each answer
+        self.vocab = list(dict.fromkeys(flat))
+        ids = {w: i for i, w in enumerate(self.vocab)}
+        ids[""] = -1
+        self.tokens = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+        self.n_vocab = max(len(self.vocab), 1)
+        lengths = np.array([len(toks) + 1 for toks, _ in docs], dtype=np.int64)
+        self.system = np.repeat(doc_system.astype(np.int64), lengths)     # per position, dense 0..S-1
+        self.n_systems = int(doc_system.max()) + 1 if len(doc_system) else 1
+
+    def level(self, n: int, start: np.ndarray, keys: np.ndarray, min_systems: int, **links) -> Level:
+        """Number the distinct keys 0..G-1 (np.unique ranks them) and count each one's systems."""
+        ranked, gram = np.unique(keys, return_inverse=True)
+        gram = gram.reshape(-1).astype(np.int64)
+        pairs = distinct(gram * self.n_systems + self.system[start])
+        owners = np.bincount(pairs // self.n_systems, minlength=len(ranked))
+        return Level(n, start, gram, pairs, owners, min_systems, **links)
+
+    def unigrams(self, min_systems: int) -> Level:
+        start = np.flatnonzero(self.tokens >= 0)
+        return self.level(1, start, self.tokens[start], min_systems)
+
+    def extend(self, level: Level, min_systems: int) -> Level:
+        """The (n+1)-grams starting where the n-grams at i and i + 1 are both shared: only there can an
+        (n+1)-gram be shared, since both are part of it. Its number comes from (number of its first n
+        words, its last word): exact, no hashing."""
+        keep = level.shared()[level.gram]
+        start, gram = level.start[keep], level.gram[keep]
+        both = start[1:] == start[:-1] + 1          # sorted starts: i + 1 kept too (never across a -1)
+        start, prefix, suffix = start[:-1][both], gram[:-1][both], gram[1:][both]
+        keys = prefix * self.n_vocab + self.tokens[start + level.n]
+        return self.level(level.n + 1, start, keys, min_systems, prefix=prefix, suffix=suffix)
+
+    def maximal(self, level: Level, longer: Level | None, labels: np.ndarray) -> list[SharedPhrase]:
+        """The shared n-grams that no shared (n+1)-gram extends with the same systems. The (n+1)-gram's
+        systems are a subset of its prefix's and its suffix's (each occurrence of it is one of them), so
+        "same set" is "same count"; and equal counts >= min_systems make the (n+1)-gram shared itself."""
+        keep = level.shared()
+        if longer is not None:
+            same = longer.owners[longer.gram]
+            keep[longer.prefix[same == level.owners[longer.prefix]]] = False
+            keep[longer.suffix[same == level.owners[longer.suffix]]] = False
+        grams = np.flatnonzero(keep)
+        if not len(grams):
+            return []
+        first = np.empty(len(level.owners), dtype=np.int64)
+        first[level.gram] = level.start         # an occurrence of each gram (any: all spell it alike)
+        pair_gram = level.pairs // self.n_systems
+        pairs = level.pairs[keep[pair_gram]]
+        bounds = np.searchsorted(pairs // self.n_systems, grams, side="right")
+        owners = np.split(labels[pairs % self.n_systems], bounds[:-1])
+        out = []
+        for g, who in zip(grams.tolist(), owners):
+            i = int(first[g])
+            phrase = " ".join(self.vocab[t] for t in self.tokens[i:i + level.n].tolist())
+            out.append(SharedPhrase(phrase, level.n, tuple(who.tolist())))
+        return out
 
 
 ECHO_WORDS = 3          # a run of this many words found in the prompt is the prompt's own wording
