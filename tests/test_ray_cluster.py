@@ -165,3 +165,47 @@ def test_a_token_the_driver_lacks_is_a_clear_message(ray_head, tmp_path):
     assert done.returncode == 1
     assert f"could not connect to Ray cluster at '{address}'" in done.stderr
     assert "RAY_AUTH_TOKEN" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_with_engine_ray_gives_the_local_tables(ray_head, tmp_path):
+    """`hivemind run --engine ray` on a run whose answers are imported (collect has nothing to ask, so no
+    server is needed): embed, score (perplexity and relevance) and analyze on the cluster, through one
+    connection, giving the local engine's vectors, scores and tables; the report is rendered as usual."""
+    from hivemind import pipeline
+    from hivemind.config import Scorer, resolve_run, save_run_config
+    from hivemind.store import Store
+
+    pytest.importorskip("llama_cpp")
+    address, env = ray_head
+    scorers = [Scorer(name="logprob", kind="perplexity", params={"n_ctx": 1024, "max_tokens": 32}),
+               Scorer(name="relevance", kind="relevance")]
+    local, ours = (small_run(tmp_path, name).model_copy(update={"scorers": scorers}) for name in ("here", "onray"))
+    for config in (local, ours):
+        save_run_config(config)
+    local = resolve_run(local.run_dir)          # as the CLI reads it: prompts.jsonl beside the config
+    before = {j["entrypoint"] for j in jobs_on(address, env)}
+    pipeline.run(local, progress=False, with_report=False)
+
+    done = hivemind(env, Path(ours.results_dir), "run", ours.name, "--engine", "ray", "--ray-address", address,
+                    "--workers", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "collected 0, embedded" in done.stdout and "logprob (perplexity): 18 scored" in done.stdout
+    assert_same_tables(read_tables(local.run_dir), read_tables(ours.run_dir))
+    assert json.loads((ours.run_dir / "analysis.json").read_text())["engine"].startswith("ray")
+    assert (ours.run_dir / "report.html").is_file()
+    with Store.open_readonly(local.store_path) as a, Store.open_readonly(ours.store_path) as b:
+        expected, got = a.scores_frame(), b.scores_frame()
+    assert len(got) == 2 * 18
+    np.testing.assert_allclose(got["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=1e-6)
+    assert got.drop(columns="score").equals(expected.drop(columns="score"))
+    # embed, score and analyze ran as one driver of this head: one new job, the `run` command, ended
+    new = [j for j in jobs_on(address, env) if j["entrypoint"] not in before and "hivemind.cli" in j["entrypoint"]]
+    assert len(new) == 1 and " run " in new[0]["entrypoint"] and new[0]["dead"]
+
+
+def test_run_refuses_ray_options_without_the_ray_engine(tmp_path):
+    run = small_run(tmp_path, "plain")
+    done = hivemind(dict(os.environ, PYTHONPATH=str(REPO)), Path(run.results_dir), "run", run.name,
+                    "--workers", "2")
+    assert done.returncode == 1 and "--workers only apply with --engine ray" in done.stderr
+    assert not (run.run_dir / "analysis.json").exists()
