@@ -165,6 +165,7 @@ def test_a_token_the_driver_lacks_is_a_clear_message(ray_head, tmp_path):
     assert done.returncode == 1
     assert f"could not connect to Ray cluster at '{address}'" in done.stderr
     assert "RAY_AUTH_TOKEN" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: could not connect to Ray cluster")
 
 
 def test_run_with_engine_ray_gives_the_local_tables(ray_head, tmp_path):
