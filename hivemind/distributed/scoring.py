@@ -51,7 +51,10 @@ class ScoreActor:
         die_once(self.fault_file)
         answers = [Answer(str(s), str(p), int(n), str(q), str(t)) for s, p, n, q, t in
                    zip(*(batch[c] for c in ANSWER_COLUMNS))]
-        scores = self.backend().score(answers)
+        backend = self.backend()
+        # the backend's own batch (8 pairs for a reward model, 16 answers for llama.cpp), as on the local
+        # engine: a Ray batch of 64 in one forward pass could exhaust a worker's memory with a large model
+        scores = [s for i in range(0, len(answers), backend.batch) for s in backend.score(answers[i:i + backend.batch])]
         return {"system_id": np.array([s.system_id for s in scores], dtype=object),
                 "prompt_id": np.array([s.prompt_id for s in scores], dtype=object),
                 "sample": np.array([s.sample for s in scores], dtype=np.int64),
