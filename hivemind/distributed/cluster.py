@@ -143,6 +143,8 @@ def quieten() -> None:
     import ray.data
 
     logging.getLogger("ray").setLevel(logging.WARNING)
+    # "Token authentication is enabled for this Ray cluster": said on every local start when a token exists
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.ERROR)     # its notices are about its own progress bars
     ray.data.DataContext.get_current().enable_progress_bars = False
 
