@@ -166,9 +166,10 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
         ray_address: str | None = None, workers: int | None = None, gpus: int | None = None) -> PipelineResult:
     """collect (only `systems`, default all) -> embed -> score -> analyze -> report, under one lock.
 
-    engine "ray": embed, score and analyze on a Ray cluster (ray_address, else one local cluster per stage);
-    collect stays here (its cost is in requests to the providers) and so does report. API judges cannot run
-    on Ray, so with engine "ray" the scorers are split: judges on the local engine, the rest on Ray."""
+    engine "ray": embed, score and analyze on a Ray cluster (ray_address, else one local cluster started for
+    the three), through one connection; collect stays here (its cost is in requests to the providers) and so
+    does report. API judges and an API embedder cannot run on Ray: with engine "ray" they run on the local
+    engine and the other scorers on Ray."""
     _check_engine(engine, ray_address, workers, gpus)
     on_ray = dict(engine=engine, ray_address=ray_address, workers=workers, gpus=gpus)
     result = PipelineResult(config=config)
