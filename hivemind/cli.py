@@ -58,7 +58,8 @@ def cmd_run(args) -> str:
     from hivemind.summary import summary_text
 
     config = resolve_run(args.run)
-    result = run(config, progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors)
+    result = run(config, progress=not args.quiet, wait=args.wait, retry_errors=args.retry_errors,
+                 **engine_options(args))
     scored = f"\nscored:\n{result.score.text()}" if result.score is not None else ""
     return f"collected {result.collected}, embedded {result.embedded}{scored}\n\n{summary_text(config)}"
 
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(starts the local servers if needed)", writes_run=True)
     p.add_argument("run", nargs="?", default="demo", help=RUN_HELP + " (default: demo)")
     p.add_argument("--retry-errors", action="store_true", help=retry_help)
+    add_engine_options(p)   # embed, score and analyze on Ray; collect and report stay local
     p = add("list", cmd_list, "every run under the results folder: its state (collected, embedded, scored, "
             "analysed, reported), answers, errors, last change and the next command (read only)")
     p.add_argument("--results", help=results_help)

@@ -162,17 +162,54 @@ class PipelineResult:
 
 
 def run(config: RunConfig, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
-        retry_errors: bool = False, with_report: bool = True) -> PipelineResult:
-    """collect (only `systems`, default all) -> embed -> score -> analyze -> report, under one lock."""
+        retry_errors: bool = False, with_report: bool = True, engine: str = "local",
+        ray_address: str | None = None, workers: int | None = None, gpus: int | None = None) -> PipelineResult:
+    """collect (only `systems`, default all) -> embed -> score -> analyze -> report, under one lock.
+
+    engine "ray": embed, score and analyze on a Ray cluster (ray_address, else one local cluster started for
+    the three), through one connection; collect stays here (its cost is in requests to the providers) and so
+    does report. API judges and an API embedder cannot run on Ray: with engine "ray" they run on the local
+    engine and the other scorers on Ray."""
+    _check_engine(engine, ray_address, workers, gpus)
+    on_ray = dict(engine=engine, ray_address=ray_address, workers=workers, gpus=gpus)
     result = PipelineResult(config=config)
     with locked(config, "run", wait):
         result.collect = collect(config, systems, progress=progress, retry_errors=retry_errors)
-        result.embed = embed(config, progress=progress)
-        result.score = score(config, progress=progress)
-        result.analysis = analyze(config, progress=progress)
+        with _one_cluster(engine, ray_address):
+            api_embedder = config.embedder.provider == "litellm"     # batched API requests: local engine
+            result.embed = embed(config, progress=progress, **({} if api_embedder else on_ray))
+            result.score = _score_stage(config, progress, on_ray)
+            result.analysis = analyze(config, progress=progress, engine=engine, ray_address=ray_address)
         if with_report:
             result.report = report(config)
     return result
+
+
+@contextmanager
+def _one_cluster(engine: str, ray_address: str | None) -> Iterator[None]:
+    """With engine "ray", one connection (or one local cluster) for embed, score and analyze: each stage
+    reuses a connection the process already has instead of starting and stopping its own."""
+    if engine != "ray":
+        yield
+        return
+    from hivemind.distributed.cluster import connected
+
+    with connected(ray_address):
+        yield
+
+
+def _score_stage(config: RunConfig, progress: bool, on_ray: dict):
+    """score() for `run`: on Ray the judges (if any) go to the local engine and the summaries are joined."""
+    if on_ray["engine"] != "ray" or not config.scorers:
+        return score(config, progress=progress, **on_ray)
+    computed = [s.name for s in config.scorers if s.kind not in ("judge", "imported")]
+    judges = [s.name for s in config.scorers if s.kind == "judge"]
+    if not computed:
+        return score(config, progress=progress)        # judges only (or nothing to compute): all local
+    summary = score(config, scorers=computed, progress=progress, **on_ray)
+    if judges:
+        summary.scorers.update(score(config, scorers=judges, progress=progress).scorers)
+    return summary
 
 
 def _check_engine(engine: str, ray_address: str | None = None, workers: int | None = None,

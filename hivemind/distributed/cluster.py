@@ -9,6 +9,12 @@ Workers import hivemind like the driver: a local cluster inherits the driver's e
 the virtualenv); for a remote cluster the package is shipped with the job (runtime_env py_modules).
 Workers of a remote cluster read the run's store and Parquet shards by path, so the results folder must
 be on a file system they share (the local cluster always does).
+
+Token authentication (Ray >= 2.5x): `ray start --head` turns it on by itself when a token is on that machine
+(~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH), but `ray.init(address=...)` never does, so a
+driver on the same machine was refused ("Authentication token is missing or incorrect") and gave up after
+a minute of retries. The driver applies `ray start`'s rule (token_auth): with a token at hand and
+RAY_AUTH_MODE unset it sends the token, which a cluster without authentication ignores.
 """
 from __future__ import annotations
 
@@ -70,22 +76,66 @@ def connected(address: str | None = None, num_cpus: int | None = None, verbose: 
     if address:
         probe(address)
     quiet = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
+    with token_auth(address):
+        try:
+            if address:
+                package = str(Path(__file__).resolve().parents[1])
+                ray.init(address=address, runtime_env={"py_modules": [package]}, **quiet)
+            else:
+                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **quiet)
+        except HivemindError:
+            raise
+        except Exception as err:
+            where = f"Ray cluster at {address!r}" if address else "a local Ray cluster"
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            hint = ("; if that cluster uses token authentication, put its token in ~/.ray/auth_token here "
+                    "(`ray get-auth-token` on its head) or in RAY_AUTH_TOKEN" if address and not has_token() else "")
+            raise HivemindError(f"could not connect to {where}: {first}{hint}") from None
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+AUTH_MODE = "RAY_AUTH_MODE"
+
+
+def has_token() -> bool:
+    """A Ray authentication token at hand, where Ray looks for one (its order: RAY_AUTH_TOKEN, the file
+    RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
     try:
-        if address:
-            package = str(Path(__file__).resolve().parents[1])
-            ray.init(address=address, runtime_env={"py_modules": [package]}, **quiet)
-        else:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **quiet)
-    except HivemindError:
-        raise
-    except Exception as err:
-        where = f"Ray cluster at {address!r}" if address else "a local Ray cluster"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise HivemindError(f"could not connect to {where}: {first}") from None
+        return bool(Path(path).read_text().strip())
+    except OSError:
+        return False
+
+
+@contextmanager
+def token_auth(address: str | None) -> Iterator[None]:
+    """For an existing cluster: RAY_AUTH_MODE=token while connected when a token is at hand and the user
+    set no mode (the rule `ray start --head` applies to itself); the user's setting is left alone."""
+    enable = bool(address) and AUTH_MODE not in os.environ and has_token()
+    if enable:
+        os.environ[AUTH_MODE] = "token"
+        refresh_ray_config()
     try:
-        yield ray
+        yield
     finally:
-        ray.shutdown()
+        if enable:
+            os.environ.pop(AUTH_MODE, None)
+            refresh_ray_config()
+
+
+def refresh_ray_config() -> None:
+    """Ray caches its settings (RAY_AUTH_MODE among them) when it is imported; re-read the environment, as
+    Ray's own token setup does (ray._private.authentication: Config.initialize(""))."""
+    try:
+        from ray._raylet import Config
+    except ImportError:         # a Ray without it reads the environment when it connects
+        return
+    Config.initialize("")
 
 
 def quieten() -> None:
@@ -93,6 +143,8 @@ def quieten() -> None:
     import ray.data
 
     logging.getLogger("ray").setLevel(logging.WARNING)
+    # "Token authentication is enabled for this Ray cluster": said on every local start when a token exists
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.ERROR)     # its notices are about its own progress bars
     ray.data.DataContext.get_current().enable_progress_bars = False
 

@@ -9,6 +9,7 @@ concurrently with retries and a cost limit, and a cluster would only multiply th
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -50,7 +51,10 @@ class ScoreActor:
         die_once(self.fault_file)
         answers = [Answer(str(s), str(p), int(n), str(q), str(t)) for s, p, n, q, t in
                    zip(*(batch[c] for c in ANSWER_COLUMNS))]
-        scores = self.backend().score(answers)
+        backend = self.backend()
+        # the backend's own batch (8 pairs for a reward model, 16 answers for llama.cpp), as on the local
+        # engine: a Ray batch of 64 in one forward pass could exhaust a worker's memory with a large model
+        scores = [s for i in range(0, len(answers), backend.batch) for s in backend.score(answers[i:i + backend.batch])]
         return {"system_id": np.array([s.system_id for s in scores], dtype=object),
                 "prompt_id": np.array([s.prompt_id for s in scores], dtype=object),
                 "sample": np.array([s.sample for s in scores], dtype=np.int64),
@@ -74,8 +78,10 @@ def write_output(batch: dict, folder: Path) -> Path:
     return path
 
 
-def import_output(store: Store, path: Path) -> tuple[int, int]:
-    """(scored, stored as errors) new rows from one output shard; a damaged shard is refused by name."""
+def import_output(store: Store, path: Path) -> tuple[int, int, int]:
+    """(scored, stored as errors, read in part) new rows from one output shard; a damaged shard is refused
+    by name. "Read in part" is the `"truncated": true` the perplexity and reward scorers put in raw: the
+    workers' own counters never reach the driver."""
     try:
         frame = pd.read_parquet(path)
     except Exception as err:
@@ -93,7 +99,15 @@ def import_output(store: Store, path: Path) -> tuple[int, int]:
             for r in frame.itertuples() if (r.system_id, r.prompt_id, int(r.sample), r.scorer) not in done]
     store.add_scores(rows)
     path.unlink()
-    return sum(r.score is not None for r in rows), sum(r.score is None for r in rows)
+    return (sum(r.score is not None for r in rows), sum(r.score is None for r in rows),
+            sum(_truncated(r.raw) for r in rows))
+
+
+def _truncated(raw: str | None) -> bool:
+    try:
+        return bool(raw) and json.loads(raw).get("truncated") is True
+    except (ValueError, AttributeError):     # raw of another scorer: not JSON, or not an object
+        return False
 
 
 def score_run(config: RunConfig, scorers: list[str] | None = None, progress: bool = True,
@@ -153,9 +167,10 @@ def _run_pool(config, scorer, todo: list[Answer], store: Store, part, address, w
                   disable=not progress, dynamic_ncols=True) as bar:
             try:
                 for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    scored, failed = import_output(store, write_output(batch, work_dir(config, scorer)))
+                    scored, failed, truncated = import_output(store, write_output(batch, work_dir(config, scorer)))
                     part.scored += scored
                     part.failed_permanent += failed
+                    part.truncated += truncated
                     bar.update(len(batch["sample"]))
             except HivemindError:
                 raise

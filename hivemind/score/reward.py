@@ -9,6 +9,7 @@ HF_HUB_OFFLINE=1: an id whose weights are not on disk is a clear error naming th
 """
 from __future__ import annotations
 
+import json
 import os
 
 from hivemind import HivemindError
@@ -29,14 +30,18 @@ class RewardScorer:
         import torch
 
         inputs = self._encode(answers)
-        self.truncated += int(sum(int(mask.sum()) >= self.max_length for mask in inputs["attention_mask"]))
+        lengths = [int(mask.sum()) for mask in inputs["attention_mask"]]
+        self.truncated += sum(n >= self.max_length for n in lengths)
         with torch.inference_mode():
             logits = self.model(**inputs).logits.float()
         if logits.shape[1] == 1:
             values = logits[:, 0]
         else:
             values = torch.log_softmax(logits, dim=1)[:, -1]
-        return [Score(*a.key, self.name, round(float(v), 6)) for a, v in zip(answers, values)]
+        # raw as the perplexity scorer's: the tokens read, and whether the pair was cut at max_length
+        raws = [json.dumps({"tokens": n, "truncated": True} if n >= self.max_length else {"tokens": n})
+                for n in lengths]
+        return [Score(*a.key, self.name, round(float(v), 6), raw=raw) for a, v, raw in zip(answers, values, raws)]
 
     def _encode(self, answers: list[Answer]):
         tok = self.tokenizer
