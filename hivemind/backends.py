@@ -144,16 +144,16 @@ def _in_part(name: str, part: str) -> bool:
     return any(fragment in name for fragment in MATMUL_PARTS[part])
 
 
-# The default, chosen with benchmarks/bench_backends.py on 512 AlpacaEval answers (README: embedding
-# backends): quantize_dynamic with the FFN output MatMuls (input: the GELU output, whose outliers set the
-# per-batch scale) left in fp32 halves the max cosine deviation of plain per-channel int8 (7.5e-3 vs 1.6e-2)
-# and lifts the 32-prompt ranking Spearman to 0.994, at 0.7-0.9x its speed. `nbits8-b32` is 12x closer still
-# (6e-4, Spearman 1.0, batch-independent) but half as fast on an AVX2 CPU without VNNI. Ratios to torch
-# fp32 swing with machine load (matmul-pc-s8: 2.4x at load 2-3, 1.3x at load 7): see the README's table.
-# `fused` (one run, 2 cores, load 3, 512 answers, ratio to torch fp32): matmul-pc-s8-fused-fp32.ffnout 1.31x
-# (Spearman 0.991, max 1-cos 6.8e-3) and matmul-pc-s8-fused 1.47x (0.979) vs this default's 1.05x (0.994):
-# faster, but short of the 2x target, and one run under load; the default stays unfused until measured again.
-INT8_RECIPE = Int8Recipe("matmul", per_channel=True, weights="s8", keep=("ffnout",))
+# The default, chosen with benchmarks/bench_backends.py on 512 AlpacaEval answers, all variants side by side in
+# one run on a quiet 2-core AVX2 CPU (README: embedding backends): quantize_dynamic per channel on the graph
+# after ORT's BERT fusions (`fused`), with the FFN output MatMuls (input: the GELU output, whose outliers set
+# the per-batch scale) left in fp32: 1.63x torch fp32, max cosine deviation 6.8e-3, 32-prompt ranking
+# Spearman 0.991. In the same run the unfused recipe with the same exclusions (the default until
+# 2026-11-25) ran at 1.17x (7.5e-3, 0.994) and the fused recipe with every MatMul int8 at 1.84x (1.5e-2,
+# 0.979: below the 0.99 line). `nbits8-b32` is 12x closer still (6e-4, Spearman 1.0, batch-independent)
+# but half as fast without VNNI. No recipe reaches 2x here: benchmarks/bench_int8_ceiling.py measures
+# why (the int8 MatMuls are 2.5x torch's at best on this CPU, and 29% of torch's time is outside them).
+INT8_RECIPE = Int8Recipe("matmul", per_channel=True, weights="s8", keep=("ffnout",), fused=True)
 
 
 def backend_label(backend: str) -> str:

@@ -32,9 +32,9 @@ VECTOR_DIM_MEASURED = 384
 # Texts per second for all-MiniLM-L6-v2, bare encode (texts cut at 256 word pieces), real AlpacaEval answers.
 # (machine, backend) -> texts/s; from benchmarks/bench_backends.py, each machine's rows measured in one run.
 TEXTS_PER_S = {
-    ("2-core CPU (load 1.4-2.0)", "torch"): 15.5,
-    ("2-core CPU (load 1.4-2.0)", "onnx"): 14.2,
-    ("2-core CPU (load 1.4-2.0)", "onnx-int8"): 18.3,
+    ("2-core AVX2 CPU", "torch"): 12.7,
+    ("2-core AVX2 CPU", "onnx"): 11.4,
+    ("2-core AVX2 CPU", "onnx-int8"): 19.6,
     ("H100 host, 16 CPU cores", "torch"): 74.9,
     ("NVIDIA H100 80GB", "torch (cuda fp32)"): 482.0,
     ("NVIDIA H100 80GB", "torch-fp16 (cuda)"): 341.5,
