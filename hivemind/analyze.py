@@ -222,7 +222,7 @@ def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: i
         group = drop_empty(group)
         if group is None:
             continue
-        samples = group.samples if group.samples is not None else np.arange(len(group.systems))
+        samples = group.sample_numbers
         acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
                                    group.vectors))
     return acc.finish(), gate
@@ -243,7 +243,7 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
         group = drop_empty(group)
         if group is None:
             continue
-        samples = group.samples if group.samples is not None else np.arange(len(group.systems))
+        samples = group.sample_numbers
         system_ids = [ids[s] for s in group.systems.tolist()]
         for name, gate in gates.items():
             accs[name].add(group, gate.passes(group.prompt_id, system_ids, samples, group.vectors))

@@ -218,7 +218,7 @@ class DiversityAccumulator:
         systems = np.asarray(group.systems)
         x = np.asarray(group.vectors, dtype=np.float32)
         passed = np.asarray(passed, dtype=bool)
-        order = np.argsort(group.samples if group.samples is not None else np.arange(len(systems)), kind="stable")
+        order = np.argsort(group.sample_numbers, kind="stable")
         order = order[np.argsort(systems[order], kind="stable")]       # by system, then sample
         systems, x, passed = systems[order], x[order], passed[order]
         texts = [group.texts[i] for i in order] if group.texts else []

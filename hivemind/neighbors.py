@@ -158,8 +158,7 @@ class NearDuplicateFinder:
         self.prompt_ids.append(group.prompt_id)
         vectors = np.ascontiguousarray(group.vectors, dtype=np.float32)
         systems = np.asarray(group.systems, dtype=np.int64)
-        samples = np.asarray(group.samples if group.samples is not None else np.arange(len(systems)),
-                             dtype=np.int64)
+        samples = np.asarray(group.sample_numbers, dtype=np.int64)
         n = len(systems)
         self.responses += np.bincount(systems, minlength=self.n_systems)
         self._keep_template_sample(p, vectors, systems, samples)

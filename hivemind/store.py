@@ -150,6 +150,11 @@ class PromptGroup:
     texts: list[str] = field(default_factory=list)
     samples: np.ndarray | None = None        # int32, shape (n,)
 
+    @property
+    def sample_numbers(self) -> np.ndarray:
+        """`samples`, or 0..n-1 for a group built without them (synthetic groups in benchmarks and tests)."""
+        return self.samples if self.samples is not None else np.arange(len(self.systems))
+
 
 # Errors -------------------------------------------------------------------------------------------
 # Every SQLite and file-system error met by a store becomes one HivemindError here, naming the file and

@@ -154,7 +154,7 @@ def diversity_groups(groups, ids: list[str], n_real: int, threshold: float, gate
         group = single.drop_empty(group)
         if group is None:
             continue
-        samples = group.samples if group.samples is not None else np.arange(len(group.systems))
+        samples = group.sample_numbers
         acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
                                    group.vectors))
     return acc
