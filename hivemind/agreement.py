@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from hivemind import HivemindError
-from hivemind.config import Embedder, RunConfig, write_text_atomic
+from hivemind.config import Embedder, RunConfig
+from hivemind.results_folder import run_locked, writing
 from hivemind.similarity import SimilarityAccumulator, SimilarityStats
 from hivemind.store import Store
 
@@ -268,8 +269,9 @@ def parse_embedder(name: str, config: RunConfig) -> Embedder:
     return Embedder(model=name)
 
 
-def agreement_run(config: RunConfig, names: list[str], progress: bool = True) -> Agreement:
-    """Embed the run under both embedders (cached: only what is missing), compare, write the tables."""
+def agreement_run(config: RunConfig, names: list[str], progress: bool = True, wait: bool = False) -> Agreement:
+    """Embed the run under both embedders (cached: only what is missing), compare, write the tables; under
+    the run lock throughout."""
     from hivemind.embed import embed_run
 
     if len(names or []) != 2 or names[0] == names[1]:
@@ -278,18 +280,19 @@ def agreement_run(config: RunConfig, names: list[str], progress: bool = True) ->
     embedders = [parse_embedder(n, config) for n in names]
     ids = [s.identity for s in config.systems]
     measured = []
-    for embedder in embedders:
-        embed_run(config.model_copy(update={"embedder": embedder}), progress=progress)
-        with Store(config.store_path, create=False) as store:
-            measured.append(measure(store, embedder.id, ids))
-    result = compare(*measured, [s.name for s in config.systems])
-    write_agreement(config.run_dir, result)
+    with run_locked(config, "agreement", wait):
+        for embedder in embedders:
+            embed_run(config.model_copy(update={"embedder": embedder}), progress=progress)
+            with Store.open_readonly(config.store_path) as store:
+                measured.append(measure(store, embedder.id, ids))
+        result = compare(*measured, [s.name for s in config.systems])
+        write_agreement(config.run_dir, result, config)
     return result
 
 
-def write_agreement(run_dir: Path, result: Agreement) -> list[Path]:
-    run_dir = Path(run_dir)
-    return [write_text_atomic(run_dir / AGREEMENT_FILE, result.cells.to_csv(index=False)),
-            write_text_atomic(run_dir / AGREEMENT_SYSTEMS_FILE, result.systems.to_csv(index=False)),
-            write_text_atomic(run_dir / CALIBRATION_FILE,
-                              pd.DataFrame([calibration_row(c) for c in result.calibrations]).to_csv(index=False))]
+def write_agreement(run_dir: Path, result: Agreement, config=None) -> list[Path]:
+    with writing(run_dir, "agreement", config=config) as out:
+        out.csv(AGREEMENT_FILE, result.cells)
+        out.csv(AGREEMENT_SYSTEMS_FILE, result.systems)
+        out.csv(CALIBRATION_FILE, pd.DataFrame([calibration_row(c) for c in result.calibrations]))
+    return out.written

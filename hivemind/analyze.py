@@ -8,9 +8,6 @@ the final renames (milliseconds) could mix old and new tables; analysis.json is 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +24,8 @@ from hivemind.phrases import LexicalAccumulator, LexicalStats, PromptWording, in
 from hivemind.quality import (CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance, gate_by_scorer,
                               single_scorer_gates)
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
-from hivemind.store import BLANKS, PromptGroup, Store, check_folder, file_error, now
-from hivemind.secrets import scan_paths
+from hivemind.results_folder import ANALYSIS, writing
+from hivemind.store import BLANKS, PromptGroup, Store, now
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -39,7 +36,7 @@ PHRASES_PER_PROMPT = 20
 MAX_PHRASES = 10_000
 MIN_ANSWER_WORDS = 5          # near-duplicate pairs with a shorter answer are short-answer agreement
 
-TABLES = [*results.TABLES, "analysis.json"]
+TABLES = [*results.TABLES, ANALYSIS]
 
 
 @dataclass
@@ -98,8 +95,7 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         if control_note:
             warnings.append(control_note)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
-        files = write_atomically(config.run_dir, tables, info)
-        scan_paths(files, config, remove=True)  # no key value or key-shaped string is left in a table
+        files = write_atomically(config.run_dir, tables, info, config)   # refused whole if a key is in it
     finally:
         store.close()
     sim, near = measured.similarity, measured.neighbors
@@ -560,26 +556,12 @@ def headline_numbers(sim: SimilarityStats, div: DiversityStats, primary: str, re
     }
 
 
-def write_atomically(run_dir: Path, tables: dict[str, pd.DataFrame], info: dict) -> list[Path]:
-    """All files to a temporary folder first; rename into place only once every one is written."""
-    run_dir = Path(run_dir)
-    check_folder(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".analyze-", dir=run_dir))
-    except OSError as err:
-        raise file_error(err, "write the analysis tables", run_dir) from None
-    try:
+def write_atomically(run_dir: Path, tables: dict[str, pd.DataFrame], info: dict, config=None) -> list[Path]:
+    """Every table and analysis.json through the results folder's one write path: staged, scanned for
+    secrets, then renamed into place together; a refused or failed write leaves the previous files."""
+    with writing(run_dir, "analyze", config=config) as out:
         for name, frame in tables.items():
             indexed = name == "intra_model_buckets.csv" or name.startswith("inter_model_similarity")
-            frame.to_csv(tmp / name, index=indexed)
-        (tmp / "analysis.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        files = []
-        for name in [*tables, "analysis.json"]:
-            os.replace(tmp / name, run_dir / name)
-            files.append(run_dir / name)
-        return files
-    except OSError as err:
-        raise file_error(err, "write the analysis tables", run_dir) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            out.csv(name, frame, index=indexed)
+        out.text(ANALYSIS, json.dumps(info, indent=2))
+    return out.written

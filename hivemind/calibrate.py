@@ -745,21 +745,25 @@ def scorers_for(config: str | None, names: list[str] | None = None) -> list:
 
 
 def calibrate(absolute: str | None, pairwise: str | None, scorers: list, name: str = "calibration",
-              results_dir: str | Path = "results", params: Params | None = None,
-              progress: bool = False) -> Calibration:
+              results_dir: str | Path | None = None, params: Params | None = None,
+              progress: bool = False, wait: bool = False) -> Calibration:
+    """Score the human-rated responses, compare, write results/<name>/ (under that folder's lock)."""
+    from hivemind.results_folder import folder_locked, results_root
+
     params = params or Params()
     _check_params(params)
     if not scorers:
         raise HivemindError("no scorers to calibrate: pass --config with a `scorers:` list, or --perplexity")
     data = load_human_data(absolute, pairwise)
-    scores, summary = score_responses(data, scorers, name, Path(results_dir) / name / SCORING_DIR, progress)
-    rows = []
-    if data.absolute:
-        rows += absolute_table(data.absolute, scores, params)
-    if data.pairwise:
-        rows += pairwise_table(data.pairwise, scores, params)
-    out_dir = Path(results_dir) / name
-    write_tables(out_dir, data, rows, params)
+    out_dir = results_root(results_dir) / name
+    with folder_locked(out_dir, "calibrate", wait, name):
+        scores, summary = score_responses(data, scorers, name, out_dir / SCORING_DIR, progress)
+        rows = []
+        if data.absolute:
+            rows += absolute_table(data.absolute, scores, params)
+        if data.pairwise:
+            rows += pairwise_table(data.pairwise, scores, params)
+        write_tables(out_dir, data, rows, params)
     return Calibration(out_dir, data, rows, params, summary)
 
 
@@ -778,26 +782,28 @@ def _check_params(params: Params) -> None:
 
 
 def write_tables(out_dir: Path, data: HumanData, rows: list[Row], params: Params) -> None:
+    """The calibration tables, calibration.json and the figure, together through the results folder's write
+    path (staged, scanned for secrets, renamed into place)."""
     import pandas as pd
 
-    from hivemind.config import write_text_atomic
+    from hivemind.results_folder import writing
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame([r.as_dict() for r in rows])
-    for kind in ("absolute", "pairwise"):
-        part = frame[frame["kind"] == kind] if len(frame) else frame
-        if len(part):
-            write_text_atomic(out_dir / f"calibration_{kind}.csv", part.to_csv(index=False))
-    exclusions = pd.DataFrame([e.__dict__ for e in data.exclusions], columns=["source", "line", "reason"])
-    write_text_atomic(out_dir / "calibration_exclusions.csv", exclusions.to_csv(index=False))
-    meta = {"params": params.__dict__, "absolute_records": len(data.absolute), "pairs": len(data.pairwise),
-            "excluded": len(data.exclusions), "missing_ratings_dropped": data.dropped_missing_ratings}
-    write_text_atomic(out_dir / "calibration.json", json.dumps(meta, indent=2) + "\n")
-    if len(frame):
-        _figure(out_dir, frame)
+    with writing(out_dir, "calibrate") as out:
+        for kind in ("absolute", "pairwise"):
+            part = frame[frame["kind"] == kind] if len(frame) else frame
+            if len(part):
+                out.csv(f"calibration_{kind}.csv", part)
+        exclusions = pd.DataFrame([e.__dict__ for e in data.exclusions], columns=["source", "line", "reason"])
+        out.csv("calibration_exclusions.csv", exclusions)
+        meta = {"params": params.__dict__, "absolute_records": len(data.absolute), "pairs": len(data.pairwise),
+                "excluded": len(data.exclusions), "missing_ratings_dropped": data.dropped_missing_ratings}
+        out.json("calibration.json", meta)
+        if len(frame):
+            _figure(out, frame)
 
 
-def _figure(out_dir: Path, frame) -> None:
+def _figure(out, frame) -> None:
     """One panel per (kind, statistic): the statistic per subset and scorer, with its bootstrap interval and n."""
     import matplotlib
 
@@ -830,5 +836,5 @@ def _figure(out_dir: Path, frame) -> None:
         ax.set_title(f"{kind}: {statistic}")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out_dir / "calibration.png", dpi=120)
+    out.figure("calibration.png", fig, dpi=120)
     plt.close(fig)

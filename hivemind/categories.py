@@ -122,16 +122,23 @@ def run_categories(store) -> dict[str, str | None]:
     return categories
 
 
-def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS) -> tuple[Path, pd.DataFrame]:
+def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS, wait: bool = False) -> tuple[Path, pd.DataFrame]:
     """Write category_breakdown.csv for an analysed run; categories from the store (prompt file, dataset
-    or `hivemind classify`)."""
-    from hivemind.config import write_text_atomic
+    or `hivemind classify`). Under the run lock."""
+    from hivemind.results_folder import run_locked
+
+    with run_locked(config, "categories", wait):
+        return _categories(config, min_prompts)
+
+
+def _categories(config, min_prompts: int) -> tuple[Path, pd.DataFrame]:
+    from hivemind.results_folder import write_text
     from hivemind.store import Store
 
     table = config.run_dir / "intra_model_per_prompt.csv"
     if not table.is_file():
         raise HivemindError(f"{table} not found; run `hivemind analyze {config.name}` first")
-    with Store(config.store_path, create=False) as store:
+    with Store.open_readonly(config.store_path) as store:
         categories = run_categories(store)
     if not any(categories.values()):
         raise HivemindError(f"run {config.name!r}: no prompt has a category; give `category` in the prompt file, "
@@ -143,7 +150,7 @@ def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS) -> tuple[Path
         diversity = diversity[diversity["kind"] != "control"]
     frame = breakdown(pd.read_csv(table), categories, optional["prompt_homogeneity.csv"], min_prompts,
                       diversity=diversity, pooled=optional["pooled_diversity.csv"])
-    path = write_text_atomic(config.run_dir / TABLE, frame.to_csv(index=False))
+    path = write_text(config.run_dir / TABLE, frame.to_csv(index=False), config)
     return path, frame
 
 
@@ -210,9 +217,18 @@ def read_labels(path: str | None) -> list[str]:
 
 
 def classify_run(config, model: str, api_base: str | None = None, api_key_env: str | None = None,
-                 labels_path: str | None = None, progress: bool = True) -> dict[str, int]:
+                 labels_path: str | None = None, progress: bool = True, wait: bool = False) -> dict[str, int]:
     """Label every prompt of the run that has no label from this classifier yet; each label is committed as
-    it arrives, so a killed run resumes. Returns counts: labelled, unparseable, failed, skipped."""
+    it arrives, so a killed run resumes. Under the run lock. Returns counts: labelled, unparseable, failed,
+    skipped."""
+    from hivemind.results_folder import run_locked
+
+    with run_locked(config, "classify", wait):
+        return _classify(config, model, api_base, api_key_env, labels_path)
+
+
+def _classify(config, model: str, api_base: str | None, api_key_env: str | None,
+              labels_path: str | None) -> dict[str, int]:
     import litellm
 
     from hivemind.config import api_key

@@ -132,7 +132,7 @@ def cmd_leaderboard(args) -> str:
     if args.action == "add":
         return str(leaderboard.add_system(args.config, args.system, results_dir=args.results, wait=args.wait,
                                           progress=not args.quiet))
-    paths = leaderboard.update_leaderboard(args.results)
+    paths = leaderboard.update_leaderboard(args.results, wait=args.wait)
     if args.action == "show":
         return paths[1].read_text(encoding="utf-8")
     return "leaderboard: " + ", ".join(str(p) for p in paths)
@@ -143,7 +143,9 @@ def cmd_list(args) -> str:
 
     from hivemind import listing
 
-    base = Path(args.results or os.environ.get("HIVEMIND_RESULTS", "results"))
+    from hivemind.results_folder import results_root
+
+    base = results_root(args.results)
     return listing.render(listing.list_runs(base), base)
 
 
@@ -167,7 +169,7 @@ def cmd_snapshot(args) -> str:
 def cmd_export(args) -> str:
     from hivemind.export import export_inspect
 
-    paths = export_inspect(resolve_run(args.run), out=args.out)
+    paths = export_inspect(resolve_run(args.run), out=args.out, wait=args.wait)
     folder = paths[0].parent if paths else args.out
     return (f"wrote {len(paths)} Inspect AI logs (one per system) to {folder}; "
             f"view them: inspect view --log-dir {folder}")
@@ -191,7 +193,7 @@ def cmd_agreement(args) -> str:
     from hivemind.agreement import agreement_run
 
     config = resolve_run(args.run)
-    result = agreement_run(config, args.embedder, progress=not args.quiet)
+    result = agreement_run(config, args.embedder, progress=not args.quiet, wait=args.wait)
     return f"{result.summary()}\ntables written to {config.run_dir}"
 
 
@@ -206,14 +208,14 @@ def cmd_calibrate(args) -> str:
                     pair_similar_pct=args.pair_similar_pct, pair_disagreement_pct=args.pair_disagreement_pct,
                     bootstrap=args.bootstrap, seed=args.seed)
     result = calibrate(absolute, pairwise, scorers_for(args.config, args.scorer), name=args.name,
-                       results_dir=args.results, params=params, progress=not args.quiet)
+                       results_dir=args.results, params=params, progress=not args.quiet, wait=args.wait)
     return result.text()
 
 
 def cmd_categories(args) -> str:
     from hivemind.categories import categories_run, summary
 
-    path, frame = categories_run(resolve_run(args.run), min_prompts=args.min_prompts)
+    path, frame = categories_run(resolve_run(args.run), min_prompts=args.min_prompts, wait=args.wait)
     return f"{summary(frame)}\nwritten to {path}"
 
 
@@ -221,7 +223,7 @@ def cmd_classify(args) -> str:
     from hivemind.categories import classify_run
 
     counts = classify_run(resolve_run(args.run), args.model, args.api_base, args.api_key_env, args.labels,
-                          progress=not args.quiet)
+                          progress=not args.quiet, wait=args.wait)
     return (f"{counts['labelled']} prompts labelled, {counts['unparseable']} replies named no single category "
             f"(stored, not guessed), {counts['failed']} requests failed (asked again next run), "
             f"{counts['skipped']} already labelled")
@@ -230,7 +232,8 @@ def cmd_classify(args) -> str:
 def cmd_clusters(args) -> str:
     from hivemind.clusters import clusters_run
 
-    table, figure, clusters, _labels = clusters_run(resolve_run(args.run), args.prompt, k=args.k, seed=args.seed)
+    table, figure, clusters, _labels = clusters_run(resolve_run(args.run), args.prompt, k=args.k, seed=args.seed,
+                                                    wait=args.wait)
     lines = [f"cluster {c.cluster}: {c.size} answers from {len(c.systems)} systems; central ({c.central_system}): "
              f"{c.central_text[:100]!r}" for c in clusters]
     return "\n".join(lines + [f"written to {table} and {figure}"])
@@ -333,10 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p = add("serve-local", cmd_serve_local, "serve the bundled local models on 127.0.0.1 until Ctrl-C")
-    p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)")
+    p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)",
+            writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
-    p = add("calibrate", cmd_calibrate, "check scorers (judges, reward models, perplexity) against human ratings")
+    p = add("calibrate", cmd_calibrate, "check scorers (judges, reward models, perplexity) against human ratings",
+            writes_run=True)
     p.add_argument("--absolute", metavar="FILE", help="1-5 ratings per response: JSONL/CSV, or 'hub' for "
                    "liweijiang/infinite-chats-human-absolute (default with --pairwise unset: both hub sets)")
     p.add_argument("--pairwise", metavar="FILE", help="pairs with a human preference: JSONL/CSV, or 'hub' for "
@@ -345,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "scorer on the bundled SmolLM2)")
     p.add_argument("--scorer", action="append", help="only this scorer of --config (repeatable)")
     p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
-    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    p.add_argument("--results", help=results_help)
     from hivemind.calibrate import Params
 
     sweep = Params()   # defaults: the authors' sweeps (hivemind/calibrate.py docstring says where each is from)
@@ -365,26 +370,29 @@ def build_parser() -> argparse.ArgumentParser:
            "pairs with the lowest annotator agreement")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default: 0)")
-    p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)")
+    p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)",
+            writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--min-prompts", type=int, default=5, help="flag categories with fewer prompts than this")
-    p = add("classify", cmd_classify, "give each prompt a taxonomy category with an LM (cached, resumable)")
+    p = add("classify", cmd_classify, "give each prompt a taxonomy category with an LM (cached, resumable)",
+            writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--model", required=True, help="a litellm model id, e.g. openai/gpt-4o-mini")
     p.add_argument("--api-base", help="the model's server URL (default: the provider's)")
     p.add_argument("--api-key-env", help="the environment variable holding the key")
     p.add_argument("--labels", help="a file of category labels, one a line ('Top > Fine' for two levels)")
-    p = add("clusters", cmd_clusters, "cluster one prompt's pooled answers by k-means (table and figure)")
+    p = add("clusters", cmd_clusters, "cluster one prompt's pooled answers by k-means (table and figure)",
+            writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--prompt", required=True, help="the prompt id")
     p.add_argument("-k", type=int, default=5, help="number of clusters (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed of k-means (default: 0)")
-    p = add("import", cmd_import, "make a run from existing generations or a snapshot folder")
+    p = add("import", cmd_import, "make a run from existing generations or a snapshot folder", writes_run=True)
     p.add_argument("files", nargs="*", help="generation files (JSON/JSONL/CSV/Parquet), a snapshot folder, or "
                    "hf://OWNER/NAME@TAG (a snapshot pushed with --to-hub)")
     p.add_argument("--name", required=True, help="the new run's name (results/<name>/); with --scores: the run "
                    "the scores belong to")
-    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    p.add_argument("--results", help=results_help)
     p.add_argument("--prompt-field", default="prompt", help="the field holding the prompt (default: prompt)")
     p.add_argument("--response-field", default="response",
                    help="the field holding the answer (default: response)")
@@ -397,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
     _leaderboard_parser(add)
     _snapshot_parser(add, "results folder (default: the run config's, else $HIVEMIND_RESULTS, else results/)")
-    p = add("export", cmd_export, "write a run in another tool's format")
+    p = add("export", cmd_export, "write a run in another tool's format", writes_run=True)
     p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--out", help="folder for the logs (default: the run folder's inspect/)")
@@ -423,15 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _leaderboard_parser(add) -> None:
     """`leaderboard` (= `leaderboard update`), `leaderboard show`, `leaderboard add CONFIG --system NAME`."""
     results_help = "results folder (default: the config's, else $HIVEMIND_RESULTS, else results/)"
-    p = add("leaderboard", cmd_leaderboard, "rank every analysed run's systems (results/leaderboard.csv, .md)")
+    p = add("leaderboard", cmd_leaderboard, "rank every analysed run's systems (results/leaderboard.csv, .md)",
+            writes_run=True)
     p.add_argument("--results", help=results_help)
     nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions",
                               description="default: update", help="what to do with the leaderboard")
     p.set_defaults(action="update")   # after add_subparsers, so `hivemind leaderboard` alone updates
     q = add("update", cmd_leaderboard, "rewrite results/leaderboard.csv and leaderboard.md from every analysed run",
-            parent=nested)
+            writes_run=True, parent=nested)
     q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
-    q = add("show", cmd_leaderboard, "rewrite the leaderboard and print leaderboard.md", parent=nested)
+    q = add("show", cmd_leaderboard, "rewrite the leaderboard and print leaderboard.md", writes_run=True,
+            parent=nested)
     q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
     q = add("add", cmd_leaderboard, "add a system to a run's config, collect and embed only it, re-analyze "
             "and rewrite the leaderboard", writes_run=True, parent=nested)
@@ -450,7 +460,7 @@ def _snapshot_parser(add, results_help: str) -> None:
     license_help = "license in the dataset card (default: other)"
     for action, text in (("create", "write results/snapshots/NAME/ from an analysed run (hashed, read-only)"),
                          ("publish", "create the snapshot and, with --to-hub, upload it")):
-        q = add(action, cmd_snapshot, text, parent=nested)
+        q = add(action, cmd_snapshot, text, writes_run=True, parent=nested)
         q.add_argument("target", metavar="RUN", help=RUN_HELP)
         q.add_argument("--name", help=name_help)
         q.add_argument("--license", default="other", help=license_help)

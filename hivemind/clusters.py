@@ -71,16 +71,25 @@ def cluster_answers(vectors: np.ndarray, systems: list[str], texts: list[str], k
     return clusters, np.array([renumber[int(label)] for label in labels])
 
 
-def clusters_run(config, prompt_id: str, k: int = 5, seed: int = 0) -> tuple[Path, Path, list[Cluster], np.ndarray]:
-    """Cluster one prompt's pooled answers; write the table and the figure. Needs `hivemind embed` first."""
+def clusters_run(config, prompt_id: str, k: int = 5, seed: int = 0,
+                 wait: bool = False) -> tuple[Path, Path, list[Cluster], np.ndarray]:
+    """Cluster one prompt's pooled answers; write the table and the figure (under the run lock). Needs
+    `hivemind embed` first."""
+    from hivemind.results_folder import run_locked
+
+    with run_locked(config, "clusters", wait):
+        return _clusters(config, prompt_id, k, seed)
+
+
+def _clusters(config, prompt_id: str, k: int, seed: int) -> tuple[Path, Path, list[Cluster], np.ndarray]:
     import pandas as pd
 
-    from hivemind.config import write_text_atomic
+    from hivemind.results_folder import writing
     from hivemind.store import Store
 
     ids = [s.identity for s in config.systems]
     names = [s.name for s in config.systems]
-    with Store(config.store_path, create=False) as store:
+    with Store.open_readonly(config.store_path) as store:
         prompts = {p.id: p.text for p in store.prompts()}
         if prompt_id not in prompts:
             raise HivemindError(f"run {config.name!r} has no prompt {prompt_id!r} (see prompt_homogeneity.csv "
@@ -95,13 +104,13 @@ def clusters_run(config, prompt_id: str, k: int = 5, seed: int = 0) -> tuple[Pat
                            "central_system": c.central_system, "central_similarity": round(c.central_similarity, 4),
                            "central_text": c.central_text} for c in clusters])
     stem = "clusters_" + re.sub(r"[^A-Za-z0-9_.-]", "_", prompt_id)
-    table = write_text_atomic(config.run_dir / f"{stem}.csv", frame.to_csv(index=False))
-    figure = config.run_dir / f"{stem}.png"
-    _figure(figure, group.vectors, labels, clusters, prompts[prompt_id])
+    with writing(config.run_dir, "clusters", config=config) as out:
+        table = out.csv(f"{stem}.csv", frame)
+        figure = _figure(out, f"{stem}.png", group.vectors, labels, clusters, prompts[prompt_id])
     return table, figure, clusters, labels
 
 
-def _figure(path: Path, vectors: np.ndarray, labels: np.ndarray, clusters: list[Cluster], prompt: str) -> None:
+def _figure(out, name: str, vectors: np.ndarray, labels: np.ndarray, clusters: list[Cluster], prompt: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,5 +134,6 @@ def _figure(path: Path, vectors: np.ndarray, labels: np.ndarray, clusters: list[
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    path = out.figure(name, fig, dpi=120)
     plt.close(fig)
+    return path

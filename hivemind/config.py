@@ -16,16 +16,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hivemind import HivemindError
+from hivemind import HivemindError, results_folder
 from hivemind.secrets import SECRET_KEY, refuse_secrets  # noqa: F401  (SECRET_KEY: still importable from here)
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
-RUN_CONFIG_NAME = "config.yaml"
-STORE_NAME = "store.sqlite"
+RUN_CONFIG_NAME = results_folder.RUN_CONFIG    # the run folder's file names are declared in results_folder
+STORE_NAME = results_folder.STORE
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"   # run and snapshot names: safe as folder names (matched in full)
 NAME_MAX = 100
-RESERVED_NAMES = {"snapshots"}                  # results/snapshots/ holds the snapshots, not a run
+RESERVED_NAMES = results_folder.RESERVED         # results/snapshots/ holds the snapshots, not a run
 # System names appear in tables, figures and reports, never in paths: a little more is allowed.
 SYSTEM_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@:+/ ()\[\]-]*"
 
@@ -250,7 +250,8 @@ class RunConfig(BaseModel):
     retry_base_delay: float = Field(default=1.0, ge=0)     # seconds; doubles per attempt, full jitter
     retry_max_delay: float = Field(default=60.0, ge=0)
     request_timeout: float = Field(default=120.0, gt=0)    # seconds per request
-    results_dir: str = "results"
+    # --results, else this, else $HIVEMIND_RESULTS, else results/ (results_folder.results_root)
+    results_dir: str = Field(default_factory=results_folder.default_root)
 
     @field_validator("name")
     @classmethod
@@ -516,7 +517,7 @@ def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunCo
     name under the results folder (`demo`), or a packaged config name (`demo`, `paper`)."""
     run_str = str(run)
     as_path = Path(run_str)
-    base = Path(results_dir) if results_dir else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
+    base = results_folder.results_root(results_dir)
     if as_path.suffix in {".yaml", ".yml"} or as_path.is_file():
         config = load_config(as_path)
     elif ("/" in run_str or os.sep in run_str) and as_path.is_dir():
@@ -554,19 +555,9 @@ def _run_folder_config(folder: Path) -> RunConfig:
 def save_run_config(config: RunConfig, folder: Path | None = None) -> Path:
     """Keep a copy of the config in the run folder, so stages can be named by run name alone."""
     folder = folder or config.run_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / RUN_CONFIG_NAME
     data = config.public_dict()
     data.pop("results_dir", None)
-    return write_text_atomic(target, yaml.safe_dump(data, sort_keys=False))
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write beside the target, then rename: readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never collide
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return results_folder.write_text(folder / RUN_CONFIG_NAME, yaml.safe_dump(data, sort_keys=False), config)
 
 
 LOCAL_SERVER_KEY = "sk-no-key"  # OpenAI-compatible servers (llama.cpp, vLLM) want some key

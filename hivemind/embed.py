@@ -48,7 +48,8 @@ import numpy as np
 from tqdm import tqdm
 
 from hivemind import HivemindError
-from hivemind.config import DEFAULT_EMBEDDER, Embedder, RunConfig, api_key, write_text_atomic
+from hivemind.config import DEFAULT_EMBEDDER, Embedder, RunConfig, api_key
+from hivemind.results_folder import write_text
 from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Store, text_hash
 
@@ -149,7 +150,7 @@ def embed_run(config: RunConfig, progress: bool = True) -> EmbedSummary:
                                                  result.chunks, result.tokens)
                     chunked += int((result.chunks > 1).sum())
                     bar.update(len(part))
-        write_text_atomic(config.run_dir / COVERAGE_FILE, coverage_frame(store, config).to_csv(index=False))
+        write_text(config.run_dir / COVERAGE_FILE, coverage_frame(store, config).to_csv(index=False), config)
     return EmbedSummary(embedded=len(todo), cached=cached, chunked=chunked,
                         cost=encode.cost if todo else 0.0)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from hivemind import HivemindError, __version__
 
-INSPECT_DIR = "inspect"
 INTRA = "intra_similarity"
 GENERATE_FIELDS = {"temperature", "top_p", "max_tokens", "seed", "top_k", "frequency_penalty",
                    "presence_penalty", "logit_bias", "stop_seqs"}
@@ -32,19 +31,30 @@ STOP_REASONS = {"stop": "stop", "length": "max_tokens", "content_filter": "conte
                 "tool_calls": "tool_calls", "function_call": "tool_calls"}
 
 
-def export_inspect(config, out: str | Path | None = None) -> list[Path]:
-    """Write one Inspect AI log per system of the run into `out` (default RUN_DIR/inspect); their paths."""
+def export_inspect(config, out: str | Path | None = None, wait: bool = False) -> list[Path]:
+    """Write one Inspect AI log per system of the run into `out` (default RUN_DIR/inspect); their paths.
+
+    Under the run lock, through the results folder's write path: the logs are staged, scanned for secrets with
+    their zip containers decoded (an answer that echoes a key refuses the export), then renamed into place."""
     try:
         from inspect_ai.log import write_eval_log
     except ImportError:
         raise HivemindError("exporting Inspect AI logs needs inspect-ai: pip install 'hivemind-bench[dev]' "
                             "or pip install inspect-ai") from None
+    from hivemind.results_folder import run_locked
+
+    with run_locked(config, "export", wait):
+        return _export(config, out, write_eval_log)
+
+
+def _export(config, out: str | Path | None, write_eval_log) -> list[Path]:
+    from hivemind.results_folder import INSPECT_DIR, writing
     from hivemind.store import Store
 
     if not config.store_path.is_file():
         raise HivemindError(f"{config.store_path}: no store for run {config.name!r}; collect it first")
     ids = [s.identity for s in config.systems]
-    with Store(config.store_path, create=False) as store:
+    with Store.open_readonly(config.store_path) as store:
         prompts = store.prompts()
         responses = store.responses_frame(ids)
         scores = store.scores_frame(ids)
@@ -53,18 +63,15 @@ def export_inspect(config, out: str | Path | None = None) -> list[Path]:
                             f"{config.name}` first")
     intra = _intra(config.run_dir / "intra_model_per_prompt.csv")
     folder = Path(out) if out is not None else config.run_dir / INSPECT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for system in config.systems:
-        rows = responses[responses["system_id"] == system.identity]
-        if rows.empty:
-            continue
-        log = system_log(config, system, prompts, rows, scores[scores["system_id"] == system.identity],
-                         intra.get(system.name, {}))
-        path = folder / _log_name(log, system.name)
-        write_eval_log(log, str(path))
-        written.append(path)
-    return written
+    with writing(folder, "export", config=config) as staged:
+        for system in config.systems:
+            rows = responses[responses["system_id"] == system.identity]
+            if rows.empty:
+                continue
+            log = system_log(config, system, prompts, rows, scores[scores["system_id"] == system.identity],
+                             intra.get(system.name, {}))
+            staged.with_writer(_log_name(log, system.name), lambda path: write_eval_log(log, str(path)))
+    return staged.written
 
 
 def system_log(config, system, prompts, rows, scores, intra: dict[str, float]):

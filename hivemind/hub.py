@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind import HivemindError
+from hivemind.results_folder import ANALYSIS
 
 CARD = "README.md"
 TABLES_DIR = "tables"
@@ -160,7 +161,7 @@ def dataset_card(config, name: str, folder: Path, configs: list[tuple[str, str]]
 
 def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str, str]],
                empty: list[tuple[str, str]]) -> str:
-    analysis = _read_json(folder / "analysis.json")
+    analysis = _read_json(folder / ANALYSIS)
     n_prompts = sum(1 for line in (folder / "prompts.jsonl").open(encoding="utf-8") if line.strip())
     floor = analysis.get("floor")
     floor_text = f" In this run the floor is {floor:.3f}." if isinstance(floor, (int, float)) else ""

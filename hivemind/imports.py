@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivemind import HivemindError, hub
+from hivemind.results_folder import results_root
 from hivemind.config import (RUN_CONFIG_NAME, SYSTEM_NAME_PATTERN, RunConfig, System, check_name, load_config,
                              name_problem, read_text, save_run_config)
 from hivemind.prompts import _csv_records, prompt_id, read_jsonl
@@ -47,7 +48,7 @@ class Generations:
         self.by_model[model][prompt].extend(responses)
 
 
-def import_files(files: list[str | Path], name: str, results_dir: str | Path = "results",
+def import_files(files: list[str | Path], name: str, results_dir: str | Path | None = None,
                  mapping: FieldMapping | None = None, verify: bool = True) -> RunConfig:
     """Make run `name` from generation files, or from one snapshot folder (checked against its manifest
     first; verify=False imports a tampered or unverifiable one anyway, with a warning, marked unverified)."""
@@ -55,7 +56,8 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path = "
     if not files:
         raise HivemindError("nothing to import: name at least one file or snapshot folder")
     check_name(name, "run name")
-    target = Path(results_dir) / name
+    results_dir = results_root(results_dir)
+    target = results_dir / name
     if (target / RUN_CONFIG_NAME).exists() or (target / "store.sqlite").exists():
         raise HivemindError(f"run {name!r} already exists in {target}; choose another --name "
                             f"(nothing was changed)")

@@ -8,7 +8,6 @@ embeds only new texts (the cache does the rest), re-analyses and rewrites the le
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,13 +18,10 @@ import pandas as pd
 import yaml
 
 from hivemind import HivemindError, results
-from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config, write_text_atomic
+from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config
+from hivemind.results_folder import ANALYSIS, LEADERBOARD_CSV, LEADERBOARD_MD, results_root, writing
 from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
-from hivemind.store import Store, check_folder, file_error
-from hivemind.secrets import scan_paths
-
-LEADERBOARD_CSV = "leaderboard.csv"
-LEADERBOARD_MD = "leaderboard.md"
+from hivemind.store import Store, check_folder
 
 # The ranking and its columns come from the results contract (hivemind.results): the primary key first,
 # rank 1 = most diverse, ties share a rank ("2="), bootstrap CIs beside the primary key.
@@ -62,7 +58,7 @@ def run_folders(results_dir: str | Path) -> list[Path]:
     base = Path(results_dir)
     if not base.is_dir():
         return []
-    markers = (LEADERBOARD_CSV, "analysis.json", RUN_CONFIG_NAME, STORE_NAME)
+    markers = (LEADERBOARD_CSV, ANALYSIS, RUN_CONFIG_NAME, STORE_NAME)
     return [p for p in sorted(base.iterdir())
             if p.is_dir() and p.name != SNAPSHOTS_DIR and not p.name.startswith(".")
             and any((p / marker).exists() for marker in markers)]
@@ -80,7 +76,7 @@ def stored_prompt_set_hash(store_path: Path) -> str | None:
 
 def read_run(folder: Path) -> RunEntry:
     """One analysed run folder; a HivemindError saying what is wrong with it otherwise."""
-    analysis_path, config_path, table_path = folder / "analysis.json", folder / RUN_CONFIG_NAME, folder / LEADERBOARD_CSV
+    analysis_path, config_path, table_path = folder / ANALYSIS, folder / RUN_CONFIG_NAME, folder / LEADERBOARD_CSV
     if not analysis_path.is_file() and not table_path.is_file():
         raise HivemindError(f"not analysed yet; run `hivemind analyze {folder.name}`")
     for path in (analysis_path, table_path):
@@ -182,7 +178,7 @@ def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = N
 
 def _primary(entry: RunEntry, table: pd.DataFrame) -> str:
     analysis = {}
-    path = entry.folder / "analysis.json"
+    path = entry.folder / ANALYSIS
     if path.is_file():
         try:
             analysis = json.loads(path.read_text(encoding="utf-8"))
@@ -199,12 +195,12 @@ def _primary(entry: RunEntry, table: pd.DataFrame) -> str:
                         f"diversity column); run `hivemind analyze {entry.folder.name}` again")
 
 
-def update_leaderboard(results_dir: str | Path | None = "results", warn=None) -> list[Path]:
+def update_leaderboard(results_dir: str | Path | None = None, warn=None, wait: bool = False) -> list[Path]:
     """Rewrite results/leaderboard.csv and results/leaderboard.md from every analysed run.
 
     A broken run folder is skipped: `warn` (default: print to stderr) gets one line naming it and why, and
     leaderboard.md lists it. No analysed run at all is an error, not an empty table."""
-    base = Path(results_dir if results_dir is not None else os.environ.get("HIVEMIND_RESULTS", "results"))
+    base = results_root(results_dir)
     check_folder(base)
     warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
     skipped: list[Skipped] = []
@@ -216,13 +212,10 @@ def update_leaderboard(results_dir: str | Path | None = "results", warn=None) ->
         why = "; ".join(str(item) for item in skipped)
         raise HivemindError(f"{base}: no analysed runs to rank{f' ({why})' if why else ''}; "
                             "run `hivemind analyze RUN` first")
-    csv_path, md_path = base / LEADERBOARD_CSV, base / LEADERBOARD_MD
-    try:
-        write_text_atomic(csv_path, frame.to_csv(index=False))
-        write_text_atomic(md_path, leaderboard_markdown(frame, skipped, notes))
-    except OSError as err:
-        raise file_error(err, "write the leaderboard", base) from None
-    scan_paths([csv_path, md_path], remove=True)  # no key value or key-shaped string published
+    # both files together, under the results folder's lock, refused whole if either holds a key
+    with writing(base, "leaderboard", lock=base, wait=wait, run_name=str(base)) as out:
+        csv_path = out.csv(LEADERBOARD_CSV, frame)
+        md_path = out.text(LEADERBOARD_MD, leaderboard_markdown(frame, skipped, notes))
     return [csv_path, md_path]
 
 

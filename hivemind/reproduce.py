@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind import HivemindError
-from hivemind.config import DatasetSource, RunConfig, System, write_text_atomic
+from hivemind.config import DatasetSource, RunConfig, System
 
 DEFAULT_COMPLETION_TOKENS = 512  # per answer, when a system sets no max_tokens
 # Prompt sets whose size is published: the plan can price a run before the set is downloaded.
@@ -406,10 +406,6 @@ def _stored_identities(config: RunConfig) -> set[str]:
 
 def write_reference(config: RunConfig) -> Path:
     """paper_reference.json in the run folder: the published figures the report shows beside the run's."""
-    from hivemind.store import check_folder, file_error
+    from hivemind.results_folder import write_text
 
-    try:
-        check_folder(config.run_dir).mkdir(parents=True, exist_ok=True)
-        return write_text_atomic(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n")
-    except OSError as err:
-        raise file_error(err, "write the paper reference", config.run_dir) from None
+    return write_text(config.run_dir / REFERENCE_NAME, json.dumps(PAPER_REFERENCE, indent=2) + "\n", config)

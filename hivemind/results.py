@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hivemind.results_folder import RESULTS
+
 import numpy as np
 import pandas as pd
 
@@ -186,7 +188,7 @@ def sort_by_primary(frame: pd.DataFrame, primary: str) -> pd.DataFrame:
 
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402  (kept with the block it serves)
 
-RESULTS_JSON = "results.json"
+RESULTS_JSON = RESULTS    # declared with the rest of the results folder's layout
 RESULTS_SCHEMA_VERSION = 1
 
 

@@ -308,12 +308,53 @@ def _is_text(path: Path, content: bytes) -> bool:
 
 
 def _decoded_strings(path: Path) -> list[str]:
-    """The strings inside a Parquet file or a hivemind store; [] for other files (searched as bytes)."""
-    if path.suffix.lower() == ".parquet":
+    """The strings inside a Parquet file, an SQLite store or a compressed container (zip, such as Inspect's
+    `.eval` logs, or gzip), where the bytes on disk do not spell them; [] for other files (searched as bytes).
+    Told apart by their first bytes, not their names, so a renamed file is still read."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if path.suffix.lower() == ".parquet" or head[:4] == b"PAR1":
         return _parquet_strings(path)
-    if path.name == "store.sqlite":
+    if head == b"SQLite format 3\x00":
         return _store_strings(path)
+    if head[:4] == b"PK\x03\x04" or head[:2] == b"\x1f\x8b":
+        return _container_strings(path.name, path.read_bytes())
     return []
+
+
+MAX_UNPACKED = 2 << 30    # bytes unpacked from one container: a zip bomb is refused, not scanned forever
+
+
+def _container_strings(name: str, content: bytes, depth: int = 0) -> list[str]:
+    """Every member of a zip or gzip container (nested ones too, three deep), decoded as UTF-8."""
+    import gzip
+    import io
+    import zipfile
+
+    if depth > 3:
+        raise HivemindError(f"{name}: containers nested too deep to check for secrets")
+    members: list[tuple[str, bytes]] = []
+    try:
+        if content[:2] == b"\x1f\x8b":
+            with gzip.open(io.BytesIO(content)) as handle:
+                members.append((name, handle.read(MAX_UNPACKED + 1)))
+        else:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
+                    raise HivemindError(f"{name}: unpacks to more than {MAX_UNPACKED >> 30} GB; not kept")
+                members += [(f"{name}/{info.filename}", archive.read(info)) for info in archive.infolist()
+                            if not info.is_dir()]
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise HivemindError(f"{name}: a damaged compressed file ({err}); cannot check it for secrets") from None
+    texts = []
+    for member, data in members:
+        if len(data) > MAX_UNPACKED:
+            raise HivemindError(f"{member}: unpacks to more than {MAX_UNPACKED >> 30} GB; not kept")
+        if data[:4] == b"PK\x03\x04" or data[:2] == b"\x1f\x8b":
+            texts += _container_strings(member, data, depth + 1)
+        else:
+            texts.append(data.decode("utf-8", errors="replace"))
+    return texts
 
 
 def _parquet_strings(path: Path) -> list[str]:
@@ -335,7 +376,7 @@ def _store_strings(path: Path) -> list[str]:
     from hivemind.store import Store
 
     try:
-        with Store(path, create=False) as store:
+        with Store.open_readonly(path) as store:
             frame = store.responses_frame()
             texts = ["\n".join(frame[c].dropna().astype(str)) for c in frame.columns if frame[c].dtype == object]
             texts += ["\n".join(f"{s['model']} {s['api_base']} {s['params']}" for s in store.systems())]

@@ -17,7 +17,8 @@ import pandas as pd
 from pydantic import ValidationError
 
 from hivemind import HivemindError, __version__, results
-from hivemind.config import RunConfig, write_text_atomic
+from hivemind.config import RunConfig
+from hivemind.results_folder import write_text
 from hivemind.results import RESULTS_JSON, Estimate, RunResults, SystemResult
 
 DEFAULT_WIDTH = 100
@@ -126,12 +127,8 @@ def set_report(config: RunConfig, report: Path) -> Path:
 
 
 def _write(config: RunConfig, data: RunResults) -> Path:
-    from hivemind.secrets import scan_paths
-
-    path = config.run_dir / RESULTS_JSON
-    write_text_atomic(path, data.model_dump_json(indent=2) + "\n")
-    scan_paths([path], config, remove=True)   # like every table: no key value or key-shaped string is kept
-    return path
+    """Through the results folder's write path: like every table, refused whole if it holds a key."""
+    return write_text(config.run_dir / RESULTS_JSON, data.model_dump_json(indent=2) + "\n", config)
 
 
 def read_results(run_dir: Path) -> RunResults | None:

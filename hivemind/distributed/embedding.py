@@ -31,6 +31,7 @@ from hivemind import HivemindError
 from hivemind.config import Embedder, RunConfig
 from hivemind.embed import EmbedSummary
 from hivemind.distributed.cluster import connected, gpu_workers, n_cpus, remote_error
+from hivemind.results_folder import atomic_file
 from hivemind.store import Store
 
 WORK_FOLDER = ".ray-embed"
@@ -99,7 +100,8 @@ def export_inputs(todo: list[tuple[str, str]], folder: Path, size: int = SHARD_T
     for n, start in enumerate(range(0, len(todo), size)):
         part = todo[start:start + size]
         path = folder / f"shard-{n:06d}.parquet"
-        pq.write_table(pa.table({"text_hash": [h for h, _ in part], "text": [t for _, t in part]}), path)
+        with atomic_file(path) as tmp:
+            pq.write_table(pa.table({"text_hash": [h for h, _ in part], "text": [t for _, t in part]}), tmp)
         paths.append(path)
     return paths
 
@@ -116,11 +118,9 @@ def write_output(batch: dict, folder: Path) -> Path:
                       "vector": column.cast(pa.list_(pa.float32())),
                       "chunks": pa.array(batch["chunks"], type=pa.int32()),
                       "tokens": pa.array(batch["tokens"], type=pa.int32())})
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 
@@ -217,7 +217,7 @@ def embed_run(config: RunConfig, progress: bool = True, address: str | None = No
               workers: int | None = None, gpus: int | None = None, verbose: bool = False,
               shard_texts: int = SHARD_TEXTS):
     """hivemind.embed.embed_run on Ray: the same texts, the same vectors, the same summary and coverage file."""
-    from hivemind.config import write_text_atomic
+    from hivemind.results_folder import write_text
     from hivemind.embed import COVERAGE_FILE, coverage_frame
 
     if config.embedder.provider == "litellm":
@@ -250,7 +250,7 @@ def embed_run(config: RunConfig, progress: bool = True, address: str | None = No
                          total=len(todo))
             for path in inputs:
                 path.unlink()
-        write_text_atomic(config.run_dir / COVERAGE_FILE, coverage_frame(store, config).to_csv(index=False))
+        write_text(config.run_dir / COVERAGE_FILE, coverage_frame(store, config).to_csv(index=False), config)
     _remove_empty(folder)
     return RayEmbedSummary(embedded=embedded + resumed, cached=cached, chunked=chunked, resumed=resumed,
                            sent=len(todo))

@@ -22,6 +22,7 @@ from hivemind import HivemindError
 from hivemind.config import RunConfig, Scorer
 from hivemind.distributed.cluster import connected, gpu_workers, n_cpus, remote_error
 from hivemind.distributed.embedding import FAULT_ENV, SHARDS_PER_WORKER, die_once
+from hivemind.results_folder import atomic_file
 from hivemind.store import Answer, Score, Store
 
 WORK_FOLDER = ".ray-score"
@@ -70,11 +71,9 @@ def work_dir(config: RunConfig, scorer: Scorer) -> Path:
 
 
 def write_output(batch: dict, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame({c: batch[c] for c in SCORE_COLUMNS}).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        pd.DataFrame({c: batch[c] for c in SCORE_COLUMNS}).to_parquet(tmp, index=False)
     return path
 
 

@@ -7,9 +7,6 @@ never leaves half a report.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from hivemind.report.html import build_html, highlight_shared
 from hivemind.report.markdown import build_markdown
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, file_stem, headline, load_prompt_maps, load_tables, read_table, top_prompts_frame)
-from hivemind.secrets import scan_paths
+from hivemind.results_folder import REPORT_HTML, REPORT_MD, writing
 
 __all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "build_markdown", "cluster_order",
            "draw_figures", "fig8_figure", "file_stem", "headline", "highlight_shared",
@@ -31,34 +28,23 @@ __all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "bui
 
 
 def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
-    """Write the figures, report.html and report.md into the run folder; returns report.html's path."""
-    from hivemind.store import check_folder, file_error
+    """Write the figures, report.html and report.md into the run folder; returns report.html's path.
 
-    check_folder(config.run_dir)
+    Through the results folder's one write path: drawn into a staging folder, scanned for secrets, renamed
+    into place together; a refused or failed render leaves the previous report as it was."""
     tables = load_tables(config)              # every check before anything is written
     h = headline(tables)
     run_dir = config.run_dir
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
-    except OSError as err:
-        raise file_error(err, "write the report", run_dir) from None
-    try:
-        figures = draw_figures(config, tables, tmp, top_prompts)
+    with writing(run_dir, "report", config=config) as out:
+        figures = draw_figures(config, tables, out.dir, top_prompts)
         maps, note = figures.maps, figures.map_note
-        (tmp / "report.html").write_text(build_html(config, tables, h, tmp, maps, note), encoding="utf-8")
-        (tmp / "report.md").write_text(build_markdown(config, tables, h, maps), encoding="utf-8")
-        names = [*(f.name for f in figures.files), "report.md", "report.html"]
-        for name in names:
-            os.replace(tmp / name, run_dir / name)
-        scan_paths([run_dir / name for name in names], config, remove=True)  # no key in a report
-        for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg")]:
-            if old.name not in names:                      # maps of prompts no longer in the top
-                old.unlink()
-    except OSError as err:
-        raise file_error(err, "write the report", run_dir) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return run_dir / "report.html"
+        out.text(REPORT_HTML, build_html(config, tables, h, out.dir, maps, note))
+        out.text(REPORT_MD, build_markdown(config, tables, h, maps))
+    kept = {path.name for path in out.written}
+    for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg")]:
+        if old.name not in kept:                           # maps of prompts no longer in the top
+            old.unlink(missing_ok=True)
+    return run_dir / REPORT_HTML
 
 
 @dataclass

@@ -18,10 +18,11 @@ import pandas as pd
 from hivemind import HivemindError, results
 from hivemind.config import RunConfig
 from hivemind.neighbors import EXAMPLES_PER_PROMPT, N_EXAMPLES, spread_examples
+from hivemind.results_folder import ANALYSIS
 from hivemind.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
 
 REFERENCE_NAME = "paper_reference.json"
-REQUIRED = ["analysis.json", "intra_model_buckets.csv", "inter_model_similarity.csv",
+REQUIRED = [ANALYSIS, "intra_model_buckets.csv", "inter_model_similarity.csv",
             "inter_model_similarity_rescaled.csv", "prompt_homogeneity.csv", "near_duplicates.csv",
             "shared_phrases.csv", "lexical_diversity.csv", "leaderboard.csv"]
 # Columns read as text whatever they look like ("1" stays a prompt id, "NA" stays a name or an answer).
@@ -77,7 +78,7 @@ def load_tables(config: RunConfig) -> Tables:
         raise HivemindError(f"{run_dir}: run {name!r} {what}, so there is nothing to report; "
                             f"run `hivemind analyze {name}` first")
     try:
-        info = json.loads((run_dir / "analysis.json").read_text(encoding="utf-8"))
+        info = json.loads((run_dir / ANALYSIS).read_text(encoding="utf-8"))
         buckets = read_table(run_dir / "intra_model_buckets.csv", "system")
         inter = read_table(run_dir / "inter_model_similarity.csv", "system")
         inter_rescaled = read_table(run_dir / "inter_model_similarity_rescaled.csv", "system")
