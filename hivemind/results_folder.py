@@ -93,7 +93,7 @@ class Staged:
     def path(self, name: str) -> Path:
         """A staged path for a writer that needs one (a figure, a library's log writer)."""
         target = self.staging / name
-        if self.staging not in target.resolve().parents:
+        if self.staging.resolve() not in target.resolve().parents:    # no "../" out of the staging folder
             raise HivemindError(f"{name!r}: not a file name inside {self.folder}")
         target.parent.mkdir(parents=True, exist_ok=True)
         if name not in self.names:

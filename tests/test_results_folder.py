@@ -318,3 +318,14 @@ def test_a_whole_session_writes_under_results_only_through_the_results_module(tm
     assert any(".staging-" in e["path"] for e in seen["events"] if e["event"] == "write")
     assert seen["violations"] == []
     assert staging_left(results) == []
+
+
+def test_a_relative_results_folder_works_and_names_cannot_leave_the_staging(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with writing(Path("results") / "run") as out:
+        out.text("sub/table.csv", "x")
+    assert (tmp_path / "results" / "run" / "sub" / "table.csv").read_text() == "x"
+    with pytest.raises(HivemindError, match="not a file name inside"):
+        with writing(Path("results") / "run") as out:
+            out.text("../escaped.txt", "x")
+    assert not (tmp_path / "results" / "escaped.txt").exists()
