@@ -2,14 +2,14 @@
 where each enters every metric), on a real SQLite store, the real analysis and the CLI.
 
 The tiny run is built by hand so every number can be derived on paper: 2 prompts, 2 systems, 3 samples.
-Vectors are exact unit vectors in 8 dimensions (stored in the real store's embedding cache, keyed by the
+Vectors are exact unit vectors in 10 dimensions (stored in the real store's embedding cache, keyed by the
 texts' hashes, as the embed stage stores them); the prompts' own texts are embedded too, so the real
 relevance gate is calibrated from them.
 
 - prompt p's vector is e_p (p = 0, 1).
-- a real answer to prompt p is 0.6 e_p + 0.8 e_w, each answer its own w in 2..7 (rotating), so two real
+- a real answer to prompt p is 0.6 e_p + 0.8 e_w, each answer of a prompt its own w >= 3, so two real
   answers to one prompt have cosine 0.6 * 0.6 = 0.36 (distance 0.64) and relevance 0.6 to their prompt.
-- system "offtopic" answers its sample 1 with an answer to the *other* prompt q: 0.5 e_q + (sqrt 0.75) e_w,
+- system "offtopic" answers its sample 1 with an answer to the *next* prompt q: 0.5 e_q + (sqrt 0.75) e_w,
   relevance 0 to its own prompt and 0.5 to the other one.
 - system "blanks" leaves its sample 1 blank (or whitespace, or a failed request).
 
@@ -40,7 +40,7 @@ from hivemind.config import load_config
 from hivemind.results import RESULTS_JSON, RunResults
 from hivemind.store import Prompt, Response, Store, text_hash
 
-DIM = 8
+DIM = 10
 PROMPTS = ["Name a bird.", "Name a tree."]
 SYSTEMS = ["blanks", "offtopic"]
 PASSING_DISTANCE = 1 - 0.6 * 0.6
@@ -69,10 +69,10 @@ def write_config(tmp_path: Path, name: str = "blanks-run", prompts=PROMPTS) -> P
     return path
 
 
-def build_store(config, failure: str = "empty", answerless: tuple[int, ...] = ()) -> None:
+def build_store(config, failure: str = "empty", answerless: tuple[int, ...] = (), prompts=PROMPTS) -> None:
     """The hand-built run of the module docstring. Prompts in `answerless` get only failed requests."""
     blanks, offtopic = (s.identity for s in config.systems)
-    rows, vectors, w = [], {}, 2
+    rows, vectors, w = [], {}, 3
 
     def answer(system_id, p, sample, text, vector):
         rows.append(Response(system_id, f"p{p}", sample, text))
@@ -81,8 +81,8 @@ def build_store(config, failure: str = "empty", answerless: tuple[int, ...] = ()
     with Store(config.store_path) as store:
         for s in config.systems:
             store.add_system(s.identity, s.name, s.model, s.api_base, s.params)
-        store.add_prompts([Prompt(f"p{i}", t) for i, t in enumerate(PROMPTS)])
-        for p in range(len(PROMPTS)):
+        store.add_prompts([Prompt(f"p{i}", t) for i, t in enumerate(prompts)])
+        for p in range(len(prompts)):
             if p in answerless:
                 for system_id in (blanks, offtopic):
                     rows += [Response(system_id, f"p{p}", j, None, error="400 bad request") for j in range(3)]
@@ -91,14 +91,14 @@ def build_store(config, failure: str = "empty", answerless: tuple[int, ...] = ()
                 for sample in (0, 2):
                     answer(system_id, p, sample, f"real answer {sample} of {system_id} to prompt {p}",
                            unit((p, 0.6), (w, 0.8)))
-                    w = 2 + (w - 1) % (DIM - 2)
+                    w = 3 + (w - 2) % (DIM - 3)
             text = FAILURES[failure]
             rows.append(Response(blanks, f"p{p}", 1, text, error="400 bad request" if text is None else None))
             if text:                                              # whitespace: embedded like any text
                 vectors[text_hash(text)] = unit((w, 1.0))
-            q = 1 - p
+            q = (p + 1) % len(prompts)
             answer(offtopic, p, 1, f"an answer to prompt {q}", unit((q, 0.5), (w, math.sqrt(0.75))))
-        for p, prompt in enumerate(PROMPTS):
+        for p, prompt in enumerate(prompts):
             vectors[text_hash(prompt)] = unit((p, 1.0))
         store.add_responses(rows)
         hashes = sorted(vectors)
@@ -107,9 +107,9 @@ def build_store(config, failure: str = "empty", answerless: tuple[int, ...] = ()
 
 @pytest.fixture
 def run(tmp_path):
-    def make(failure="empty", answerless=()):
-        config = load_config(write_config(tmp_path))
-        build_store(config, failure, answerless)
+    def make(failure="empty", answerless=(), prompts=PROMPTS):
+        config = load_config(write_config(tmp_path, prompts=prompts))
+        build_store(config, failure, answerless, prompts)
         return config
     return make
 
@@ -223,3 +223,28 @@ def test_the_cli_in_a_subprocess_counts_failed_requests(run, tmp_path):
     data = RunResults.model_validate_json((config.run_dir / RESULTS_JSON).read_text())
     blanks = next(s for s in data.systems if s.system == "blanks")
     assert blanks.errors == 2 and blanks.blank == 0 and blanks.failed == 2 and blanks.pass_rate == pytest.approx(2 / 3)
+
+
+def test_the_ray_engine_counts_failures_alike(run):
+    """The Ray analysis maps the same passes over prompt shards: with an answer-less prompt between two
+    shards, blanks and failed requests, every table equals the single-process one."""
+    ray = pytest.importorskip("ray")
+    from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+
+    config = run("whitespace", answerless=(1,), prompts=[*PROMPTS, "Name a fish."])
+    analyze_run(config, progress=False)
+    names = ["leaderboard.csv", "diversity_per_prompt.csv", "pooled_diversity.csv", "intra_model_per_prompt.csv"]
+    local = {name: pd.read_csv(config.run_dir / name) for name in names}
+    local_info = json.loads((config.run_dir / "analysis.json").read_text())
+    assert local["leaderboard.csv"].set_index("system").loc["blanks", "n_failed"] == 2 + 3
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        analyze_on_ray(config, progress=False, shards=2)
+    finally:
+        ray.shutdown()
+    for name in names:
+        pd.testing.assert_frame_equal(pd.read_csv(config.run_dir / name), local[name], check_exact=False,
+                                      rtol=0, atol=1e-9, obj=name)
+    info = json.loads((config.run_dir / "analysis.json").read_text())
+    assert info["engine"].startswith("ray") and info["n_failed"] == local_info["n_failed"]
+    assert info["warnings"] == local_info["warnings"]
