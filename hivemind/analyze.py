@@ -22,7 +22,7 @@ from hivemind.diversity import DiversityAccumulator, DiversityStats, idea_thresh
 from hivemind.neighbors import FIG8_NS, NearDuplicateFinder, NeighborResults
 from hivemind.phrases import LexicalAccumulator, LexicalStats, PromptWording, in_prompt, shared_phrases, words
 from hivemind.quality import (CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance, gate_by_scorer,
-                              single_scorer_gates)
+                              relevance_gap, single_scorer_gates)
 from hivemind.similarity import BUCKET_LABELS, SimilarityAccumulator, SimilarityStats, nanpercentile
 from hivemind.results_folder import ANALYSIS, writing
 from hivemind.store import BLANKS, PromptGroup, Store, now
@@ -56,6 +56,7 @@ class AnalysisSummary:
 
 
 def is_empty(text: str | None) -> bool:
+    """A blank answer (empty or whitespace only) or no text at all (a failed request)."""
     return text is None or not text.strip(BLANKS)
 
 
@@ -206,22 +207,40 @@ def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: i
                       progress: bool) -> tuple[DiversityStats, Gate]:
     """The second pass: gate every answer (relevance line and scorer thresholds calibrated from the first
     pass), then the diversity metrics per (system, prompt) and pooled per prompt."""
+    gate = calibrated_gate(store, config, ids, m)
+    acc = DiversityAccumulator(len(ids), n_real, threshold=idea_threshold(m.similarity.floor))
+    groups = store.iter_answer_groups(config.embedder.id, ids)
+    for group in tqdm(groups, total=len(m.similarity.prompt_ids), desc="diversity", unit="prompt",
+                      disable=not progress):
+        add_gated(acc, group, gate, ids)
+    return acc.finish(), gate
+
+
+def calibrated_gate(store: Store, config: RunConfig, ids: list[str], m: Measured) -> Gate:
+    """The run's quality gate: the relevance line calibrated on the first pass's sampled answers (with the
+    reason when it cannot be, quality.relevance_gap) and the configured scorers' thresholds."""
     prompt_vectors = store.prompt_vectors(config.embedder.id)
     line = None
     if m.sample_vectors is not None:
         line = calibrate_relevance(m.sample_vectors, m.sample_prompts, prompt_vectors, seed=config.seed)
-    gate = build_gate(config.scorers, store.scores_frame(ids), prompt_vectors, line)
-    acc = DiversityAccumulator(len(ids), n_real, threshold=idea_threshold(m.similarity.floor))
-    groups = store.iter_prompt_groups(config.embedder.id, ids)
-    for group in tqdm(groups, total=len(m.similarity.prompt_ids), desc="diversity", unit="prompt",
-                      disable=not progress):
-        group = drop_empty(group)
-        if group is None:
-            continue
-        samples = group.sample_numbers
-        acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
-                                   group.vectors))
-    return acc.finish(), gate
+    return build_gate(config.scorers, store.scores_frame(ids), prompt_vectors, line,
+                      no_line_reason=relevance_gap(m.sample_prompts, prompt_vectors))
+
+
+def add_gated(acc: DiversityAccumulator, group: PromptGroup, gate: Gate, ids: list[str]) -> None:
+    """One prompt's answers (Store.iter_answer_groups: failures included) into a diversity accumulator: a
+    blank answer or failed request is an answer that fails the gate (hivemind.diversity derives where it
+    enters each metric). Every engine and every gate goes through here, so all count failures alike."""
+    failed = failed_answers(group)
+    passed = gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], group.sample_numbers,
+                         group.vectors)
+    acc.add(group, passed & ~failed, failed)
+
+
+def failed_answers(group: PromptGroup) -> np.ndarray:
+    """Per answer: True for a blank answer (empty or whitespace) or a failed request (no text)."""
+    return np.array([is_empty(t) for t in group.texts], dtype=bool) if group.texts else \
+        np.zeros(len(group.systems), dtype=bool)
 
 
 def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], names: list[str], m: Measured,
@@ -233,16 +252,11 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
         return None
     k = len(ids)
     accs = {name: DiversityAccumulator(k, k, threshold=m.diversity.threshold) for name in gates}
-    groups = store.iter_prompt_groups(config.embedder.id, ids)
+    groups = store.iter_answer_groups(config.embedder.id, ids)
     for group in tqdm(groups, total=len(m.similarity.prompt_ids), desc="gate by scorer", unit="prompt",
                       disable=not progress):
-        group = drop_empty(group)
-        if group is None:
-            continue
-        samples = group.sample_numbers
-        system_ids = [ids[s] for s in group.systems.tolist()]
         for name, gate in gates.items():
-            accs[name].add(group, gate.passes(group.prompt_id, system_ids, samples, group.vectors))
+            add_gated(accs[name], group, gate, ids)
     primary = results.primary_key(m.max_samples)
     run_means = {name: values[:k] for name, values in m.diversity.system_means().items()}
     return gate_by_scorer(names, ids, m.gate, run_means,
@@ -250,6 +264,9 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
 
 
 def drop_empty(group: PromptGroup) -> PromptGroup | None:
+    """The group's real answers only, for the figures that measure embeddings and words alone (intra,
+    inter, near duplicates, phrases, the relevance calibration, controls). The quality-gated figures see
+    blank answers as failing answers instead (add_gated); None when no real answer is left."""
     keep = [i for i, t in enumerate(group.texts) if not is_empty(t)]
     if len(keep) == len(group.texts):
         return group
@@ -323,11 +340,15 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
         warnings.append(f"shared_phrases.csv keeps the {len(m.phrases)} most shared of {m.n_phrases_found} phrases")
     div = m.diversity
     if m.gate.relevance_line is None:
-        warnings.append("the prompts have no embeddings, so the quality gate has no relevance line (answers are "
-                        "gated by the configured scorers only); run `hivemind embed` (or analyze --controls, "
-                        "which embeds them)")
+        warnings.append(f"the quality gate has no relevance line ({m.gate.no_line_reason or 'not calibrated'}); "
+                        f"answers are gated by the configured scorers only")
     means = div.system_means()
     k = len(names)
+    n_failed = int(div.failed[:, :k].sum())
+    if n_failed:
+        warnings.append(f"{n_failed} blank answer(s) or failed request(s) (n_failed in leaderboard.csv) count as "
+                        f"answers failing the quality gate (pass rate, effective diversity, utility) and are left "
+                        f"out of the similarity figures (intra, inter, near duplicates, phrases, Vendi)")
     t["lexical_diversity.csv"] = pd.DataFrame({
         "system": names, "distinct_1": lex.distinct_1, "distinct_2": lex.distinct_2, "distinct_3": lex.distinct_3,
         "compression_ratio": lex.compression_ratio, "mean_words": lex.mean_words,
@@ -337,7 +358,8 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     kinds = ["system"] * k + ["control"] * len(m.controls)
     t["diversity_per_prompt.csv"] = diversity_per_prompt(div, all_names, kinds)
     t["pooled_diversity.csv"] = pd.DataFrame({
-        "prompt_id": div.prompt_ids, "n_answers": div.pooled["pooled_n"],
+        "prompt_id": div.prompt_ids, "n_answers": div.pooled["pooled_n"].astype(np.int64),
+        "n_failed": div.pooled["pooled_failed"].astype(np.int64),
         "pooled_vendi": div.pooled["pooled_vendi"], "pooled_distinct_ideas": div.pooled["pooled_distinct_ideas"],
         "pooled_effective_diversity": div.pooled["pooled_effective_diversity"]})
     settings = [results.setting_of(s.params) for s in config.systems]
@@ -378,7 +400,8 @@ def leaderboard_frame(config: RunConfig, m: Measured, summary, inter: np.ndarray
         "intra_mean": pad(summary.mean), "share_above_0.8": pad(summary.above_08), "inter_mean_others": pad(others),
         "near_duplicate_rate": pad(near.near_duplicate_rate), "mean_distinct_neighbors": pad(near.mean_distinct_neighbors),
         "distinct_2": pad(lex.distinct_2), "compression_ratio": pad(lex.compression_ratio),
-        "n_prompts": (div.counts > 0).sum(axis=0), "n_responses": div.counts.sum(axis=0),
+        "n_prompts": (div.counts > 0).sum(axis=0), "n_responses": (div.counts - div.failed).sum(axis=0),
+        "n_failed": div.failed.sum(axis=0),
         **{name: means[name] for name in ("effective_diversity", "effective_distinctness", "vendi", "distinct_ideas",
                                           "utility", "pass_rate", "distinct_2_per_prompt", "compression_per_prompt")},
     }
@@ -402,7 +425,8 @@ def diversity_per_prompt(div: DiversityStats, names: list[str], kinds: list[str]
     order = np.lexsort((p_idx, k_idx))          # system-major, prompts in store order
     p_idx, k_idx = p_idx[order], k_idx[order]
     frame = pd.DataFrame({"system": [names[k] for k in k_idx], "kind": [kinds[k] for k in k_idx],
-                          "prompt_id": [div.prompt_ids[p] for p in p_idx], "n_samples": div.counts[p_idx, k_idx]})
+                          "prompt_id": [div.prompt_ids[p] for p in p_idx], "n_samples": div.counts[p_idx, k_idx],
+                          "n_failed": div.failed[p_idx, k_idx]})
     for name in ("vendi", "distinct_ideas", "effective_diversity", "effective_distinctness", "utility", "pass_rate",
                  "distinct_2_per_prompt", "compression_per_prompt"):
         frame[name] = div.cells[name][p_idx, k_idx]
@@ -519,6 +543,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "template_index": f"{near.template_index}; first {TEMPLATE_SAMPLES} sample(s) per system per prompt",
         "warnings": warnings,
         "pass_rate": dict(zip(names, [None if np.isnan(v) else float(v) for v in means["pass_rate"][:len(names)]])),
+        "n_failed": dict(zip(names, [int(v) for v in div.failed.sum(axis=0)[:len(names)]])),
     }
 
 

@@ -40,6 +40,27 @@ Lexical, per prompt and length-controlled: each answer is cut to its first LEXIC
 = distinct n-grams / all n-grams over the cut answers of one set (n-grams never cross answers); compression
 ratio = raw / zlib size of the cut answers joined. Averaged over prompts, so vocabulary across topics and
 answer length no longer move the figure.
+
+Blank answers and failed requests (each a "failure" below: an answer whose text is empty or whitespace, or a
+request stored as a permanent error, text NULL). A failure was asked for and came back with nothing, so it
+is an answer that fails the quality gate, g_i = 0, never an answer that was not asked for. Dropping it
+instead would let a system that answers twice and fails once score as if it had been asked twice, with a
+100% pass rate; reasoning models that spend max_tokens on thinking return exactly such blanks. A failure
+has no meaningful embedding (its vector is ignored), so:
+- pass rate = passing / n, n = every stored answer of the set, failures included.
+- effective diversity: a failure is in n (the denominator n (n - 1)) with g_i = 0, so every pair with a
+  failure counts 0: two passing answers at distance d (1 - cos) and one blank give 2 d / (3 * 2) = d / 3,
+  where the two answers alone would give d.
+- effective distinctness: a failure of A is in |A| with g_i = 0; B holds the other systems' real answers
+  only (a failure of another system said nothing to be distinct from).
+- utility (NoveltyBench: a failed generation has quality 0): a failure keeps its place in sample order and
+  counts in n (the normaliser (1 - p) / (1 - p^n)), opens a class of its own and earns q_i = 0.
+- distinct ideas: classes among the real answers (a failure is no idea); 0 when every answer failed.
+- Vendi score and the lexical figures measure the real answers only (NaN when every answer failed): they
+  are not quality-gated, and a blank has no embedding or words. So do intra, inter, near-duplicates and
+  shared phrases (hivemind.analyze), which report how many failures they left out (n_failed).
+- the pooled view: the same per prompt over all real systems' answers (pooled_n counts failures,
+  pooled_failed says how many).
 """
 from __future__ import annotations
 
@@ -171,13 +192,14 @@ def first_words(text: str, n: int) -> list[str]:
 # The streaming accumulator -------------------------------------------------------------------------
 PER_CELL = ["vendi", "distinct_ideas", "distinct_ideas_share", "effective_diversity", "effective_distinctness",
             "utility", "pass_rate", "distinct_2_per_prompt", "compression_per_prompt"]
-POOLED = ["pooled_vendi", "pooled_distinct_ideas", "pooled_effective_diversity", "pooled_n"]
+POOLED = ["pooled_vendi", "pooled_distinct_ideas", "pooled_effective_diversity", "pooled_n", "pooled_failed"]
 
 
 @dataclass
 class DiversityStats:
     prompt_ids: list[str]
-    counts: np.ndarray              # (P, K) answers per cell
+    counts: np.ndarray              # (P, K) answers per cell, blank answers and failed requests included
+    failed: np.ndarray              # (P, K) of which blank answers and failed requests
     cells: dict[str, np.ndarray]    # metric -> (P, K), NaN where undefined
     pooled: dict[str, np.ndarray]   # metric -> (P,), over the real systems' answers together
     threshold: float
@@ -211,16 +233,22 @@ class DiversityAccumulator:
         self.threshold, self.patience, self.lexical_words = threshold, patience, lexical_words
         self.prompt_ids: list[str] = []
         self.counts: list[np.ndarray] = []
+        self.failed: list[np.ndarray] = []
         self.rows: dict[str, list[np.ndarray]] = {name: [] for name in PER_CELL}
         self.pooled: dict[str, list[float]] = {name: [] for name in POOLED}
 
-    def add(self, group, passed: np.ndarray) -> None:
+    def add(self, group, passed: np.ndarray, failed: np.ndarray | None = None) -> None:
+        """One prompt's answers. `failed` marks blank answers and failed requests (their vectors are ignored):
+        they count in n as answers failing the gate and are left out of every embedding-only figure (the
+        module docstring derives where each metric puts them)."""
         systems = np.asarray(group.systems)
         x = np.asarray(group.vectors, dtype=np.float32)
-        passed = np.asarray(passed, dtype=bool)
+        failed = np.zeros(len(systems), dtype=bool) if failed is None else np.asarray(failed, dtype=bool)
+        passed = np.asarray(passed, dtype=bool) & ~failed
         order = np.argsort(group.sample_numbers, kind="stable")
         order = order[np.argsort(systems[order], kind="stable")]       # by system, then sample
-        systems, x, passed = systems[order], x[order], passed[order]
+        systems, x, passed, failed = systems[order], x[order], passed[order], failed[order]
+        x = np.where(failed[:, None], np.float32(0.0), x)              # a failure adds nothing to any sum
         texts = [group.texts[i] for i in order] if group.texts else []
         k = self.n_systems
         counts = np.bincount(systems, minlength=k)
@@ -229,47 +257,66 @@ class DiversityAccumulator:
         g = passed.astype(np.float64)
         x64 = x.astype(np.float64)
         real_sum = x64[real].sum(axis=0)
-        real_counts = counts[:self.n_real]
+        real_answers = np.bincount(systems[~failed], minlength=k)[:self.n_real]   # B: real answers only
         bounds = np.concatenate(([0], np.cumsum(counts)))
         vendi_sets = []
         for s in np.flatnonzero(counts):
             a, b = bounds[s], bounds[s + 1]
-            xs, gs = x64[a:b], g[a:b]
+            xs, gs, ok = x64[a:b], g[a:b], ~failed[a:b]
             n = b - a
-            vendi_sets.append((s, xs))
-            labels = partition(x[a:b], self.threshold)
-            row["distinct_ideas"][s] = labels.max() + 1
-            row["distinct_ideas_share"][s] = (labels.max() + 1) / n
+            if ok.any():
+                vendi_sets.append((s, xs[ok]))
+            found = partition(x[a:b][ok], self.threshold)
+            ideas = int(found.max() + 1) if len(found) else 0          # a failure is no idea
+            labels = failure_labels(found, ok)
+            row["distinct_ideas"][s] = ideas
+            row["distinct_ideas_share"][s] = ideas / n
             row["utility"][s] = utility(labels, gs, self.patience)
             row["pass_rate"][s] = gs.mean()
             if n >= 2:
                 row["effective_diversity"][s] = effective_diversity(xs, gs)
-            others_n = int(real_counts.sum() - (counts[s] if s < self.n_real else 0))
+            others_n = int(real_answers.sum() - (real_answers[s] if s < self.n_real else 0))
             if others_n:
                 others = real_sum - (xs.sum(axis=0) if s < self.n_real else 0.0)
                 row["effective_distinctness"][s] = (gs.sum() * others_n - (gs @ xs) @ others) / (n * others_n)
-            if texts:
+            if texts and ok.any():
                 row["distinct_2_per_prompt"][s], row["compression_per_prompt"][s] = lexical(
-                    texts[a:b], self.lexical_words)
+                    [t for t, keep in zip(texts[a:b], ok) if keep], self.lexical_words)
         for s, value in zip([s for s, _ in vendi_sets], vendi_batch([v for _, v in vendi_sets])):
             row["vendi"][s] = value
-        xr, gr = x64[real], g[real]
+        xr, gr, ok_r = x64[real], g[real], ~failed[real]
         self.pooled["pooled_n"].append(float(len(xr)))
-        self.pooled["pooled_vendi"].append(vendi_score(xr) if len(xr) else float("nan"))
+        self.pooled["pooled_failed"].append(float(len(xr) - ok_r.sum()))
+        self.pooled["pooled_vendi"].append(vendi_score(xr[ok_r]) if ok_r.any() else float("nan"))
         self.pooled["pooled_distinct_ideas"].append(
-            float(partition(x[real], self.threshold).max() + 1) if len(xr) else float("nan"))
+            float(partition(x[real][ok_r], self.threshold).max() + 1) if ok_r.any() else
+            0.0 if len(xr) else float("nan"))
         self.pooled["pooled_effective_diversity"].append(effective_diversity(xr, gr) if len(xr) >= 2 else float("nan"))
         self.prompt_ids.append(group.prompt_id)
         self.counts.append(counts)
+        self.failed.append(np.bincount(systems[failed], minlength=k))
         for name in PER_CELL:
             self.rows[name].append(row[name])
 
     def finish(self) -> DiversityStats:
+        empty = np.zeros((0, self.n_systems), dtype=np.int64)
         return DiversityStats(
-            prompt_ids=list(self.prompt_ids), counts=np.vstack(self.counts) if self.counts else np.zeros((0, self.n_systems)),
+            prompt_ids=list(self.prompt_ids), counts=np.vstack(self.counts) if self.counts else empty,
+            failed=np.vstack(self.failed) if self.failed else empty,
             cells={name: np.vstack(v) if v else np.zeros((0, self.n_systems)) for name, v in self.rows.items()},
             pooled={name: np.array(v, dtype=np.float64) for name, v in self.pooled.items()},
             threshold=self.threshold)
+
+
+def failure_labels(labels: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Class labels for a whole answer set in sample order, given the partition of its real answers (`ok`):
+    every failure gets a class of its own, numbered after the real ones, so it never becomes the first
+    member of a real class; its quality is 0, so it earns no utility either way."""
+    out = np.empty(len(ok), dtype=np.int64)
+    out[ok] = labels
+    start = int(labels.max() + 1) if len(labels) else 0
+    out[~ok] = start + np.arange(int((~ok).sum()))
+    return out
 
 
 def vendi_batch(sets: list[np.ndarray]) -> list[float]:

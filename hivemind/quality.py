@@ -7,6 +7,9 @@ An answer passes when
 2. every gating scorer (a configured scorer with `pass_at`) that scored it gave score >= pass_at
    (scores are higher-is-better for every scorer). An answer a scorer could not score (NULL score) is
    gated by the other scorers and relevance alone; the report names the scorers that gated.
+A blank answer (empty or whitespace) or a request that failed for good never passes: it is an answer that
+was asked for and failed, so it stays in every gated figure's denominator (hivemind.diversity derives each
+metric; analyze.add_gated applies it for every engine and gate).
 
 Relevance alone cannot catch a shuffled word salad of a good answer (same words, same embedding
 neighbourhood); only a fluency scorer such as perplexity does.
@@ -30,6 +33,7 @@ class Gate:
     scores: dict[tuple[str, str, int], dict[str, float]] = field(default_factory=dict)  # key -> scorer -> score
     prompt_vectors: dict[str, np.ndarray] = field(default_factory=dict)
     n_scored: dict[str, int] = field(default_factory=dict)    # gating scorer -> answers it scored
+    no_line_reason: str | None = None             # why relevance_line is None (relevance_gap), in words
 
     def relevance(self, prompt_id: str, vectors: np.ndarray) -> np.ndarray:
         """cos(answer, prompt) per row; NaN when the prompt has no vector."""
@@ -56,7 +60,7 @@ class Gate:
             parts.append(f"relevance (cosine to own prompt >= {self.relevance_line:.3f}, the "
                          f"{RELEVANCE_QUANTILE:.0f}th percentile of cosines to other prompts)")
         else:
-            parts.append("no relevance gate (the prompts have no embeddings: run `hivemind embed`)")
+            parts.append(f"no relevance gate ({self.no_line_reason or 'no relevance line'})")
         for name, line in self.scorers.items():
             parts.append(f"{name} >= {line:g} ({self.n_scored.get(name, 0)} answers scored)")
         return "; ".join(parts)
@@ -76,7 +80,27 @@ def calibrate_relevance(sample_vectors: np.ndarray, sample_prompts: list[str],
     return float(np.percentile(cos[~own], RELEVANCE_QUANTILE))
 
 
-def build_gate(scorers, scores_frame, prompt_vectors: dict[str, np.ndarray], relevance_line: float | None) -> Gate:
+def relevance_gap(sample_prompts: list[str], prompt_vectors: dict[str, np.ndarray]) -> str | None:
+    """Why calibrate_relevance has no line for these sampled answers' prompts (None: it has one, or
+    would). The line is the percentile of cosines between answers and *other* prompts, so it needs real
+    answers to two or more prompts whose own text is embedded; an answer-less prompt is no reason to
+    blame the embeddings."""
+    answered = list(dict.fromkeys(sample_prompts))
+    embedded = [p for p in answered if p in prompt_vectors]
+    if len(embedded) >= 2:
+        return None
+    if not prompt_vectors:
+        return "the prompts have no embeddings: run `hivemind embed`"
+    if len(answered) < 2:
+        return (f"only {len(answered)} prompt(s) have a real answer, the others none or only blank answers and "
+                f"failed requests; the line is calibrated on answers to other prompts, so it needs real answers "
+                f"to 2 or more prompts")
+    return (f"only {len(embedded)} of the {len(answered)} answered prompts have an embedded prompt text: run "
+            f"`hivemind embed`")
+
+
+def build_gate(scorers, scores_frame, prompt_vectors: dict[str, np.ndarray], relevance_line: float | None,
+               no_line_reason: str | None = None) -> Gate:
     """scorers: config.Scorer list; scores_frame: Store.scores_frame(). Only scorers with pass_at gate."""
     lines = {s.name: float(s.pass_at) for s in scorers if s.pass_at is not None}
     scores: dict[tuple[str, str, int], dict[str, float]] = {}
@@ -88,7 +112,7 @@ def build_gate(scorers, scores_frame, prompt_vectors: dict[str, np.ndarray], rel
             scores.setdefault((sid, pid, int(sample)), {})[scorer] = float(score)
             n_scored[scorer] += 1
     return Gate(relevance_line=relevance_line, scorers=lines, scores=scores, prompt_vectors=prompt_vectors,
-                n_scored=n_scored)
+                n_scored=n_scored, no_line_reason=None if relevance_line is not None else no_line_reason)
 
 
 # How much the gate depends on the scorer (gate_by_scorer.csv) ----------------------------------------

@@ -65,6 +65,10 @@ METRICS = {m.name: m for m in [
     Metric("compression_ratio", "compression (pooled)", HOMOGENEOUS, "raw / zlib size of all a system's answers"),
     Metric("n_prompts", "prompts", NEUTRAL, "", "int"),
     Metric("n_responses", "answers", NEUTRAL, "", "int"),
+    Metric("n_failed", "blank or failed", NEUTRAL,
+           "blank (empty or whitespace) answers and requests that failed for good: each counts as an answer "
+           "failing the quality gate (pass rate, effective diversity, utility) and is left out of the "
+           "similarity figures (intra, inter, near duplicates, phrases, Vendi)", "int"),
 ]}
 
 PRIMARY = "effective_diversity"
@@ -80,7 +84,7 @@ def primary_key(max_samples: int) -> str:
 LEADERBOARD_METRICS = ["effective_diversity", "effective_distinctness", "vendi", "distinct_ideas", "utility",
                        "pass_rate", "intra_mean", "share_above_0.8", "inter_mean_others", "near_duplicate_rate",
                        "mean_distinct_neighbors", "distinct_2_per_prompt", "compression_per_prompt",
-                       "distinct_2", "compression_ratio", "n_prompts", "n_responses"]
+                       "distinct_2", "compression_ratio", "n_prompts", "n_responses", "n_failed"]
 
 
 def leaderboard_columns(primary: str) -> list[str]:
@@ -125,12 +129,14 @@ TABLES = {t.file: t for t in [
     Table("lexical_diversity.csv", ("system", "distinct_1", "distinct_2", "distinct_3", "compression_ratio",
                                     "mean_words", "distinct_2_per_prompt", "compression_per_prompt"),
           "lexical diversity, pooled and per prompt"),
-    Table("diversity_per_prompt.csv", ("system", "kind", "prompt_id", "n_samples", "vendi", "distinct_ideas",
-                                       "effective_diversity", "effective_distinctness", "utility", "pass_rate",
-                                       "distinct_2_per_prompt", "compression_per_prompt"),
-          "every diversity metric per (system, prompt)"),
-    Table("pooled_diversity.csv", ("prompt_id", "n_answers", "pooled_vendi", "pooled_distinct_ideas",
-                                   "pooled_effective_diversity"), "the hivemind view: all real systems pooled"),
+    Table("diversity_per_prompt.csv", ("system", "kind", "prompt_id", "n_samples", "n_failed", "vendi",
+                                       "distinct_ideas", "effective_diversity", "effective_distinctness", "utility",
+                                       "pass_rate", "distinct_2_per_prompt", "compression_per_prompt"),
+          "every diversity metric per (system, prompt); n_samples counts blank answers and failed requests, "
+          "n_failed says how many"),
+    Table("pooled_diversity.csv", ("prompt_id", "n_answers", "n_failed", "pooled_vendi", "pooled_distinct_ideas",
+                                   "pooled_effective_diversity"),
+          "the hivemind view: all real systems pooled; n_answers counts blank answers and failed requests"),
     Table("setting_headlines.csv", ("setting", "n_systems", "share_above_0.8", "inter_min", "inter_max"),
           "paper headline figures per decoding setting"),
     Table("cross_setting_pairs.csv", ("model", "system_a", "setting_a", "system_b", "setting_b", "similarity"),
@@ -221,9 +227,16 @@ class SystemResult(BaseModel):
                                                     "prompts (Fig. 6 row mean, diagonal left out); no CI")
     near_duplicate_rate: float | None = Field(description="share of answers with a near duplicate from another "
                                                           "system (cosine >= the run's threshold)")
-    pass_rate: float | None = Field(description="share of answers passing the quality gate")
+    pass_rate: float | None = Field(description="share of answers passing the quality gate, over every stored "
+                                                "answer: blank answers and permanent errors count as failing")
     answers: int | None = Field(description="stored answers with text (blank ones included); null for controls")
     errors: int | None = Field(description="samples stored as permanent errors (no answer)")
+    blank: int | None = Field(default=None, description="answers whose text is empty or whitespace only (among "
+                                                       "`answers`); null for controls and runs analysed before it")
+    failed: int | None = Field(default=None, description=(
+        "blank answers plus permanent errors as the analysis counted them (leaderboard column n_failed): each is "
+        "an answer failing the quality gate, in the pass rate, effective diversity and utility, and is left out "
+        "of the similarity figures; null for runs analysed before it"))
     truncated: int | None = Field(description="answers cut at the token limit (finish_reason 'length')")
     truncated_share: float | None = Field(description="truncated / answers")
     error_share: float | None = Field(description="errors / (answers + errors)")

@@ -998,6 +998,38 @@ class Store:
             self.db.execute(f"INSERT OR IGNORE INTO embedding_chunks (embedder, text_hash, chunks, tokens) "
                             f"SELECT embedder, text_hash, chunks, tokens FROM {src}.embedding_chunks")
 
+    # Every outcome of every request, failures included (the quality-gated metrics, hivemind.analyze) ------
+    def iter_answer_groups(self, embedder: str, system_ids: list[str],
+                           positions: tuple[int | None, int | None] | None = None) -> Iterator[PromptGroup]:
+        """Like iter_prompt_groups, but with every stored outcome of these systems, failures included: an
+        embedded answer, a blank answer (empty or whitespace-only text, embedded or not) and a request that
+        failed for good (text NULL, error set). A blank or failed row has text "" and a zero vector, so a
+        prompt whose every answer failed still yields its group. A non-blank answer without a vector for
+        `embedder` (not embedded yet) is left out, as iter_prompt_groups leaves it out."""
+        index = {sid: i for i, sid in enumerate(system_ids)}
+        where, bounds = _position_range(positions)
+        probe = self.db.execute("SELECT vector FROM embeddings WHERE embedder = ? LIMIT 1", (embedder,)).fetchone()
+        zero = bytes(len(probe[0])) if probe else b""      # a zero vector of the embedder's dimension
+        cursor = self.db.execute(
+            f"SELECT r.prompt_id, r.system_id, r.sample, r.text, e.vector FROM responses r "
+            f"JOIN prompts p ON p.id = r.prompt_id "
+            f"LEFT JOIN embeddings e ON e.embedder = ? AND e.text_hash = r.text_hash "
+            f"WHERE r.system_id IN ({_marks(system_ids)}) AND (r.text IS NOT NULL OR r.error IS NOT NULL){where} "
+            f"ORDER BY p.position, r.system_id, r.sample",
+            [embedder, *system_ids, *bounds])
+        current, rows = None, []
+        for prompt_id, system_id, sample, text, vector in cursor:
+            failed = text is None or not text.strip(BLANKS)
+            if vector is None and not failed:
+                continue
+            if prompt_id != current and rows:
+                yield _group(current, rows, index)
+                rows = []
+            current = prompt_id
+            rows.append((prompt_id, system_id, sample, "" if failed else text, zero if failed else vector))
+        if rows:
+            yield _group(current, rows, index)
+
 
 @dataclass
 class MergeCounts:

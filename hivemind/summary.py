@@ -68,8 +68,10 @@ def build_results(config: RunConfig) -> RunResults:
     ids = {s.name: s.identity for s in config.systems}
     with Store.open_readonly(config.store_path) as store:
         outcomes = store.system_outcomes(list(ids.values()))
+        blanks = {sid: n_blank for sid, (_, n_blank) in store.response_counts_per_system(list(ids.values())).items()}
     primary = info.get("primary_key") or results.primary_key(2)
-    systems = [_system_result(row, primary, buckets, outcomes.get(ids.get(row["system"], ""), None))
+    systems = [_system_result(row, primary, buckets, outcomes.get(ids.get(row["system"], ""), None),
+                              blanks.get(ids.get(row["system"], "")))
                for row in board.to_dict("records")]
     return RunResults(
         schema_version=results.RESULTS_SCHEMA_VERSION, hivemind_version=__version__,
@@ -80,7 +82,7 @@ def build_results(config: RunConfig) -> RunResults:
         headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems)
 
 
-def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome) -> SystemResult:
+def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome, blank: int | None) -> SystemResult:
     name = str(row["system"])
     bucket = buckets.loc[name] if name in buckets.index else {}
     get = lambda key: _float(bucket.get(key)) if len(bucket) else None
@@ -88,6 +90,9 @@ def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome) -> S
     cost = None
     if outcome is not None and row.get("kind", "system") == "system":
         answers, errors, truncated, cost = outcome
+    else:
+        blank = None
+    failed = _number(row.get("n_failed"))
     share = lambda part, whole: (part / whole) if part is not None and whole else None
     rank = row.get("rank")
     return SystemResult(
@@ -102,7 +107,8 @@ def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome) -> S
         share_above_08_calibrated=get("above_0.8_calibrated"),
         inter_mean_others=Estimate(value=_float(row.get("inter_mean_others"))),
         near_duplicate_rate=_float(row.get("near_duplicate_rate")), pass_rate=_float(row.get("pass_rate")),
-        answers=answers, errors=errors, truncated=truncated, cost_usd=cost,
+        answers=answers, errors=errors, truncated=truncated, cost_usd=cost, blank=blank,
+        failed=None if failed is None else int(failed),
         truncated_share=share(truncated, answers),
         error_share=share(errors, (answers or 0) + (errors or 0)),
         metrics={key: _number(value) for key, value in row.items()},
@@ -197,6 +203,7 @@ def _columns(data: RunResults, level: int) -> list[tuple[str, list[str]]]:
         ("dup", [_pct(r.near_duplicate_rate) for r in rows]),
         ("pass", [_pct(r.pass_rate) for r in rows]),
         ("answers", [str(r.answers) if r.answers is not None else "-" for r in rows]),
+        ("blank", [str(r.blank) if r.blank is not None else "-" for r in rows]),
         ("trunc", [_pct(r.truncated_share) for r in rows]),
         ("err", [_pct(r.error_share) for r in rows]),
         ("cost", [_cost(r.cost_usd) for r in rows]),
@@ -249,7 +256,8 @@ def render(data: RunResults, run_dir: Path, width: int | None = None) -> str:
              "", *table_lines(data, width), ""]
     lines += wrap("intra = mean cosine within a system per prompt; >0.8 = share of prompts above the paper's "
                   "line; inter = mean cosine to the others; dup = near-duplicate rate; pass = quality pass rate; "
-                  "trunc / err = answers cut at the token limit / failed samples")
+                  "blank = empty or whitespace answers (among answers); trunc / err = answers cut at the token "
+                  "limit / failed samples. Blank answers and failed samples count as answers failing the gate")
     if h.get("share_above_0.8") is not None:
         lines += wrap(f"headline: {_pct(h.get('share_above_0.8'))} of prompts above 0.8 on average; "
                       f"inter-model cosine {_fmt(h.get('inter_min'), 2)} to {_fmt(h.get('inter_max'), 2)}")

@@ -142,6 +142,53 @@ def test_accumulator_cells_pooled_and_controls_isolated():
     assert stats.pooled["pooled_n"][0] == 15                           # the control is not pooled
 
 
+def test_a_failure_is_a_failing_answer_whatever_its_vector():
+    """Failed rows (blank answers, failed requests) count in n with g = 0 and their vectors are ignored:
+    the cells equal the brute-force definitions written out per metric in hivemind.diversity."""
+    rng = np.random.default_rng(5)
+    d, n = 16, 6
+    x = unit(rng, 2 * n, d, spread=0.5, base=rng.standard_normal(d)).astype(np.float32)
+    systems = np.repeat([0, 1], n).astype(np.int32)
+    failed = np.zeros(2 * n, bool)
+    failed[[1, 4, 7]] = True                                         # system 0: samples 1, 4; system 1: 1
+    texts = ["" if f else f"answer {i} with words {i % 4}" for i, f in enumerate(failed)]
+    group = PromptGroup("p0", systems, x, texts, samples=np.tile(np.arange(n), 2).astype(np.int32))
+    garbage = PromptGroup("p0", systems, np.where(failed[:, None], x[::-1], x), texts, samples=group.samples)
+    t = idea_threshold(0.1)
+    cells = []
+    for g in (group, garbage):                    # what a failed row's vector holds changes nothing
+        acc = DiversityAccumulator(2, 2, threshold=t)
+        acc.add(g, np.ones(2 * n, bool), failed)
+        cells.append(acc.finish())
+    stats = cells[0]
+    for name in stats.cells:
+        np.testing.assert_allclose(cells[1].cells[name], stats.cells[name], rtol=0, atol=1e-9, err_msg=name)
+    x64 = x.astype(np.float64)
+    for s in (0, 1):
+        mine = systems == s
+        xs, ok = x64[mine], ~failed[mine]
+        assert stats.counts[0, s] == n and stats.failed[0, s] == (~ok).sum()
+        assert stats.cells["pass_rate"][0, s] == pytest.approx(ok.mean())
+        assert stats.cells["effective_diversity"][0, s] == pytest.approx(effective_brute(xs, ok), abs=1e-6)
+        assert stats.cells["vendi"][0, s] == pytest.approx(vendi_brute(xs[ok]), rel=1e-6)
+        ideas = partition_brute(xs[ok], t)
+        assert stats.cells["distinct_ideas"][0, s] == ideas.max() + 1
+        new, seen, j = [], set(), 0               # utility: a failure keeps its place, earns 0
+        for keep in ok:
+            new.append(keep and ideas[j] not in seen)
+            if keep:
+                seen.add(ideas[j])
+                j += 1
+        brute = (1 - 0.8) / (1 - 0.8 ** n) * sum(0.8 ** i for i, is_new in enumerate(new) if is_new)
+        assert stats.cells["utility"][0, s] == pytest.approx(brute, abs=1e-9)
+        other = x64[~mine][~failed[~mine]]        # B: the other system's real answers only
+        brute = sum(ok[i] * (1 - xs[i] @ other[j]) for i in range(n) for j in range(len(other)))
+        assert stats.cells["effective_distinctness"][0, s] == pytest.approx(brute / (n * len(other)), abs=1e-6)
+    assert stats.pooled["pooled_n"][0] == 2 * n and stats.pooled["pooled_failed"][0] == 3
+    assert stats.pooled["pooled_vendi"][0] == pytest.approx(vendi_brute(x64[~failed]), rel=1e-6)
+    assert stats.pooled["pooled_effective_diversity"][0] == pytest.approx(effective_brute(x64, ~failed), abs=1e-6)
+
+
 def test_bootstrap_ci_brackets_the_mean():
     rng = np.random.default_rng(5)
     acc = DiversityAccumulator(2, 2, threshold=0.8)

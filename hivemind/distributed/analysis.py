@@ -42,7 +42,7 @@ from hivemind.distributed.cluster import connected, n_cpus, remote_error
 from hivemind.distributed.embedding import FAULT_ENV, die_once
 from hivemind.neighbors import Cluster, NearDuplicateFinder
 from hivemind.phrases import LexicalAccumulator, LexicalStats
-from hivemind.quality import CALIBRATION_ANSWERS, build_gate, calibrate_relevance
+from hivemind.quality import CALIBRATION_ANSWERS
 from hivemind.similarity import SimilarityAccumulator
 from hivemind.store import Store
 
@@ -148,15 +148,11 @@ def _lexical_system(store_path: str, embedder: str, system_id: str) -> LexicalSt
 
 # The map: second pass -------------------------------------------------------------------------------------
 def diversity_groups(groups, ids: list[str], n_real: int, threshold: float, gate) -> DiversityAccumulator:
-    """analyze.measure_diversity's loop over some prompts' groups."""
+    """analyze.measure_diversity's loop over some prompts' answer groups (Store.iter_answer_groups: blank
+    answers and failed requests included, counted as failing by analyze.add_gated)."""
     acc = DiversityAccumulator(len(ids), n_real, threshold=threshold)
     for group in groups:
-        group = single.drop_empty(group)
-        if group is None:
-            continue
-        samples = group.sample_numbers
-        acc.add(group, gate.passes(group.prompt_id, [ids[k] for k in group.systems.tolist()], samples,
-                                   group.vectors))
+        single.add_gated(acc, group, gate, ids)
     return acc
 
 
@@ -164,7 +160,7 @@ def _diversity_shard(store_path: str, embedder: str, ids: list[str], n_real: int
                      threshold: float, gate) -> DiversityAccumulator:
     store = Store.open_readonly(store_path)
     try:
-        return diversity_groups(store.iter_prompt_groups(embedder, ids, (shard.first, shard.end)), ids, n_real,
+        return diversity_groups(store.iter_answer_groups(embedder, ids, (shard.first, shard.end)), ids, n_real,
                                 threshold, gate)
     finally:
         store.close()
@@ -219,6 +215,7 @@ def merge_diversity(parts: list[DiversityAccumulator], n_systems: int, n_real: i
     for part in parts:
         out.prompt_ids += part.prompt_ids
         out.counts += part.counts
+        out.failed += part.failed
         for name in out.rows:
             out.rows[name] += part.rows[name]
         for name in out.pooled:
@@ -286,11 +283,7 @@ def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int,
 def measure_diversity(ray, store: Store, config: RunConfig, ids: list[str], n_real: int, m: single.Measured,
                       n_shards: int, progress: bool):
     """analyze.measure_diversity: the gate calibrated on the driver, the diversity cells on the shards."""
-    prompt_vectors = store.prompt_vectors(config.embedder.id)
-    line = None
-    if m.sample_vectors is not None:
-        line = calibrate_relevance(m.sample_vectors, m.sample_prompts, prompt_vectors, seed=config.seed)
-    gate = build_gate(config.scorers, store.scores_frame(ids), prompt_vectors, line)
+    gate = single.calibrated_gate(store, config, ids, m)
     threshold = idea_threshold(m.similarity.floor)
     plan = plan_shards(store.prompt_group_sizes(config.embedder.id, ids), n_shards)
     task = ray.remote(num_cpus=1)(_diversity_shard)

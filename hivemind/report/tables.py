@@ -434,12 +434,13 @@ def leaderboard_table(t: Tables) -> pd.DataFrame:
 
 
 def outcome_cells(outcome) -> dict[str, str]:
-    """Truncated and failed shares and cost, as results.json has them ("—" for controls)."""
+    """Blank answers (a count), truncated and failed shares and cost, as results.json has them ("—" for
+    controls). Blank answers and failed requests count as answers failing the quality gate."""
     if outcome is None or outcome.answers is None:
-        return {"truncated": "—", "failed": "—", "cost (USD)": "—"}
+        return {"blank": "—", "truncated": "—", "failed": "—", "cost (USD)": "—"}
     cost = outcome.cost_usd
-    return {"truncated": pct(outcome.truncated_share), "failed": pct(outcome.error_share),
-            "cost (USD)": "—" if cost is None else f"{cost:.4g}"}
+    return {"blank": "—" if outcome.blank is None else str(outcome.blank), "truncated": pct(outcome.truncated_share),
+            "failed": pct(outcome.error_share), "cost (USD)": "—" if cost is None else f"{cost:.4g}"}
 
 
 def numeric_columns(frame: pd.DataFrame) -> set[str]:
@@ -451,7 +452,10 @@ def gate_note(t: Tables) -> str:
     primary = primary_of(t)
     metric = results.METRICS[primary]
     return (f"Ranked by {metric.display} ({metric.direction} when higher; {metric.reference}); rank 1 = most "
-            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}.")
+            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}. "
+            f"A blank answer (empty or whitespace; column blank) or a failed request counts as an answer failing "
+            f"the gate: it lowers the pass rate, effective diversity and utility, and is left out of the "
+            f"similarity figures.")
 
 
 def setting_rows(t: Tables) -> pd.DataFrame | None:
