@@ -234,6 +234,10 @@ def _classify(config, model: str, api_base: str | None, api_key_env: str | None,
     from hivemind.config import api_key
     from hivemind.store import Store
 
+    from hivemind.secrets import url_problem
+
+    if api_base is not None and url_problem(api_base):   # the classifier's name (stored) holds api_base
+        raise HivemindError(f"classifier api_base: the URL {url_problem(api_base)} (nothing was written)")
     labels = read_labels(labels_path)
     key = api_key(f"classifier {model!r}", model, api_base, api_key_env)
     classifier = f"{model}@{api_base}" if api_base else model

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -239,15 +240,74 @@ def cmd_clusters(args) -> str:
     return "\n".join(lines + [f"written to {table} and {figure}"])
 
 
+# Command-line values, checked once as argparse reads them (`type=`), so a bad one is a usage error naming
+# the flag before anything runs. float() alone takes "nan" and "inf"; int() takes 0 and -3.
+
+def finite_float(text: str) -> float:
+    """A finite number (not nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
+    return value
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {value}")
+        return value
+    parse.__name__ = f"int >= {low}"   # argparse names the type in some messages
+    return parse
+
+
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+
+
+def safe_url(text: str) -> str:
+    """A URL without credentials (user:password@, a key in the query): keys come only from the environment,
+    and a URL is stored (a classifier's name) and printed."""
+    from hivemind.secrets import url_problem
+
+    problem = url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"the URL {problem} (nothing was written)")
+    return text
+
+
+class AppendOnce(argparse.Action):
+    """A repeatable flag (`--system A --system B`): a value given twice is used once, in first-given order."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        values = list(getattr(namespace, self.dest, None) or [])
+        if value not in values:
+            values.append(value)
+        setattr(namespace, self.dest, values)
+
+
 def add_engine_options(p, workers: bool = True) -> None:
     """--engine ray (hivemind.distributed): the stage on a Ray cluster, the same results."""
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: run this stage on a Ray cluster (API judges and API embedders stay local)")
-    p.add_argument("--ray-address", help="an existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); "
+    p.add_argument("--ray-address", type=safe_url, help="an existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); "
                    "default: start a local one")
     if workers:
-        p.add_argument("--workers", type=int, help="with --engine ray: CPU actors (default: one per CPU)")
-        p.add_argument("--gpus", type=int, help="with --engine ray: GPU actors, one GPU each (default: every "
+        p.add_argument("--workers", type=positive_int, help="with --engine ray: CPU actors (default: one per CPU)")
+        p.add_argument("--gpus", type=non_negative_int, help="with --engine ray: GPU actors, one GPU each (default: every "
                        "GPU of the cluster for embedding, none for scoring)")
 
 
@@ -315,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("collect", cmd_collect, "ask every system for the samples not yet stored (starts local servers)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--system", action="append", help="only this system (repeatable)")
+    p.add_argument("--system", action=AppendOnce, help="only this system (repeatable)")
     p.add_argument("--retry-errors", action="store_true", help=retry_help)
     p = add("embed", cmd_embed, "embed every stored answer (vectors are cached by text)", writes_run=True)
     p.add_argument("run", help=RUN_HELP)
@@ -323,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("score", cmd_score, "give every stored answer a quality score per configured scorer (cached)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--scorer", action="append", help="only this scorer (repeatable)")
+    p.add_argument("--scorer", action=AppendOnce, help="only this scorer (repeatable)")
     add_engine_options(p)
     p = add("analyze", cmd_analyze, "write the similarity and diversity tables and results.json, then print "
             "the summary", writes_run=True)
@@ -339,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agreement", cmd_agreement, "compare two embedders on one run (rankings, matrix cells, calibrated lines)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--embedder", action="append", required=True, help="an embedder name; give two")
+    p.add_argument("--embedder", action=AppendOnce, required=True, help="an embedder name; give two")
     p = add("calibrate", cmd_calibrate, "check scorers (judges, reward models, perplexity) against human ratings",
             writes_run=True)
     p.add_argument("--absolute", metavar="FILE", help="1-5 ratings per response: JSONL/CSV, or 'hub' for "
@@ -348,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "liweijiang/infinite-chats-human-pairwise")
     p.add_argument("--config", help="a config whose `scorers:` are calibrated (default: the local perplexity "
                    "scorer on the bundled SmolLM2)")
-    p.add_argument("--scorer", action="append", help="only this scorer of --config (repeatable)")
+    p.add_argument("--scorer", action=AppendOnce, help="only this scorer of --config (repeatable)")
     p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
     p.add_argument("--results", help=results_help)
     from hivemind.calibrate import Params
@@ -356,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = Params()   # defaults: the authors' sweeps (hivemind/calibrate.py docstring says where each is from)
 
     def values(flag, default, help):
-        p.add_argument(flag, type=float, nargs="+", default=list(default), metavar="V",
+        p.add_argument(flag, type=finite_float, nargs="+", default=list(default), metavar="V",
                        help=f"{help} (one subset per value; default: {' '.join(f'{v:g}' for v in default)})")
     values("--middle-pct", sweep.middle_pct, "similar quality: middle percent of mean ratings")
     values("--tukey-k", sweep.tukey_k, "similar quality: inside Tukey's fences Q1 - k IQR, Q3 + k IQR")
@@ -368,25 +428,25 @@ def build_parser() -> argparse.ArgumentParser:
            "'similar / hard to tell' votes")
     values("--pair-disagreement-pct", sweep.pair_disagreement_pct, "pairwise high disagreement: percent of "
            "pairs with the lowest annotator agreement")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default: 0)")
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed of the bootstrap (default: 0)")
     p = add("categories", cmd_categories, "homogeneity per prompt category (category_breakdown.csv)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--min-prompts", type=int, default=5, help="flag categories with fewer prompts than this")
+    p.add_argument("--min-prompts", type=positive_int, default=5, help="flag categories with fewer prompts than this")
     p = add("classify", cmd_classify, "give each prompt a taxonomy category with an LM (cached, resumable)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--model", required=True, help="a litellm model id, e.g. openai/gpt-4o-mini")
-    p.add_argument("--api-base", help="the model's server URL (default: the provider's)")
+    p.add_argument("--api-base", type=safe_url, help="the model's server URL (default: the provider's)")
     p.add_argument("--api-key-env", help="the environment variable holding the key")
     p.add_argument("--labels", help="a file of category labels, one a line ('Top > Fine' for two levels)")
     p = add("clusters", cmd_clusters, "cluster one prompt's pooled answers by k-means (table and figure)",
             writes_run=True)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--prompt", required=True, help="the prompt id")
-    p.add_argument("-k", type=int, default=5, help="number of clusters (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of k-means (default: 0)")
+    p.add_argument("-k", type=positive_int, default=5, help="number of clusters (default: 5)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed of k-means (default: 0)")
     p = add("import", cmd_import, "make a run from existing generations or a snapshot folder", writes_run=True)
     p.add_argument("files", nargs="*", help="generation files (JSON/JSONL/CSV/Parquet), a snapshot folder, or "
                    "hf://OWNER/NAME@TAG (a snapshot pushed with --to-hub)")
@@ -402,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", metavar="FILE", help="import quality scores for run --name (JSONL or "
                    "NoveltyBench scores.jsonl) as scorer --scorer")
     p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
-    p.add_argument("--pass-at", type=float, help="with --scores: the quality gate (score >= pass_at passes)")
+    p.add_argument("--pass-at", type=finite_float, help="with --scores: the quality gate (score >= pass_at passes)")
     _leaderboard_parser(add)
     _snapshot_parser(add, "results folder (default: the run config's, else $HIVEMIND_RESULTS, else results/)")
     p = add("export", cmd_export, "write a run in another tool's format", writes_run=True)
@@ -412,9 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("reproduce", cmd_reproduce, "run (or resume) the paper's configuration", writes_run=True)
     p.add_argument("what", choices=["paper"], help="what to reproduce: paper (Jiang et al. 2025)")
     p.add_argument("--systems", help="comma-separated system names (default: all)")
-    p.add_argument("--limit", type=int, help="only the first N prompts")
-    p.add_argument("--samples", type=int, help="fewer samples per prompt than the paper's 50")
-    p.add_argument("--threshold", type=float, default=10.0, help="USD above which --yes is needed")
+    p.add_argument("--limit", type=positive_int, help="only the first N prompts")
+    p.add_argument("--samples", type=positive_int, help="fewer samples per prompt than the paper's 50")
+    p.add_argument("--threshold", type=non_negative_float, default=10.0, help="USD above which --yes is needed")
     p.add_argument("--yes", action="store_true", help="go ahead above the cost threshold")
     p.add_argument("--routes", action="store_true", help="list every model's routes, the default and what to set")
     p = add("merge", cmd_merge, "merge stores collected on other machines into the run's store", writes_run=True)
@@ -423,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("plan", cmd_plan, "estimate requests, tokens, cost, embedding time and sizes of a run")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--scale", action="store_true", help="also print the paper's full 26K x 25 x 50 x 2 plan")
-    p.add_argument("--prompts", type=int, help="plan for this many prompts instead of the config's")
-    p.add_argument("--settings", type=int, default=1, help="decoding settings, each a full pass (default: 1)")
+    p.add_argument("--prompts", type=positive_int, help="plan for this many prompts instead of the config's")
+    p.add_argument("--settings", type=positive_int, default=1, help="decoding settings, each a full pass (default: 1)")
     return parser
 
 

@@ -70,9 +70,10 @@ def collect(config: RunConfig, systems: list[str] | None = None, progress: bool 
     prepare(systems with work): a context held while requests are sent (the orchestrator starts local
     servers in it). Call this through hivemind.pipeline.collect, which also holds the run lock."""
     chosen = [config.system(name) for name in systems] if systems else list(config.systems)
+    chosen = list({system.name: system for system in chosen}.values())   # a system named twice is asked once
     prompts = load_prompts(config)
     plans = plan(config, chosen, prompts, retry_errors)
-    summary = CollectSummary(requested=sum(len(todo) for _, todo in plans))
+    summary = CollectSummary(requested=sum(todo.count for todo in plans))
     summary.skipped = len(chosen) * len(prompts) * config.samples - summary.requested
     if summary.requested:
         check_systems(chosen)
@@ -81,7 +82,7 @@ def collect(config: RunConfig, systems: list[str] | None = None, progress: bool 
             for system in chosen:
                 store.add_system(system.identity, system.name, system.model, system.api_base, system.params)
             store.add_prompts(prompts)
-            busy = [system for system, todo in plans if todo]
+            busy = [todo.system for todo in plans if todo.count]
             with prepare(busy) if prepare is not None else nullcontext():
                 run_async(_collect(config, plans, store, summary, progress, retry_errors))
     # else: nothing to ask, no provider check, so a re-run never even imports litellm
@@ -346,31 +347,54 @@ def split_reasoning(content: str, reasoning_content: str | None) -> tuple[str, s
     return content, (reasoning_content or None)
 
 
-def plan(config: RunConfig, systems: list[System], prompts: list[Prompt],
-         retry_errors: bool = False) -> list[tuple[System, list]]:
+@dataclass
+class Todo:
+    """One system's missing (prompt, sample) keys: how many, and a generator that yields them as the workers
+    take them. Never a list: a million samples per prompt would be millions of tuples (1.3 GB) before the
+    first request; now at most `concurrency` keys per system exist at a time."""
+    system: System
+    count: int
+    keys: Iterator[tuple[Prompt, int]]
+    retried: int = 0      # of `count`, keys stored as permanent errors that retry_errors re-sends
+
+
+def plan(config: RunConfig, systems: list[System], prompts: list[Prompt], retry_errors: bool = False) -> list[Todo]:
     """The (prompt, sample) keys each system still lacks (with retry_errors, also those stored as permanent
-    errors). Reads the store if there is one; writes nothing."""
+    errors), as lazy Todos. Reads the store if there is one; writes nothing. The stored keys are read into a
+    set (their number is what is stored, not what is asked)."""
+    total = len(prompts) * config.samples
     if not config.store_path.exists():
-        return [(system, [(p, s) for p in prompts for s in range(config.samples)]) for system in systems]
+        return [Todo(system, total, missing_keys(prompts, config.samples, set())) for system in systems]
     with Store(config.store_path, create=False) as store:
         store.check_prompts(prompts)
         plans = []
+        ids = {prompt.id for prompt in prompts}
+
+        def ours(keys: set) -> set:   # stored keys outside this run's prompts or sample range do not count
+            return {(prompt_id, sample) for prompt_id, sample in keys
+                    if prompt_id in ids and 0 <= sample < config.samples}
+
         for system in systems:
-            done = store.done_keys(system.identity)
-            if retry_errors:
-                done -= store.error_keys(system.identity)
-            plans.append((system, [(p, s) for p in prompts for s in range(config.samples) if (p.id, s) not in done]))
+            done = ours(store.done_keys(system.identity))
+            errors = ours(store.error_keys(system.identity)) if retry_errors else set()
+            done -= errors
+            plans.append(Todo(system, total - len(done), missing_keys(prompts, config.samples, done), len(errors)))
     return plans
 
 
-async def _collect(config: RunConfig, plans: list[tuple[System, list]], store: Store, summary: CollectSummary,
+def missing_keys(prompts: list[Prompt], samples: int, done: set[tuple[str, int]]) -> Iterator[tuple[Prompt, int]]:
+    """Every (prompt, sample) not in `done`, in order, made one at a time as it is taken."""
+    for prompt in prompts:
+        for sample in range(samples):
+            if (prompt.id, sample) not in done:
+                yield prompt, sample
+
+
+async def _collect(config: RunConfig, plans: list[Todo], store: Store, summary: CollectSummary,
                    progress: bool, retry_errors: bool = False) -> None:
-    if retry_errors:
-        for system, todo in plans:
-            errors = store.error_keys(system.identity)
-            summary.retried_errors += sum((prompt.id, sample) in errors for prompt, sample in todo)
+    summary.retried_errors += sum(todo.retried for todo in plans)
     with tqdm(total=summary.requested, desc=f"collect {config.name}", unit="sample", disable=not progress,
               dynamic_ncols=True) as bar:
         collector = _Collector(config, store, summary, bar, retry_errors)
-        await asyncio.gather(*(collector.run_system(system, iter(todo)) for system, todo in plans if todo))
+        await asyncio.gather(*(collector.run_system(todo.system, todo.keys) for todo in plans if todo.count))
     return summary

