@@ -4,315 +4,25 @@ Every response is committed the moment it arrives, so killing the collector at a
 that was committed, and the next run asks only for what is missing. Responses are keyed by
 (system identity, prompt id, sample index): the identity hashes model + api_base + params, so changed
 settings never mix with old samples. Embeddings are cached by (embedder id, text hash): a text that
-several systems produced is embedded once.
+several systems produced is embedded once. The tables are declared in schema.py.
 """
 from __future__ import annotations
 
-import errno
-import functools
-import hashlib
-import inspect
 import json
-import os
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hivemind import HivemindError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS systems (
-    id TEXT PRIMARY KEY,          -- hash of model, api_base, params (config.System.identity)
-    name TEXT NOT NULL,
-    model TEXT NOT NULL,
-    api_base TEXT,
-    params TEXT NOT NULL,         -- canonical JSON
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS prompts (
-    id TEXT PRIMARY KEY,
-    text TEXT NOT NULL,
-    category TEXT,
-    position INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS responses (
-    system_id TEXT NOT NULL,
-    prompt_id TEXT NOT NULL,
-    sample INTEGER NOT NULL,
-    seed INTEGER,
-    text TEXT,                    -- NULL when the request failed for good (see error)
-    text_hash TEXT,
-    finish_reason TEXT,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    latency_s REAL,
-    cost REAL,
-    error TEXT,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (system_id, prompt_id, sample)
-);
-CREATE TABLE IF NOT EXISTS embeddings (
-    embedder TEXT NOT NULL,
-    text_hash TEXT NOT NULL,
-    vector BLOB NOT NULL,         -- float32, L2-normalised
-    PRIMARY KEY (embedder, text_hash)
-);
-CREATE TABLE IF NOT EXISTS scores (
-    system_id TEXT NOT NULL,
-    prompt_id TEXT NOT NULL,
-    sample INTEGER NOT NULL,
-    scorer TEXT NOT NULL,         -- the scorer's name in the config (config.Scorer.name)
-    score REAL,                   -- higher is better for every scorer; NULL when none could be read (see error)
-    raw TEXT,                     -- what the scorer said (a judge's reply), for audit
-    error TEXT,                   -- why there is no score (unparseable reply, refused, ...)
-    cost REAL,                    -- USD the scorer's request cost (LM judges), so max_cost holds across runs
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (system_id, prompt_id, sample, scorer)
-);
-"""
+from hivemind.store import schema
+from hivemind.store.errors import (KEYS_PER_QUERY, LOCK_TIMEOUT_S, check_folder, guard_public_methods,
+                                   read_only_reason, store_error)
+from hivemind.store.records import SQL_BLANKS, Answer, Prompt, PromptGroup, Response, Score, now, text_hash
 
 
-# The whitespace Python's str.strip() and SQLite's TRIM both remove here, so "blank" means one thing.
-BLANKS = " \t\n\r\x0b\x0c"
-SQL_BLANKS = "' ' || char(9) || char(10) || char(13) || char(11) || char(12)"
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-@dataclass
-class Prompt:
-    id: str
-    text: str
-    category: str | None = None
-
-
-@dataclass
-class Response:
-    system_id: str
-    prompt_id: str
-    sample: int
-    text: str | None
-    seed: int | None = None
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_s: float | None = None
-    cost: float | None = None
-    error: str | None = None
-    reasoning: str | None = None      # a reasoning model's thinking: stored apart (Store.add_reasoning), never embedded
-
-
-@dataclass
-class Score:
-    """One quality score of one stored answer. Higher is better for every scorer."""
-    system_id: str
-    prompt_id: str
-    sample: int
-    scorer: str
-    score: float | None
-    raw: str | None = None
-    error: str | None = None
-    cost: float | None = None
-
-
-@dataclass
-class Answer:
-    """One stored answer with its prompt's text: what a scorer reads."""
-    system_id: str
-    prompt_id: str
-    sample: int
-    prompt: str
-    text: str
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.system_id, self.prompt_id, self.sample)
-
-
-@dataclass
-class PromptGroup:
-    """All embedded responses to one prompt, ready for measurement.
-
-    `systems[i]` is an index into the list of system ids the group was built for."""
-    prompt_id: str
-    systems: np.ndarray                      # int32, shape (n,)
-    vectors: np.ndarray                      # float32, shape (n, d), rows L2-normalised
-    texts: list[str] = field(default_factory=list)
-    samples: np.ndarray | None = None        # int32, shape (n,)
-
-    @property
-    def sample_numbers(self) -> np.ndarray:
-        """`samples`, or 0..n-1 for a group built without them (synthetic groups in benchmarks and tests)."""
-        return self.samples if self.samples is not None else np.arange(len(self.systems))
-
-
-# Errors -------------------------------------------------------------------------------------------
-# Every SQLite and file-system error met by a store becomes one HivemindError here, naming the file and
-# what to do. SQLite's primary result code (the low byte of sqlite_errorcode) tells the cases apart; the
-# message text is the fallback for errors raised without a code.
-SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
-SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
-LOCK_TIMEOUT_S = 30.0
-KEYS_PER_QUERY = 300          # 3 bound values per key stays under SQLite's oldest limit of 999 variables
-RESTORE = ("keep the damaged file aside, then restore the run from a snapshot (`hivemind import "
-           "results/snapshots/NAME --name RUN`) or collect it again under a new run name")
-
-
-def store_error(err: BaseException, path: Path, timeout: float = LOCK_TIMEOUT_S) -> HivemindError | None:
-    """The user-facing error for a failed store operation; None when `err` is no store problem (a bug)."""
-    if isinstance(err, OSError):
-        return file_error(err, "write there", path)
-    if not isinstance(err, sqlite3.Error):
-        return None
-    code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
-    text = str(err)
-    if code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in text:
-        return HivemindError(f"{path}: the store stayed locked by another process for {timeout:g} s ({text}); "
-                             "wait for the other hivemind command on this run to finish (or stop it) and run "
-                             "again; nothing was lost")
-    if code in (SQLITE_READONLY, SQLITE_PERM) or "readonly" in text:
-        return HivemindError(f"{path}: cannot write to the store: {read_only_reason(path)}. Nothing was lost, the "
-                             "store is as it was; make it writable (chmod u+w, or remount read-write) and run "
-                             "again, or copy the run folder somewhere writable and set results_dir to it")
-    if code == SQLITE_FULL or "database or disk is full" in text:
-        return HivemindError(f"{path}: the disk is full ({text}); free some space and run again; "
-                             "everything committed before is kept")
-    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
-        return HivemindError(f"{path}: unreadable store ({text}): the file is damaged or is not a hivemind "
-                             f"store; {RESTORE}")
-    if code in (SQLITE_CANTOPEN, SQLITE_IOERR) or "unable to open" in text or "disk I/O error" in text:
-        if path.is_dir():
-            return HivemindError(f"{path}: is a folder, not a store file; move it away and run again")
-        reason = read_only_reason(path)
-        if reason:
-            return HivemindError(f"{path}: cannot open the store: {reason}. Nothing was lost; make it "
-                                 "writable (chmod u+w, or remount read-write) or copy the run folder somewhere "
-                                 "writable and set results_dir to it")
-        return HivemindError(f"{path}: cannot read the store ({text}); check that the disk is healthy and "
-                             f"nothing else moved or truncated the file; if it persists, {RESTORE}")
-    if "no such table" in text or "no such column" in text:
-        return HivemindError(f"{path}: not a hivemind store ({text}); {RESTORE}")
-    return None
-
-
-def read_only_reason(path: Path) -> str:
-    """Why `path` cannot be written, in words; "" when nothing visible stops it."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        if os.statvfs(probe).f_flag & os.ST_RDONLY:
-            return f"the file system holding {probe} is mounted read-only"
-    except OSError:
-        pass
-    if path.exists() and not os.access(path, os.W_OK):
-        return f"{path} is read-only (permission denied)"
-    folder = path.parent
-    if folder.is_dir() and not os.access(folder, os.W_OK):
-        return (f"permission denied in the folder {folder} (SQLite writes {path.name}-wal and "
-                f"{path.name}-shm beside the store)")
-    return ""
-
-
-def file_error(err: OSError, doing: str, path: Path | None = None) -> HivemindError:
-    """An OSError met while `doing` something to results files, as a message that says what it was.
-
-    Callers write through temporary files renamed into place, so a failure leaves the previous files."""
-    where = Path(err.filename) if err.filename else path
-    if isinstance(err, (FileExistsError, NotADirectoryError)) and where is not None:
-        conflict = folder_conflict(where)
-        if conflict is not None:
-            return conflict
-    if err.errno == errno.EROFS:
-        why = "the file system is mounted read-only"
-    elif err.errno in (errno.EACCES, errno.EPERM):
-        why = "permission denied"
-    elif err.errno in (errno.ENOSPC, errno.EDQUOT):
-        why = "the disk is full"
-    else:
-        why = err.strerror or type(err).__name__
-    return HivemindError(f"{where}: cannot {doing}: {why}. Nothing was lost: the files already there are as "
-                         "they were; make the folder writable, free space, or choose another results_dir, "
-                         "and run again")
-
-
-def folder_conflict(folder: Path) -> HivemindError | None:
-    """The error when a file sits where `folder` or a folder above it should be (None when none does)."""
-    folder = Path(folder)
-    for candidate in [*reversed(folder.parents), folder]:
-        if candidate.exists() and not candidate.is_dir():
-            return HivemindError(f"{candidate}: is a file, but hivemind needs a folder there; "
-                                 "move the file away or choose another results_dir")
-    return None
-
-
-def check_folder(folder: str | Path) -> Path:
-    """`folder` and every folder above it must be folders or not exist yet; returns `folder`."""
-    conflict = folder_conflict(Path(folder))
-    if conflict is not None:
-        raise conflict
-    return Path(folder)
-
-
-def _converted(err: Exception, path: Path, timeout: float) -> HivemindError | None:
-    """pandas wraps SQLite errors in its own DatabaseError (an OSError without errno; the original is the
-    cause), so the SQLite error is looked for first."""
-    if isinstance(err, HivemindError):
-        return None
-    for candidate in (err, err.__cause__):
-        if isinstance(candidate, sqlite3.Error):
-            return store_error(candidate, path, timeout)
-    if isinstance(err, OSError) and err.errno is not None:
-        return store_error(err, path, timeout)
-    return None
-
-
-def _guard(method):
-    """Turn store errors raised inside `method` into HivemindErrors; a generator is guarded while it is
-    iterated, since SQLite reports a damaged page only when the cursor reaches it."""
-    if inspect.isgeneratorfunction(method):
-        @functools.wraps(method)
-        def guarded_generator(self, *args, **kwargs):
-            try:
-                yield from method(self, *args, **kwargs)
-            except Exception as err:
-                converted = _converted(err, self.path, self.timeout)
-                if converted is None:
-                    raise
-                raise converted from None
-        return guarded_generator
-
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as err:
-            converted = _converted(err, self.path, self.timeout)
-            if converted is None:
-                raise
-            raise converted from None
-    return guarded
-
-
-def _guard_public_methods(cls):
-    """Every public method of the store, including ones added later, goes through _guard."""
-    for name, value in list(vars(cls).items()):
-        if inspect.isfunction(value) and not name.startswith("_") and name not in ("close", "transaction"):
-            setattr(cls, name, _guard(value))
-    return cls
-
-
-@_guard_public_methods
+@guard_public_methods
 class Store:
     """One run's SQLite store. Store(path) opens it for writing (creating it unless create=False);
     Store.open_readonly(path) opens an existing one for reading only. Any store error, whenever it
@@ -326,18 +36,23 @@ class Store:
             self._require_file()
         try:
             check_folder(self.path.parent).mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
+            # by URI, so that merge can attach its sources read-only (`file:...?mode=ro`)
+            self.db = sqlite3.connect(self.path.resolve().as_uri(), uri=True, isolation_level=None,
+                                      timeout=timeout)
         except (OSError, sqlite3.Error) as err:
             raise store_error(err, self.path, timeout) or err from None
         try:
+            schema.check_file(self.db, self.path)     # a foreign or newer file is refused before any write
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process (the WAL is in the OS already); only a power
             # cut can drop the last transactions.
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as err:
+            schema.upgrade(self.db, self.path)
+        except BaseException as err:
             self.db.close()
-            raise store_error(err, self.path, timeout) or err from None
+            if isinstance(err, sqlite3.Error):
+                raise store_error(err, self.path, timeout) or err from None
+            raise
 
     @classmethod
     def open_readonly(cls, path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> "Store":
@@ -383,13 +98,13 @@ class Store:
         return self._probe(sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
                                            timeout=self.timeout))
 
-    @staticmethod
-    def _probe(db: sqlite3.Connection) -> sqlite3.Connection:
-        """Make the connection read-only and read the schema, so an unusable file fails here, not later."""
+    def _probe(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """Check the file is a store this code can read, let an older one read as current (TEMP tables only,
+        the file is not changed) and make the connection read-only, so an unusable file fails here."""
         try:
+            schema.read_through(db, self.path)
             db.execute("PRAGMA query_only = ON")
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error:
+        except BaseException:
             db.close()
             raise
         return db
@@ -576,7 +291,6 @@ class Store:
 
     def hashes_with_chunk_counts(self, embedder: str, hashes: list[str]) -> set[str]:
         """Of these text hashes, those already embedded (with a chunk count) under `embedder`."""
-        self._ensure_chunk_table()
         found: set[str] = set()
         for start in range(0, len(hashes), KEYS_PER_QUERY):
             batch = hashes[start:start + KEYS_PER_QUERY]
@@ -668,25 +382,9 @@ class Store:
     # Chunked embeddings (embed stage) ----------------------------------------------------------
     # How many windows each embedded text needed, beside its vector: a text longer than the embedder's
     # window is embedded in chunks and pooled (embed.py), and the report says how often that happened.
-    def _has_table(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() \
-            is not None
-
-    def _ensure_chunk_table(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS embedding_chunks ("
-            "embedder TEXT NOT NULL, text_hash TEXT NOT NULL, "
-            "chunks INTEGER NOT NULL, "         # windows the text needed; 1 = it fitted whole
-            "tokens INTEGER NOT NULL, "         # its length in the embedder's tokens (estimated for APIs)
-            "PRIMARY KEY (embedder, text_hash))")
-        # chunk_counts_by_system joins on text_hash alone: without this index it is quadratic in the answers
-        # (47 s of the 69 s it took to embed 10,000 API texts).
-        self.db.execute("CREATE INDEX IF NOT EXISTS embedding_chunks_by_text ON embedding_chunks (text_hash)")
-
     def texts_without_chunk_counts(self, embedder: str, system_ids: list[str]) -> list[tuple[str, str]]:
         """Distinct (hash, text) pairs to embed: these systems' answers and every prompt text, with no chunk
         count yet for `embedder`. A vector stored before chunk counts existed (maybe truncated) is included."""
-        self._ensure_chunk_table()
         marks = ",".join("?" * len(system_ids))
         rows = dict(self.db.execute(
             f"SELECT r.text_hash, MIN(r.text) FROM responses r LEFT JOIN embedding_chunks c "
@@ -704,7 +402,6 @@ class Store:
     def add_chunked_embeddings(self, embedder: str, hashes: list[str], vectors: np.ndarray,
                                chunks: np.ndarray, tokens: np.ndarray) -> None:
         """Store vectors and their chunk counts in one transaction (both or neither)."""
-        self._ensure_chunk_table()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self.transaction():
             self.db.executemany(
@@ -716,13 +413,11 @@ class Store:
 
     def chunk_counts(self, embedder: str) -> dict[str, int]:
         """Text hash -> windows it needed under `embedder`."""
-        self._ensure_chunk_table()
         return dict(self.db.execute("SELECT text_hash, chunks FROM embedding_chunks WHERE embedder = ?", (embedder,)))
 
     def chunk_counts_by_system(self, system_ids: list[str]) -> list[tuple]:
         """Per (embedder, system): answers with a chunk count, how many needed > 1 window, the most windows
         and the most tokens of one answer. Counts answers, not distinct texts."""
-        self._ensure_chunk_table()
         marks = ",".join("?" * len(system_ids))
         return list(self.db.execute(
             f"SELECT c.embedder, r.system_id, COUNT(*), SUM(c.chunks > 1), MAX(c.chunks), MAX(c.tokens) "
@@ -810,11 +505,8 @@ class Store:
         these systems produced and every prompt text, ordered by hash. Chunk and token counts are None for a
         vector stored without them. A snapshot carries all four, so an import needs no re-embedding."""
         prompt_hashes = [text_hash(p.text) for p in self.prompts()]
-        # read-only callers (snapshot publish) must not create the chunk table: an old store may lack it
-        chunk_table = "embedding_chunks" if self._has_table("embedding_chunks") else \
-            "(SELECT NULL AS embedder, NULL AS text_hash, NULL AS chunks, NULL AS tokens)"
         rows = self.db.execute(
-            f"SELECT e.text_hash, e.vector, c.chunks, c.tokens FROM embeddings e LEFT JOIN {chunk_table} c "
+            f"SELECT e.text_hash, e.vector, c.chunks, c.tokens FROM embeddings e LEFT JOIN embedding_chunks c "
             f"ON c.embedder = e.embedder AND c.text_hash = e.text_hash WHERE e.embedder = ? AND (e.text_hash IN "
             f"(SELECT DISTINCT text_hash FROM responses WHERE system_id IN ({_marks(system_ids)}) "
             f"AND text_hash IS NOT NULL) OR e.text_hash IN (SELECT value FROM json_each(?))) ORDER BY e.text_hash",
@@ -882,45 +574,27 @@ class Store:
         return outcomes
 
     # Reasoning text of reasoning models, kept apart from the answer that gets embedded -----------------
-    def _ensure_reasoning_table(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS reasoning (system_id TEXT NOT NULL, prompt_id TEXT NOT NULL, "
-                        "sample INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (system_id, prompt_id, sample))")
-
     def add_reasoning(self, system_id: str, prompt_id: str, sample: int, text: str) -> None:
-        self._ensure_reasoning_table()
         self.db.execute("INSERT OR REPLACE INTO reasoning (system_id, prompt_id, sample, text) VALUES (?,?,?,?)",
                         (system_id, prompt_id, sample, text))
 
     def reasoning(self, system_id: str, prompt_id: str, sample: int) -> str | None:
-        self._ensure_reasoning_table()
         row = self.db.execute("SELECT text FROM reasoning WHERE system_id = ? AND prompt_id = ? AND sample = ?",
                               (system_id, prompt_id, sample)).fetchone()
         return row[0] if row else None
 
     # Prompt categories assigned by an LM classifier (`hivemind classify`), cached per classifier --------
-    def _ensure_label_table(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS prompt_labels (prompt_id TEXT NOT NULL, classifier TEXT NOT NULL, "
-                        "label TEXT, raw TEXT, error TEXT, PRIMARY KEY (prompt_id, classifier))")
-
     def add_prompt_label(self, prompt_id: str, classifier: str, label: str | None, raw: str | None,
                          error: str | None) -> None:
-        self._ensure_label_table()
         self.db.execute("INSERT OR REPLACE INTO prompt_labels (prompt_id, classifier, label, raw, error) "
                         "VALUES (?,?,?,?,?)", (prompt_id, classifier, label, raw, error))
 
     def labelled_prompts(self, classifier: str) -> set[str]:
-        self._ensure_label_table()
         return {row[0] for row in self.db.execute("SELECT prompt_id FROM prompt_labels WHERE classifier = ?",
                                                   (classifier,))}
 
     def prompt_labels(self) -> dict[str, str]:
         """{prompt id: label} from the classifier, the most recent classifier's label where several ran."""
-        if self.read_only:      # analyze reads: no table yet means no labels, and nothing may be created
-            exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'prompt_labels'")
-            if exists.fetchone() is None:
-                return {}
-        else:
-            self._ensure_label_table()
         rows = self.db.execute("SELECT prompt_id, label FROM prompt_labels WHERE label IS NOT NULL ORDER BY rowid")
         return {pid: label for pid, label in rows}
 
@@ -938,75 +612,10 @@ class Store:
 
     # Merging stores collected on several machines (hivemind merge) -------------------------------
     def merge_stores(self, paths: list[Path]) -> "MergeCounts":
-        """Copy every row of the stores at `paths` that this store lacks, in one transaction.
+        """Copy what the stores at `paths` have and this one lacks, in one transaction (see merge.py)."""
+        from hivemind.store.merge import merge_stores
 
-        Same key, same content: merged (nothing to do). A prompt id with another text, or an answer key
-        (system, prompt, sample) with another text, is a conflict: HivemindError naming the key, and
-        nothing is written. A stored permanent error is replaced by an answer for the same key; an
-        answer is never replaced. Embeddings, chunk counts and scores: rows this store lacks are added."""
-        if len(paths) > 9:
-            raise HivemindError("merge at most 9 stores at a time (SQLite attaches 10 databases); merge in rounds")
-        names = [f"src{i}" for i in range(len(paths))]
-        for name, path in zip(names, paths):
-            self.db.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
-        try:
-            before = self._merge_counts()
-            with self.transaction():
-                for name, path in zip(names, paths):
-                    self._merge_one(name, path)
-            after = self._merge_counts()
-        finally:
-            for name in names:
-                self.db.execute(f"DETACH DATABASE {name}")
-        return MergeCounts(*(a - b for a, b in zip(after, before)))
-
-    def _merge_counts(self) -> tuple[int, ...]:
-        tables = ("systems", "prompts", "responses", "embeddings", "scores")
-        return tuple(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables)
-
-    def _merge_one(self, src: str, path: Path) -> None:
-        row = self.db.execute(f"SELECT p.id FROM {src}.prompts p JOIN prompts q ON q.id = p.id "
-                              f"WHERE q.text <> p.text LIMIT 1").fetchone()
-        if row:
-            raise HivemindError(f"{path}: prompt {row[0]!r} has another text than in {self.path}; "
-                                f"nothing merged (these stores are not the same run)")
-        row = self.db.execute(
-            f"SELECT r.system_id, r.prompt_id, r.sample FROM {src}.responses r JOIN responses o "
-            f"ON o.system_id = r.system_id AND o.prompt_id = r.prompt_id AND o.sample = r.sample "
-            f"WHERE r.text IS NOT NULL AND o.text IS NOT NULL AND r.text <> o.text LIMIT 1").fetchone()
-        if row:
-            raise HivemindError(f"{path}: sample (system {row[0]}, prompt {row[1]!r}, sample {row[2]}) has another "
-                                f"text than in {self.path}; nothing merged (collect each system on one machine only)")
-        self.db.execute(f"INSERT OR IGNORE INTO systems SELECT * FROM {src}.systems")
-        start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM prompts").fetchone()[0]
-        self.db.execute(f"INSERT OR IGNORE INTO prompts (id, text, category, position) "
-                        f"SELECT id, text, category, ? + position FROM {src}.prompts ORDER BY position", (start,))
-        self.db.execute(f"DELETE FROM responses WHERE text IS NULL AND EXISTS (SELECT 1 FROM {src}.responses r "
-                        f"WHERE r.system_id = responses.system_id AND r.prompt_id = responses.prompt_id "
-                        f"AND r.sample = responses.sample AND r.text IS NOT NULL)")
-        columns = ("system_id, prompt_id, sample, seed, text, text_hash, finish_reason, prompt_tokens, "
-                   "completion_tokens, latency_s, cost, error, created_at")
-        self.db.execute(f"INSERT OR IGNORE INTO responses ({columns}) SELECT {columns} FROM {src}.responses")
-        self.db.execute(f"INSERT OR IGNORE INTO embeddings (embedder, text_hash, vector) "
-                        f"SELECT embedder, text_hash, vector FROM {src}.embeddings")
-        self.db.execute(f"INSERT OR IGNORE INTO scores (system_id, prompt_id, sample, scorer, score, raw, error, "
-                        f"created_at) SELECT system_id, prompt_id, sample, scorer, score, raw, error, created_at "
-                        f"FROM {src}.scores")
-        has_chunks = self.db.execute(f"SELECT 1 FROM {src}.sqlite_master WHERE name = 'embedding_chunks'").fetchone()
-        if has_chunks:
-            self._ensure_chunk_table()
-            self.db.execute(f"INSERT OR IGNORE INTO embedding_chunks (embedder, text_hash, chunks, tokens) "
-                            f"SELECT embedder, text_hash, chunks, tokens FROM {src}.embedding_chunks")
-
-
-@dataclass
-class MergeCounts:
-    """Rows a merge added to the target store, per table."""
-    systems: int
-    prompts: int
-    responses: int
-    embeddings: int
-    scores: int
+        return merge_stores(self, paths)
 
 
 class _Transaction:
