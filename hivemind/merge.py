@@ -20,6 +20,7 @@ from pathlib import Path
 from hivemind import HivemindError
 from hivemind.config import RunConfig
 from hivemind.store import MergeCounts, Store
+from hivemind.store.merge import check_sources
 
 
 def merge(config: RunConfig, stores: list[str | Path], wait: bool = False) -> MergeCounts:
@@ -32,6 +33,7 @@ def merge(config: RunConfig, stores: list[str | Path], wait: bool = False) -> Me
     paths = [_store_file(Path(p), config.store_path.name) for p in stores]
     target = config.store_path.resolve()
     paths = [p for p in paths if p.resolve() != target]        # merging a store into itself: nothing to do
+    check_sources(paths)                                       # a bad source is refused before the run is touched
     with locked(config, "merge", wait), Store(config.store_path) as store:
         counts = store.merge_stores(paths)   # one transaction; a SQLite error is a HivemindError naming the file
     known = {s.identity for s in config.systems}

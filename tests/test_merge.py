@@ -290,6 +290,11 @@ def test_a_foreign_sqlite_file_is_refused_naming_it_and_left_untouched(shards, t
     db = sqlite3.connect(foreign)
     assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["customers"]
     db.close()
+    fresh = load_config(tmp_path / "target.yaml")       # into a run that does not exist yet: nothing is left
+    fresh.results_dir = str(tmp_path / "new-results")
+    with pytest.raises(HivemindError, match="not a hivemind store"):
+        merge(fresh, [foreign])
+    assert not (tmp_path / "new-results").exists() and digest(foreign) == before
 
 
 def test_a_damaged_source_is_named_not_the_healthy_target(shards, tmp_path, capsys):

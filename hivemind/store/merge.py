@@ -54,6 +54,23 @@ class Source:
         return f"(SELECT {schema.select_list(table, self.columns[table.name])} FROM {self.alias}.{table.name})"
 
 
+def check_sources(paths: list[Path]) -> None:
+    """Refuse, naming it, a source that is foreign, newer or damaged, before anything else is opened: a merge
+    into a new run then leaves no empty store behind. Reads only (attached to an in-memory database)."""
+    db = sqlite3.connect(":memory:", uri=True, isolation_level=None)
+    try:
+        for i, path in enumerate(paths):
+            source = Source(Path(path), f"src{i}")
+            _attach(db, source)
+            try:
+                _inspect(db, source)
+            finally:
+                db.execute(f"DETACH DATABASE {source.alias}")
+                _sweep(source)
+    finally:
+        db.close()
+
+
 def merge_stores(store, paths: list[Path]) -> MergeCounts:
     """Merge the stores at `paths` into `store` (open for writing), in one transaction."""
     if len(paths) > MAX_SOURCES:
