@@ -297,6 +297,12 @@ def test_a_foreign_sqlite_file_is_refused_naming_it_and_left_untouched(shards, t
     assert not (tmp_path / "new-results").exists() and digest(foreign) == before
 
 
+def test_more_sources_than_sqlite_can_attach_are_refused_before_reading_any(shards):
+    with pytest.raises(HivemindError, match="merge at most 9 stores at a time"):
+        merge(shards["target"], [shards["m1"].store_path] * 10)
+    assert not shards["target"].store_path.exists()
+
+
 def test_a_damaged_source_is_named_not_the_healthy_target(shards, tmp_path, capsys):
     target = shards["target"]
     merge(target, [shards["m1"].store_path])

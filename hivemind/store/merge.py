@@ -57,6 +57,7 @@ class Source:
 def check_sources(paths: list[Path]) -> None:
     """Refuse, naming it, a source that is foreign, newer or damaged, before anything else is opened: a merge
     into a new run then leaves no empty store behind. Reads only (attached to an in-memory database)."""
+    _check_count(paths)
     db = sqlite3.connect(":memory:", uri=True, isolation_level=None)
     try:
         for i, path in enumerate(paths):
@@ -73,9 +74,7 @@ def check_sources(paths: list[Path]) -> None:
 
 def merge_stores(store, paths: list[Path]) -> MergeCounts:
     """Merge the stores at `paths` into `store` (open for writing), in one transaction."""
-    if len(paths) > MAX_SOURCES:
-        raise HivemindError(f"merge at most {MAX_SOURCES} stores at a time (SQLite attaches 10 databases); "
-                            "merge in rounds")
+    _check_count(paths)
     db = store.db
     sources = [Source(Path(path), f"src{i}") for i, path in enumerate(paths)]
     attached = []
@@ -101,6 +100,12 @@ def merge_stores(store, paths: list[Path]) -> MergeCounts:
             except sqlite3.Error:
                 pass        # the connection is closed next; the error on its way says what went wrong
             _sweep(source)
+
+
+def _check_count(paths: list[Path]) -> None:
+    if len(paths) > MAX_SOURCES:
+        raise HivemindError(f"merge at most {MAX_SOURCES} stores at a time (SQLite attaches 10 databases); "
+                            "merge in rounds")
 
 
 def _attach(db: sqlite3.Connection, source: Source) -> None:
