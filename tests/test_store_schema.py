@@ -147,3 +147,20 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
             opening(path)
     assert digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]
+
+
+def test_a_failed_upgrade_changes_nothing_and_names_the_file(tmp_path):
+    path = v0_copy(tmp_path)
+    db = sqlite3.connect(path)          # a table of another shape under a declared name: its upgrade must fail
+    db.execute("DROP TABLE embedding_chunks")
+    db.execute("DROP TABLE reasoning")
+    db.execute("CREATE TABLE reasoning (system_id TEXT, prompt_id TEXT, sample INTEGER)")
+    db.execute("INSERT INTO reasoning VALUES ('sys-a', 'p1', 0)")    # no text: a NOT NULL column cannot be added
+    db.commit()
+    db.close()
+    tables_before = set(rows(path, "sqlite_master"))
+    with pytest.raises(HivemindError, match=f"{path}: cannot upgrade the store from schema version 0 to "
+                                            f"{SCHEMA_VERSION} .*nothing was changed"):
+        Store(path)
+    assert user_version(path) == 0 and set(rows(path, "sqlite_master")) == tables_before   # all or nothing
+    assert rows(path, "embedding_chunks") == []       # created by the failed transaction, then rolled back

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivemind import HivemindError
+from hivemind.store.errors import RESTORE, store_error
 
 SCHEMA_VERSION = 1
 # Tables every hivemind store has had from the first release: a SQLite file without them is not a store.
@@ -215,8 +216,12 @@ def upgrade(db: sqlite3.Connection, path: Path) -> None:
                 migrate(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
-    except BaseException:
+    except BaseException as err:
         db.execute("ROLLBACK")
+        if isinstance(err, sqlite3.Error) and store_error(err, path) is None:
+            raise HivemindError(f"{path}: cannot upgrade the store from schema version {version} to "
+                                f"{SCHEMA_VERSION} ({err}); nothing was changed. The file was changed by "
+                                f"something other than hivemind; {RESTORE}") from None
         raise
 
 
