@@ -202,7 +202,8 @@ def upgrade(db: sqlite3.Connection, path: Path) -> None:
     A new (empty) file gets every table of the declaration at once; an older store runs the migrations from
     its version on. Another process may be upgrading the same file: the version is read again under the
     write lock, so the migrations run once."""
-    if check_file(db, path) == SCHEMA_VERSION:
+    version = check_file(db, path)
+    if version == SCHEMA_VERSION:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -217,7 +218,10 @@ def upgrade(db: sqlite3.Connection, path: Path) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException as err:
-        db.execute("ROLLBACK")
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass    # SQLite rolled back already (a full disk, say); the error on its way says why
         if isinstance(err, sqlite3.Error) and store_error(err, path) is None:
             raise HivemindError(f"{path}: cannot upgrade the store from schema version {version} to "
                                 f"{SCHEMA_VERSION} ({err}); nothing was changed. The file was changed by "
