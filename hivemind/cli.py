@@ -30,8 +30,11 @@ def cmd_merge(args) -> str:
     from hivemind.merge import merge
 
     c = merge(resolve_run(args.run), args.stores, wait=args.wait)
-    return (f"merged: {c.systems} systems, {c.prompts} prompts, {c.responses} answers, {c.embeddings} vectors, "
-            f"{c.scores} scores added")
+    for line in c.warnings:
+        print(f"warning: {redact(line)}", file=sys.stderr)
+    added = ", ".join(f"{n} {table}" for table, n in c.added.items())
+    replaced = ", ".join(f"{n} {table}" for table, n in c.replaced.items() if n)
+    return f"merged, rows added: {added}" + (f"; failures replaced by real rows: {replaced}" if replaced else "")
 
 
 def cmd_plan(args) -> str:

@@ -1,14 +1,16 @@
 """Merge stores collected on several machines into a run's store: `hivemind merge RUN STORE...`.
 
 Collection shards by system: each machine runs `hivemind collect CONFIG --system A` into its own results
-folder (its own store.sqlite). `merge` then copies every row the run's store lacks from each given store,
-under the run lock, in one transaction:
+folder (its own store.sqlite). `merge` then copies what the run's store lacks from each given store, under
+the run lock with signals handled (SIGTERM stops it with the target as it was), in one transaction. Every
+table and column of the store's declaration is merged (hivemind/store/schema.py, rules in
+hivemind/store/merge.py):
 - systems with the same identity (hash of model, endpoint and parameters) are one system;
-- a sample present in two stores with different text is a conflict: refused with a message naming the key,
-  and nothing is written (a sample is collected on one machine only; two different texts for one key mean
-  two machines collected the same system, and neither can be preferred);
-- a permanent error in one store is replaced by an answer for the same key from another;
-- embeddings (per embedder id and text hash), chunk counts and scores are merged the same way;
+- a sample, a score or a prompt label present in two stores with different content is a conflict: refused
+  with a message naming the key and the file, and nothing is written;
+- a permanent error (a failed request, an unreadable judge or classifier reply) in one store is replaced by
+  a real answer, score or label for the same key from another;
+- the given stores are only read: a foreign SQLite file, a newer or a damaged store is refused naming it;
 - merging the same store twice adds nothing.
 """
 from __future__ import annotations
@@ -17,20 +19,29 @@ from pathlib import Path
 
 from hivemind import HivemindError
 from hivemind.config import RunConfig
-from hivemind.lock import RunLock
 from hivemind.store import MergeCounts, Store
+from hivemind.store.merge import check_sources
 
 
 def merge(config: RunConfig, stores: list[str | Path], wait: bool = False) -> MergeCounts:
-    """Merge the given store files (or run folders holding a store.sqlite) into the run's store."""
+    """Merge the given store files (or run folders holding a store.sqlite) into the run's store.
+
+    Systems of the sources that the run's config does not list are merged too, and named in
+    `counts.warnings` (the analysis only reads the config's systems)."""
+    from hivemind.pipeline import locked   # here, not at the top: the pipeline imports every stage
+
     paths = [_store_file(Path(p), config.store_path.name) for p in stores]
     target = config.store_path.resolve()
     paths = [p for p in paths if p.resolve() != target]        # merging a store into itself: nothing to do
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(config.run_dir, "merge", wait=wait, run_name=config.name), Store(config.store_path) as store:
-        for path in paths:
-            Store(path, create=False).close()                  # its schema is current and it is readable
-        return store.merge_stores(paths)   # one transaction; a SQLite error is a HivemindError from the store
+    check_sources(paths)                                       # a bad source is refused before the run is touched
+    with locked(config, "merge", wait), Store(config.store_path) as store:
+        counts = store.merge_stores(paths)   # one transaction; a SQLite error is a HivemindError naming the file
+    known = {s.identity for s in config.systems}
+    others = sorted(name for sid, name in counts.source_systems.items() if sid not in known)
+    if others:
+        counts.warnings.append(f"merged systems that {config.name!r}'s config does not list, so the analysis "
+                               f"leaves them out until it does: {', '.join(others)}")
+    return counts
 
 
 def _store_file(path: Path, name: str) -> Path:
