@@ -19,6 +19,7 @@ from hivemind.report.markdown import build_markdown
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, file_stem, headline, load_prompt_maps, load_tables, read_table, top_prompts_frame)
 from hivemind.results_folder import REPORT_HTML, REPORT_MD, writing
+from hivemind.store import check_folder
 
 __all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "build_markdown", "cluster_order",
            "draw_figures", "fig8_figure", "file_stem", "headline", "highlight_shared",
@@ -32,6 +33,7 @@ def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
 
     Through the results folder's one write path: drawn into a staging folder, scanned for secrets, renamed
     into place together; a refused or failed render leaves the previous report as it was."""
+    check_folder(config.run_dir)              # a file where a folder should be: named, not "never analysed"
     tables = load_tables(config)              # every check before anything is written
     h = headline(tables)
     run_dir = config.run_dir
