@@ -223,6 +223,11 @@ def _check_engine(engine: str, ray_address: str | None = None, workers: int | No
              if value is not None]
     if engine == "local" and given:
         raise HivemindError(f"{', '.join(given)} only apply with --engine ray")
+    # the CLI's types refuse these too; a caller from Python meets the same rule (0 is not "one per CPU")
+    if workers is not None and workers < 1:
+        raise HivemindError(f"--workers {workers}: must be 1 or more (leave it out for one per CPU)")
+    if gpus is not None and gpus < 0:
+        raise HivemindError(f"--gpus {gpus}: must be 0 or more")
 
 
 def _require_store(config: RunConfig) -> None:

@@ -354,3 +354,17 @@ def test_a_million_samples_per_prompt_start_at_once_in_little_memory_and_stop_on
     assert "SIGTERM" in err and "Traceback" not in err
     assert len(stored_keys(config.store_path)) >= 3
     assert peak < PEAK_RSS_LIMIT_MB, f"peak RSS {peak:.0f} MB before the first answers"
+
+
+def test_workers_below_one_is_refused_from_python_too(tmp_path):
+    """The stage functions share the CLI's rule: workers=0 is an error, not "one per CPU"."""
+    from hivemind import HivemindError, pipeline
+    from hivemind.config import RunConfig, System
+
+    config = RunConfig(name="w", prompts="p.jsonl", results_dir=str(tmp_path), systems=[System(name="a", model="m")])
+    for call in (lambda: pipeline.embed(config, engine="ray", workers=0),
+                 lambda: pipeline.score(config, engine="ray", workers=-3),
+                 lambda: pipeline.run(config, engine="ray", workers=0)):
+        with pytest.raises(HivemindError, match="must be 1 or more"):
+            call()
+    assert not (tmp_path / "w").exists()
