@@ -331,7 +331,6 @@ def test_a_signal_during_collect_exits_with_its_code_releases_the_lock_and_resum
 
 @pytest.mark.slow
 def test_sigterm_during_run_stops_its_local_servers_keeps_the_store_and_resumes(tmp_path):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     ports = [free_port(), free_port()]
     assert not set(ports) & {m.port for m in local_server.MODELS}
     config_path = tmp_path / "term.yaml"
