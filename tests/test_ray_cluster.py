@@ -29,8 +29,8 @@ from hivemind.embed import embed_run
 
 from test_distributed import DATA, assert_same_tables, read_tables, small_run, stored_vectors
 
-psutil = pytest.importorskip("psutil")
-pytest.importorskip("ray")
+import psutil  # noqa: E402  declared in the dev extra; missing, this module errors rather than skips
+import ray  # noqa: E402,F401  a hard dependency (ray[data])
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
@@ -176,7 +176,6 @@ def test_run_with_engine_ray_gives_the_local_tables(ray_head, tmp_path):
     from hivemind.config import Scorer, resolve_run, save_run_config
     from hivemind.store import Store
 
-    pytest.importorskip("llama_cpp")
     address, env = ray_head
     scorers = [Scorer(name="logprob", kind="perplexity", params={"n_ctx": 1024, "max_tokens": 32}),
                Scorer(name="relevance", kind="relevance")]
