@@ -332,6 +332,8 @@ def test_unequal_samples_per_system_analyse_and_say_where_intra_is_undefined(tmp
     inter = pd.read_csv(config.run_dir / "inter_model_similarity.csv", index_col="system")
     assert inter.notna().all().all()
     assert "collect" not in proc.stdout + proc.stderr
+    listed = cli("list", "--results", results)   # fewer answers than systems x prompts x samples: not "collect"
+    assert listed.returncode == 0 and "unequal" in listed.stdout and "hivemind collect" not in listed.stdout, listed.stdout
 
 
 def test_an_imported_run_is_never_told_to_collect(tmp_path):
