@@ -65,7 +65,8 @@ class Generations:
         row = (model, key, tuple(responses), json.dumps(sample))
         if row in self.seen:
             self.duplicates[str(where.path)] = self.duplicates.get(str(where.path), 0) + 1
-            self.first_duplicate = self.first_duplicate or f"{where} repeats {self.seen[row]}"
+            again = f"{where.path} given twice" if str(where) == self.seen[row] else f"{where} repeats {self.seen[row]}"
+            self.first_duplicate = self.first_duplicate or again
             return
         self.seen[row] = str(where)
         self.rows += 1

@@ -174,6 +174,7 @@ def test_a_file_given_twice_is_not_doubled_and_the_cli_counts_the_skipped_rows(t
     proc = cli("import", path, path, "--name", "twice", "--results", results)
     assert proc.returncode == 0, proc.stderr
     assert "3 duplicate rows skipped" in proc.stdout and f"{path.name}: 3" in proc.stdout
+    assert "given twice" in proc.stdout
     config = resolve_run("twice", results_dir=results)
     assert stored_count(config) == 3 * 2 and config.samples == 2
     notes = json.loads((config.run_dir / "import.json").read_text())
@@ -333,7 +334,8 @@ def test_unequal_samples_per_system_analyse_and_say_where_intra_is_undefined(tmp
     assert inter.notna().all().all()
     assert "collect" not in proc.stdout + proc.stderr
     listed = cli("list", "--results", results)   # fewer answers than systems x prompts x samples: not "collect"
-    assert listed.returncode == 0 and "unequal" in listed.stdout and "hivemind collect" not in listed.stdout, listed.stdout
+    assert listed.returncode == 0 and "unequal" in listed.stdout, listed.stderr
+    assert "hivemind collect" not in listed.stdout, listed.stdout
 
 
 def test_an_imported_run_is_never_told_to_collect(tmp_path):
