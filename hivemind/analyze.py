@@ -295,8 +295,11 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     sim, near, lex = m.similarity, m.neighbors, m.lexical
     warnings = []
     if not sim.valid.any():
+        from hivemind.imports import is_imported
+
+        more = "import >= 2 samples per prompt" if is_imported(config) else "collect >= 2 samples"
         warnings.append("every system has a single sample per prompt (`samples: 1`): intra-model similarity is "
-                        "undefined, so the intra tables and columns are empty; collect >= 2 samples to measure it")
+                        f"undefined, so the intra tables and columns are empty; {more} to measure it")
     warnings += intra_warnings(sim.valid, names)
     if sim.floor is None:
         warnings.append("only one prompt: the cross-prompt floor and rescaled values are undefined (left empty)")

@@ -364,3 +364,17 @@ def test_score_on_a_run_with_only_imported_scorers_says_what_was_imported(tmp_pa
     assert "scored:" not in proc.stdout
     assert "nothing to score: every scorer of run 'nb' is imported" in proc.stdout
     assert "reward (imported): 6 of 6 answers have a score" in proc.stdout
+
+
+@needs_alpaca
+def test_one_answer_per_model_analyses_and_the_advice_is_to_import_not_collect(tmp_path):
+    """AlpacaEval exports have one answer per model and instruction: inter-model tables, no intra, and the
+    warning says what applies to an imported run."""
+    files = [path for path in trimmed_alpaca(tmp_path, 3) if path.stem in ("gpt-4o-2024-05-13", "gemma-7b-it")]
+    config = import_files(files, "alpaca1", results_dir=tmp_path / "results")
+    assert config.samples == 1
+    embed_run(config, progress=False)
+    summary = analyze_run(config, progress=False)
+    assert any("import >= 2 samples per prompt" in w for w in summary.warnings), summary.warnings
+    assert not any("collect" in w for w in summary.warnings), summary.warnings
+    assert pd.read_csv(config.run_dir / "inter_model_similarity.csv", index_col=0).notna().all().all()
