@@ -114,20 +114,25 @@ def check_inputs(store: Store, config: RunConfig, ids: list[str]) -> int:
     """Fail with a message saying what to run, before anything is computed or written.
 
     Returns how many empty (blank) answers will be skipped."""
+    from hivemind.imports import is_imported
+
     names = {s.identity: s.name for s in config.systems}
+    imported = is_imported(config)   # no prompt source to collect from: the advice is to import
+    fill = "hivemind import FILES --name NEW-RUN" if imported else f"hivemind collect {config.name}"
     per_system = store.response_counts_per_system(ids)
     total = sum(n for n, _ in per_system.values())
     if total == 0:
         raise HivemindError(f"{config.store_path}: run {config.name!r} has no stored responses for its systems; "
-                            f"run `hivemind collect {config.name}` first")
+                            f"run `{fill}` first")
     missing = [names[s] for s, (n, _) in per_system.items() if n == 0]
     if missing:
         raise HivemindError(f"{config.store_path}: no stored responses for system(s) {', '.join(missing)}; "
-                            f"run `hivemind collect {config.name}` first (or remove them from the config)")
+                            f"run `{fill}` first (or remove them from the config)")
     all_blank = [names[s] for s, (n, b) in per_system.items() if n == b]
     if all_blank:
+        again = "import their answers again" if imported else "collect again"
         raise HivemindError(f"{config.store_path}: every response of system(s) {', '.join(all_blank)} is empty; "
-                            f"check their settings (model, api_base, params) and collect again")
+                            f"check their settings (model, api_base, params) and {again}")
     not_embedded = store.count_not_embedded(config.embedder.id, ids)
     if not_embedded:
         raise HivemindError(f"{config.store_path}: {not_embedded} of {total} responses have no "
@@ -136,12 +141,32 @@ def check_inputs(store: Store, config: RunConfig, ids: list[str]) -> int:
     single = [names[s] for s, m in most.items() if m < 2]
     # A run designed with one sample per prompt (`samples: 1`, e.g. imported one-answer-per-model
     # outputs) still has inter-model similarity; its intra tables are left empty, with a warning.
-    # With `samples` >= 2, a system without two samples anywhere is a broken collection: an error.
-    if single and config.samples >= 2:
+    # With `samples` >= 2, a collected system without two samples anywhere is a broken collection: an error.
+    # Imported runs legitimately have unequal samples per system (NoveltyBench, AlpacaEval exports): the
+    # samples present are used, and build_tables says which systems have no intra figures.
+    if single and config.samples >= 2 and not imported:
         raise HivemindError(f"system(s) {', '.join(single)} have fewer than 2 non-empty samples on every prompt, so "
                             f"intra-model similarity is undefined; set `samples: 2` or more in the config of run "
                             f"{config.name!r} and run `hivemind collect {config.name}` again")
     return int(sum(b for _, b in per_system.values()))
+
+
+def intra_warnings(valid: np.ndarray, names: list[str]) -> list[str]:
+    """Where intra-model similarity is undefined (fewer than 2 samples of a system on a prompt), when some
+    systems have it: the systems without it at all, and those without it on some prompts. `valid`: prompts x
+    systems. (Every system without it is the `samples: 1` warning.)"""
+    if not valid.any():
+        return []
+    lines = []
+    none = [n for n, ok in zip(names, valid.any(axis=0)) if not ok]
+    if none:
+        lines.append(f"system(s) {', '.join(none)} have fewer than 2 samples on every prompt: their intra-model "
+                     f"similarity is undefined (empty cells); the other systems' figures use the samples present")
+    some = [f"{n} ({int((~col).sum())} of {len(col)})" for n, col in zip(names, valid.T) if col.any() and not col.all()]
+    if some:
+        lines.append(f"fewer than 2 samples on some prompts, where intra-model similarity is undefined (empty "
+                     f"cells): {', '.join(some)}")
+    return lines
 
 
 # The pass -----------------------------------------------------------------------------------------
@@ -283,8 +308,12 @@ def build_tables(store: Store, config: RunConfig, ids: list[str], names: list[st
     sim, near, lex = m.similarity, m.neighbors, m.lexical
     warnings = []
     if not sim.valid.any():
+        from hivemind.imports import is_imported
+
+        more = "import >= 2 samples per prompt" if is_imported(config) else "collect >= 2 samples"
         warnings.append("every system has a single sample per prompt (`samples: 1`): intra-model similarity is "
-                        "undefined, so the intra tables and columns are empty; collect >= 2 samples to measure it")
+                        f"undefined, so the intra tables and columns are empty; {more} to measure it")
+    warnings += intra_warnings(sim.valid, names)
     if sim.floor is None:
         warnings.append("only one prompt: the cross-prompt floor and rescaled values are undefined (left empty)")
     elif not sim.can_rescale:

@@ -74,9 +74,7 @@ and a pair without ratings not for similar_ratings; the tables give every subset
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -86,6 +84,7 @@ from typing import Any
 import numpy as np
 
 from hivemind import HivemindError
+from hivemind.readers import read_records
 
 HUB_ABSOLUTE = "liweijiang/infinite-chats-human-absolute"
 HUB_PAIRWISE = "liweijiang/infinite-chats-human-pairwise"
@@ -239,27 +238,11 @@ def _entropy(counts: np.ndarray) -> float:
 # Loading ---------------------------------------------------------------------------------------------
 
 def read_rows(path: Path) -> list[tuple[int, dict]]:
-    """(line number, row) from a JSONL or CSV file; a malformed line is an error naming it."""
-    if not path.is_file():
+    """(line or row number, row) from a JSONL, JSON, CSV or Parquet file; a malformed, binary or empty file is
+    one error naming the file and line (hivemind.readers, the one reader for data files)."""
+    if not path.exists():
         raise HivemindError(f"{path}: no such file (human ratings: JSONL or CSV, see `hivemind calibrate --help`)")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        return [(i + 2, dict(row)) for i, row in enumerate(reader)]
-    if path.suffix.lower() not in {".jsonl", ".json"}:
-        raise HivemindError(f"{path}: human ratings must be .jsonl or .csv")
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise HivemindError(f"{path}:{number}: not a JSON object ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise HivemindError(f"{path}:{number}: not a JSON object")
-        rows.append((number, row))
-    return rows
+    return [(where.number, row) for where, row in read_records(path, "human ratings file", "human ratings")]
 
 
 def load_hub(dataset: str, split: str = "train") -> list[tuple[int, dict]]:

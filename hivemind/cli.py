@@ -105,6 +105,9 @@ def cmd_score(args) -> str:
                             f"(see README, Quality scores) or import scores with `hivemind import --scores`")
     summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,
                              raise_if_incomplete=True, **engine_options(args))
+    if not summary.scorers:   # every scorer of the run is imported: nothing to compute, say what is there
+        from hivemind.imports import imported_scores_text
+        return imported_scores_text(config)
     return "scored:\n" + summary.text()
 
 
@@ -126,8 +129,10 @@ def cmd_import(args) -> str:
 
     mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
     config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping, verify=not args.no_verify)
-    return (f"imported run {config.name!r} with {len(config.systems)} systems into {config.run_dir}; "
-            f"next: hivemind embed {config.name} && hivemind analyze {config.name}")
+    from hivemind.imports import import_notes_text
+    return "\n".join([f"imported run {config.name!r} with {len(config.systems)} systems into {config.run_dir}",
+                      *import_notes_text(config),
+                      f"next: hivemind embed {config.name} && hivemind analyze {config.name}"])
 
 
 def cmd_leaderboard(args) -> str:

@@ -47,6 +47,18 @@ def name_problem(name: object, pattern: str = NAME_PATTERN) -> str | None:
     return None
 
 
+CONTROL_PREFIX = "control:"   # hivemind.controls names its synthetic systems so; a real system may not
+
+
+def system_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a system (in a config or an import), or None. A real system named like a
+    control would be taken for one: excluded from rankings and mixed with the synthetic answers."""
+    problem = name_problem(name, SYSTEM_NAME_PATTERN)
+    if problem is None and str(name).lower().startswith(CONTROL_PREFIX):
+        problem = f"names starting with {CONTROL_PREFIX!r} are reserved for control systems; rename it"
+    return problem
+
+
 def check_name(name: object, what: str) -> str:
     """A run, snapshot or import name, or HivemindError saying what is allowed (nothing is changed)."""
     problem = name_problem(name) or (f"is reserved ({sorted(RESERVED_NAMES)})" if name in RESERVED_NAMES else None)
@@ -141,7 +153,7 @@ class System(ConfigModel):
     @field_validator("name")
     @classmethod
     def _system_name(cls, value: str) -> str:
-        problem = name_problem(value, SYSTEM_NAME_PATTERN)
+        problem = system_name_problem(value)
         if problem:
             raise ValueError(problem)
         return value

@@ -3,11 +3,16 @@
 Formats:
 - AlpacaEval `model_outputs.json`: a JSON list of {instruction, output, generator}; one system per generator.
 - NoveltyBench `generations.jsonl`: {id, prompt, model, generations: [samples]}.
-- Any JSONL, with a field mapping (prompt, response or list of responses, model).
+- Any JSON, JSONL, CSV or Parquet file of records, with a field mapping (prompt, response or list of
+  responses, model); every file is read by hivemind.readers (the same one-line errors as every data file).
 - A snapshot folder (manifest.json + responses.parquet), or one pushed to the Hugging Face Hub
   (`hf://OWNER/NAME@TAG`, downloaded first): its systems, prompts and vectors come back as they
   were, so analysing the import reproduces the snapshot's tables.
 Prompts are matched by text across files (their id is a hash of the text).
+Nothing is doubled or dropped silently: a row repeating an earlier one (a file given twice, overlapping
+exports) is skipped and counted, one prompt text under two NoveltyBench ids is refused, a snapshot's repeated
+rows are counted and its conflicting ones refused. Systems may have unequal samples per prompt (the exports
+do); the run's `samples` is the most any system has. import.json in the run records the source and counts.
 """
 from __future__ import annotations
 
@@ -21,9 +26,10 @@ from pathlib import Path
 
 from hivemind import HivemindError, hub
 from hivemind.results_folder import results_root
-from hivemind.config import (RUN_CONFIG_NAME, SYSTEM_NAME_PATTERN, RunConfig, System, check_name, load_config,
-                             name_problem, read_text, save_run_config)
-from hivemind.prompts import _csv_records, prompt_id, read_jsonl
+from hivemind.config import (RUN_CONFIG_NAME, RunConfig, System, check_name, load_config, save_run_config,
+                             system_name_problem)
+from hivemind.prompts import prompt_id
+from hivemind.readers import read_records
 from hivemind.store import Prompt, Response, Score, Store, now
 
 PROMPTS_FILE = "prompts.jsonl"
@@ -39,19 +45,52 @@ class FieldMapping:
 
 @dataclass
 class Generations:
-    """model -> prompt text -> list of sample texts, in the order they were read."""
-    by_model: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    prompt_order: dict[str, None] = field(default_factory=dict)
+    """model -> prompt -> list of sample texts, in the order they were read, and what was skipped.
 
-    def add(self, model: str, prompt: str, responses: list[str]) -> None:
-        self.prompt_order.setdefault(prompt, None)
-        self.by_model[model][prompt].extend(responses)
+    Prompts are matched by their text without surrounding blanks (the text the prompt id hashes); the first
+    spelling read is the one stored. A row identical to an earlier one (same model, prompt, answers and
+    `sample` field) is skipped and counted: a file given twice, or overlapping exports, never double the
+    answers. NoveltyBench's prompt `id` is checked against its text: one text under two ids is refused."""
+    by_model: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    prompt_text: dict[str, str] = field(default_factory=dict)   # key (stripped text) -> text as first read
+    rows: int = 0
+    duplicates: dict[str, int] = field(default_factory=dict)    # file -> rows skipped as duplicates
+    first_duplicate: str | None = None                          # where the first skipped row was
+    seen: dict[tuple, str] = field(default_factory=dict)        # row key -> where it was first read
+    prompt_refs: dict[str, tuple[str, str]] = field(default_factory=dict)  # text key -> (id, where)
+
+    def add(self, model: str, prompt: str, responses: list[str], where, sample=None, prompt_ref=None) -> None:
+        key = prompt.strip()
+        if prompt_ref is not None:
+            self._check_ref(key, str(prompt_ref), where)
+        row = (model, key, tuple(responses), json.dumps(sample))
+        if row in self.seen:
+            self.duplicates[str(where.path)] = self.duplicates.get(str(where.path), 0) + 1
+            again = f"{where.path} given twice" if str(where) == self.seen[row] else f"{where} repeats {self.seen[row]}"
+            self.first_duplicate = self.first_duplicate or again
+            return
+        self.seen[row] = str(where)
+        self.rows += 1
+        self.prompt_text.setdefault(key, prompt)
+        self.by_model[model][key].extend(responses)
+
+    def _check_ref(self, key: str, ref: str, where) -> None:
+        first = self.prompt_refs.setdefault(key, (ref, str(where)))
+        if first[0] != ref:
+            raise HivemindError(f"{where}: prompt id {ref!r} has the same text as prompt id {first[0]!r} "
+                                f"({first[1]}); one prompt under two ids would merge their answers. Give the "
+                                f"prompts distinct texts or one id (nothing was imported)")
+
+    @property
+    def n_duplicates(self) -> int:
+        return sum(self.duplicates.values())
 
 
 def import_files(files: list[str | Path], name: str, results_dir: str | Path | None = None,
                  mapping: FieldMapping | None = None, verify: bool = True) -> RunConfig:
     """Make run `name` from generation files, or from one snapshot folder (checked against its manifest
-    first; verify=False imports a tampered or unverifiable one anyway, with a warning, marked unverified)."""
+    first; verify=False imports a tampered or unverifiable one anyway, with a warning, marked unverified).
+    What was read and skipped is recorded in the run's import.json (see `import_notes`)."""
     files = [f if hub.is_hub_spec(f) else Path(f) for f in files]  # Path() would fold hf:// into hf:/
     if not files:
         raise HivemindError("nothing to import: name at least one file or snapshot folder")
@@ -72,52 +111,34 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path | N
         _read_file(path, generations, mapping or FieldMapping())
     if not generations.by_model:
         raise HivemindError(f"no generations found in {', '.join(str(f) for f in files)}; nothing was imported")
-    return _write_run(generations, name, Path(results_dir))
+    provenance = {"source": [str(f.resolve()) for f in files], "imported_at": now(), "rows": generations.rows,
+                  "duplicate_rows": generations.n_duplicates, "duplicates_by_file": generations.duplicates,
+                  "first_duplicate": generations.first_duplicate}
+    return _write_run(generations, name, Path(results_dir), provenance)
 
 
 def _read_file(path: Path, gen: Generations, mapping: FieldMapping) -> None:
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        for number, record in _json_records(path):
-            _alpaca_record(record, gen, f"{path} (record {number})")
-        return
-    records = _csv_records(path) if suffix == ".csv" else read_jsonl(path)
-    for number, record in records:
-        where = f"{path}:{number}"
+    """Every record of a JSON, JSONL, CSV or Parquet file (hivemind.readers), told apart by its fields:
+    NoveltyBench (generations), AlpacaEval (instruction, generator, output), or the mapped fields."""
+    for where, record in read_records(path, "generations file", "generations"):
         if "generations" in record:
             _fields(record, where, "prompt", "model", "generations")
-            gen.add(record["model"], record["prompt"], _texts(record["generations"], where, "generations"))
+            gen.add(record["model"], record["prompt"], _texts(record["generations"], where, "generations"), where,
+                    prompt_ref=_prompt_ref(record.get("id")))
         elif "instruction" in record and "generator" in record:
-            _alpaca_record(record, gen, where)
+            _fields(record, where, "instruction", "generator", "output")
+            gen.add(record["generator"], record["instruction"], _texts(record["output"], where, "output"), where)
         else:
             _fields(record, where, mapping.prompt, mapping.model, mapping.response)
             gen.add(record[mapping.model], record[mapping.prompt],
-                    _texts(record[mapping.response], where, mapping.response))
+                    _texts(record[mapping.response], where, mapping.response), where, sample=record.get("sample"))
 
 
-def _json_records(path: Path):
-    """(record number, record) of a JSON list; errors are one line naming the file and line."""
-    text = read_text(path, "JSON file")
-    if not text.strip():
-        raise HivemindError(f"{path}: empty file; expected a JSON list of {{instruction, output, generator}} records")
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise HivemindError(f"{path}:{err.lineno}: malformed JSON: {err.msg} (column {err.colno})") from None
-    except RecursionError:
-        raise HivemindError(f"{path}: malformed JSON: nested too deeply") from None
-    if not isinstance(records, list):
-        raise HivemindError(f"{path}: expected a JSON list of {{instruction, output, generator}} records, "
-                            f"found a JSON {type(records).__name__.replace('dict', 'object')}")
-    return enumerate(records, start=1)
+def _prompt_ref(value) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
 
 
-def _alpaca_record(record, gen: Generations, where: str) -> None:
-    _fields(record, where, "instruction", "generator", "output")
-    gen.add(record["generator"], record["instruction"], _texts(record["output"], where, "output"))
-
-
-def _fields(record, where: str, prompt: str, model: str, response: str) -> None:
+def _fields(record, where, prompt: str, model: str, response: str) -> None:
     """The record has the three fields, the prompt is non-empty text and the model a valid system name."""
     if not isinstance(record, dict):
         raise HivemindError(f"{where}: expected a JSON object with fields {prompt}, {model}, {response}")
@@ -129,31 +150,83 @@ def _fields(record, where: str, prompt: str, model: str, response: str) -> None:
         raise HivemindError(f"{where}: field {prompt!r} must be a non-empty string")
     if not isinstance(record[model], str):
         raise HivemindError(f"{where}: field {model!r} must be a string (the model's name)")
-    problem = name_problem(record[model], SYSTEM_NAME_PATTERN)
+    problem = system_name_problem(record[model])
     if problem:
         raise HivemindError(f"{where}: field {model!r} is not a usable system name: {problem}")
 
 
-def _texts(value, where: str, field_name: str) -> list[str]:
+def _texts(value, where, field_name: str) -> list[str]:
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return list(value)
     raise HivemindError(f"{where}: field {field_name!r} must be a string or a non-empty list of strings")
 
 
-def _write_run(gen: Generations, name: str, results_dir: Path) -> RunConfig:
-    prompts = [Prompt(prompt_id(text), text) for text in gen.prompt_order]
+def _write_run(gen: Generations, name: str, results_dir: Path, provenance: dict) -> RunConfig:
+    prompts = [Prompt(prompt_id(key), text) for key, text in gen.prompt_text.items()]
     systems = [System(name=model, model=f"imported/{model}") for model in gen.by_model]
-    samples = max(len(v) for per_prompt in gen.by_model.values() for v in per_prompt.values())
+    counts = {model: sorted({len(v) for v in per_prompt.values()}) for model, per_prompt in gen.by_model.items()}
+    samples = max(c[-1] for c in counts.values())
+    provenance["samples_per_prompt"] = {m: c[0] if len(c) == 1 else f"{c[0]}-{c[-1]}" for m, c in counts.items()}
 
     def fill(store: Store) -> None:
-        ids = {p.text: p.id for p in prompts}
         for system in systems:
-            rows = (Response(system.identity, ids[text], i, text=answer)
-                    for text, answers in gen.by_model[system.name].items() for i, answer in enumerate(answers))
+            rows = (Response(system.identity, prompt_id(key), i, text=answer)
+                    for key, answers in gen.by_model[system.name].items() for i, answer in enumerate(answers))
             store.add_responses(rows)
-    return _build(name, results_dir, prompts, systems, samples, fill, base=None)
+    return _build(name, results_dir, prompts, systems, samples, fill, base=None, provenance=provenance)
+
+
+def import_notes(config: RunConfig, run_dir: Path | None = None) -> dict | None:
+    """What the import of this run recorded (import.json in `run_dir`, default the config's run folder), or
+    None for a run that was not imported."""
+    path = (run_dir or config.run_dir) / PROVENANCE_FILE
+    try:
+        notes = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        notes = None
+    if isinstance(notes, dict):
+        return notes
+    # runs imported before import.json existed: their systems' models say so
+    if config.systems and all(s.model.startswith("imported/") for s in config.systems):
+        return {}
+    return None
+
+
+def import_notes_text(config: RunConfig) -> list[str]:
+    """What an import skipped or kept apart, as lines for the CLI: nothing read is dropped silently."""
+    notes, lines = import_notes(config) or {}, []
+    if notes.get("duplicate_rows"):
+        files = ", ".join(f"{Path(f).name}: {n}" for f, n in notes.get("duplicates_by_file", {}).items())
+        lines.append(f"{notes['duplicate_rows']} duplicate rows skipped (the same model, prompt and answers as an "
+                     f"earlier row{'; ' + files if files else ''}; first: {notes.get('first_duplicate')})"
+                     if files else f"{notes['duplicate_rows']} duplicate rows skipped (repeated answers in the "
+                     f"snapshot)")
+    for ids in notes.get("prompt_texts_under_several_ids", []):
+        lines.append(f"prompts {', '.join(ids)} have the same text; kept apart, as in the snapshot")
+    counts = notes.get("samples_per_prompt", {})
+    if len(set(map(str, counts.values()))) > 1:
+        lines.append("samples per prompt differ between systems ("
+                     + ", ".join(f"{m}: {c}" for m, c in counts.items())
+                     + "); analysis uses the samples present (intra-model similarity needs 2 on a prompt)")
+    return lines
+
+
+def imported_scores_text(config: RunConfig) -> str:
+    """`hivemind score` on a run whose scorers are all imported: nothing to compute; what is stored."""
+    with Store(config.store_path, create=False) as store:
+        ids = [s.identity for s in config.systems]
+        answers = store.count_responses(ids, with_text=True)
+        lines = [f"  {s.name} (imported): {answers - len(store.answers_to_score(s.name, ids))} of {answers} "
+                 f"answers have a score" for s in config.scorers]
+    return (f"nothing to score: every scorer of run {config.name!r} is imported (its scores come from "
+            f"`hivemind import --scores`, not computed here)\n" + "\n".join(lines))
+
+
+def is_imported(config: RunConfig, run_dir: Path | None = None) -> bool:
+    """Imported runs have no prompt source to collect from: `hivemind collect` is never the advice for them."""
+    return import_notes(config, run_dir) is not None
 
 
 def check_snapshot(folder: Path, verify: bool = True) -> dict:
@@ -201,6 +274,23 @@ RESPONSE_COLUMNS = ["system_id", "prompt_id", "prompt", "category", "sample", "s
                     "prompt_tokens", "completion_tokens", "latency_s", "cost", "error"]
 
 
+def _drop_repeated_rows(frame, path: Path):
+    """(frame without repeated answers, how many were dropped). A row repeating an earlier one exactly is
+    dropped and counted; two different answers under one (system, prompt, sample) are refused: which one the
+    snapshot measured cannot be told."""
+    key = ["system_id", "prompt_id", "sample"]
+    repeated = frame.duplicated(key)
+    if not repeated.any():
+        return frame, 0
+    conflicting = repeated & ~frame.duplicated(RESPONSE_COLUMNS)
+    if conflicting.any():
+        row = frame[conflicting].iloc[0]
+        raise HivemindError(f"{path}: two different answers for system {row.system_id}, prompt {row.prompt_id}, "
+                            f"sample {row['sample']} (row {frame.index.get_loc(row.name) + 1}); the snapshot is "
+                            f"inconsistent (nothing was imported)")
+    return frame[~repeated], int(repeated.sum())
+
+
 def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = True) -> RunConfig:
     import pandas as pd
 
@@ -211,7 +301,12 @@ def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = 
     provenance = check_snapshot(folder, verify)
     base = load_config(config_path)
     frame = _read_parquet(responses_path, RESPONSE_COLUMNS)
+    frame, provenance["duplicate_rows"] = _drop_repeated_rows(frame, responses_path)
     first = frame.drop_duplicates("prompt_id")
+    # one text under two prompt ids is kept apart, as the snapshot measured it, but said aloud
+    shared = first[first["prompt"].str.strip().duplicated(keep=False)]
+    provenance["prompt_texts_under_several_ids"] = [
+        sorted(map(str, group["prompt_id"])) for _text, group in shared.groupby(shared["prompt"].str.strip())]
     prompts = [Prompt(str(r.prompt_id), r.prompt, None if pd.isna(r.category) else r.category)
                for r in first.itertuples()]
     known = {s.identity for s in base.systems}
@@ -342,17 +437,26 @@ class _AnswerIndex:
         self.texts = store.answer_texts([s.identity for s in config.systems])
         prompts = store.prompts()
         self.prompt_ids = {p.id for p in prompts}
-        self.by_text = {p.text.strip(): p.id for p in prompts}
+        self.by_text: dict[str, list[str]] = defaultdict(list)   # one text may be stored under several ids
+        for p in prompts:
+            self.by_text[p.text.strip()].append(p.id)
         self.systems = {s.name: s.identity for s in config.systems}
         self.run = config.name
 
-    def prompt(self, record: dict, where: str, id_field: str) -> str | None:
+    def prompt(self, record: dict, where, id_field: str) -> str | None:
+        """The stored prompt id: the record's id when the run has it, else the one prompt with its text. A text
+        stored under two ids is ambiguous: refused, naming both, rather than given to either."""
         value = record.get(id_field)
         if isinstance(value, (str, int)) and str(value) in self.prompt_ids:
             return str(value)
         text = record.get("prompt")
         if isinstance(text, str):
-            return self.by_text.get(text.strip())
+            ids = self.by_text.get(text.strip(), [])
+            if len(ids) > 1:
+                raise HivemindError(f"{where}: the prompt text {text.strip()[:40]!r} is stored under {len(ids)} ids "
+                                    f"({', '.join(ids)}) in run {self.run!r}; give the prompt's id in field "
+                                    f"{id_field} (nothing was imported)")
+            return ids[0] if ids else None
         if value is None:
             raise HivemindError(f"{where}: missing field {id_field} (or prompt, the prompt text)")
         return None
@@ -365,8 +469,7 @@ def _read_scores(path: Path, index: _AnswerIndex, scorer: str) -> tuple[list[Sco
     scores: dict[tuple[str, str, int], Score] = {}
     unknown: list[str] = []
     inherited = 0
-    for number, record in read_jsonl(path):
-        where = f"{path}:{number}"
+    for where, record in read_records(path, "scores file", "scores"):
         if "generations" in record:
             rows, missing, repeats = _noveltybench_scores(record, where, index, scorer)
             inherited += repeats
@@ -386,7 +489,7 @@ def _read_scores(path: Path, index: _AnswerIndex, scorer: str) -> tuple[list[Sco
     return list(scores.values()), inherited
 
 
-def _number(value, where: str, name: str) -> float:
+def _number(value, where, name: str) -> float:
     import math
 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -394,7 +497,7 @@ def _number(value, where: str, name: str) -> float:
     return float(value)
 
 
-def _plain_score(record: dict, where: str, index: _AnswerIndex, scorer: str):
+def _plain_score(record: dict, where, index: _AnswerIndex, scorer: str):
     missing = [f for f in ("system", "sample", "score") if f not in record]
     if missing:
         raise HivemindError(f"{where}: missing field(s) {', '.join(missing)}; a scores line is "
@@ -407,11 +510,11 @@ def _plain_score(record: dict, where: str, index: _AnswerIndex, scorer: str):
     key = (system, prompt, sample)
     if prompt is None or system is None or key not in index.texts:
         label = record.get("prompt_id", str(record.get("prompt", ""))[:40])
-        return [], [f"line {where.rsplit(':', 1)[1]}: system {record['system']!r}, prompt {label!r}, sample {sample}"]
+        return [], [f"{where.unit} {where.number}: system {record['system']!r}, prompt {label!r}, sample {sample}"]
     return [Score(system, prompt, sample, scorer, value, raw=json.dumps({"imported": True}))], []
 
 
-def _noveltybench_scores(record: dict, where: str, index: _AnswerIndex, scorer: str):
+def _noveltybench_scores(record: dict, where, index: _AnswerIndex, scorer: str):
     _fields(record, where, "prompt", "model", "generations")
     generations = _texts(record["generations"], where, "generations")
     values = record.get("generation_scores")
@@ -424,7 +527,7 @@ def _noveltybench_scores(record: dict, where: str, index: _AnswerIndex, scorer: 
     for sample, (text, value) in enumerate(zip(generations, values)):
         key = (system, prompt, sample)
         if prompt is None or system is None or key not in index.texts:
-            unknown.append(f"line {where.rsplit(':', 1)[1]}: model {record['model']!r}, prompt "
+            unknown.append(f"{where.unit} {where.number}: model {record['model']!r}, prompt "
                            f"{str(record.get('id', record['prompt']))[:40]!r}, generation {sample}")
             continue
         if index.texts[key] != text:

@@ -55,7 +55,9 @@ def run_state(folder: Path) -> RunState:
     if not state.answers:
         return state
     state.stage, state.next_command = "collected", f"hivemind embed {name}"
-    if expected and state.answers + state.errors < expected:
+    from hivemind.imports import is_imported   # imported runs have unequal samples and nothing to collect
+
+    if expected and state.answers + state.errors < expected and not is_imported(config, folder):
         state.note = f"{state.answers + state.errors} of {expected} samples asked; `hivemind collect {name}` resumes"
     if missing:
         state.note = state.note or f"{missing} answers not embedded yet"

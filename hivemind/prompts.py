@@ -5,14 +5,13 @@ imports from different files meet on the same prompt.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import random
 from pathlib import Path
 
 from hivemind import HivemindError
 from hivemind.config import DatasetSource, RunConfig
+from hivemind.readers import Where, read_records
 from hivemind.store import Prompt
 
 TEXT_FIELDS = ("prompt", "query", "instruction", "text")
@@ -44,114 +43,19 @@ def subset(prompts: list[Prompt], limit: int | None, seed: int) -> list[Prompt]:
 
 
 def load_prompt_file(path: str | Path) -> list[Prompt]:
+    """Prompts from a JSONL, JSON, CSV or Parquet file (hivemind.readers: the same one-line errors as every
+    other data file). An id used twice is an error naming both lines."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        records = _csv_records(path, "prompt file")
-    else:
-        records = read_jsonl(path, "prompt file")
     prompts: list[Prompt] = []
-    seen: dict[str, int] = {}
-    for line, record in records:
-        prompt = _to_prompt(record, f"{path}:{line}")
+    seen: dict[str, Where] = {}
+    for where, record in read_records(path, "prompt file", "prompts"):
+        prompt = _to_prompt(record, str(where))
         if prompt.id in seen:
-            raise HivemindError(f"{path}:{line}: prompt id {prompt.id!r} already used on line {seen[prompt.id]}")
-        seen[prompt.id] = line
+            raise HivemindError(f"{where}: prompt id {prompt.id!r} already used on {seen[prompt.id].unit} "
+                                f"{seen[prompt.id].number}")
+        seen[prompt.id] = where
         prompts.append(prompt)
     return prompts
-
-
-def _open(path: Path, what: str = "prompt file"):
-    """The file opened as UTF-8 text (a BOM is skipped), or a one-line HivemindError saying why not."""
-    if path.is_dir():
-        raise HivemindError(f"{path}: is a folder; expected a {what}")
-    if not path.is_file():
-        raise HivemindError(f"{path}: {what} not found")
-    try:
-        return path.open(encoding="utf-8-sig", newline="")
-    except OSError as err:
-        raise HivemindError(f"{path}: cannot read the {what} ({err.strerror})") from None
-
-
-def read_jsonl(path: Path, what: str = "JSONL file"):
-    """Yield (line number, object) for each non-blank line; errors name the file and line."""
-    path = Path(path)
-    with _open(path, what) as handle:
-        for number, raw in enumerate(_utf8_lines(handle, path), start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise HivemindError(f"{path}:{number}: malformed JSON: {err.msg} (column {err.colno})") from None
-            except RecursionError:
-                raise HivemindError(f"{path}:{number}: malformed JSON: nested too deeply") from None
-            if not isinstance(record, dict):
-                raise HivemindError(f"{path}:{number}: each line must be a JSON object, not {_kind(record)}")
-            yield number, record
-
-
-def _kind(value) -> str:
-    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
-            type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _utf8_lines(handle, path: Path):
-    """The handle's lines; a byte that is not UTF-8 is a HivemindError naming the file (the decoder reads
-    ahead in blocks, so the line it fails on is not the line of the byte). A NUL byte means a binary file."""
-    number = 0
-    while True:
-        try:
-            line = next(handle)
-        except StopIteration:
-            return
-        except UnicodeDecodeError as err:
-            raise HivemindError(f"{path}: not UTF-8 text ({err.reason}); save it as UTF-8") from None
-        except OSError as err:
-            raise HivemindError(f"{path}: cannot read it ({err.strerror})") from None
-        number += line.count("\n") or 1
-        if "\0" in line:
-            raise HivemindError(f"{path}:{number}: a NUL byte; is this a binary file?")
-        yield line
-
-
-CSV_FIELD_LIMIT = 16 * 1024 * 1024  # characters; the csv module's default (128 KiB) is below a long prompt
-
-
-class _LineCounter:
-    """Lines handed to the csv reader so far: the line a record starts on is the count before reading it."""
-
-    def __init__(self, lines):
-        self.lines = lines
-        self.count = 0
-
-    def __iter__(self):
-        for line in self.lines:
-            self.count += 1
-            yield line
-
-
-def _csv_records(path: Path, what: str = "CSV file"):
-    """Yield (line a record starts on, record). Strict: a quote left open (which would swallow the rows
-    after it into one prompt), text after a closing quote, or more fields than the header is an error."""
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    with _open(path, what) as handle:
-        lines = _LineCounter(_utf8_lines(handle, path))
-        reader = csv.DictReader(lines, strict=True)
-        start = 1
-        try:
-            reader.fieldnames  # reads the header
-            start = lines.count + 1
-            for record in reader:
-                if None in record:
-                    raise HivemindError(f"{path}:{start}: {len(reader.fieldnames or []) + len(record[None])} "
-                                        f"fields, the header has {len(reader.fieldnames or [])}; quote fields "
-                                        f"that contain commas")
-                yield start, record
-                start = lines.count + 1
-        except csv.Error as err:
-            raise HivemindError(f"{path}:{start}: "
-                                f"malformed CSV ({err}); a quote opened on this line is never closed or is "
-                                f"followed by text: close it, or double quotes inside a quoted field (\"\")") from None
 
 
 def _to_prompt(record: dict, where: str) -> Prompt:

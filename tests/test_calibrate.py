@@ -373,3 +373,36 @@ def test_the_forms_answer_texts_are_five_point_votes(tmp_path):
     assert data.pairwise[0].agreement == pytest.approx((2 + 0.5) / 4)
     assert data.pairwise[1].preference == "B" and data.pairwise[1].margin == -1
     assert [(e.line, e.reason[:30]) for e in data.exclusions] == [(3, "5-point vote 'much better' is ")]
+
+
+@pytest.mark.parametrize("name, content, part", [
+    ("ratings.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\xff\xfe", ": not UTF-8 text"),
+    ("ratings.csv", b"query,response,ratings\nq,r,\x00\n", ":2: a NUL byte"),
+    ("ratings.xlsx", b"PK\x03\x04", ": unknown file type '.xlsx'"),
+    ("ratings.json", b"", ": no human ratings found (empty file)"),
+])
+def test_a_binary_or_unknown_ratings_file_is_one_line_not_a_traceback(tmp_path, name, content, part):
+    """`calibrate --absolute FILE` reads through hivemind.readers: a binary file gave a traceback before."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "hivemind.cli", "calibrate", "-q", "--absolute", str(path),
+                           "--results", str(tmp_path / "results")], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"error: {path}{part}") and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_ratings_load_the_same_from_parquet_json_and_jsonl(fixture_files, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in fixture_files[0].read_text().splitlines()]
+    parquet, as_json = tmp_path / "abs.parquet", tmp_path / "abs.json"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    as_json.write_text(json.dumps(rows))
+    expected = [(r.query, r.response, r.ratings) for r in calibrate.load_human_data(str(fixture_files[0])).absolute]
+    for path in (parquet, as_json):
+        loaded = calibrate.load_human_data(str(path)).absolute
+        assert [(r.query, r.response, r.ratings) for r in loaded] == expected

@@ -132,3 +132,249 @@ def test_existing_run_is_never_overwritten(tmp_path):
     with pytest.raises(HivemindError, match="already exists"):
         import_files([good], "run1", results_dir=tmp_path / "results")
     assert config.store_path.read_bytes() == before
+
+
+# --- imports that neither double nor refuse real data ------------------------------------------------
+
+NOVELTYBENCH = SHARED / "noveltybench_dev"
+needs_noveltybench = pytest.mark.skipif(not NOVELTYBENCH.is_dir(), reason=f"{NOVELTYBENCH} not present")
+NB_MODELS = ["openai__gpt-4o-mini-2024-07-18", "google__gemma-2-9b-it", "meta-llama__Llama-3.1-8B-Instruct"]
+
+
+def noveltybench(folder: Path, model: str, n_prompts: int, samples=None) -> Path:
+    """The first n prompts of one model's real NoveltyBench generations; `samples`: how many generations to
+    keep, one number or one per prompt (NoveltyBench has 10)."""
+    lines = (NOVELTYBENCH / f"{model}.jsonl").read_text().splitlines()[:n_prompts]
+    records = [json.loads(line) for line in lines]
+    for i, record in enumerate(records):
+        keep = samples[i] if isinstance(samples, (list, tuple)) else samples
+        if keep is not None:
+            record["generations"] = record["generations"][:keep]
+            record["generation_scores"] = record["generation_scores"][:keep]
+            record["partition"] = record["partition"][:keep]
+    path = folder / f"{model}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hivemind.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def stored_count(config) -> int:
+    with Store(config.store_path, create=False) as store:
+        return store.count_responses()
+
+
+@needs_noveltybench
+def test_a_file_given_twice_is_not_doubled_and_the_cli_counts_the_skipped_rows(tmp_path):
+    path = noveltybench(tmp_path, NB_MODELS[0], 3, samples=2)
+    results = tmp_path / "results"
+    proc = cli("import", path, path, "--name", "twice", "--results", results)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 duplicate rows skipped" in proc.stdout and f"{path.name}: 3" in proc.stdout
+    assert "given twice" in proc.stdout
+    config = resolve_run("twice", results_dir=results)
+    assert stored_count(config) == 3 * 2 and config.samples == 2
+    notes = json.loads((config.run_dir / "import.json").read_text())
+    assert notes["duplicate_rows"] == 3 and notes["rows"] == 3
+
+
+@needs_alpaca
+def test_the_same_rows_in_two_files_are_counted_once(tmp_path):
+    source = sorted(ALPACA.glob("*.json"))[0]
+    records = json.loads(source.read_text())[:5]
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(records[:3]))
+    second.write_text(json.dumps(records[1:]))          # rows 2 and 3 again, then two new ones
+    config = import_files([first, second], "overlap", results_dir=tmp_path / "results")
+    assert stored_count(config) == 5
+    assert json.loads((config.run_dir / "import.json").read_text())["duplicates_by_file"] == {str(second): 2}
+
+
+def test_one_prompt_text_under_two_noveltybench_ids_is_refused(tmp_path):
+    path = tmp_path / "generations.jsonl"
+    path.write_text(json.dumps({"id": "curated-1", "prompt": "Name a colour.", "model": "m", "generations": ["Red"]})
+                    + "\n" + json.dumps({"id": "curated-7", "prompt": "Name a colour. ", "model": "m2",
+                                         "generations": ["Blue"]}) + "\n")
+    with pytest.raises(HivemindError, match=r"generations.jsonl:2: prompt id 'curated-7' has the same text as prompt "
+                                            r"id 'curated-1' \(.*generations.jsonl:1\)"):
+        import_files([path], "twoids", results_dir=tmp_path / "results")
+    assert not (tmp_path / "results" / "twoids").exists()
+
+
+def test_identical_lines_are_counted_and_a_sample_field_keeps_identical_answers_apart(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    rows = [{"prompt": "Name a colour.", "model": "m", "response": "Blue"}] * 2
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = import_files([path], "dups", results_dir=tmp_path / "results")
+    assert stored_count(config) == 1
+    assert json.loads((config.run_dir / "import.json").read_text())["duplicate_rows"] == 1
+    path.write_text("".join(json.dumps({**r, "sample": i}) + "\n" for i, r in enumerate(rows)))
+    config = import_files([path], "samples", results_dir=tmp_path / "results")
+    assert stored_count(config) == 2
+
+
+@needs_noveltybench
+def test_parquet_import_works_like_jsonl(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jsonl = noveltybench(tmp_path, NB_MODELS[1], 4, samples=3)
+    parquet = tmp_path / "generations.parquet"
+    pq.write_table(pa.Table.from_pylist([json.loads(line) for line in jsonl.read_text().splitlines()]), parquet)
+    results = tmp_path / "results"
+    proc = cli("import", parquet, "--name", "from-parquet", "--results", results)
+    assert proc.returncode == 0, proc.stderr
+    from_parquet = resolve_run("from-parquet", results_dir=results)
+    from_jsonl = import_files([jsonl], "from-jsonl", results_dir=results)
+    with Store(from_parquet.store_path, create=False) as a, Store(from_jsonl.store_path, create=False) as b:
+        assert a.responses_frame()[["prompt_id", "sample", "text"]].equals(
+            b.responses_frame()[["prompt_id", "sample", "text"]])
+        assert len(a.prompts()) == 4
+
+
+def test_a_real_system_cannot_take_a_control_name(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "model": "control:babble", "response": "r"}) + "\n")
+    results = tmp_path / "results"
+    proc = cli("import", path, "--name", "ctl", "--results", results)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "rows.jsonl:1: field 'model' is not a usable system name" in proc.stderr
+    assert "reserved for control systems" in proc.stderr
+    assert not results.exists()
+    from hivemind.config import load_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text("name: r\nprompts: p.jsonl\nsystems:\n  - {name: 'Control:Salad', model: openai/m}\n")
+    with pytest.raises(HivemindError, match=r"systems\.0\.name: .*reserved for control systems"):
+        load_config(config)
+
+
+def test_scores_by_prompt_text_shared_by_two_ids_are_refused_not_given_to_the_last(tmp_path):
+    from synthetic_run import Answer, make_run
+
+    from hivemind.imports import import_scores
+    from hivemind.store import Prompt
+
+    prompts = [Prompt("p1", "Name a colour."), Prompt("p2", "Name a colour.")]
+    answers = [Answer("s", pid, i, f"{pid} answer {i}", [1.0, i, 0.5]) for pid in ("p1", "p2") for i in range(2)]
+    config = make_run(tmp_path, ["s"], prompts, answers)
+    path = tmp_path / "scores.jsonl"
+    path.write_text(json.dumps({"prompt": "Name a colour.", "system": "s", "sample": 0, "score": 3}) + "\n")
+    with pytest.raises(HivemindError, match=r"scores.jsonl:1: the prompt text 'Name a colour.' is stored under 2 "
+                                            r"ids \(p1, p2\).*prompt_id"):
+        import_scores(path, config, "ext")
+    path.write_text(json.dumps({"prompt_id": "p1", "prompt": "Name a colour.", "system": "s", "sample": 0,
+                                "score": 3}) + "\n")
+    assert import_scores(path, config, "ext").stored == 1
+    with Store(config.store_path, create=False) as store:
+        assert store.scores_frame()[["prompt_id", "score"]].values.tolist() == [["p1", 3.0]]
+
+
+def unverified_snapshot(folder: Path, rows: list[tuple[str, str, str, int, str]]) -> Path:
+    """A snapshot folder without a manifest (imported only with --no-verify): config.yaml and
+    responses.parquet of rows (system name, prompt id, prompt text, sample, answer)."""
+    from hivemind.config import RunConfig, System, save_run_config
+
+    systems = {name: System(name=name, model=f"test/{name}") for name in dict.fromkeys(r[0] for r in rows)}
+    folder.mkdir()
+    config = RunConfig(name="snap", prompts="prompts.jsonl", samples=2, results_dir=str(folder.parent),
+                       systems=list(systems.values()))
+    save_run_config(config, folder)
+    pd.DataFrame([{"system_id": systems[s].identity, "prompt_id": pid, "prompt": text, "category": None,
+                   "sample": sample, "seed": None, "text": answer, "finish_reason": "stop", "prompt_tokens": None,
+                   "completion_tokens": None, "latency_s": None, "cost": None, "error": None}
+                  for s, pid, text, sample, answer in rows]).to_parquet(folder / "responses.parquet")
+    return folder
+
+
+def test_repeated_snapshot_rows_are_counted_and_conflicting_ones_refused(tmp_path):
+    rows = [("m", "p1", "Name a colour.", 0, "Blue"), ("m", "p1", "Name a colour.", 1, "Red"),
+            ("m", "p2", "Name a colour.", 0, "Green"), ("m", "p2", "Name a colour.", 1, "Teal")]
+    folder = unverified_snapshot(tmp_path / "snap", rows + rows[:2])
+    results = tmp_path / "results"
+    proc = cli("import", folder, "--name", "again", "--no-verify", "--results", results)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 duplicate rows skipped (repeated answers in the snapshot)" in proc.stdout
+    assert "prompts p1, p2 have the same text; kept apart, as in the snapshot" in proc.stdout
+    config = resolve_run("again", results_dir=results)
+    assert stored_count(config) == 4
+    assert json.loads((config.run_dir / "import.json").read_text())["duplicate_rows"] == 2
+
+    conflicting = unverified_snapshot(tmp_path / "bad", rows + [("m", "p1", "Name a colour.", 1, "Purple")])
+    with pytest.raises(HivemindError, match=r"two different answers for system .*, prompt p1, sample 1 \(row 5\)"):
+        import_files([conflicting], "bad", results_dir=results, verify=False)
+    assert not (results / "bad").exists()
+
+
+@needs_noveltybench
+def test_unequal_samples_per_system_analyse_and_say_where_intra_is_undefined(tmp_path):
+    """Real NoveltyBench answers: one model with 3 samples per prompt, one with 1, one with 3, 1 and 2."""
+    files = [noveltybench(tmp_path, NB_MODELS[0], 3, samples=3), noveltybench(tmp_path, NB_MODELS[1], 3, samples=1),
+             noveltybench(tmp_path, NB_MODELS[2], 3, samples=[3, 1, 2])]
+    results = tmp_path / "results"
+    proc = cli("import", *files, "--name", "unequal", "--results", results)
+    assert proc.returncode == 0, proc.stderr
+    assert "samples per prompt differ between systems" in proc.stdout
+    config = resolve_run("unequal", results_dir=results)
+    assert config.samples == 3
+    embed_run(config, progress=False)
+    proc = cli("analyze", results / "unequal", "-q")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((config.run_dir / "analysis.json").read_text())
+    one, varying = "google/gemma-2-9b-it", "meta-llama/Llama-3.1-8B-Instruct"
+    assert any(one in w and "fewer than 2 samples on every prompt" in w for w in info["warnings"])
+    assert any(f"{varying} (1 of 3)" in w for w in info["warnings"])
+    buckets = pd.read_csv(config.run_dir / "intra_model_buckets.csv", index_col="system")
+    assert pd.isna(buckets.loc[one, "mean"]) and buckets.loc[one, "n_prompts"] == 0
+    assert buckets.loc[varying, "n_prompts"] == 2 and buckets["mean"].notna().sum() == 2
+    inter = pd.read_csv(config.run_dir / "inter_model_similarity.csv", index_col="system")
+    assert inter.notna().all().all()
+    assert "collect" not in proc.stdout + proc.stderr
+    listed = cli("list", "--results", results)   # fewer answers than systems x prompts x samples: not "collect"
+    assert listed.returncode == 0 and "unequal" in listed.stdout, listed.stderr
+    assert "hivemind collect" not in listed.stdout, listed.stdout
+
+
+def test_an_imported_run_is_never_told_to_collect(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p, "model": m, "response": [f"{m} {p} {i}" for i in range(2)]})
+                            + "\n" for p in ("Name a colour.", "Name a fruit.") for m in ("m1", "m2")))
+    config = import_files([path], "imp", results_dir=tmp_path / "results")
+    with Store(config.store_path, create=False) as store:   # as if one system's answers never came
+        store.db.execute("DELETE FROM responses WHERE system_id = ?", (config.systems[1].identity,))
+        store.db.commit()
+    proc = cli("analyze", tmp_path / "results" / "imp", "-q")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "no stored responses for system(s) m2" in proc.stderr
+    assert "hivemind import" in proc.stderr and "collect" not in proc.stderr
+
+
+@needs_noveltybench
+def test_score_on_a_run_with_only_imported_scorers_says_what_was_imported(tmp_path):
+    path = noveltybench(tmp_path, NB_MODELS[0], 2, samples=3)
+    results = tmp_path / "results"
+    assert cli("import", path, "--name", "nb", "--results", results).returncode == 0
+    proc = cli("import", "--scores", path, "--name", "nb", "--scorer", "reward", "--results", results)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("score", results / "nb", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "scored:" not in proc.stdout
+    assert "nothing to score: every scorer of run 'nb' is imported" in proc.stdout
+    assert "reward (imported): 6 of 6 answers have a score" in proc.stdout
+
+
+@needs_alpaca
+def test_one_answer_per_model_analyses_and_the_advice_is_to_import_not_collect(tmp_path):
+    """AlpacaEval exports have one answer per model and instruction: inter-model tables, no intra, and the
+    warning says what applies to an imported run."""
+    files = [path for path in trimmed_alpaca(tmp_path, 3) if path.stem in ("gpt-4o-2024-05-13", "gemma-7b-it")]
+    config = import_files(files, "alpaca1", results_dir=tmp_path / "results")
+    assert config.samples == 1
+    embed_run(config, progress=False)
+    summary = analyze_run(config, progress=False)
+    assert any("import >= 2 samples per prompt" in w for w in summary.warnings), summary.warnings
+    assert not any("collect" in w for w in summary.warnings), summary.warnings
+    assert pd.read_csv(config.run_dir / "inter_model_similarity.csv", index_col=0).notna().all().all()
