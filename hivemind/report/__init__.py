@@ -7,6 +7,7 @@ never leaves half a report.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind.config import RunConfig
+from hivemind.fingerprint import REPORT_RECORD, report_info
 from hivemind.report.figures import (
     cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap,
     plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
@@ -47,7 +49,9 @@ def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
         maps, note = figures.maps, figures.map_note
         (tmp / "report.html").write_text(build_html(config, tables, h, tmp, maps, note), encoding="utf-8")
         (tmp / "report.md").write_text(build_markdown(config, tables, h, maps), encoding="utf-8")
-        names = [*(f.name for f in figures.files), "report.md", "report.html"]
+        # which analysis this report drew, so `list` and `snapshot publish` can tell a stale report
+        (tmp / REPORT_RECORD).write_text(json.dumps(report_info(run_dir), indent=2) + "\n", encoding="utf-8")
+        names = [*(f.name for f in figures.files), "report.md", REPORT_RECORD, "report.html"]
         for name in names:
             os.replace(tmp / name, run_dir / name)
         scan_paths([run_dir / name for name in names], config, remove=True)  # no key in a report
