@@ -11,11 +11,12 @@ The fingerprint of a run covers, in this fixed order:
    answered, including permanent failures. Texts enter by their SHA-256 (the store's text_hash);
 4. the vectors of the config's embedder for those answer texts and for the prompt texts (text hash and the
    float32 bytes), by hash: what was measured;
-5. the scores of those answers (key, scorer, score, error): what gated them.
+5. the scores of those answers by the config's scorers (key, scorer, score, error): what gated them.
 
 Left out on purpose: timestamps, latencies, costs and token counts (they change no table), the synthetic
-control systems `analyze --controls` adds to the store (derived from the answers above, never ranked), and
-chunk counts (read by `embed`'s coverage table, not by analyze).
+control systems `analyze --controls` adds to the store (derived from the answers above, never ranked),
+scores by scorers the config does not name (analyze never reads them), and chunk counts (read by `embed`'s
+coverage table, not by analyze).
 
 The rows are streamed from SQLite in key order (Store.iter_fingerprint_rows), so 100k answers need no
 more memory than one row, and equal content gives an equal fingerprint whatever order it was stored in.
@@ -82,7 +83,8 @@ def store_fingerprint(store, config) -> str:
     digest.update(VERSION.encode() + b"\n")
     digest.update(json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":")).encode() + b"\n")
     ids = [s.identity for s in config.systems]
-    for section, row in store.iter_fingerprint_rows(config.embedder.id, ids):
+    scorers = [s.name for s in config.scorers]
+    for section, row in store.iter_fingerprint_rows(config.embedder.id, ids, scorers):
         digest.update(section.encode())
         for value in row:
             digest.update(_field(value))

@@ -86,10 +86,6 @@ def read_run(folder: Path) -> RunEntry:
     analysis_path, config_path, table_path = folder / "analysis.json", folder / RUN_CONFIG_NAME, folder / LEADERBOARD_CSV
     if not analysis_path.is_file() and not table_path.is_file():
         raise HivemindError(f"not analysed yet; run `hivemind analyze {folder.name}`")
-    record = read_analysis(folder)
-    if record is not None and not record.complete:   # a refused analysis never counts as analysed
-        raise HivemindError(f"its last analysis did not finish ({record.why_incomplete}); "
-                            f"run `hivemind analyze {folder.name}`")
     for path in (analysis_path, table_path):
         if not path.is_file():
             raise HivemindError(f"{path.name} is missing; run `hivemind analyze {folder.name}` again")
@@ -111,6 +107,10 @@ def read_run(folder: Path) -> RunEntry:
         raise HivemindError(f"{analysis_path.name} is not a JSON object; run `hivemind analyze {folder.name}` again")
     if not isinstance(config, dict):
         raise HivemindError(f"{config_path.name} is not a mapping of settings")
+    record = read_analysis(folder)
+    if record is not None and not record.complete:   # a refused analysis never counts as analysed
+        raise HivemindError(f"its last analysis did not finish ({record.why_incomplete}); "
+                            f"run `hivemind analyze {folder.name}`")
     if "system" not in table.columns:
         raise HivemindError(f"{table_path.name} has no `system` column; run `hivemind analyze {folder.name}` again")
     table, note = _results_table(folder, table)

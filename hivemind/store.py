@@ -999,11 +999,13 @@ class Store:
                             f"SELECT embedder, text_hash, chunks, tokens FROM {src}.embedding_chunks")
 
     # The content fingerprint (hivemind.fingerprint): what an analysis read, as ordered rows ---------------
-    def iter_fingerprint_rows(self, embedder: str, system_ids: list[str]) -> Iterator[tuple[str, tuple]]:
+    def iter_fingerprint_rows(self, embedder: str, system_ids: list[str],
+                              scorers: list[str]) -> Iterator[tuple[str, tuple]]:
         """(section, row) in a fixed order, streamed by SQLite cursors (never all in memory):
         "prompt" (id, text, category) in store order; "answer" (system id, prompt id, sample, text hash, error)
         of these systems; "vector" (text hash, float32 bytes) of `embedder` for their answer texts and the
-        prompt texts; "score" (system id, prompt id, sample, scorer, score, error) of their answers.
+        prompt texts; "score" (system id, prompt id, sample, scorer, score, error) of their answers by
+        these scorers.
         Sorted by key so that equal content gives equal rows whatever order it was stored in."""
         prompt_hashes = []
         for row in self.db.execute("SELECT id, text, category FROM prompts ORDER BY position, id"):
@@ -1020,9 +1022,11 @@ class Store:
                 f"(SELECT value FROM json_each(?))) ORDER BY text_hash",
                 [embedder, *system_ids, json.dumps(prompt_hashes)]):
             yield "vector", row
+        if not scorers:
+            return
         for row in self.db.execute(f"SELECT system_id, prompt_id, sample, scorer, score, error FROM scores "
-                                   f"WHERE system_id IN ({marks}) ORDER BY system_id, prompt_id, sample, scorer",
-                                   system_ids):
+                                   f"WHERE system_id IN ({marks}) AND scorer IN ({_marks(scorers)}) "
+                                   f"ORDER BY system_id, prompt_id, sample, scorer", [*system_ids, *scorers]):
             yield "score", row
 
 
