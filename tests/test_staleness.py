@@ -187,11 +187,11 @@ def test_list_is_stale_in_both_directions_and_not_after_analyze_controls(reporte
     row, _ = list_row(results, tmp_path)
     assert row.split()[1] == "reported" and f"hivemind snapshot publish {RUN}" in row
 
-    # The store changes after the analysis (a score arrives): stale, next is analyze.
+    # The store changes after the analysis (one more sample, failed for good): stale, next is analyze.
     with sqlite3.connect(config.store_path) as db:
         system_id = db.execute("SELECT system_id FROM responses LIMIT 1").fetchone()[0]
-        db.execute("INSERT INTO scores (system_id, prompt_id, sample, scorer, score, created_at) "
-                   "VALUES (?, 'q0', 0, 'judge', 7.0, '2026-01-01T00:00:00Z')", (system_id,))
+        db.execute("INSERT INTO responses (system_id, prompt_id, sample, text, error, created_at) "
+                   "VALUES (?, 'q0', 7, NULL, 'HTTP 500 after 8 attempts', '2026-01-01T00:00:00Z')", (system_id,))
     db.close()
     row, out = list_row(results, tmp_path)
     assert row.split()[1] == "stale" and f"hivemind analyze {RUN}" in row
@@ -277,3 +277,46 @@ def test_leaderboard_add_prints_the_rank_and_redraws_the_report(reported, server
     assert "gamma" in (grown.run_dir / "report.md").read_text()
     row, _ = list_row(results, tmp_path)
     assert row.split()[1] == "reported"
+
+
+# The fingerprint itself (hand-made stores, no embedder) ----------------------------------------------------
+
+def synthetic(root: Path, order=1, scorers=(), scores=()):
+    import numpy as np
+    from synthetic_run import Answer, make_run
+    from hivemind.config import Scorer
+    from hivemind.store import Prompt
+
+    prompts = [Prompt("p0", "first question"), Prompt("p1", "second question")]
+    answers = [Answer(s, p.id, k, f"{s} says {p.id} {k}", np.eye(4)[(i + k) % 4] + 0.1)
+               for i, s in enumerate(["a", "b"]) for p in prompts for k in range(2)]
+    return make_run(root, ["a", "b"], prompts, answers[::order],
+                    scorers=[Scorer(name=n, kind="imported", pass_at=0.5) for n in scorers], scores=list(scores))
+
+
+def test_fingerprint_covers_what_analysis_reads_and_nothing_else(tmp_path):
+    from hivemind.store import Score, Store
+
+    config = synthetic(tmp_path / "one", scorers=["judge"])
+    first = run_fingerprint(config)
+    assert first == run_fingerprint(synthetic(tmp_path / "reversed", order=-1, scorers=["judge"]))  # order-free
+    assert first != run_fingerprint(synthetic(tmp_path / "plain"))          # a scorer is a setting that counts
+    from hivemind.fingerprint import store_fingerprint
+
+    moved = config.model_copy(update={"results_dir": str(tmp_path / "elsewhere"), "max_attempts": 3})
+    with Store.open_readonly(config.store_path) as store:
+        assert store_fingerprint(store, moved) == first                     # settings that change no number
+
+    ids = {s.name: s.identity for s in config.systems}
+    with Store(config.store_path) as store:
+        store.add_scores([Score(ids["a"], "p0", 0, "other", 0.9)])          # a scorer the config does not name
+    assert run_fingerprint(config) == first
+    with Store(config.store_path) as store:
+        store.add_scores([Score(ids["a"], "p0", 0, "judge", 0.9)])          # one that gates
+    scored = run_fingerprint(config)
+    assert scored != first
+    with sqlite3.connect(config.store_path) as db:                          # one vector re-embedded
+        text_hash, vector = db.execute("SELECT text_hash, vector FROM embeddings LIMIT 1").fetchone()
+        db.execute("UPDATE embeddings SET vector = ? WHERE text_hash = ?", (vector[::-1], text_hash))
+    db.close()
+    assert run_fingerprint(config) != scored
