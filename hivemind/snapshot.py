@@ -10,7 +10,10 @@ results/snapshots/NAME/ holds
     *.csv, analysis.json, *.json   the metric tables of the run
     *.png, *.svg, figures/ the figures, report.html, report.md (whatever the run folder has)
 
-A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
+A snapshot never contradicts itself: publish runs under the run lock and, in the read transaction that
+exports responses and vectors, recomputes the run's content fingerprint (hivemind.fingerprint) and refuses
+unless it equals the one analyze recorded (and the report, if any, drew that analysis); the manifest keeps
+the fingerprint. A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
 responses.parquet + embeddings.parquet + config.yaml. The folder is written into a temporary sibling and
 renamed at the end, so an error never leaves a partial snapshot; its files are made read-only and
 `verify` recomputes every hash in the manifest.
