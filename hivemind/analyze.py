@@ -96,6 +96,10 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         if control_note:
             warnings.append(control_note)
         info = analysis_info(config, names, measured, n_empty, warnings, store)
+        # What the tables were built on (hivemind.fingerprint), and which files make this analysis whole:
+        # snapshot publish, list and the leaderboard check both instead of trusting file times.
+        from hivemind.fingerprint import store_fingerprint
+        info["fingerprint"], info["tables"] = store_fingerprint(store, config), sorted(tables)
         files = write_atomically(config.run_dir, tables, info, config)   # refused whole if a key is in it
     finally:
         store.close()

@@ -164,7 +164,8 @@ def cmd_snapshot(args) -> str:
     if args.action in ("create", "publish"):
         config = resolve_run(args.target, results_dir=args.results)
         name = args.name or snapshot.default_name(config.name)
-        path = snapshot.publish(config, name, results_dir=args.results, license=args.license)
+        path = snapshot.publish(config, name, results_dir=args.results, license=args.license,
+                                wait=getattr(args, "wait", False))
         if getattr(args, "to_hub", None):  # the folder just written, wherever its results_dir is
             url = snapshot.push_to_hub(path, args.to_hub)
             return f"snapshot published: {path}\npushed in one commit, tagged {name}: {url}"
@@ -511,8 +512,9 @@ def _leaderboard_parser(add) -> None:
     q = add("show", cmd_leaderboard, "rewrite the leaderboard and print leaderboard.md", writes_run=True,
             parent=nested)
     q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
-    q = add("add", cmd_leaderboard, "add a system to a run's config, collect and embed only it, re-analyze "
-            "and rewrite the leaderboard", writes_run=True, parent=nested)
+    q = add("add", cmd_leaderboard, "add a system to a run's config, collect and embed only it, re-analyze, "
+            "redraw the report, rewrite the leaderboard and print where it ranks (a system already present and "
+            "analysed adds nothing)", writes_run=True, parent=nested)
     q.add_argument("config", help="the run's config file, with the new system already under `systems:`")
     q.add_argument("--system", required=True, help="the name of the new system in that config")
     q.add_argument("--results", default=argparse.SUPPRESS, help=results_help)
@@ -528,7 +530,7 @@ def _snapshot_parser(add, results_help: str) -> None:
     license_help = "license in the dataset card (default: other)"
     for action, text in (("create", "write results/snapshots/NAME/ from an analysed run (hashed, read-only)"),
                          ("publish", "create the snapshot and, with --to-hub, upload it")):
-        q = add(action, cmd_snapshot, text, writes_run=True, parent=nested)
+        q = add(action, cmd_snapshot, text, parent=nested, writes_run=True)   # --wait: it takes the run lock
         q.add_argument("target", metavar="RUN", help=RUN_HELP)
         q.add_argument("--name", help=name_help)
         q.add_argument("--license", default="other", help=license_help)

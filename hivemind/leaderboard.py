@@ -3,7 +3,8 @@
 Two runs are comparable when they asked the same prompts (same prompt-set hash over ids + texts, in
 order) and embedded with the same embedder; the `group` column names that pair, and ranks restart in
 every group. `add_system` grows a run by one system: it collects only that system's missing answers,
-embeds only new texts (the cache does the rest), re-analyses and rewrites the leaderboard.
+embeds only new texts (the cache does the rest), re-analyses, redraws the report, rewrites the leaderboard
+and says where the new system ranks.
 """
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ def stored_prompt_set_hash(store_path: Path) -> str | None:
 
 def read_run(folder: Path) -> RunEntry:
     """One analysed run folder; a HivemindError saying what is wrong with it otherwise."""
+    from hivemind.fingerprint import read_analysis
+
     analysis_path, config_path, table_path = folder / ANALYSIS, folder / RUN_CONFIG_NAME, folder / LEADERBOARD_CSV
     if not analysis_path.is_file() and not table_path.is_file():
         raise HivemindError(f"not analysed yet; run `hivemind analyze {folder.name}`")
@@ -100,6 +103,10 @@ def read_run(folder: Path) -> RunEntry:
         raise HivemindError(f"{analysis_path.name} is not a JSON object; run `hivemind analyze {folder.name}` again")
     if not isinstance(config, dict):
         raise HivemindError(f"{config_path.name} is not a mapping of settings")
+    record = read_analysis(folder)
+    if record is not None and not record.complete:   # a refused analysis never counts as analysed
+        raise HivemindError(f"its last analysis did not finish ({record.why_incomplete}); "
+                            f"run `hivemind analyze {folder.name}`")
     if "system" not in table.columns:
         raise HivemindError(f"{table_path.name} has no `system` column; run `hivemind analyze {folder.name}` again")
     table, note = _results_table(folder, table)
@@ -266,24 +273,71 @@ def _cell(value: Any) -> str:
 
 
 @dataclass
+class Rank:
+    """Where one system of one run stands in its leaderboard group."""
+    system: str
+    label: str          # "3", or "2=" for a tie; "" when the system has no value for the primary key
+    of: int             # systems in the group
+    metric: str         # the primary key's display name
+
+    def __str__(self) -> str:
+        if not self.label:
+            return f"{self.system} is not ranked (no value for {self.metric})"
+        return f"{self.system} ranks {self.label} of {self.of} by {self.metric}"
+
+
+def rank_of(frame: pd.DataFrame, run: str, system: str) -> Rank | None:
+    """The rank of `system` of `run` in a leaderboard frame (build_leaderboard or leaderboard.csv)."""
+    rows = frame[(frame["run"].astype(str) == run) & (frame["system"].astype(str) == system)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    group = frame[frame["group"] == row["group"]]
+    label = "" if pd.isna(row["rank"]) or pd.isna(row["primary"]) else str(row["rank"])
+    return Rank(system=system, label=label, of=len(group), metric=results.METRICS[row["primary_key"]].display)
+
+
+@dataclass
 class AddSystemSummary:
     run: str
     system: str
     collect: Any = None
     embed: Any = None
     analysis: Any = None
+    report: Path | None = None
     leaderboard: list[Path] = field(default_factory=list)
+    rank: Rank | None = None
+    already: bool = False       # the system was present and analysed: nothing was added
 
     def __str__(self) -> str:
+        rank = f"{self.rank}" if self.rank else f"{self.system} is not on the leaderboard"
+        if self.already:
+            return (f"system {self.system!r} is already in run {self.run!r} and analysed on the store as it is: "
+                    f"nothing added, nothing rewritten\n{rank}")
         stored = getattr(self.collect, "stored", "?")
         return (f"added system {self.system!r} to run {self.run!r}: {stored} answers collected, "
-                f"{getattr(self.embed, 'embedded', '?')} texts embedded; leaderboard: "
-                + ", ".join(str(p) for p in self.leaderboard))
+                f"{getattr(self.embed, 'embedded', '?')} texts embedded; report redrawn: {self.report}; "
+                "leaderboard: " + ", ".join(str(p) for p in self.leaderboard) + f"\n{rank}")
+
+
+def already_analysed(config, system_name: str) -> bool:
+    """Is `system_name` in the run's last complete analysis, and does the store still hold exactly what
+    that analysis read (same answers, vectors, scores and settings: hivemind.fingerprint)?"""
+    from hivemind.fingerprint import read_analysis, run_fingerprint
+
+    analysis = read_analysis(config.run_dir)
+    if analysis is None or not analysis.complete or analysis.fingerprint is None:
+        return False
+    if system_name not in analysis.systems or not config.store_path.is_file():
+        return False
+    return analysis.fingerprint == run_fingerprint(config)
 
 
 def add_system(config_path: str | Path, system_name: str, results_dir: str | Path | None = None,
                progress: bool = True, wait: bool = False) -> AddSystemSummary:
-    """Grow a run by a system the user added to its config file: only that system's answers are requested."""
+    """Grow a run by a system the user added to its config file: only that system's answers are requested,
+    then the run is re-analysed, its report redrawn and the leaderboard rewritten; the summary says where
+    the system ranks. A system already present and analysed on the unchanged store adds nothing."""
     from hivemind import pipeline
 
     config = load_config(config_path)
@@ -293,7 +347,13 @@ def add_system(config_path: str | Path, system_name: str, results_dir: str | Pat
         raise HivemindError(f"{config_path}: has no system named {system_name!r}; add it under `systems:` "
                             f"first (it has: {', '.join(s.name for s in config.systems)})")
     summary = AddSystemSummary(run=config.name, system=system_name)
-    result = pipeline.run(config, systems=[system_name], progress=progress, wait=wait, with_report=False)
+    if already_analysed(config, system_name):
+        summary.already = True
+        summary.rank = rank_of(build_leaderboard(config.results_dir), config.name, system_name)
+        return summary
+    result = pipeline.run(config, systems=[system_name], progress=progress, wait=wait, with_report=True)
     summary.collect, summary.embed, summary.analysis = result.collect, result.embed, result.analysis
+    summary.report = result.report
     summary.leaderboard = update_leaderboard(config.results_dir)
+    summary.rank = rank_of(pd.read_csv(summary.leaderboard[0], dtype={"rank": str}), config.name, system_name)
     return summary

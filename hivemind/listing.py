@@ -24,10 +24,12 @@ class RunState:
     last_change: float         # newest file's mtime (seconds since the epoch)
     next_command: str
     note: str = ""             # why a stage is incomplete, or what is unreadable
+    stale: str = ""            # "stale: ..." when the analysis or the report no longer describes the store
 
 
 def run_state(folder: Path) -> RunState:
     """How far the run in `folder` got: each stage's evidence is in the store or the run folder."""
+    from hivemind.fingerprint import read_analysis, store_fingerprint
     from hivemind.store import Store
 
     name, last = folder.name, _last_change(folder)
@@ -48,6 +50,10 @@ def run_state(folder: Path) -> RunState:
             n_prompts = len(store.prompts())
             unscored = [s.name for s in config.scorers if store.answers_to_score(s.name, ids)] \
                 if config.scorers and not missing else []
+            analysis = read_analysis(folder)
+            # the content the store holds now, against what the analysis recorded (not file times:
+            # `analyze --controls` writes the store while it analyses, and a copy keeps no mtimes)
+            current = store_fingerprint(store, config) if analysis and analysis.fingerprint else None
     except HivemindError as err:
         state.note = f"unreadable store ({_first(err)})"
         return state
@@ -69,14 +75,35 @@ def run_state(folder: Path) -> RunState:
             state.note = state.note or f"not scored yet by {', '.join(unscored)}"
         else:
             state.stage = "scored"
-    if (folder / "analysis.json").is_file():
-        state.stage, state.next_command = "analysed", f"hivemind report {name}"
-        if (folder / "report.html").is_file():
-            state.stage, state.next_command = "reported", f"hivemind snapshot publish {name}"
-        if _mtime(folder / STORE_NAME) > _mtime(folder / "analysis.json"):
-            state.note = state.note or "the store changed after the analysis"
-            state.next_command = f"hivemind analyze {name}"
+    if analysis is not None and not analysis.complete:
+        state.note = f"the last analysis did not finish ({analysis.why_incomplete}); not counted as analysed"
+        state.next_command = f"hivemind analyze {name}"
+        return state
+    if analysis is not None:
+        _analysed_state(state, folder, analysis, current)
     return state
+
+
+def _analysed_state(state: RunState, folder: Path, analysis, current: str | None) -> None:
+    """analysed or reported, and stale when the store changed after the analysis or the analysis after
+    the report (hivemind.fingerprint)."""
+    from hivemind.fingerprint import report_is_current
+
+    name = state.name
+    state.stage, state.next_command = "analysed", f"hivemind report {name}"
+    reported = (folder / "report.html").is_file()
+    if reported:
+        state.stage, state.next_command = "reported", f"hivemind snapshot publish {name}"
+    if analysis.fingerprint is None:
+        state.stale = (f"stale: analysed by an older hivemind that recorded no content fingerprint "
+                       f"(run `hivemind analyze {name}`)")
+        state.next_command = f"hivemind analyze {name}"
+    elif analysis.fingerprint != current:
+        state.stale = f"stale: store changed since analysis (run `hivemind analyze {name}`)"
+        state.next_command = f"hivemind analyze {name}"
+    elif reported and not report_is_current(folder):
+        state.stale = f"stale: analysis newer than the report (run `hivemind report {name}`)"
+        state.next_command = f"hivemind report {name}"
 
 
 def list_runs(results_dir: str | Path | None = None) -> list[RunState]:
@@ -94,12 +121,12 @@ def render(states: list[RunState], base: Path) -> str:
     if not states:
         return f"no runs under {base}/; start one with `hivemind run demo` or `hivemind collect CONFIG`"
     header = ("run", "state", "systems", "answers", "errors", "last change", "next")
-    rows = [(s.name, s.stage, _n(s.systems), _n(s.answers), _n(s.errors),
+    rows = [(s.name, "stale" if s.stale else s.stage, _n(s.systems), _n(s.answers), _n(s.errors),
              time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_change)), s.next_command) for s in states]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     lines = [line(header), *(line(r) for r in rows)]
-    notes = [f"  {s.name}: {s.note}" for s in states if s.note]
+    notes = [f"  {s.name}: {text}" for s in states for text in (s.stale, s.note) if text]
     stages = " -> ".join(STAGES[1:])
     return "\n".join(lines + (["", "notes:", *notes] if notes else []) + ["", f"stages: {stages} (under {base}/)"])
 

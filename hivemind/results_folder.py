@@ -9,7 +9,7 @@ Layout (every file name is declared here once; other modules use these constants
         config.yaml  store.sqlite      the run's config copy and its SQLite store (hivemind.store writes it)
         .lock                          the run lock (hivemind.lock)
         analysis.json  results.json    hivemind analyze (tables beside them: hivemind.results.TABLES)
-        report.html  report.md         hivemind report (figures beside them)
+        report.html  report.md         hivemind report (figures beside them; report.json: which analysis it drew)
         inspect/                       hivemind export inspect
 
 Every file a command keeps goes through `writing()` (files that belong together) or `write_text()` /
@@ -57,6 +57,7 @@ ANALYSIS = "analysis.json"
 RESULTS = "results.json"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
+REPORT_RECORD = "report.json"       # beside report.html: which analysis the report drew (hivemind.fingerprint)
 INSPECT_DIR = "inspect"
 WORK_DIR = ".work"                  # transient Ray shards (hivemind.distributed)
 # The results folder -----------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ results/snapshots/NAME/ holds
     *.csv, analysis.json, *.json   the metric tables of the run
     *.png, *.svg, figures/ the figures, report.html, report.md (whatever the run folder has)
 
-A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
+A snapshot never contradicts itself: publish runs under the run lock and, in the read transaction that
+exports responses and vectors, recomputes the run's content fingerprint (hivemind.fingerprint) and refuses
+unless it equals the one analyze recorded (and the report, if any, drew that analysis); the manifest keeps
+the fingerprint. A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
 responses.parquet + embeddings.parquet + config.yaml. The folder is written into a temporary sibling and
 renamed at the end, so an error never leaves a partial snapshot; its files are made read-only and
 `verify` recomputes every hash in the manifest.
@@ -82,16 +85,36 @@ def default_name(run: str, today: str | None = None) -> str:
 
 
 def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
-            license: str = hub.DEFAULT_LICENSE) -> Path:
-    """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder."""
+            license: str = hub.DEFAULT_LICENSE, wait: bool = False) -> Path:
+    """Write results/snapshots/NAME/ from the analysed run of `config`; return the folder.
+
+    Runs under the run lock (a collect, embed, score or analyze in progress refuses it, naming the holder;
+    wait=True waits instead), and checks in the same read transaction that exports the answers and vectors
+    that the store still has the content fingerprint the analysis recorded (hivemind.fingerprint): the
+    published tables were built on exactly the published answers, or nothing is written."""
+    from hivemind.pipeline import locked
+
     check_name(name, "snapshot name")
     run_dir = config.run_dir
     if not (run_dir / STORE_NAME).is_file():
         raise HivemindError(f"{run_dir / STORE_NAME}: no store for run {config.name!r}; collect it first")
-    if not (run_dir / "analysis.json").is_file():
-        raise HivemindError(f"run {config.name!r} was never analysed ({run_dir / 'analysis.json'} is missing); "
-                            f"run `hivemind analyze {config.name}` first, then publish")
-    _refuse_stale_analysis(config)
+    with locked(config, "snapshot", wait):
+        if not (run_dir / "analysis.json").is_file():
+            raise HivemindError(f"run {config.name!r} was never analysed ({run_dir / 'analysis.json'} is missing); "
+                                f"run `hivemind analyze {config.name}` first, then publish")
+        from hivemind.fingerprint import store_fingerprint
+        from hivemind.store import Store
+
+        with Store.open_readonly(config.store_path) as store, store.transaction():
+            # One read transaction: the fingerprint checked and the rows exported are the same state of the
+            # store, even if a writer that takes no run lock commits meanwhile.
+            current = store_fingerprint(store, config)
+            _refuse_stale_analysis(config, current)
+            return _publish_checked(config, name, results_dir, license, store, current)
+
+
+def _publish_checked(config: RunConfig, name: str, results_dir: str | Path | None, license: str, store,
+                     current: str) -> Path:
     root = snapshots_root(results_dir if results_dir is not None else config.results_dir)
     target = root / name
     if target.exists():
@@ -105,7 +128,7 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
     except OSError as err:
         raise file_error(err, "write the snapshot", root) from None
     try:
-        _write_snapshot(config, name, tmp, license)
+        _write_snapshot(config, name, tmp, license, store, current)
         if target.exists():  # someone published the same name meanwhile
             raise HivemindError(f"snapshot {target} already exists; choose another name")
         os.rename(tmp, target)
@@ -118,32 +141,32 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
     return target
 
 
-def _refuse_stale_analysis(config: RunConfig) -> None:
-    """The tables must describe the systems being published, else the snapshot contradicts itself."""
-    path = config.run_dir / "analysis.json"
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HivemindError(f"{path}: unreadable; run `hivemind analyze {config.name}` again") from None
-    analysed = info.get("systems")
-    wanted = [s.name for s in config.systems]
-    if isinstance(analysed, list) and analysed != wanted:
-        raise HivemindError(f"{path}: the analysis covers systems {analysed}, the config has {wanted}; "
-                            f"run `hivemind analyze {config.name}` again, then publish")
-    if info.get("embedder") not in (None, config.embedder.id):
-        raise HivemindError(f"{path}: analysed with embedder {info.get('embedder')}, the config names "
-                            f"{config.embedder.id}; run `hivemind embed` and `hivemind analyze` again")
+def _refuse_stale_analysis(config: RunConfig, current: str) -> None:
+    """The tables must describe the answers being published, else the snapshot contradicts itself."""
+    from hivemind.fingerprint import read_analysis, stale_message
+
+    problem = stale_message(config, current, read_analysis(config.run_dir))
+    if problem:
+        raise HivemindError(f"refusing to publish: {problem}")
 
 
-def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = hub.DEFAULT_LICENSE) -> None:
-    from hivemind.store import Store
+def _refuse_stale_report(config: RunConfig) -> None:
+    """A report drawn from another analysis than the published tables would contradict them."""
+    from hivemind.fingerprint import report_is_current
 
+    if any((config.run_dir / f).is_file() for f in REPORT_FILES) and not report_is_current(config.run_dir):
+        raise HivemindError(f"refusing to publish: the report of run {config.name!r} was not drawn from its "
+                            f"current analysis (analysis.json changed after it, or it predates report.json); "
+                            f"run `hivemind report {config.name}`, then publish")
+
+
+def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str, store, current: str) -> None:
+    """Everything into `folder`; `store` is inside the read transaction whose fingerprint (`current`) matched."""
     ids = [s.identity for s in config.systems]
-    with Store.open_readonly(config.store_path) as store:
-        prompts = store.prompts()
-        frame = store.responses_frame(ids)
-        frame.to_parquet(folder / "responses.parquet", index=False)
-        hashes, vectors, chunks, tokens = store.embeddings_for_systems(config.embedder.id, ids)
+    prompts = store.prompts()
+    frame = store.responses_frame(ids)
+    frame.to_parquet(folder / "responses.parquet", index=False)
+    hashes, vectors, chunks, tokens = store.embeddings_for_systems(config.embedder.id, ids)
     n_vectors = _write_embeddings(hashes, vectors, chunks, tokens, folder / "embeddings.parquet")
     with (folder / "prompts.jsonl").open("w", encoding="utf-8") as out:
         for p in prompts:  # every stored prompt in order, also those no system answered
@@ -155,12 +178,14 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str = h
     hub.write_dataset_files(config, folder, name, license)  # Parquet tables and the dataset card
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
+    manifest["fingerprint"] = current   # the content the tables were built on (hivemind.fingerprint)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _refuse_local_paths(config, folder)
     leaks = find_secrets([folder], config)  # every file, the manifest included; publish removes the folder
     if leaks:
         raise HivemindError(leak_message(f"refusing to publish snapshot {name!r} (nothing was written)", [
             f"{path.relative_to(folder)} ({what}; from run folder {config.run_dir})" for path, what in leaks]))
+    _refuse_stale_report(config)
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it

@@ -123,6 +123,18 @@ def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
         summary = leaderboard.add_system(config_path, "gamma", progress=False)
         assert dict(server.by_model) == {"model-gamma": 9}
         assert server.auth_bad == 0
+        assert not summary.already and summary.rank.of == 3 and summary.rank.label.rstrip("=") in {"1", "2", "3"}
+        assert f"gamma ranks {summary.rank.label} of 3 by effective diversity" in str(summary)
+        assert summary.report == results / "grow" / "report.html" and summary.report.is_file()
+
+        # Asked again: present and analysed on the unchanged store, so nothing is asked, run or rewritten.
+        server.reset_counts()
+        before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.name != ".lock"}
+        again = leaderboard.add_system(config_path, "gamma", progress=False)
+        assert again.already and dict(server.by_model) == {}
+        assert "already in run 'grow'" in str(again) and "added system" not in str(again)
+        assert again.rank == summary.rank
+        assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.name != ".lock"} == before
 
     assert summary.collect.stored == 9
     assert summary.embed.embedded == 9            # the other systems' texts came from the cache

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind.config import RunConfig
+from hivemind.fingerprint import REPORT_RECORD, report_info
 from hivemind.report.figures import (
     cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap,
     plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
@@ -42,6 +43,8 @@ def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
         maps, note = figures.maps, figures.map_note
         out.text(REPORT_HTML, build_html(config, tables, h, out.dir, maps, note))
         out.text(REPORT_MD, build_markdown(config, tables, h, maps))
+        # which analysis this report drew, so `list` and `snapshot publish` can tell a stale report
+        out.json(REPORT_RECORD, report_info(run_dir))
     kept = {path.name for path in out.written}
     for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg")]:
         if old.name not in kept:                           # maps of prompts no longer in the top

@@ -101,6 +101,37 @@ class VectorReads:
             yield _group(current, rows, index)
 
 
+    # The content fingerprint (hivemind.fingerprint): what an analysis read, as ordered rows ---------------
+    def iter_fingerprint_rows(self, embedder: str, system_ids: list[str],
+                              scorers: list[str]) -> Iterator[tuple[str, tuple]]:
+        """(section, row) in a fixed order, streamed by SQLite cursors (never all in memory):
+        "prompt" (id, text, category) in store order; "answer" (system id, prompt id, sample, text hash, error)
+        of these systems; "vector" (text hash, float32 bytes) of `embedder` for their answer texts and the
+        prompt texts; "score" (system id, prompt id, sample, scorer, score, error) of their answers by
+        these scorers.
+        Sorted by key so that equal content gives equal rows whatever order it was stored in."""
+        prompt_hashes = []
+        for row in self.db.execute("SELECT id, text, category FROM prompts ORDER BY position, id"):
+            prompt_hashes.append(text_hash(row[1]))
+            yield "prompt", row
+        marks = marks(system_ids)
+        for row in self.db.execute(f"SELECT system_id, prompt_id, sample, text_hash, error FROM responses "
+                                   f"WHERE system_id IN ({marks}) ORDER BY system_id, prompt_id, sample",
+                                   system_ids):
+            yield "answer", row
+        for row in self.db.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE embedder = ? AND (text_hash IN (SELECT text_hash "
+                f"FROM responses WHERE system_id IN ({marks}) AND text_hash IS NOT NULL) OR text_hash IN "
+                f"(SELECT value FROM json_each(?))) ORDER BY text_hash",
+                [embedder, *system_ids, json.dumps(prompt_hashes)]):
+            yield "vector", row
+        if not scorers:
+            return
+        for row in self.db.execute(f"SELECT system_id, prompt_id, sample, scorer, score, error FROM scores "
+                                   f"WHERE system_id IN ({marks}) AND scorer IN ({marks(scorers)}) "
+                                   f"ORDER BY system_id, prompt_id, sample, scorer", [*system_ids, *scorers]):
+            yield "score", row
+
     # Reads for a distributed analysis (hivemind.distributed) ---------------------------------------
     def prompt_group_sizes(self, embedder: str, system_ids: list[str]) -> list[tuple[str, int, int]]:
         """(prompt id, position, answers) per prompt, in prompt order: the size of each prompt's group from
