@@ -116,7 +116,8 @@ def cmd_import_scores(args) -> str:
 
     if not args.scorer or args.files:
         raise HivemindError("usage: hivemind import --scores FILE --name RUN --scorer NAME (no other files)")
-    result = import_scores(args.scores, resolve_run(args.name, results_dir=args.results), args.scorer, args.pass_at)
+    result = import_scores(args.scores, resolve_run(args.name, results_dir=args.results), args.scorer, args.pass_at,
+                           wait=args.wait)
     extra = f" ({result.inherited} NoveltyBench repeats given their class's score)" if result.inherited else ""
     return f"imported {result.stored} scores as scorer {result.scorer!r} into run {args.name!r}{extra}"
 

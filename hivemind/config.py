@@ -635,9 +635,14 @@ def _run_folder_config(folder: Path) -> RunConfig:
 def save_run_config(config: RunConfig, folder: Path | None = None) -> Path:
     """Keep a copy of the config in the run folder, so stages can be named by run name alone."""
     folder = folder or config.run_dir
+    return results_folder.write_text(folder / RUN_CONFIG_NAME, run_config_text(config), config)
+
+
+def run_config_text(config: RunConfig) -> str:
+    """The run folder's config.yaml: the public config (no secrets), without results_dir (where it lies)."""
     data = config.public_dict()
     data.pop("results_dir", None)
-    return results_folder.write_text(folder / RUN_CONFIG_NAME, yaml.safe_dump(data, sort_keys=False), config)
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 LOCAL_SERVER_KEY = "sk-no-key"  # OpenAI-compatible servers (llama.cpp, vLLM) want some key

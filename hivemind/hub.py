@@ -44,18 +44,24 @@ _HF_SPEC = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revisi
 
 # Writing the dataset files ---------------------------------------------------------------------------
 
-def write_dataset_files(config, folder: Path, name: str, license: str = DEFAULT_LICENSE) -> list[str]:
+def write_dataset_files(config, folder: Path, name: str, license: str = DEFAULT_LICENSE, store=None) -> list[str]:
     """Add prompts/scores Parquet, tables/*.parquet and the dataset card to a snapshot being written.
 
     Called by snapshot publish after responses.parquet, embeddings.parquet and the run's tables are in
-    `folder`; returns the config names the card declares."""
+    `folder` (its staging folder); returns the config names the card declares. `store`: publish's store, in
+    the read transaction whose fingerprint it checked, so the scores are read from that same state."""
     from hivemind.store import Store
 
     ids = [s.identity for s in config.systems]
-    with Store(config.store_path) as store:
+    own = store is None
+    store = Store.open_readonly(config.store_path) if own else store
+    try:
         _write_prompts(store.prompts(), folder / "prompts.parquet")
         _write_scores(store.scores_frame(ids), {s.identity: s.name for s in config.systems},
                       folder / "scores.parquet")
+    finally:
+        if own:
+            store.close()
     tables = _write_tables(folder)
     files = [(name, f"{name}.parquet") for name in CORE_CONFIGS]
     files += [(name, f"{TABLES_DIR}/{stem}.parquet") for name, stem in tables]

@@ -17,17 +17,15 @@ do); the run's `samples` is the most any system has. import.json in the run reco
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivemind import HivemindError, hub
-from hivemind.results_folder import results_root
-from hivemind.config import (RUN_CONFIG_NAME, RunConfig, System, check_name, load_config, save_run_config,
-                             system_name_problem)
+from hivemind.results_folder import STORE, new_folder, results_root
+from hivemind.config import (RUN_CONFIG_NAME, RunConfig, System, check_name, load_config, run_config_text,
+                             save_run_config, system_name_problem)
 from hivemind.prompts import prompt_id
 from hivemind.readers import read_records
 from hivemind.store import Prompt, Response, Score, Store, now
@@ -97,7 +95,7 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path | N
     check_name(name, "run name")
     results_dir = results_root(results_dir)
     target = results_dir / name
-    if (target / RUN_CONFIG_NAME).exists() or (target / "store.sqlite").exists():
+    if (target / RUN_CONFIG_NAME).exists() or (target / STORE).exists():
         raise HivemindError(f"run {name!r} already exists in {target}; choose another --name "
                             f"(nothing was changed)")
     files = [hub.fetch(f) if hub.is_hub_spec(f) else f for f in files]  # then the same code as a folder
@@ -345,33 +343,24 @@ def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = 
 
 def _build(name, results_dir: Path, prompts, systems, samples, fill, base: RunConfig | None,
            provenance: dict | None = None) -> RunConfig:
-    """Write the run in a temporary folder and move it into place, so a failed import leaves nothing."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.importing-", dir=results_dir))
-    try:
+    """Write the run whole in a staging folder of the results folder's write path (scanned for secrets), then
+    rename it into place, so a failed or interrupted import leaves nothing."""
+    with new_folder(results_dir / name) as out:
+        staging = out.dir
         fields = base.model_dump() if base else {}
         fields.update(name=name, prompts=PROMPTS_FILE, samples=samples, limit=None,
-                      systems=[s.model_dump() for s in systems], results_dir=str(staging.parent))
+                      systems=[s.model_dump() for s in systems], results_dir=str(results_dir))
         config = RunConfig.model_validate(fields)
-        with (staging / PROMPTS_FILE).open("w", encoding="utf-8") as out:
-            for p in prompts:
-                out.write(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}) + "\n")
-        save_run_config(config, staging)
+        out.text(PROMPTS_FILE, "".join(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}) + "\n"
+                                       for p in prompts))
+        out.text(RUN_CONFIG_NAME, run_config_text(config))
         if provenance is not None:
-            (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        with Store(staging / "store.sqlite") as store:
+            out.json(PROVENANCE_FILE, provenance)
+        with Store(staging / STORE) as store:
             for s in systems:
                 store.add_system(s.identity, s.name, s.model, s.api_base, s.params)
             store.add_prompts(prompts)
             fill(store)
-        final = results_dir / name
-        if final.exists() and not any(final.iterdir()):
-            final.rmdir()
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    config.results_dir = str(results_dir)
     return config
 
 
@@ -406,7 +395,16 @@ class ScoresImport:
     inherited: int = 0     # NoveltyBench repeats scored with their class's score
 
 
-def import_scores(path: str | Path, config: RunConfig, scorer: str, pass_at: float | None = None) -> ScoresImport:
+def import_scores(path: str | Path, config: RunConfig, scorer: str, pass_at: float | None = None,
+                  wait: bool = False) -> ScoresImport:
+    """Store a scores file's scores for run `config` as scorer `scorer`, under the run lock."""
+    from hivemind.results_folder import run_locked
+
+    with run_locked(config, "import scores", wait):
+        return _import_scores(path, config, scorer, pass_at)
+
+
+def _import_scores(path: str | Path, config: RunConfig, scorer: str, pass_at: float | None) -> ScoresImport:
     from hivemind.config import Scorer
 
     path = Path(path)

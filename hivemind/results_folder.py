@@ -267,6 +267,8 @@ def new_folder(target: str | Path, config=None, lock: str | Path | None = None, 
     with signals_handled():
         lock_context = RunLock(lock, stage, wait=wait, run_name=run_name) if lock is not None else _nothing()
         with lock_context:
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()                  # an empty folder left by hand is no content to protect
             if target.exists():
                 raise HivemindError(f"{target}: already exists; choose another name or remove it first")
             staging = _new_staging(target.parent)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,15 +32,16 @@ import yaml
 
 from hivemind import HivemindError, __version__, hub
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig, check_name
+from hivemind.results_folder import ANALYSIS, REPORT_HTML, REPORT_MD, SNAPSHOTS, new_folder, results_root
 from hivemind.secrets import REDACTED, find_secrets, leak_message, scrub, secret_values  # noqa: F401 (re-exported)
 from hivemind.store import now
 
 MANIFEST = "manifest.json"
-SNAPSHOTS_DIR = "snapshots"
+SNAPSHOTS_DIR = SNAPSHOTS
 FORMAT = "hivemind-snapshot/1"
 PACKAGES = ("hivemind-bench", "litellm", "sentence-transformers", "faiss-cpu", "pandas", "numpy", "pyarrow",
             "datasets", "torch")
-REPORT_FILES = ("report.html", "report.md")
+REPORT_FILES = (REPORT_HTML, REPORT_MD)
 # Written by publish itself; a run-folder file of the same name is never copied over them.
 WRITTEN = {MANIFEST, RUN_CONFIG_NAME, "responses.parquet", "embeddings.parquet", "prompts.jsonl"}
 # Shared helpers ------------------------------------------------------------------------------------
@@ -71,8 +71,7 @@ def package_versions() -> dict[str, str]:
 
 
 def snapshots_root(results_dir: str | Path | None = None) -> Path:
-    base = Path(results_dir) if results_dir is not None else Path(os.environ.get("HIVEMIND_RESULTS", "results"))
-    return base / SNAPSHOTS_DIR
+    return results_root(results_dir) / SNAPSHOTS_DIR
 
 
 # Publish -------------------------------------------------------------------------------------------
@@ -99,8 +98,8 @@ def publish(config: RunConfig, name: str, results_dir: str | Path | None = None,
     if not (run_dir / STORE_NAME).is_file():
         raise HivemindError(f"{run_dir / STORE_NAME}: no store for run {config.name!r}; collect it first")
     with locked(config, "snapshot", wait):
-        if not (run_dir / "analysis.json").is_file():
-            raise HivemindError(f"run {config.name!r} was never analysed ({run_dir / 'analysis.json'} is missing); "
+        if not (run_dir / ANALYSIS).is_file():
+            raise HivemindError(f"run {config.name!r} was never analysed ({run_dir / ANALYSIS} is missing); "
                                 f"run `hivemind analyze {config.name}` first, then publish")
         from hivemind.fingerprint import store_fingerprint
         from hivemind.store import Store
@@ -120,24 +119,10 @@ def _publish_checked(config: RunConfig, name: str, results_dir: str | Path | Non
     if target.exists():
         raise HivemindError(f"snapshot {target} already exists and snapshots are never overwritten; "
                             f"choose another name")
-    from hivemind.store import file_error
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
-    except OSError as err:
-        raise file_error(err, "write the snapshot", root) from None
-    try:
-        _write_snapshot(config, name, tmp, license, store, current)
-        if target.exists():  # someone published the same name meanwhile
-            raise HivemindError(f"snapshot {target} already exists; choose another name")
-        os.rename(tmp, target)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise file_error(err, "write the snapshot", root) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # Built whole in a staging folder of the results folder's write path, scanned, renamed into place in one
+    # step (an existing name is refused there too): a snapshot appears complete or not at all.
+    with new_folder(target, config=config) as out:
+        _write_snapshot(config, name, out.dir, license, store, current)
     return target
 
 
@@ -175,7 +160,7 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str, st
     (folder / RUN_CONFIG_NAME).write_text(yaml.safe_dump(public, sort_keys=False), encoding="utf-8")
     _copy_run_outputs(config.run_dir, folder)
     _copy_rubrics(config, folder)
-    hub.write_dataset_files(config, folder, name, license)  # Parquet tables and the dataset card
+    hub.write_dataset_files(config, folder, name, license, store)  # Parquet tables and the dataset card
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
     manifest["fingerprint"] = current   # the content the tables were built on (hivemind.fingerprint)
@@ -189,7 +174,7 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str, st
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)  # immutable: a later edit needs a deliberate chmod, and verify notices it
-    folder.chmod(0o755)  # mkdtemp makes it 0o700; a published folder is readable by all
+    folder.chmod(0o755)  # a published folder is readable by all
 
 
 def _copy_rubrics(config: RunConfig, folder: Path) -> None:

@@ -114,21 +114,21 @@ class VectorReads:
         for row in self.db.execute("SELECT id, text, category FROM prompts ORDER BY position, id"):
             prompt_hashes.append(text_hash(row[1]))
             yield "prompt", row
-        marks = marks(system_ids)
+        in_systems = marks(system_ids)
         for row in self.db.execute(f"SELECT system_id, prompt_id, sample, text_hash, error FROM responses "
-                                   f"WHERE system_id IN ({marks}) ORDER BY system_id, prompt_id, sample",
+                                   f"WHERE system_id IN ({in_systems}) ORDER BY system_id, prompt_id, sample",
                                    system_ids):
             yield "answer", row
         for row in self.db.execute(
                 f"SELECT text_hash, vector FROM embeddings WHERE embedder = ? AND (text_hash IN (SELECT text_hash "
-                f"FROM responses WHERE system_id IN ({marks}) AND text_hash IS NOT NULL) OR text_hash IN "
+                f"FROM responses WHERE system_id IN ({in_systems}) AND text_hash IS NOT NULL) OR text_hash IN "
                 f"(SELECT value FROM json_each(?))) ORDER BY text_hash",
                 [embedder, *system_ids, json.dumps(prompt_hashes)]):
             yield "vector", row
         if not scorers:
             return
         for row in self.db.execute(f"SELECT system_id, prompt_id, sample, scorer, score, error FROM scores "
-                                   f"WHERE system_id IN ({marks}) AND scorer IN ({marks(scorers)}) "
+                                   f"WHERE system_id IN ({in_systems}) AND scorer IN ({marks(scorers)}) "
                                    f"ORDER BY system_id, prompt_id, sample, scorer", [*system_ids, *scorers]):
             yield "score", row
 
