@@ -2,13 +2,13 @@
 stores are opened read-only and nothing is written, so it is safe while another process collects."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind import HivemindError
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config
+from hivemind.results_folder import REPORT_HTML, results_root
 
 STAGES = ("new", "collected", "embedded", "scored", "analysed", "reported")
 
@@ -91,7 +91,7 @@ def _analysed_state(state: RunState, folder: Path, analysis, current: str | None
 
     name = state.name
     state.stage, state.next_command = "analysed", f"hivemind report {name}"
-    reported = (folder / "report.html").is_file()
+    reported = (folder / REPORT_HTML).is_file()
     if reported:
         state.stage, state.next_command = "reported", f"hivemind snapshot publish {name}"
     if analysis.fingerprint is None:
@@ -110,7 +110,7 @@ def list_runs(results_dir: str | Path | None = None) -> list[RunState]:
     """Every run folder under the results folder (snapshots and hidden folders are not runs)."""
     from hivemind.leaderboard import run_folders
 
-    base = Path(results_dir if results_dir is not None else os.environ.get("HIVEMIND_RESULTS", "results"))
+    base = results_root(results_dir)
     if not base.is_dir():
         raise HivemindError(f"{base}: no results folder here; run `hivemind run demo` to make a first run, or "
                             f"name the folder with --results")

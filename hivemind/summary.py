@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from hivemind import HivemindError, __version__, results
 from hivemind.config import RunConfig
-from hivemind.results_folder import write_text
+from hivemind.results_folder import ANALYSIS, REPORT_HTML, write_text
 from hivemind.results import RESULTS_JSON, Estimate, RunResults, SystemResult
 
 DEFAULT_WIDTH = 100
@@ -45,7 +45,7 @@ def _float(value) -> float | None:
 
 
 def _read_tables(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    paths = [run_dir / "analysis.json", run_dir / "leaderboard.csv", run_dir / "intra_model_buckets.csv"]
+    paths = [run_dir / ANALYSIS, run_dir / "leaderboard.csv", run_dir / "intra_model_buckets.csv"]
     for path in paths:
         if not path.is_file():
             raise HivemindError(f"{path}: missing; run `hivemind analyze {run_dir.name}` first")
@@ -284,6 +284,6 @@ def summary_text(config: RunConfig, width: int | None = None) -> str:
         if not (config.run_dir / "leaderboard.csv").is_file():
             return f"no analysis yet; next: hivemind analyze {config.name}"
         data = build_results(config)        # in memory: printing a summary writes nothing
-        if (config.run_dir / "report.html").is_file():
-            data.report = "report.html"
+        if (config.run_dir / REPORT_HTML).is_file():
+            data.report = REPORT_HTML
     return render(data, config.run_dir, width)
