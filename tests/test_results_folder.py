@@ -329,3 +329,16 @@ def test_a_relative_results_folder_works_and_names_cannot_leave_the_staging(tmp_
         with writing(Path("results") / "run") as out:
             out.text("../escaped.txt", "x")
     assert not (tmp_path / "results" / "escaped.txt").exists()
+
+
+def test_calibrate_refuses_while_its_folder_is_held(tmp_path):
+    """calibrate writes results/<name>/ (a scoring store and its tables) under that folder's lock."""
+    from calibration_fixture import build
+
+    absolute, _ = build(tmp_path / "ratings", n_instructions=2)
+    folder = tmp_path / "results" / "calibration"
+    with RunLock(folder, "a test holding the calibration"):
+        done = cli("calibrate", "-q", "--absolute", absolute, "--results", tmp_path / "results")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "a test holding the calibration" in done.stderr, done.stderr
+    assert [p.name for p in folder.iterdir()] == [".lock"]        # nothing scored, nothing written
