@@ -141,6 +141,14 @@ def _number_problem(value: Any, integer: bool, low: float | None, high: float | 
     return None
 
 
+def sendable_params(value: dict[str, Any]) -> dict[str, Any]:
+    """The `params` check systems and scorers share (params_problem says what is wrong)."""
+    problem = params_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class System(ConfigModel):
 
     name: str = Field(min_length=1)
@@ -163,13 +171,7 @@ class System(ConfigModel):
     def _env_name(cls, value: str | None) -> str | None:
         return _valid_env_name(value)
 
-    @field_validator("params")
-    @classmethod
-    def _sendable_params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = params_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _sendable_params = field_validator("params")(sendable_params)
 
     @model_validator(mode="after")
     def _no_secrets(self) -> "System":
@@ -204,13 +206,7 @@ class Scorer(ConfigModel):
     rubric: str | None = None            # judge: "1-5" or "1-10"
     pass_at: float | None = None         # quality gate: an answer passes when its score >= pass_at
 
-    @field_validator("params")
-    @classmethod
-    def _sendable_params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = params_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _sendable_params = field_validator("params")(sendable_params)
 
     @field_validator("kind")
     @classmethod
