@@ -216,6 +216,9 @@ def test_list_is_stale_in_both_directions_and_not_after_analyze_controls(reporte
 
 
 def test_refused_analysis_is_not_analysed_and_not_ranked(reported, tmp_path, monkeypatch):
+    """A refused analysis lands nothing (hivemind.results_folder scans before anything is renamed into place):
+    a first analysis leaves the run unanalysed and unranked; a re-analysis leaves the previous files byte for
+    byte, and `list` says they no longer describe the store."""
     config, results = copy_run(reported, tmp_path)
     shutil.copytree(config.run_dir, results / "good")       # a second, healthy run beside it
     text = (results / "good" / "config.yaml").read_text().replace(f"name: {RUN}", "name: good", 1)
@@ -224,20 +227,35 @@ def test_refused_analysis_is_not_analysed_and_not_ranked(reported, tmp_path, mon
     with sqlite3.connect(config.store_path) as db:
         db.execute("UPDATE prompts SET text = text || ?  WHERE id = 'q1'", (f" (my key is {SECRET})",))
     db.close()
+
+    # A re-analysis refused: the previous analysis stays exactly as it was, and is stale.
+    before = {p.name: p.read_bytes() for p in config.run_dir.iterdir() if p.is_file() and p.suffix != ".sqlite"
+              and not p.name.startswith(("store.sqlite", "."))}
     done = hivemind("analyze", str(results / RUN), "-q", cwd=tmp_path)
     assert done.returncode == 1 and "refusing to keep output that holds a secret" in done.stderr
     assert SECRET not in done.stderr
-    assert (config.run_dir / "analysis.json").is_file()        # what was not refused stays, but does not count
+    after = {p.name: p.read_bytes() for p in config.run_dir.iterdir() if p.is_file() and p.suffix != ".sqlite"
+             and not p.name.startswith(("store.sqlite", "."))}
+    assert after == before
+    row, out = list_row(results, tmp_path)
+    assert row.split()[1] == "stale" and f"hivemind analyze {RUN}" in row
+    assert "store changed since analysis" in out
 
+    # A first analysis refused: nothing lands, the run is not analysed and not ranked.
+    for path in config.run_dir.iterdir():
+        if path.is_file() and not path.name.startswith(("store.sqlite", "config.yaml", ".")):
+            path.unlink()
+    done = hivemind("analyze", str(results / RUN), "-q", cwd=tmp_path)
+    assert done.returncode == 1 and "refusing to keep output that holds a secret" in done.stderr
+    assert not (config.run_dir / "analysis.json").exists() and not list(config.run_dir.glob("*.csv"))
     row, out = list_row(results, tmp_path)
     assert row.split()[1] in ("embedded", "scored") and f"hivemind analyze {RUN}" in row
-    assert "not counted as analysed" in out
 
     done = hivemind("leaderboard", "update", "--results", str(results), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     board = pd.read_csv(results / "leaderboard.csv")
     assert set(board["run"]) == {"good"}
-    assert f"skipped {config.run_dir}" in done.stderr and "did not finish" in done.stderr
+    assert f"skipped {config.run_dir}" in done.stderr
     for path in results.rglob("*"):
         if path.is_file() and path.suffix != ".sqlite" and not path.name.startswith("store.sqlite"):
             assert SECRET.encode() not in path.read_bytes(), path
