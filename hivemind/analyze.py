@@ -1,9 +1,10 @@
 """The measurement stage: one streaming pass over the stored, embedded responses -> the tables.
 
 Inputs are checked first (nothing is written when they are unusable); then every table is computed in
-memory from per-prompt accumulators and written to a temporary folder inside the run folder, and only
-then renamed into place, so a failed analysis leaves the previous tables as they were. Only a kill during
-the final renames (milliseconds) could mix old and new tables; analysis.json is renamed last.
+memory from per-prompt accumulators and written through the results folder's one write path
+(hivemind.results_folder): staged, scanned for secrets, renamed into place with SIGINT/SIGTERM/SIGHUP held
+back for those milliseconds, analysis.json last; a failed or refused analysis leaves the previous tables as
+they were. Only a SIGKILL during the renames could mix old and new tables.
 """
 from __future__ import annotations
 

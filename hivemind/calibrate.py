@@ -731,8 +731,10 @@ def calibrate(absolute: str | None, pairwise: str | None, scorers: list, name: s
               results_dir: str | Path | None = None, params: Params | None = None,
               progress: bool = False, wait: bool = False) -> Calibration:
     """Score the human-rated responses, compare, write results/<name>/ (under that folder's lock)."""
+    from hivemind.config import check_name
     from hivemind.results_folder import folder_locked, results_root
 
+    check_name(name, "calibration name")      # before anything is created under the results folder
     params = params or Params()
     _check_params(params)
     if not scorers:

@@ -358,11 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 title="commands", description="what to do (hivemind COMMAND --help for more)",
                                 help="one of the commands below")
 
-    def options(p, writes_run: bool = False):
-        p.add_argument("-q", "--quiet", action="store_true",
+    def options(p, writes_run: bool = False, nested: bool = False):
+        # A nested action (`leaderboard update`) takes the flags too; its defaults are suppressed so that a
+        # flag given before the action (`leaderboard --wait update`) is not overwritten by the action's.
+        default = {"default": argparse.SUPPRESS} if nested else {}
+        p.add_argument("-q", "--quiet", action="store_true", **default,
                        help="no progress bars (also the model-loading bars of transformers/huggingface)")
         if writes_run:
-            p.add_argument("--wait", action="store_true",
+            p.add_argument("--wait", action="store_true", **default,
                            help="if another process holds the run's lock, wait for it instead of refusing")
         return p
 
@@ -370,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
                               aliases=list(aliases))
         p.set_defaults(func=func)
-        return options(p, writes_run)
+        return options(p, writes_run, nested=parent is not sub)
 
     results_help = "the results folder (default: $HIVEMIND_RESULTS, else results/)"
     retry_help = "also re-send samples stored as permanent errors (after fixing the config or server)"
@@ -524,7 +527,7 @@ def _leaderboard_parser(add) -> None:
 def _snapshot_parser(add, results_help: str) -> None:
     """`snapshot create|publish|verify|push`; `snapshot publish` is create plus an optional --to-hub."""
     p = add("snapshot", cmd_snapshot, "create, publish, verify or push an immutable result snapshot "
-            "(a Hugging Face dataset folder)")
+            "(a Hugging Face dataset folder)", writes_run=True)
     nested = p.add_subparsers(dest="action", metavar="ACTION", title="actions", required=True,
                               help="what to do with a snapshot")
     name_help = "the snapshot's name (default: <run>-<YYYY-MM-DD>)"

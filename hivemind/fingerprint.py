@@ -124,8 +124,8 @@ def read_analysis(run_dir: Path) -> Analysis | None:
     An analysis is complete only when analyze got to its end: every table analysis.json lists (`tables`)
     is in the folder, and results.json, where there is one,
     carries the same creation time (it is written after the tables passed the secret check). A refused
-    analysis (a secret found: analyze removes the files that hold it and stops before results.json) is
-    incomplete, so it never counts as analysed."""
+    analysis lands nothing (hivemind.results_folder scans before renaming), so it never counts as analysed;
+    a set left incomplete some other way (files removed by hand) does not count either."""
     path = Path(run_dir) / ANALYSIS
     if not path.is_file():
         return None

@@ -345,12 +345,12 @@ def _build(name, results_dir: Path, prompts, systems, samples, fill, base: RunCo
            provenance: dict | None = None) -> RunConfig:
     """Write the run whole in a staging folder of the results folder's write path (scanned for secrets), then
     rename it into place, so a failed or interrupted import leaves nothing."""
-    with new_folder(results_dir / name) as out:
+    fields = base.model_dump() if base else {}
+    fields.update(name=name, prompts=PROMPTS_FILE, samples=samples, limit=None,
+                  systems=[s.model_dump() for s in systems], results_dir=str(results_dir))
+    config = RunConfig.model_validate(fields)
+    with new_folder(results_dir / name, config=config) as out:    # scanned for the config's key variables too
         staging = out.dir
-        fields = base.model_dump() if base else {}
-        fields.update(name=name, prompts=PROMPTS_FILE, samples=samples, limit=None,
-                      systems=[s.model_dump() for s in systems], results_dir=str(results_dir))
-        config = RunConfig.model_validate(fields)
         out.text(PROMPTS_FILE, "".join(json.dumps({"id": p.id, "prompt": p.text, "category": p.category}) + "\n"
                                        for p in prompts))
         out.text(RUN_CONFIG_NAME, run_config_text(config))

@@ -20,7 +20,7 @@ import yaml
 
 from hivemind import HivemindError, results
 from hivemind.config import RUN_CONFIG_NAME, STORE_NAME, load_config
-from hivemind.results_folder import ANALYSIS, LEADERBOARD_CSV, LEADERBOARD_MD, results_root, writing
+from hivemind.results_folder import ANALYSIS, LEADERBOARD_CSV, LEADERBOARD_MD, folder_locked, results_root, writing
 from hivemind.snapshot import SNAPSHOTS_DIR, prompt_set_hash
 from hivemind.store import Store, check_folder
 
@@ -210,19 +210,20 @@ def update_leaderboard(results_dir: str | Path | None = None, warn=None, wait: b
     base = results_root(results_dir)
     check_folder(base)
     warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
-    skipped: list[Skipped] = []
-    notes: list[Skipped] = []
-    frame = build_leaderboard(base, skipped, notes)
-    for item in skipped:
-        warn(str(item))
-    if frame.empty:
-        why = "; ".join(str(item) for item in skipped)
-        raise HivemindError(f"{base}: no analysed runs to rank{f' ({why})' if why else ''}; "
-                            "run `hivemind analyze RUN` first")
-    # both files together, under the results folder's lock, refused whole if either holds a key
-    with writing(base, "leaderboard", lock=base, wait=wait, run_name=str(base)) as out:
-        csv_path = out.csv(LEADERBOARD_CSV, frame)
-        md_path = out.text(LEADERBOARD_MD, leaderboard_markdown(frame, skipped, notes))
+    # read and written under the results folder's lock: two updates never land an older table last
+    with folder_locked(base, "leaderboard", wait, str(base)):
+        skipped: list[Skipped] = []
+        notes: list[Skipped] = []
+        frame = build_leaderboard(base, skipped, notes)
+        for item in skipped:
+            warn(str(item))
+        if frame.empty:
+            why = "; ".join(str(item) for item in skipped)
+            raise HivemindError(f"{base}: no analysed runs to rank{f' ({why})' if why else ''}; "
+                                "run `hivemind analyze RUN` first")
+        with writing(base, "leaderboard") as out:    # both files together, refused whole if either holds a key
+            csv_path = out.csv(LEADERBOARD_CSV, frame)
+            md_path = out.text(LEADERBOARD_MD, leaderboard_markdown(frame, skipped, notes))
     return [csv_path, md_path]
 
 
@@ -354,6 +355,6 @@ def add_system(config_path: str | Path, system_name: str, results_dir: str | Pat
     result = pipeline.run(config, systems=[system_name], progress=progress, wait=wait, with_report=True)
     summary.collect, summary.embed, summary.analysis = result.collect, result.embed, result.analysis
     summary.report = result.report
-    summary.leaderboard = update_leaderboard(config.results_dir)
+    summary.leaderboard = update_leaderboard(config.results_dir, wait=wait)
     summary.rank = rank_of(pd.read_csv(summary.leaderboard[0], dtype={"rank": str}), config.name, system_name)
     return summary

@@ -22,36 +22,20 @@ from typing import Any
 
 from hivemind import HivemindError, local_server
 from hivemind.config import RunConfig, System
-from hivemind.lock import RunLock
+from hivemind.results_folder import run_locked
 from hivemind.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
 from hivemind.summary import set_report, write_results
 
 @contextmanager
 def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:
-    """Signals handled and the run lock held: the frame of every stage.
+    """Signals handled and the run lock held: the frame of every stage (hivemind.results_folder.run_locked,
+    the same frame every command that writes into a run holds).
 
     A stage that fails before writing anything leaves no trace: folders that only the lock created (the run
     folder, a new results folder) are removed again, so a bad config or an unloadable prompt set writes
     nothing."""
-    new = [f for f in (Path(config.results_dir), config.run_dir) if not f.exists()]
-    try:
-        with signals_handled(), RunLock(config.run_dir, stage, wait=wait, run_name=config.name):
-            yield
-    except BaseException:
-        _remove_if_only_the_lock(new)
-        raise
-
-
-def _remove_if_only_the_lock(created: list[Path]) -> None:
-    for folder in reversed(created):            # the run folder first, then the results folder
-        try:
-            leftovers = [p.name for p in folder.iterdir()]
-            if leftovers in ([], [".lock"]):
-                for name in leftovers:
-                    (folder / name).unlink()
-                folder.rmdir()
-        except OSError:
-            return                              # not ours to clean, or already gone
+    with run_locked(config, stage, wait):
+        yield
 
 
 @contextmanager

@@ -207,19 +207,31 @@ def _remove_abandoned(folder: Path) -> None:
 
 def _publish(staged: Staged, config) -> None:
     from hivemind.secrets import scan_paths
+    from hivemind.signals import deferred
     from hivemind.store import file_error
 
+    links = [p for p in staged.staging.rglob("*") if p.is_symlink()]
+    if links:                               # the scan does not follow links: nothing unscanned may land
+        raise HivemindError(f"{links[0]}: a link in the files to write; nothing was written")
     scan_paths([staged.staging], config)    # a hit raises: nothing is renamed, the staging is removed
+    sources = sorted((p for p in staged.staging.rglob("*") if p.is_file()),
+                     key=lambda p: (p.name in LAST, p.relative_to(staged.staging).as_posix()))
     try:
-        for source in sorted(p for p in staged.staging.rglob("*") if p.is_file() or p.is_symlink()):
-            name = source.relative_to(staged.staging).as_posix()
-            target = staged.folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-            if name not in staged.names:
-                staged.names.append(name)
+        with deferred():                    # a signal waits until all of them have landed
+            for source in sources:
+                name = source.relative_to(staged.staging).as_posix()
+                target = staged.folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+                if name not in staged.names:
+                    staged.names.append(name)
     except OSError as err:
         raise file_error(err, "write there", staged.folder) from None
+
+
+# Renamed last: the files that say a set is complete (an analysis, a report, the run's results), so a reader
+# that sees a new one also sees the new files it describes.
+LAST = {ANALYSIS, RESULTS, REPORT_RECORD, REPORT_HTML, LEADERBOARD_CSV}
 
 
 @contextmanager
@@ -233,12 +245,34 @@ def run_locked(config, stage: str, wait: bool = False) -> Iterator[None]:
 @contextmanager
 def folder_locked(folder: str | Path, stage: str, wait: bool = False, name: str | None = None) -> Iterator[None]:
     """The lock of any folder under the results folder (a run, a calibration, the results folder itself for
-    the leaderboard), re-entrant, with signals handled."""
+    the leaderboard), re-entrant, with signals handled.
+
+    A command that fails before writing anything leaves no trace: folders that only the lock created (the
+    run folder, a new results folder above it) are removed again, so a bad name or a missing store does not
+    leave a phantom run behind."""
     from hivemind.lock import RunLock
     from hivemind.signals import signals_handled
 
-    with signals_handled(), RunLock(folder, stage, wait=wait, run_name=name):
-        yield
+    folder = Path(folder)
+    new = [f for f in (folder.parent, folder) if not f.exists()]
+    try:
+        with signals_handled(), RunLock(folder, stage, wait=wait, run_name=name):
+            yield
+    except BaseException:
+        _remove_if_only_the_lock(new)
+        raise
+
+
+def _remove_if_only_the_lock(created: list[Path]) -> None:
+    for folder in reversed(created):            # the inner folder first, then the one above it
+        try:
+            leftovers = [p.name for p in folder.iterdir()]
+            if leftovers in ([], [LOCK]):
+                for name in leftovers:
+                    (folder / name).unlink()
+                folder.rmdir()
+        except OSError:
+            return                              # not ours to clean, or already gone
 
 
 def write_text(path: str | Path, text: str, config=None) -> Path:
@@ -277,9 +311,12 @@ def new_folder(target: str | Path, config=None, lock: str | Path | None = None, 
                 yield staged
                 from hivemind.secrets import scan_paths
 
+                links = [p for p in staging.rglob("*") if p.is_symlink()]
+                if links:
+                    raise HivemindError(f"{links[0]}: a link in the files to write; nothing was written")
                 scan_paths([staging], config)
                 try:
-                    os.rename(staging, target)
+                    os.rename(staging, target)      # one step: the folder appears whole
                 except OSError as err:
                     raise file_error(err, "write there", target) from None
             finally:

@@ -194,12 +194,13 @@ def _mask_shapes(text: str, mask: str) -> str:
 # Values of key variables -------------------------------------------------------------------------------
 
 def key_variables(config=None) -> set[str]:
-    """Names of the variables holding keys: the config's api_key_env (systems and embedder), the providers'
+    """Names of the variables holding keys: the config's api_key_env (systems, scorers, embedder), the providers'
     usual variables, and any variable named like a credential (..._API_KEY, ..._TOKEN, ..._SECRET)."""
     names = {name for name in PROVIDER_VARIABLES if name in os.environ}
     names |= {name for name in os.environ if _SECRET_VARIABLE.search(name)}
     if config is not None:
         names |= {s.api_key_env for s in config.systems if s.api_key_env}
+        names |= {s.api_key_env for s in getattr(config, "scorers", []) if s.api_key_env}
         if config.embedder.api_key_env:
             names.add(config.embedder.api_key_env)
     return names
@@ -330,6 +331,7 @@ def _container_strings(name: str, content: bytes, depth: int = 0) -> list[str]:
     import gzip
     import io
     import zipfile
+    import zlib
 
     if depth > 3:
         raise HivemindError(f"{name}: containers nested too deep to check for secrets")
@@ -344,7 +346,7 @@ def _container_strings(name: str, content: bytes, depth: int = 0) -> list[str]:
                     raise HivemindError(f"{name}: unpacks to more than {MAX_UNPACKED >> 30} GB; not kept")
                 members += [(f"{name}/{info.filename}", archive.read(info)) for info in archive.infolist()
                             if not info.is_dir()]
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as err:
         raise HivemindError(f"{name}: a damaged compressed file ({err}); cannot check it for secrets") from None
     texts = []
     for member, data in members:

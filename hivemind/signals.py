@@ -37,13 +37,37 @@ class Interrupted(KeyboardInterrupt):
 
 _depth = 0
 _fired: list[int] = []
+_deferring = 0              # inside `deferred()`: a signal is noted, and raised when the block ends
+_pending: list[int] = []
 
 
 def _handler(signum, _frame) -> None:
     if _fired:
         return   # already stopping: let the cleanup finish
+    if _deferring:
+        _pending.append(signum)
+        return
     _fired.append(signum)
     raise Interrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within signals_handled(): a signal that arrives in this block is raised as Interrupted when the block
+    ends, not in its middle (hivemind.results_folder renames a set of files into place in one). Python runs
+    signal handlers in the main thread whichever thread the signal hit, so this holds in threaded processes
+    too, where blocking the signal in one thread would not."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending and not _fired:
+            signum = _pending[0]
+            _pending.clear()
+            _fired.append(signum)
+            raise Interrupted(signum)
 
 
 @contextmanager
@@ -63,6 +87,7 @@ def signals_handled() -> Iterator[None]:
         return
     previous = {sig: signal.signal(sig, _handler) for sig in HANDLED_SIGNALS}
     _fired.clear()
+    _pending.clear()
     _depth = 1
     try:
         yield

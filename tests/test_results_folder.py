@@ -342,3 +342,73 @@ def test_calibrate_refuses_while_its_folder_is_held(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "a test holding the calibration" in done.stderr, done.stderr
     assert [p.name for p in folder.iterdir()] == [".lock"]        # nothing scored, nothing written
+
+
+def test_a_signal_while_files_are_renamed_is_delivered_after_all_have_landed(tmp_path):
+    """The renames run with SIGINT/SIGTERM/SIGHUP held back: a stop never lands half a set."""
+    from hivemind.signals import Interrupted, deferred, signals_handled
+
+    landed = []
+    with pytest.raises(Interrupted) as caught:
+        with signals_handled():
+            with deferred():
+                os.kill(os.getpid(), signal.SIGTERM)       # a real signal, held back here
+                time.sleep(0.05)
+                landed.append("everything")
+    assert landed == ["everything"] and caught.value.signum == signal.SIGTERM
+
+
+def test_a_command_that_fails_under_the_lock_leaves_no_phantom_run(tmp_path):
+    """clusters on a run never collected: refused, and the run folder the lock made is gone again."""
+    config = tmp_path / "new.yaml"
+    config.write_text(f"name: never-collected\nprompts: p.jsonl\nresults_dir: {tmp_path / 'results'}\n"
+                      "systems:\n  - {name: a, model: openai/x}\n")
+    done = cli("clusters", config, "--prompt", "p1")
+    assert done.returncode == 1 and "no store" in done.stderr, done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_bad_calibration_name_is_one_line_and_creates_nothing(tmp_path):
+    done = cli("calibrate", "--name", "../outside", "--absolute", tmp_path / "x.jsonl", "--results", tmp_path / "r")
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "calibration name" in done.stderr
+    assert not (tmp_path / "r").exists() and not (tmp_path / "outside").exists()
+
+
+def test_wait_given_before_a_nested_action_is_kept():
+    from hivemind.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["leaderboard", "--wait", "update"]).wait is True
+    assert parser.parse_args(["leaderboard", "update", "--wait"]).wait is True
+    assert parser.parse_args(["snapshot", "--wait", "create", "run"]).wait is True
+    assert parser.parse_args(["leaderboard"]).wait is False
+
+
+def test_links_and_damaged_containers_are_refused_in_one_line(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("whatever")
+    with pytest.raises(HivemindError, match="a link"):
+        with writing(tmp_path / "run") as out:
+            out.path("linked.txt").symlink_to(outside)
+    assert not (tmp_path / "run" / "linked.txt").exists()
+    import io
+
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("member.json", "x" * 5000)
+    data = bytearray(good.getvalue())
+    data[60:120] = b"\0" * 60                              # the deflate stream damaged
+    with pytest.raises(HivemindError, match="damaged compressed file"):
+        with writing(tmp_path / "run") as out:
+            out.bytes("log.eval", bytes(data))
+
+
+def test_a_scorers_key_variable_is_scanned_for_its_value(tmp_path, monkeypatch):
+    from hivemind.config import Scorer
+
+    monkeypatch.setenv("JUDGE_CRED", "judge-credential-value-1234")
+    config = RunConfig(name="judged", prompts="p.jsonl", results_dir=str(tmp_path),
+                       systems=[System(name="a", model="m")],
+                       scorers=[Scorer(name="j", kind="judge", model="openai/x", api_key_env="JUDGE_CRED")])
+    with pytest.raises(HivemindError, match="JUDGE_CRED"):
+        write_text(tmp_path / "run" / "notes.txt", "the judge said judge-credential-value-1234", config)

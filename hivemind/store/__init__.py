@@ -3,8 +3,9 @@
 - schema.py: the one declaration of every table and column, the schema version and the migrations;
 - errors.py: every store and file error as one HivemindError naming the file;
 - records.py: the records the store holds and hands out (Prompt, Response, Score, ...);
-- store.py: the Store class, the only code that speaks SQL to a store file;
+- store.py, reads.py: the Store class (reads.py holds its embedding and analysis reads);
 - merge.py: merging stores, derived from the declaration.
+This package is the only code that speaks SQL to a store file.
 """
 from hivemind.store.errors import (KEYS_PER_QUERY, LOCK_TIMEOUT_S, RESTORE, check_folder, file_error,
                                    folder_conflict, read_only_reason, store_error)
