@@ -15,10 +15,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind.agreement import agreement_run  # noqa: E402
-from hivemind.config import DEFAULT_EMBEDDER  # noqa: E402
-from hivemind.embed import STATIC_EMBEDDER  # noqa: E402
-from hivemind.imports import import_files  # noqa: E402
+from hivemind.studies.agreement import agreement_run  # noqa: E402
+from hivemind.core.config import DEFAULT_EMBEDDER  # noqa: E402
+from hivemind.embed.stage import STATIC_EMBEDDER  # noqa: E402
+from hivemind.runs.imports import import_files  # noqa: E402
 
 ALPACA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_outputs"
 

@@ -1,7 +1,7 @@
 """API embeddings at scale against tests/fake_openai.py: requests per 10,000 texts and texts/s.
 
 The embed stage batches API_BATCH inputs per `litellm.aembedding` request with API_CONCURRENCY requests in
-flight, retries 429/5xx (hivemind.retry), and commits each round of requests to the store. The fake server
+flight, retries 429/5xx (hivemind.core.retry), and commits each round of requests to the store. The fake server
 answers every request after `--delay` seconds (a provider's latency) and throws 429s at `--fault-rate`.
 
     .venv/bin/python benchmarks/bench_api_embed.py [--texts 10000] [--delay 0.2] [--fault-rate 0.05]
@@ -19,8 +19,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fake_openai import FakeOpenAI  # noqa: E402
-from hivemind.config import Embedder, RunConfig, System  # noqa: E402
-from hivemind.embed import API_BATCH, API_CONCURRENCY, embed_run  # noqa: E402
+from hivemind.core.config import Embedder, RunConfig, System  # noqa: E402
+from hivemind.embed.stage import API_BATCH, API_CONCURRENCY, embed_run  # noqa: E402
 from hivemind.store import Prompt, Response, Store  # noqa: E402
 
 

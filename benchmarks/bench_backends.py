@@ -1,7 +1,7 @@
 """Embedding backends side by side on the same real texts, in one run: torch fp32 (bare encode) vs the others.
 
 For each variant (backend@device, or onnx-int8:RECIPE@cpu for another int8 recipe, see
-hivemind.backends.Int8Recipe): texts/s and its ratio to torch fp32 on the CPU, the max and median cosine
+hivemind.embed.backends.Int8Recipe): texts/s and its ratio to torch fp32 on the CPU, the max and median cosine
 deviation per text from the torch fp32 vector (1 - cos), and the Spearman correlation of the system
 ranking. The ranking is the project's own: `inter_mean_others` as `hivemind analyze` computes it (the
 SimilarityAccumulator's pair-weighted inter-model matrix, each model's mean over the other models), over
@@ -70,7 +70,7 @@ def encoder(path: str, variant: str, batch: int):
     """A function texts -> (n, d) unit vectors for `backend[:recipe]@device`."""
     from sentence_transformers import SentenceTransformer
 
-    from hivemind.backends import Int8Recipe, onnx_embed_pieces, place_torch_model
+    from hivemind.embed.backends import Int8Recipe, onnx_embed_pieces, place_torch_model
     backend, device = variant.split("@")
     backend, _, recipe = backend.partition(":")
     model = SentenceTransformer(path, device="cpu").float()   # fp32 even from a half-precision copy of the weights
@@ -82,8 +82,8 @@ def encoder(path: str, variant: str, batch: int):
 
 
 def ranking_scores(vectors: np.ndarray, models: list[str], instructions: list[str]) -> dict[str, float]:
-    """Per model: `inter_mean_others` as analyze computes it (hivemind.similarity, one group per instruction)."""
-    from hivemind.similarity import SimilarityAccumulator
+    """Per model: `inter_mean_others` as analyze computes it (hivemind.analyze.similarity, one group per instruction)."""
+    from hivemind.analyze.similarity import SimilarityAccumulator
     from hivemind.store import PromptGroup
 
     names = sorted(set(models))
@@ -152,7 +152,7 @@ def main() -> None:
         import torch
         torch.set_num_threads(args.threads)
 
-    from hivemind.backends import INT8_RECIPE
+    from hivemind.embed.backends import INT8_RECIPE
     texts, models, instructions = load_answers(args.data, args.prompts)
     path = model_path(args.model)
     print(f"{len(texts)} real AlpacaEval answers ({args.prompts} instructions x {len(set(models))} models), "

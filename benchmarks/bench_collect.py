@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import litellm  # noqa: E402
 from fake_openai import FakeProcess, remote_configure, remote_stats  # noqa: E402
 
-from hivemind.collect import collect, sample_seed  # noqa: E402
-from hivemind.config import RunConfig, System  # noqa: E402
+from hivemind.collect.stage import collect, sample_seed  # noqa: E402
+from hivemind.core.config import RunConfig, System  # noqa: E402
 from hivemind.store import Prompt, Response, Store  # noqa: E402
 
 MODEL = "openai/bench"
@@ -77,7 +77,7 @@ def hivemind_collect(config: RunConfig) -> float:
 
 def fill_store(config: RunConfig, prompts: Path) -> int:
     """Store a complete run directly (every prompt x sample answered) for the configured system."""
-    from hivemind.prompts import load_prompts
+    from hivemind.collect.prompts import load_prompts
 
     system = config.systems[0]
     loaded = load_prompts(config)
@@ -134,7 +134,7 @@ def main() -> None:
         rerun_requests = remote_stats(url)["requests"]
         assert summary.skipped == stored and summary.requested == 0, summary
         # The same re-run as a user types it: a fresh process, imports included.
-        from hivemind.config import save_run_config
+        from hivemind.results.record import save_run_config
         save_run_config(config)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "hivemind.cli", "collect", config.name, "-q"], check=True,

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from hivemind.diversity import (DiversityAccumulator, effective_diversity, entropy_exp, idea_threshold, lexical,
+from hivemind.analyze.diversity import (DiversityAccumulator, effective_diversity, entropy_exp, idea_threshold, lexical,
                                 partition, utility, vendi_batch, vendi_score)
 from hivemind.store import PromptGroup
 

@@ -23,8 +23,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind.config import RunConfig, System  # noqa: E402
-from hivemind.embed import embed_run, load_sentence_transformer  # noqa: E402
+from hivemind.core.config import RunConfig, System  # noqa: E402
+from hivemind.embed.stage import embed_run, load_sentence_transformer  # noqa: E402
 from hivemind.store import Prompt, Response, Store  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -75,8 +75,8 @@ def time_stage(texts: list[str], copies: int) -> float:
 
 def window_share(texts: list[str]) -> tuple[int, float, float]:
     """(window in word pieces, share of texts longer than it, windows per text after chunking)."""
-    from hivemind.config import Embedder
-    from hivemind.embed import load_encoder
+    from hivemind.core.config import Embedder
+    from hivemind.embed.stage import load_encoder
 
     encoder = load_encoder(Embedder())
     pieces = encoder.split(texts)

@@ -64,7 +64,7 @@ def timed(what: str, call) -> float:
 
 
 def probe_dead_ray_address() -> None:
-    from hivemind.distributed.cluster import probe
+    from hivemind.engines.ray.cluster import probe
 
     try:
         probe(f"127.0.0.1:{free_port()}")

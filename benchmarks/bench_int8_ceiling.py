@@ -139,7 +139,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from hivemind.backends import INT8_RECIPE
+    from hivemind.embed.backends import INT8_RECIPE
     texts, _, _ = load_answers(args.data, args.prompts)
     path = model_path(args.model)
     model = SentenceTransformer(path, device="cpu").float()

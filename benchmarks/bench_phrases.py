@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.phrases import SharedPhrase, shared_phrases, words
+from hivemind.analyze.phrases import SharedPhrase, shared_phrases, words
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_render import ALPACA, alpaca_pools, make_run, remix  # noqa: E402
@@ -110,7 +110,7 @@ def compare(name: str, groups) -> None:
 def compare_analyze(n_systems: int, n_prompts: int, samples: int) -> None:
     """analyze_run new, baseline, new again (the first run also warms the store's pages and imports; the
     machine is shared, so the second 'new' shows the noise); also the seconds spent inside the pass."""
-    import hivemind.analyze as analyze
+    import hivemind.analyze.stage as analyze
 
     root = Path(tempfile.mkdtemp(prefix="bench-phrases-"))
     try:

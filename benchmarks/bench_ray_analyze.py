@@ -6,11 +6,11 @@
    prompt by prompt instead of read from a store: both engines run the same two passes (similarity,
    near-duplicates, Fig. 8 neighbours, template sample; then the diversity cells and pooled view) over
    the same groups; the Ray engine maps them over prompt shards on a local cluster of --workers CPUs and
-   reduces on the driver (hivemind.distributed.analysis). Checked: every per-prompt array, the pooled
+   reduces on the driver (hivemind.engines.ray.analysis). Checked: every per-prompt array, the pooled
    matrices, the floor, the bootstrap intervals, near-duplicate pairs and clusters, templates: equal to
    1e-6, counts exactly.
 2. A real store, end to end (--store-prompts x 25 systems x 20 samples, synthetic answers and vectors
-   written into SQLite): hivemind.analyze.analyze_run vs the Ray analyze_run; every CSV compared.
+   written into SQLite): hivemind.analyze.stage.analyze_run vs the Ray analyze_run; every CSV compared.
 3. Embedding throughput (--embed N real AlpacaEval answers, all-MiniLM-L6-v2): the local engine vs Ray
    with 1 and 2 workers, wall time including the workers' start (model load).
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.similarity import resample_weights  # noqa: F401  (the bootstrap both engines use)
+from hivemind.analyze.similarity import resample_weights  # noqa: F401  (the bootstrap both engines use)
 from hivemind.store import PromptGroup
 
 K, S, D = 25, 50, 384
@@ -79,14 +79,14 @@ class PassAll:
 
 
 def first_pass(prompts: range, n_prompts: int):
-    from hivemind.distributed.analysis import measure_groups
+    from hivemind.engines.ray.analysis import measure_groups
 
     templates = template_prompts(n_prompts)
     return measure_groups((group(p, templates) for p in prompts), K, 0.9, {})
 
 
 def second_pass(prompts: range, n_prompts: int, threshold: float):
-    from hivemind.distributed.analysis import diversity_groups
+    from hivemind.engines.ray.analysis import diversity_groups
 
     templates = template_prompts(n_prompts)
     return diversity_groups((group(p, templates) for p in prompts), [f"s{k}" for k in range(K)], K, threshold,
@@ -95,7 +95,7 @@ def second_pass(prompts: range, n_prompts: int, threshold: float):
 
 def finish(part, diversity, seed: int = 0) -> dict:
     """The figures analyze builds tables from, as plain arrays."""
-    from hivemind import analyze as single
+    from hivemind.analyze import stage as single
 
     sim = part.similarity.finish()
     near = part.near.finish(max_templates=single.MAX_TEMPLATES, seed=seed)
@@ -138,8 +138,8 @@ def compare(a: dict, b: dict) -> list[str]:
 def synthetic(n_prompts: int, workers: int) -> None:
     import ray
 
-    from hivemind.diversity import idea_threshold
-    from hivemind.distributed.analysis import merge_diversity, merge_near, merge_similarity, ShardPart
+    from hivemind.analyze.diversity import idea_threshold
+    from hivemind.engines.ray.analysis import merge_diversity, merge_near, merge_similarity, ShardPart
 
     print(f"1. synthetic: {n_prompts:,} prompts x {K} systems x {S} samples x {D} dims = {n_prompts * K * S:,} answers")
     start = time.perf_counter()
@@ -176,8 +176,8 @@ def synthetic(n_prompts: int, workers: int) -> None:
 
 # A real store, end to end -------------------------------------------------------------------------------------
 def synthetic_store(folder: Path, n_prompts: int, samples: int = 20):
-    from hivemind.config import Embedder, System
-    from hivemind.imports import _build
+    from hivemind.core.config import Embedder, System
+    from hivemind.runs.imports import _build
     from hivemind.store import Prompt, Response, text_hash
 
     templates = template_prompts(n_prompts)
@@ -201,8 +201,8 @@ def end_to_end(n_prompts: int, workers: int) -> None:
     import pandas as pd
     import ray
 
-    from hivemind.analyze import TABLES, analyze_run
-    from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+    from hivemind.analyze.stage import TABLES, analyze_run
+    from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:
@@ -248,9 +248,9 @@ def end_to_end(n_prompts: int, workers: int) -> None:
 def embedding(n_texts: int) -> None:
     import ray
 
-    from hivemind.distributed.embedding import embed_run as embed_on_ray
-    from hivemind.embed import embed_run
-    from hivemind.imports import import_files
+    from hivemind.engines.ray.embedding import embed_run as embed_on_ray
+    from hivemind.embed.stage import embed_run
+    from hivemind.runs.imports import import_files
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-embed-"))
     try:

@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hivemind.analyze import analyze_run
-from hivemind.config import RunConfig, Scorer, System, resolve_run, save_run_config
-from hivemind.report import render_report
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import RunConfig, Scorer, System, resolve_run
+from hivemind.results.record import save_run_config
+from hivemind.report.stage import render_report
 from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -157,7 +158,7 @@ def main() -> None:
         t2, c2 = time.perf_counter(), time.process_time()
         page = render_report(config)
         t3, c3 = time.perf_counter(), time.process_time()
-        from hivemind.browser import gather
+        from hivemind.report.browser import gather
         t4 = time.perf_counter()
         data = gather(config)
         t5 = time.perf_counter()

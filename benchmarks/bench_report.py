@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.analyze import analyze_run
-from hivemind.config import RunConfig, System, save_run_config
-from hivemind.report import render_report
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import RunConfig, System
+from hivemind.results.record import save_run_config
+from hivemind.report.stage import render_report
 from hivemind.store import Prompt, Response, Store, text_hash
 
 D = 384

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from hivemind.neighbors import NearDuplicateFinder
-from hivemind.similarity import SimilarityAccumulator
+from hivemind.analyze.neighbors import NearDuplicateFinder
+from hivemind.analyze.similarity import SimilarityAccumulator
 from hivemind.store import PromptGroup
 
 K, S, D = 25, 50, 384

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hivemind.config import Scorer  # noqa: E402
+from hivemind.core.config import Scorer  # noqa: E402
 from hivemind.score.perplexity import LogProbScorer, default_model_path  # noqa: E402
 from hivemind.store import Answer  # noqa: E402
 
@@ -87,8 +87,8 @@ def calibrate(args) -> None:
 
 def calibrate_relevance(args) -> None:
     """Cosine of each real answer with its own prompt, and with another prompt (off-topic), under MiniLM."""
-    from hivemind.config import Embedder
-    from hivemind.embed import load_encoder, normalise
+    from hivemind.core.config import Embedder
+    from hivemind.embed.stage import load_encoder, normalise
 
     answers = real_answers(args.models, args.prompts, args.offset)
     prompts = sorted({a.prompt for a in answers})

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from hivemind.similarity import SimilarityAccumulator
+from hivemind.analyze.similarity import SimilarityAccumulator
 from hivemind.store import PromptGroup
 
 K, P, S, D = 25, 100, 50, 384

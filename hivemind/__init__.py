@@ -12,6 +12,4 @@ that already exist into a run, and `cli` is a thin layer over all of it.
 __version__ = "0.1.0"
 
 
-class HivemindError(Exception):
-    """The one error a user sees: its message says what is wrong and what to do. The CLI prints it
-    without a traceback and exits non-zero."""
+from hivemind.core.errors import HivemindError  # noqa: E402,F401  (the public name: `from hivemind import HivemindError`)

@@ -4,7 +4,7 @@
     collect -> embed -> score -> analyze -> report
 
 Each stage function here
-- takes the run lock (hivemind.lock: one writer per run folder; a second one is refused with the holder
+- takes the run lock (hivemind.core.lock: one writer per run folder; a second one is refused with the holder
   named, or waits with wait=True), re-entrantly, so `run` holds it across all stages;
 - turns SIGINT, SIGTERM and SIGHUP into `Interrupted`, so every `finally` and `with` runs: local servers this
   process started are stopped, the store is closed (each answer is its own committed transaction, so it is
@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hivemind import HivemindError, local_server
-from hivemind.config import RunConfig, System
-from hivemind.results_folder import run_locked
-from hivemind.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
-from hivemind.summary import set_report, write_results
+from hivemind.core.errors import HivemindError
+from hivemind.collect import local_server
+from hivemind.core.config import RunConfig, System
+from hivemind.results.folder import run_locked
+from hivemind.core.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
+from hivemind.results.record import set_report, write_results
 
 @contextmanager
 def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:
-    """Signals handled and the run lock held: the frame of every stage (hivemind.results_folder.run_locked,
+    """Signals handled and the run lock held: the frame of every stage (hivemind.results.folder.run_locked,
     the same frame every command that writes into a run holds).
 
     A stage that fails before writing anything leaves no trace: folders that only the lock created (the run
@@ -53,8 +54,8 @@ def local_servers(systems: list[System]) -> Iterator[list]:
 
 def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
             retry_errors: bool = False):
-    """Ask for every missing sample (see hivemind.collect.collect); local servers started as needed."""
-    from hivemind import collect as collector
+    """Ask for every missing sample (see hivemind.collect.stage.collect); local servers started as needed."""
+    from hivemind.collect import stage as collector
 
     with locked(config, "collect", wait):
         return collector.collect(config, systems=systems, progress=progress, retry_errors=retry_errors,
@@ -63,15 +64,15 @@ def collect(config: RunConfig, systems: list[str] | None = None, progress: bool 
 
 def embed(config: RunConfig, progress: bool = True, wait: bool = False, engine: str = "local",
           ray_address: str | None = None, workers: int | None = None, gpus: int | None = None):
-    """engine "ray": on a Ray cluster (hivemind.distributed; ray_address, else a local one), same vectors."""
-    from hivemind.embed import embed_run
+    """engine "ray": on a Ray cluster (hivemind.engines.ray; ray_address, else a local one), same vectors."""
+    from hivemind.embed.stage import embed_run
 
     _check_engine(engine, ray_address, workers, gpus)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "embed", wait):
         _check_answers(config, every_system=False)
         if engine == "ray":
-            from hivemind.distributed.embedding import embed_run as embed_on_ray
+            from hivemind.engines.ray.embedding import embed_run as embed_on_ray
             return embed_on_ray(config, progress=progress, address=ray_address, workers=workers, gpus=gpus)
         return embed_run(config, progress=progress)
 
@@ -79,12 +80,12 @@ def embed(config: RunConfig, progress: bool = True, wait: bool = False, engine: 
 def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
           raise_if_incomplete: bool = False, engine: str = "local", ray_address: str | None = None,
           workers: int | None = None, gpus: int | None = None):
-    """Quality scores for every stored answer (hivemind.score), between embed and analyze, under the lock.
+    """Quality scores for every stored answer (hivemind.score.stage), between embed and analyze, under the lock.
 
     In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
     is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete). engine "ray":
     the local scorers on a Ray cluster (API judges stay on the local engine)."""
-    from hivemind.score import score_run
+    from hivemind.score.stage import score_run
 
     _check_engine(engine, ray_address, workers, gpus)
     if not config.scorers:
@@ -92,7 +93,7 @@ def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = 
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "score", wait):
         if engine == "ray":
-            from hivemind.distributed.scoring import score_run as score_on_ray
+            from hivemind.engines.ray.scoring import score_run as score_on_ray
             return score_on_ray(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete,
                                 address=ray_address, workers=workers, gpus=gpus)
         return score_run(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
@@ -101,14 +102,14 @@ def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = 
 def analyze(config: RunConfig, progress: bool = True, wait: bool = False, controls: bool = False,
             engine: str = "local", ray_address: str | None = None):
     """engine "ray": prompt shards mapped on a Ray cluster, reduced here to the same tables."""
-    from hivemind.analyze import analyze_run
+    from hivemind.analyze.stage import analyze_run
 
     _check_engine(engine, ray_address)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "analyze", wait):
         _check_answers(config, every_system=True)
         if engine == "ray":
-            from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+            from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
             summary = analyze_on_ray(config, progress=progress, controls=controls, address=ray_address)
         else:
             summary = analyze_run(config, progress=progress, controls=controls)
@@ -117,7 +118,7 @@ def analyze(config: RunConfig, progress: bool = True, wait: bool = False, contro
 
 
 def report(config: RunConfig, wait: bool = False) -> Path:
-    from hivemind.report import render_report
+    from hivemind.report.stage import render_report
 
     if not config.run_dir.is_dir():
         return render_report(config)   # it says what is missing; no lock file in a folder that is not there
@@ -156,7 +157,7 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
     engine and the other scorers on Ray."""
     _check_engine(engine, ray_address, workers, gpus)
     if engine == "ray":   # before collect: a dead address must fail before any request is paid for
-        from hivemind.distributed.cluster import check_ready
+        from hivemind.engines.ray.cluster import check_ready
         check_ready(ray_address)
     on_ray = dict(engine=engine, ray_address=ray_address, workers=workers, gpus=gpus)
     result = PipelineResult(config=config)
@@ -179,7 +180,7 @@ def _one_cluster(engine: str, ray_address: str | None) -> Iterator[None]:
     if engine != "ray":
         yield
         return
-    from hivemind.distributed.cluster import connected
+    from hivemind.engines.ray.cluster import connected
 
     with connected(ray_address):
         yield
@@ -223,7 +224,7 @@ def _require_store(config: RunConfig) -> None:
 def _check_answers(config: RunConfig, every_system: bool) -> None:
     """A run (or, for analyze, any system) with nothing but stored errors says so, with the first error
     and --retry-errors, instead of the generic "run collect"."""
-    from hivemind.collect import all_failed_message, failed_systems
+    from hivemind.collect.stage import all_failed_message, failed_systems
     from hivemind.store import Store
 
     failed = failed_systems(config, list(config.systems))

@@ -5,7 +5,7 @@ Run as a script (an audit hook cannot be removed, so it gets its own process):
     python tests/audit_session.py RESULTS_DIR OUT.json
 It builds a small analysed run (tests/synthetic_run.py), then runs the commands that write through
 `hivemind.cli.main`, in this process, and writes what it saw to OUT.json: the events, the commands' exit codes
-and the violations of the rule "only hivemind.results_folder puts files into the results folder" (others may
+and the violations of the rule "only hivemind.results.folder puts files into the results folder" (others may
 write only inside a staging folder it handed out, the store only its SQLite file, the lock only its lock file).
 """
 from __future__ import annotations
@@ -67,18 +67,18 @@ def violation(e: dict) -> str | None:
     parts = Path(e["path"]).parts
     staged = any(p.startswith(".staging-") for p in parts)
     if e["event"] == "rename":    # into a staging folder: a library finishing its own file there (Inspect's logs)
-        ok = e["by"] == "hivemind.results_folder" or staged
+        ok = e["by"] == "hivemind.results.folder" or staged
         return None if ok else f"{e['by']} renamed a file into {e['path']}"
     if e["event"] == "sqlite":
         return None if e["by"].startswith("hivemind.store") else f"{e['by']} opened SQLite file {e['path']}"
     if staged:
-        return None                                   # a staging folder handed out by hivemind.results_folder
+        return None                                   # a staging folder handed out by hivemind.results.folder
     if parts[-1] == ".lock":
-        return None if e["by"] == "hivemind.lock" else f"{e['by']} wrote the lock file {e['path']}"
+        return None if e["by"] == "hivemind.core.lock" else f"{e['by']} wrote the lock file {e['path']}"
     if parts[-1].startswith("store.sqlite"):
         return None if e["by"].startswith("hivemind.store") else f"{e['by']} wrote the store {e['path']}"
     if ".work" in parts or any(p.startswith(".ray-") for p in parts):
-        return None if e["by"] == "hivemind.results_folder" else f"{e['by']} wrote work file {e['path']}"
+        return None if e["by"] == "hivemind.results.folder" else f"{e['by']} wrote work file {e['path']}"
     return f"{e['by']} wrote {e['path']} outside a staging folder"
 
 

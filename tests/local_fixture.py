@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hivemind import local_server
+from hivemind.collect import local_server
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.config import RunConfig, Scorer, System, save_run_config
+from hivemind.core.config import RunConfig, Scorer, System
+from hivemind.results.record import save_run_config
 from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from hivemind import HivemindError
-from hivemind.agreement import (AGREEMENT_FILE, CALIBRATION_FILE, QUANTILES, agreement_run, compare_warning,
+from hivemind.studies.agreement import (AGREEMENT_FILE, CALIBRATION_FILE, QUANTILES, agreement_run, compare_warning,
                                 measure, threshold_table)
 from hivemind.cli import main
-from hivemind.config import DEFAULT_EMBEDDER, Embedder, RunConfig, System
-from hivemind.embed import STATIC_EMBEDDER, embed_run
-from hivemind.imports import import_files
+from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig, System
+from hivemind.embed.stage import STATIC_EMBEDDER, embed_run
+from hivemind.runs.imports import import_files
 from hivemind.store import Prompt, Response, Store
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"

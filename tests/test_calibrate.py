@@ -20,8 +20,9 @@ from fake_openai import GARBAGE_MARK, OUT_OF_RANGE_MARK, FakeOpenAI  # noqa: E40
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind import HivemindError, calibrate  # noqa: E402
-from hivemind.config import Scorer  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind.studies import calibrate
+from hivemind.core.config import Scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not calibration_fixture.DATA.is_dir(),
@@ -382,7 +383,7 @@ def test_the_forms_answer_texts_are_five_point_votes(tmp_path):
     ("ratings.json", b"", ": no human ratings found (empty file)"),
 ])
 def test_a_binary_or_unknown_ratings_file_is_one_line_not_a_traceback(tmp_path, name, content, part):
-    """`calibrate --absolute FILE` reads through hivemind.readers: a binary file gave a traceback before."""
+    """`calibrate --absolute FILE` reads through hivemind.core.readers: a binary file gave a traceback before."""
     path = tmp_path / name
     path.write_bytes(content)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}

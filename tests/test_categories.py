@@ -15,9 +15,11 @@ from fake_openai import FakeOpenAI  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind import HivemindError, categories  # noqa: E402
-from hivemind.config import RunConfig, System  # noqa: E402
-from hivemind.prompts import Prompt  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind.analyze import categories as breakdowns
+from hivemind.studies import classify as categories
+from hivemind.core.config import RunConfig, System  # noqa: E402
+from hivemind.collect.prompts import Prompt  # noqa: E402
 from hivemind.store import Store  # noqa: E402
 
 CATEGORIES = {"p0": "Creative > humor", "p1": "Creative > humor", "p2": "Creative > poetry", "p3": "Advice > career",
@@ -34,7 +36,7 @@ def per_prompt() -> pd.DataFrame:
 def test_breakdown_matches_direct_computation():
     cells = per_prompt()
     homogeneity = pd.DataFrame({"prompt_id": list(CATEGORIES), "mean_similarity": np.linspace(0.5, 0.9, 6)})
-    table = categories.breakdown(cells, CATEGORIES, homogeneity, min_prompts=3)
+    table = breakdowns.breakdown(cells, CATEGORIES, homogeneity, min_prompts=3)
     valid = cells.dropna(subset=["intra"])
     groups = {("top", "Creative"): ["p0", "p1", "p2", "p5"], ("fine", "humor"): ["p0", "p1"],
               ("fine", "poetry"): ["p2", "p5"], ("top", "Advice"): ["p3"], ("fine", "career"): ["p3"],
@@ -116,8 +118,8 @@ def test_the_taxonomy_sets_shape_loads_text_and_first_predefined_category(tmp_pa
     turn is the prompt, the first predefined label its category; a missing category_field is a clear error."""
     import json
 
-    from hivemind.config import DatasetSource
-    from hivemind.prompts import load_dataset_prompts
+    from hivemind.core.config import DatasetSource
+    from hivemind.collect.prompts import load_dataset_prompts
 
     folder = tmp_path / "taxonomy-shaped-fixture"
     folder.mkdir()

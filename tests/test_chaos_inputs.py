@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from hivemind import HivemindError
-from hivemind.config import PACKAGED_CONFIGS, load_config
-from hivemind.imports import PROVENANCE_FILE, import_files
-from hivemind.prompts import load_prompt_file
+from hivemind.core.config import PACKAGED_CONFIGS, load_config
+from hivemind.results.record import PROVENANCE_FILE
+from hivemind.runs.imports import import_files
+from hivemind.collect.prompts import load_prompt_file
 from hivemind.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +196,7 @@ def test_bad_system_names_are_refused(tmp_path, name):
 
 
 def test_a_snapshot_name_with_a_trailing_newline_is_refused(tmp_path):
-    from hivemind import snapshot
+    from hivemind.runs import snapshot
 
     config = load_config(PACKAGED_CONFIGS / "demo.yaml")
     with pytest.raises(HivemindError, match="snapshot name 'snap\\\\n'"):
@@ -261,7 +262,9 @@ def test_bad_import_through_the_cli_prints_no_traceback(tmp_path):
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
     """A real snapshot: imported generations, embedded with the bundled model, analysed, published."""
-    from hivemind import analyze, embed, snapshot
+    from hivemind.analyze import stage as analyze
+    from hivemind.embed import stage as embed
+    from hivemind.runs import snapshot
 
     folder = tmp_path_factory.mktemp("verified")
     source = folder / "generations.jsonl"
@@ -336,7 +339,7 @@ def test_a_corrupt_snapshot_parquet_is_a_clear_error_even_unverified(published, 
 def test_an_undiagnosed_file_system_error_is_one_line_not_a_traceback(tmp_path, capsys):
     """A results_dir below a regular file makes the first write fail with NotADirectoryError somewhere no stage
     wrapped it: the CLI still prints one line naming the path."""
-    from hivemind import cli
+    from hivemind.cli import main as cli
 
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder", encoding="utf-8")

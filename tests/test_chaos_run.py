@@ -22,11 +22,12 @@ import pytest
 from conftest import COLLECT_KEY, COLLECT_KEY_VAR, COLLECT_PROMPTS
 from fake_openai import FakeOpenAI
 
-from hivemind import HivemindError, local_server
+from hivemind import HivemindError
+from hivemind.collect import local_server
 from hivemind.cli import main as cli_main
-from hivemind.collect import collect
-from hivemind.config import load_config
-from hivemind.lock import LOCK_NAME, RunLock, process_start_time, read_holder
+from hivemind.collect.stage import collect
+from hivemind.core.config import load_config
+from hivemind.core.lock import LOCK_NAME, RunLock, process_start_time, read_holder
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PROMPTS = len(COLLECT_PROMPTS)
@@ -198,8 +199,8 @@ def test_collect_counts_only_rows_really_inserted_even_without_the_lock(collect_
         server.reset_counts()
         script = textwrap.dedent(f"""
             import json, sys
-            from hivemind.collect import collect
-            from hivemind.config import load_config
+            from hivemind.collect.stage import collect
+            from hivemind.core.config import load_config
             s = collect(load_config({str(path)!r}), progress=False)
             print(json.dumps({{"stored": s.stored, "duplicates": s.duplicates}}))
         """)

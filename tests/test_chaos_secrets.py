@@ -20,9 +20,9 @@ import yaml
 from fake_openai import FakeOpenAI
 
 from hivemind import HivemindError
-from hivemind.config import load_config
-from hivemind.secrets import (ALLOW_KEY_SHAPED, config_problems, find_key_shaped, redact, scan_paths,
-                              secret_values)
+from hivemind.core.config import load_config
+from hivemind.core.secrets import ALLOW_KEY_SHAPED, config_problems, find_key_shaped, redact, secret_values
+from hivemind.results.scan import scan_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_VAR = "HIVEMIND_CHAOS_KEY"
@@ -293,7 +293,9 @@ def test_a_full_run_with_planted_keys_writes_and_prints_none(tmp_path):
 def test_a_key_value_in_a_prompt_stops_analyze_and_leaves_no_table(tmp_path, planted):
     """A user pasted their key into a prompt: the answers echo it, so every table holding prompt or answer
     text would publish it. analyze refuses and removes what it wrote; the message names files, not the key."""
-    from hivemind import analyze, collect, embed
+    from hivemind.analyze import stage as analyze
+    from hivemind.collect import stage as collect
+    from hivemind.embed import stage as embed
 
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS)

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind import HivemindError, leaderboard
-from hivemind.analyze import analyze_run
-from hivemind.config import RunConfig, System, save_run_config
-from hivemind.report import render_report
-from hivemind.similarity import SimilarityAccumulator, SimilarityStats
+from hivemind import HivemindError
+from hivemind.runs import leaderboard
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import RunConfig, System
+from hivemind.results.record import save_run_config
+from hivemind.report.stage import render_report
+from hivemind.analyze.similarity import SimilarityAccumulator, SimilarityStats
 from hivemind.store import Prompt, PromptGroup, Response, Store, text_hash
 from test_leaderboard import fake_run
 

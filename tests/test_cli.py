@@ -15,8 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai import FakeOpenAI  # noqa: E402
 
-from hivemind import HivemindError, cli  # noqa: E402
-from hivemind.config import resolve_run  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind import cli
+from hivemind.core.config import resolve_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_VAR = "HIVEMIND_CLI_TEST_KEY"
@@ -102,7 +103,8 @@ def test_a_run_is_named_by_name_folder_or_config(tmp_path, monkeypatch):
     config_path = write_config(tmp_path, "http://127.0.0.1:9")
     folder = tmp_path / "results" / "clirun"
     folder.mkdir(parents=True)
-    from hivemind.config import load_config, save_run_config
+    from hivemind.core.config import load_config
+    from hivemind.results.record import save_run_config
 
     save_run_config(load_config(config_path))
     monkeypatch.chdir(tmp_path)

@@ -13,9 +13,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind import HivemindError, clusters  # noqa: E402
-from hivemind.config import RunConfig, System, save_run_config  # noqa: E402
-from hivemind.prompts import Prompt  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind.studies import clusters
+from hivemind.core.config import RunConfig, System  # noqa: E402
+from hivemind.results.record import save_run_config
+from hivemind.collect.prompts import Prompt  # noqa: E402
 from hivemind.store import Response, Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +49,7 @@ def run(tmp_path_factory):
                      for j, idea in enumerate(IDEAS) for i in range(3)]
         store.add_responses(responses)
     save_run_config(config)
-    from hivemind.embed import embed_run
+    from hivemind.embed.stage import embed_run
 
     embed_run(config, progress=False)
     return config

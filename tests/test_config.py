@@ -9,8 +9,8 @@ from pydantic import ValidationError
 import yaml
 
 from hivemind import HivemindError
-from hivemind.config import (PACKAGED_CONFIGS, RunConfig, System, load_config, require_keys, resolve_run,
-                             save_run_config)
+from hivemind.core.config import PACKAGED_CONFIGS, RunConfig, System, load_config, require_keys, resolve_run
+from hivemind.results.record import save_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM = {"name": "s", "model": "openai/s", "api_base": "http://127.0.0.1:9/v1", "params": {"temperature": 1.0}}

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind import results
-from hivemind.analyze import analyze_run
-from hivemind.config import DEFAULT_PASS_AT, Scorer
-from hivemind.controls import KINDS
-from hivemind.embed import embed_run
-from hivemind.imports import import_files
-from hivemind.score import score_run
+from hivemind.results import contract as results
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import DEFAULT_PASS_AT, Scorer
+from hivemind.analyze.controls import KINDS
+from hivemind.embed.stage import embed_run
+from hivemind.runs.imports import import_files
+from hivemind.score.stage import score_run
 from hivemind.store import Store
 from test_quality_gate import per_answer
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from hivemind import HivemindError
-from hivemind.analyze import TABLES, analyze_run
-from hivemind.config import Embedder, load_config
-from hivemind.embed import embed_run
-from hivemind.imports import import_files
+from hivemind.analyze.stage import TABLES, analyze_run
+from hivemind.core.config import Embedder, load_config
+from hivemind.embed.stage import embed_run
+from hivemind.runs.imports import import_files
 from hivemind.store import Store
 
 import ray  # a hard dependency (ray[data]): missing, this module errors, it does not skip
@@ -120,7 +120,7 @@ def local_tables(embedded_run, tmp_path_factory):
 @needs_data
 @pytest.mark.parametrize("shards", [1, 3, 5])
 def test_ray_analysis_gives_the_single_process_tables(embedded_run, local_tables, shards):
-    from hivemind.distributed.analysis import analyze_run as analyze_on_ray
+    from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
 
     tables, info = local_tables
     for name in TABLES:
@@ -142,8 +142,8 @@ def test_ray_analysis_gives_the_single_process_tables(embedded_run, local_tables
 @needs_data
 def test_a_worker_that_dies_mid_shard_is_retried_and_the_tables_are_the_same(embedded_run, local_tables,
                                                                              tmp_path, monkeypatch):
-    from hivemind.distributed.analysis import analyze_run as analyze_on_ray
-    from hivemind.distributed.embedding import FAULT_ENV
+    from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
+    from hivemind.engines.ray.embedding import FAULT_ENV
 
     flag = tmp_path / "die-once"
     flag.write_text("")
@@ -155,7 +155,7 @@ def test_a_worker_that_dies_mid_shard_is_retried_and_the_tables_are_the_same(emb
 
 @needs_data
 def test_plan_covers_every_prompt_once(embedded_run):
-    from hivemind.distributed.analysis import plan_shards
+    from hivemind.engines.ray.analysis import plan_shards
 
     with Store.open_readonly(embedded_run.store_path) as store:
         sizes = store.prompt_group_sizes(embedded_run.embedder.id, [s.identity for s in embedded_run.systems])
@@ -175,7 +175,7 @@ def test_unreachable_address_is_named(tmp_path):
     """How fast: benchmarks/bench_fail_fast.py (a wall-clock bound does not belong in a test)."""
     import socket
 
-    from hivemind.distributed.cluster import probe
+    from hivemind.engines.ray.cluster import probe
 
     with socket.socket() as s:          # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
@@ -232,7 +232,7 @@ def assert_same_vectors(config, local) -> None:
 
 @needs_data
 def test_ray_embedding_gives_the_local_vectors_and_resumes_nothing(tmp_path, local_vectors):
-    from hivemind.distributed.embedding import WORK_FOLDER, embed_run as embed_on_ray
+    from hivemind.engines.ray.embedding import WORK_FOLDER, embed_run as embed_on_ray
 
     config = small_run(tmp_path, "onray")
     summary = embed_on_ray(config, progress=False, workers=2, shard_texts=4)
@@ -248,7 +248,7 @@ def test_ray_embedding_gives_the_local_vectors_and_resumes_nothing(tmp_path, loc
 def test_killed_job_resumes_without_embedding_anything_twice(tmp_path, local_vectors):
     """A job killed after the pool had written some output shards, before the driver imported them: the
     next run imports those and sends only the other texts to the workers."""
-    from hivemind.distributed.embedding import embed_run as embed_on_ray, export_inputs, run_pool, work_dir
+    from hivemind.engines.ray.embedding import embed_run as embed_on_ray, export_inputs, run_pool, work_dir
 
     config = small_run(tmp_path, "killed")
     with Store(config.store_path, create=False) as store:
@@ -265,7 +265,7 @@ def test_killed_job_resumes_without_embedding_anything_twice(tmp_path, local_vec
 
 @needs_data
 def test_a_worker_that_dies_mid_batch_is_retried(tmp_path, local_vectors, monkeypatch):
-    from hivemind.distributed.embedding import FAULT_ENV, embed_run as embed_on_ray
+    from hivemind.engines.ray.embedding import FAULT_ENV, embed_run as embed_on_ray
 
     config = small_run(tmp_path, "dies")
     flag = tmp_path / "die-once"
@@ -279,7 +279,7 @@ def test_a_worker_that_dies_mid_batch_is_retried(tmp_path, local_vectors, monkey
 
 @needs_data
 def test_a_corrupt_output_shard_is_named_and_nothing_is_imported(tmp_path):
-    from hivemind.distributed.embedding import embed_run as embed_on_ray, work_dir, write_output
+    from hivemind.engines.ray.embedding import embed_run as embed_on_ray, work_dir, write_output
 
     config = small_run(tmp_path, "corrupt")
     output = work_dir(config) / "output"
@@ -296,7 +296,7 @@ def test_a_corrupt_output_shard_is_named_and_nothing_is_imported(tmp_path):
 
 @needs_data
 def test_gpus_asked_for_on_a_cluster_without_any(tmp_path):
-    from hivemind.distributed.embedding import embed_run as embed_on_ray
+    from hivemind.engines.ray.embedding import embed_run as embed_on_ray
 
     if ray.cluster_resources().get("GPU", 0):
         pytest.skip("this machine has GPUs")
@@ -315,9 +315,9 @@ def copy_run(config, folder: Path, **changes):
 
 @needs_data
 def test_ray_scoring_gives_the_local_scores_and_refuses_api_judges(embedded_run, tmp_path):
-    from hivemind.config import Scorer
-    from hivemind.distributed.scoring import score_run as score_on_ray
-    from hivemind.score import score_run
+    from hivemind.core.config import Scorer
+    from hivemind.engines.ray.scoring import score_run as score_on_ray
+    from hivemind.score.stage import score_run
 
     scorers = [Scorer(name="relevance", kind="relevance")]
     local = copy_run(embedded_run, tmp_path / "local", scorers=scorers)
@@ -380,9 +380,9 @@ def test_perplexity_and_reward_on_ray_give_the_local_scores_once(tmp_path, rewar
     """The two model scorers that run in the workers' processes (llama.cpp on the bundled SmolLM2 GGUF, and
     a transformers reward model): the same score for every answer as the local engine, each answer scored
     once, and a second run scores nothing."""
-    from hivemind.config import Scorer
-    from hivemind.distributed.scoring import score_run as score_on_ray
-    from hivemind.score import score_run
+    from hivemind.core.config import Scorer
+    from hivemind.engines.ray.scoring import score_run as score_on_ray
+    from hivemind.score.stage import score_run
 
     scorers = [Scorer(name="logprob", kind="perplexity", params={"n_ctx": 1024, "max_tokens": 64}),
                Scorer(name="rm", kind="reward", model=str(reward_model), params={"max_length": 256})]

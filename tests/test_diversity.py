@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hivemind.diversity import (DiversityAccumulator, effective_diversity, idea_threshold, lexical, partition,
+from hivemind.analyze.diversity import (DiversityAccumulator, effective_diversity, idea_threshold, lexical, partition,
                                 utility, vendi_batch, vendi_score)
-from hivemind.phrases import words
+from hivemind.analyze.phrases import words
 from hivemind.store import PromptGroup
 
 
@@ -144,7 +144,7 @@ def test_accumulator_cells_pooled_and_controls_isolated():
 
 def test_a_failure_is_a_failing_answer_whatever_its_vector():
     """Failed rows (blank answers, failed requests) count in n with g = 0 and their vectors are ignored:
-    the cells equal the brute-force definitions written out per metric in hivemind.diversity."""
+    the cells equal the brute-force definitions written out per metric in hivemind.analyze.diversity."""
     rng = np.random.default_rng(5)
     d, n = 16, 6
     x = unit(rng, 2 * n, d, spread=0.5, base=rng.standard_normal(d)).astype(np.float32)
@@ -206,8 +206,8 @@ def test_fast_words_equal_the_reference_tokenizer_on_real_and_tricky_text():
     import glob
     import json as _json
 
-    from hivemind.diversity import fast_words
-    from hivemind.phrases import words
+    from hivemind.analyze.diversity import fast_words
+    from hivemind.analyze.phrases import words
 
     texts = ["don't 'quoted' a''b rock'n'roll it's_x naïve x_y __init__ ''' 'a 12'34 e.g. ' '' end'",
              "ÉCOLE 東京 mixed with ascii", "", "'''", "tabs\tand\nnewlines; punctuation!?"]

@@ -7,8 +7,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, embedding_vector
 from hivemind import HivemindError
-from hivemind.config import Embedder, RunConfig, System
-from hivemind.embed import embed_run
+from hivemind.core.config import Embedder, RunConfig, System
+from hivemind.embed.stage import embed_run
 from hivemind.store import Prompt, Response, Store
 
 TEXTS = ["Time is a river.", "Time is a thief.", "Time is a river.", "A clock that never stops."]

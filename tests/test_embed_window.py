@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from fake_openai import FakeOpenAI, embedding_vector
-from hivemind.config import DEFAULT_EMBEDDER, Embedder, RunConfig, System
-from hivemind.embed import (COVERAGE_FILE, STATIC_EMBEDDER, char_windows, embed_run, load_encoder,
+from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig, System
+from hivemind.embed.stage import (COVERAGE_FILE, STATIC_EMBEDDER, char_windows, embed_run, load_encoder,
                             load_sentence_transformer, token_windows)
 from hivemind.store import Prompt, Response, Store, text_hash
 

@@ -15,7 +15,7 @@ import inspect_ai  # noqa: E402,F401  in the dev extra: missing, this module err
 from test_snapshot import analysed  # noqa: E402,F401  (the module-scoped analysed run fixture)
 
 from hivemind import HivemindError  # noqa: E402
-from hivemind.export import export_inspect  # noqa: E402
+from hivemind.runs.export import export_inspect  # noqa: E402
 from hivemind.store import Score, Store  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def test_scores_come_along_and_params_are_kept(exported, analysed):  # noqa: F81
 
 
 def test_cli_export_writes_to_the_run_folder(analysed, capsys):  # noqa: F811
-    from hivemind import cli
+    from hivemind.cli import main as cli
 
     config_file = Path(analysed.results_dir).parent / "snaprun.yaml"  # written by the fixture
     assert cli.main(["export", "inspect", str(config_file)]) == 0

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind.analyze import analyze_run
-from hivemind.config import Scorer
-from hivemind.report import render_report
-from hivemind.results import OPTIONAL_TABLES
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import Scorer
+from hivemind.report.stage import render_report
+from hivemind.results.contract import OPTIONAL_TABLES
 from hivemind.store import Prompt
 
 from synthetic_run import Answer, make_run, unit

@@ -17,7 +17,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from test_snapshot import analysed  # noqa: E402,F401  (the module-scoped analysed run fixture)
 
-from hivemind import HivemindError, hub, snapshot  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind.runs import hub
+from hivemind.runs import snapshot
 from hivemind.store import Score, Store  # noqa: E402
 
 SNAPSHOT = "hubsnap"
@@ -26,7 +28,7 @@ SNAPSHOT = "hubsnap"
 @pytest.fixture(scope="module")
 def published(analysed):  # noqa: F811
     """The analysed run, with a report and two quality scores, published once."""
-    from hivemind.report import render_report
+    from hivemind.report.stage import render_report
 
     render_report(analysed)
     alpha = analysed.systems[0].identity
@@ -112,7 +114,7 @@ def test_no_local_path_anywhere_and_manifest_covers_everything(published, analys
                    "report.html", "leaderboard.csv"):
         assert needed in manifest["files"]
     assert snapshot.verify(published).ok
-    from hivemind.config import load_config
+    from hivemind.core.config import load_config
     assert load_config(published / "config.yaml").prompts == str(published / "prompts.jsonl")
 
 
@@ -126,8 +128,9 @@ def test_publish_refuses_a_local_path_in_a_run_file(analysed, tmp_path):  # noqa
 
 
 def test_snapshot_round_trips_through_import_embed_analyze(published, analysed, tmp_path):  # noqa: F811
-    from hivemind import analyze, embed
-    from hivemind.imports import import_files
+    from hivemind.analyze import stage as analyze
+    from hivemind.embed import stage as embed
+    from hivemind.runs.imports import import_files
 
     moved = tmp_path / "downloaded" / SNAPSHOT
     shutil.copytree(published, moved)
@@ -166,7 +169,7 @@ def test_hub_spec_parsing():
 
 
 def test_import_from_hub_offline_names_the_repo_and_writes_nothing(tmp_path, monkeypatch):
-    from hivemind.imports import import_files
+    from hivemind.runs.imports import import_files
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HivemindError) as err:
@@ -177,7 +180,7 @@ def test_import_from_hub_offline_names_the_repo_and_writes_nothing(tmp_path, mon
 
 
 def test_cli_import_of_hub_spec_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    from hivemind import cli
+    from hivemind.cli import main as cli
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = cli.main(["import", "hf://someone/not-cached@snap-1", "--name", "x", "--results", str(tmp_path)])
@@ -191,8 +194,8 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
     import subprocess
 
     from fake_hub import FakeHub
-    from hivemind import analyze
-    from hivemind.config import resolve_run
+    from hivemind.analyze import stage as analyze
+    from hivemind.core.config import resolve_run
 
     config_file = Path(analysed.results_dir).parent / "snaprun.yaml"  # written by the analysed fixture
     with FakeHub() as fake:
@@ -229,7 +232,7 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
         assert done.returncode == 1 and "could not download hf://someone/hivemind-test@no-such-tag" in done.stderr
         assert "Traceback" not in done.stderr and not (tmp_path / "results" / "missing").exists()
     config = resolve_run("fromhub", results_dir=tmp_path / "results")
-    from hivemind.embed import embed_run
+    from hivemind.embed.stage import embed_run
 
     assert embed_run(config, progress=False).embedded == 0  # vectors and chunk counts came with the snapshot
     analyze.analyze_run(config, progress=False)

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from hivemind import HivemindError
-from hivemind.analyze import analyze_run
-from hivemind.config import resolve_run
-from hivemind.embed import embed_run
-from hivemind.imports import FieldMapping, import_files
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import resolve_run
+from hivemind.embed.stage import embed_run
+from hivemind.runs.imports import FieldMapping, import_files
 from hivemind.store import Store
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -244,7 +244,7 @@ def test_a_real_system_cannot_take_a_control_name(tmp_path):
     assert "rows.jsonl:1: field 'model' is not a usable system name" in proc.stderr
     assert "reserved for control systems" in proc.stderr
     assert not results.exists()
-    from hivemind.config import load_config
+    from hivemind.core.config import load_config
 
     config = tmp_path / "run.yaml"
     config.write_text("name: r\nprompts: p.jsonl\nsystems:\n  - {name: 'Control:Salad', model: openai/m}\n")
@@ -255,7 +255,7 @@ def test_a_real_system_cannot_take_a_control_name(tmp_path):
 def test_scores_by_prompt_text_shared_by_two_ids_are_refused_not_given_to_the_last(tmp_path):
     from synthetic_run import Answer, make_run
 
-    from hivemind.imports import import_scores
+    from hivemind.runs.imports import import_scores
     from hivemind.store import Prompt
 
     prompts = [Prompt("p1", "Name a colour."), Prompt("p2", "Name a colour.")]
@@ -276,7 +276,8 @@ def test_scores_by_prompt_text_shared_by_two_ids_are_refused_not_given_to_the_la
 def unverified_snapshot(folder: Path, rows: list[tuple[str, str, str, int, str]]) -> Path:
     """A snapshot folder without a manifest (imported only with --no-verify): config.yaml and
     responses.parquet of rows (system name, prompt id, prompt text, sample, answer)."""
-    from hivemind.config import RunConfig, System, save_run_config
+    from hivemind.core.config import RunConfig, System
+    from hivemind.results.record import save_run_config
 
     systems = {name: System(name=name, model=f"test/{name}") for name in dict.fromkeys(r[0] for r in rows)}
     folder.mkdir()

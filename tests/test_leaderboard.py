@@ -15,8 +15,9 @@ from fake_openai import FakeOpenAI  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind import HivemindError, leaderboard  # noqa: E402
-from hivemind.config import load_config  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind.runs import leaderboard
+from hivemind.core.config import load_config  # noqa: E402
 from hivemind.store import Prompt, Store  # noqa: E402
 
 KEY_VAR = "HIVEMIND_LEADERBOARD_TEST_KEY"
@@ -94,7 +95,9 @@ SYSTEM = """  - name: {name}
 
 
 def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
-    from hivemind import analyze, collect, embed
+    from hivemind.analyze import stage as analyze
+    from hivemind.collect import stage as collect
+    from hivemind.embed import stage as embed
 
     monkeypatch.setenv(KEY_VAR, SECRET)
     prompts = tmp_path / "prompts.jsonl"

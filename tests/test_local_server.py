@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from hivemind import local_server
-from hivemind.collect import collect
-from hivemind.config import load_config
+from hivemind.collect import local_server
+from hivemind.collect.stage import collect
+from hivemind.core.config import load_config
 from local_fixture import local_servers  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow

@@ -24,12 +24,13 @@ from conftest import COLLECT_KEY_VAR
 from fake_openai import FakeOpenAI
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
-from hivemind.collect import collect
-from hivemind.config import Scorer, load_config, save_run_config
-from hivemind.imports import import_files
-from hivemind.lock import read_holder
-from hivemind.merge import merge
-from hivemind.score import score_run
+from hivemind.collect.stage import collect
+from hivemind.core.config import Scorer, load_config
+from hivemind.results.record import save_run_config
+from hivemind.runs.imports import import_files
+from hivemind.core.lock import read_holder
+from hivemind.runs.merge import merge
+from hivemind.score.stage import score_run
 from hivemind.store import SCHEMA_VERSION, TABLES, Prompt, Response, Score, Store, text_hash
 from hivemind.store.schema import TABLE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hivemind.neighbors import NearDuplicateFinder, build_template_index, normalise_text
+from hivemind.analyze.neighbors import NearDuplicateFinder, build_template_index, normalise_text
 from hivemind.store import PromptGroup
 from test_similarity import needs_data, real_groups
 

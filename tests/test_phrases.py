@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hivemind.phrases import LexicalAccumulator, shared_phrases, words
+from hivemind.analyze.phrases import LexicalAccumulator, shared_phrases, words
 
 
 def test_words_ignore_case_and_punctuation():

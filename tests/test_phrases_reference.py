@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hivemind.phrases import SharedPhrase, shared_phrases, words
+from hivemind.analyze.phrases import SharedPhrase, shared_phrases, words
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"
 SETTINGS = [  # (min_words, min_systems, max_words, limit)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hivemind import local_server
+from hivemind.collect import local_server
 from local_fixture import local_servers  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import litellm
 import pytest
 
 from hivemind.cli import main as cli_main
-from hivemind.plan import (MEAN_ANSWER_TOKENS, STORE_BYTES_PER_ANSWER, STORE_BYTES_PER_VECTOR, TEXTS_PER_S,
+from hivemind.studies.plan import (MEAN_ANSWER_TOKENS, STORE_BYTES_PER_ANSWER, STORE_BYTES_PER_VECTOR, TEXTS_PER_S,
                            estimate, paper_plan)
 
 

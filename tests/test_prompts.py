@@ -11,8 +11,8 @@ import yaml
 
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
-from hivemind.config import DatasetSource, RunConfig, System
-from hivemind.prompts import load_dataset_prompts, load_prompt_file, load_prompts, prompt_id, subset
+from hivemind.core.config import DatasetSource, RunConfig, System
+from hivemind.collect.prompts import load_dataset_prompts, load_prompt_file, load_prompts, prompt_id, subset
 from hivemind.store import Prompt
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ whose answer to each instruction is a real answer to another instruction (fluent
 Embedded with the bundled embedder, scored by the relevance scorer (answer-prompt cosine, default line
 0.15) and analysed, the off-topic answers must fail the gate and the on-topic ones pass it. Each answer's
 expected verdict is worked out here from the stored relevance scores and the run's calibrated relevance
-line, independently of hivemind.quality, and compared with the pass rates analysis reports.
+line, independently of hivemind.analyze.quality_gate, and compared with the pass rates analysis reports.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind.analyze import analyze_run
-from hivemind.config import DEFAULT_PASS_AT, Scorer
-from hivemind.embed import embed_run
-from hivemind.imports import import_files
-from hivemind.score import score_run
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import DEFAULT_PASS_AT, Scorer
+from hivemind.embed.stage import embed_run
+from hivemind.runs.imports import import_files
+from hivemind.score.stage import score_run
 from hivemind.store import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_outputs"

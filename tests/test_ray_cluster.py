@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hivemind.analyze import TABLES, analyze_run
-from hivemind.embed import embed_run
+from hivemind.analyze.stage import TABLES, analyze_run
+from hivemind.embed.stage import embed_run
 
 from test_distributed import DATA, assert_same_tables, read_tables, small_run, stored_vectors
 
@@ -173,7 +173,8 @@ def test_run_with_engine_ray_gives_the_local_tables(ray_head, tmp_path):
     server is needed): embed, score (perplexity and relevance) and analyze on the cluster, through one
     connection, giving the local engine's vectors, scores and tables; the report is rendered as usual."""
     from hivemind import pipeline
-    from hivemind.config import Scorer, resolve_run, save_run_config
+    from hivemind.core.config import Scorer, resolve_run
+    from hivemind.results.record import save_run_config
     from hivemind.store import Store
 
     address, env = ray_head

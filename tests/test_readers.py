@@ -1,4 +1,4 @@
-"""The one reader for data files (hivemind.readers): every format gives the same records, every bad file one
+"""The one reader for data files (hivemind.core.readers): every format gives the same records, every bad file one
 line naming the file and line or row."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hivemind import HivemindError
-from hivemind.readers import read_records
+from hivemind.core.readers import read_records
 
 RECORDS = [{"prompt": "Name a colour.", "model": "m1", "response": "Blue, or red"},
            {"prompt": "Name a fruit.", "model": "m2", "response": "Pear"}]

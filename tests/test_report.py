@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from hivemind import HivemindError
-from hivemind.analyze import analyze_run
-from hivemind.config import RunConfig, System, load_config, save_run_config
-from hivemind.report import file_stem, highlight_shared, render_report
+from hivemind.analyze.stage import analyze_run
+from hivemind.core.config import RunConfig, System, load_config
+from hivemind.results.record import save_run_config
+from hivemind.report.stage import file_stem, highlight_shared, render_report
 from hivemind.store import Prompt, Response, Store
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_outputs"
@@ -166,7 +167,7 @@ def test_markdown_has_headline_and_leaderboard(rendered):
 
 
 def test_paper_reference_is_shown_beside_the_run(analysed, tmp_path):
-    from hivemind.reproduce import write_reference
+    from hivemind.studies.reproduce import write_reference
 
     config = copy_run(analysed, tmp_path)
     write_reference(config)
@@ -254,8 +255,8 @@ def test_highlight_marks_only_shared_runs_of_five_words():
 
 # A run rebuilt from a snapshot ---------------------------------------------------------------------
 def test_report_on_a_run_imported_from_a_snapshot(analysed, tmp_path):
-    from hivemind.imports import import_files
-    from hivemind.snapshot import publish
+    from hivemind.runs.imports import import_files
+    from hivemind.runs.snapshot import publish
 
     source = copy_run(analysed, tmp_path / "source")
     render_report(source)                                  # published with the snapshot, like a real run
@@ -304,8 +305,8 @@ def test_notebook_redraws_a_snapshot(analysed, tmp_path, monkeypatch, with_resul
     import nbformat
     from nbclient import NotebookClient
 
-    from hivemind.snapshot import publish
-    from hivemind.summary import write_results
+    from hivemind.runs.snapshot import publish
+    from hivemind.results.record import write_results
 
     source = copy_run(analysed, tmp_path / "source")
     if with_results_json:

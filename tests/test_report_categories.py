@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind.analyze import analyze_run
-from hivemind.categories import DEFAULT_MIN_PROMPTS
-from hivemind.report import render_report
-from hivemind.results import OPTIONAL_TABLES, SIMILARITY_SCALE
+from hivemind.analyze.stage import analyze_run
+from hivemind.analyze.categories import DEFAULT_MIN_PROMPTS
+from hivemind.report.stage import render_report
+from hivemind.results.contract import OPTIONAL_TABLES, SIMILARITY_SCALE
 from hivemind.store import Prompt
 
 from synthetic_run import Answer, make_run

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hivemind.analyze import analyze_run
-from hivemind.neighbors import spread_examples
-from hivemind.phrases import in_prompt, prompt_overlap
-from hivemind.report import load_tables, render_report
+from hivemind.analyze.stage import analyze_run
+from hivemind.analyze.neighbors import spread_examples
+from hivemind.analyze.phrases import in_prompt, prompt_overlap
+from hivemind.report.stage import load_tables, render_report
 from hivemind.report.tables import phrases_table, shown_pairs
-from hivemind.results import TABLES
+from hivemind.results.contract import TABLES
 from hivemind.store import Prompt
 
 from synthetic_run import Answer, make_run, unit

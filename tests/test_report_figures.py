@@ -11,10 +11,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from hivemind.report import cluster_order, plot_inter_heatmap, plot_intra_heatmap, save_figure, system_style
+from hivemind.report.stage import cluster_order, plot_inter_heatmap, plot_intra_heatmap, save_figure, system_style
 from hivemind.report.figures import ANNOTATE_MAX, OKABE_ITO
-from hivemind.results import SIMILARITY_SCALE
-from hivemind.similarity import BUCKET_LABELS
+from hivemind.results.contract import SIMILARITY_SCALE
+from hivemind.analyze.similarity import BUCKET_LABELS
 
 
 def planted(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series, set[str], set[str]]:

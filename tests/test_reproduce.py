@@ -14,8 +14,10 @@ from fake_openai import FakeOpenAI  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from hivemind import HivemindError, reproduce, routes  # noqa: E402
-from hivemind.config import Embedder, resolve_run  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind.studies import reproduce
+from hivemind.collect import routes
+from hivemind.core.config import Embedder, resolve_run  # noqa: E402
 
 SECRET = "sk-planted-reproduce-77aa88bb99cc"
 MINI = "gpt-4o-mini-2024-07-18@top-p"
@@ -154,8 +156,8 @@ def test_every_documented_retirement_names_its_source_and_says_when_unverified()
 def test_reasoning_is_kept_apart_from_the_answer(tmp_path):
     import litellm
 
-    from hivemind.collect import _to_response, split_reasoning
-    from hivemind.prompts import Prompt
+    from hivemind.collect.stage import _to_response, split_reasoning
+    from hivemind.collect.prompts import Prompt
     from hivemind.store import Store
 
     assert split_reasoning("<think>\nplan it</think>\n\nThe answer.", None) == ("The answer.", "plan it")
@@ -243,7 +245,7 @@ def test_tiny_run_end_to_end(paper, no_keys, tmp_path, monkeypatch):
             assert SECRET.encode() not in path.read_bytes(), path
 
     # The reproduced run, report and figures included, publishes as a snapshot that verifies.
-    from hivemind import snapshot
+    from hivemind.runs import snapshot
 
     published = snapshot.publish(summary.config, "paper-tiny")
     names = {p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file()}

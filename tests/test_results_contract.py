@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hivemind import results
-from hivemind.leaderboard import COLUMNS as BOARD_COLUMNS
+from hivemind.results import contract as results
+from hivemind.runs.leaderboard import COLUMNS as BOARD_COLUMNS
 
 
 def test_every_leaderboard_metric_is_declared_with_a_direction():

@@ -1,4 +1,4 @@
-"""The results folder's one write path (hivemind.results_folder): staged, scanned for secrets, renamed into
+"""The results folder's one write path (hivemind.results.folder): staged, scanned for secrets, renamed into
 place; the staging removed on any exit, signals included; every writing command under the run lock; only
 that module puts files into the results folder (checked in the source and by watching a real session)."""
 from __future__ import annotations
@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hivemind import HivemindError, results_folder
-from hivemind.config import RunConfig, System, load_config
-from hivemind.lock import RunLock
-from hivemind.results_folder import results_root, write_text, writing
+from hivemind import HivemindError
+from hivemind.results import folder as results_folder
+from hivemind.core.config import RunConfig, System, load_config
+from hivemind.core.lock import RunLock
+from hivemind.results.folder import results_root, write_text, writing
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hivemind"
@@ -109,7 +110,7 @@ def test_compressed_containers_are_decoded_before_the_scan(tmp_path, monkeypatch
 STAGE_AND_WAIT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from hivemind.results_folder import writing
+    from hivemind.results.folder import writing
     with writing(Path(sys.argv[1])) as out:
         out.text("half.txt", "written, not yet published")
         print("staged", flush=True)
@@ -263,10 +264,10 @@ def test_export_inspect_refuses_an_answer_that_echoes_a_key(tmp_path):
 # Only the results module writes there -------------------------------------------------------------------------
 # Modules allowed to rename files or make temporary folders of their own, and why (none writes under results/).
 OWN_FILES = {
-    "hivemind/results_folder.py": "the results folder's one write path",
-    "hivemind/backends.py": "the ONNX graph cache under the user cache folder (HIVEMIND_CACHE), not results/",
-    "hivemind/local_server.py": "llama.cpp server logs under the user cache folder, not results/",
-    "hivemind/routes.py": "`python -m hivemind.routes` regenerates the packaged paper.yaml, not results/",
+    "hivemind/results/folder.py": "the results folder's one write path",
+    "hivemind/embed/backends.py": "the ONNX graph cache under the user cache folder (HIVEMIND_CACHE), not results/",
+    "hivemind/collect/local_server.py": "llama.cpp server logs under the user cache folder, not results/",
+    "hivemind/collect/routes.py": "`python -m hivemind.collect.routes` regenerates the packaged paper.yaml, not results/",
 }
 RENAMING = {("os", "replace"), ("os", "rename"), ("shutil", "move"), ("tempfile", "mkdtemp"),
             ("tempfile", "mkstemp"), ("tempfile", "TemporaryDirectory"), ("tempfile", "NamedTemporaryFile")}
@@ -313,7 +314,7 @@ def test_a_whole_session_writes_under_results_only_through_the_results_module(tm
     seen = json.loads(out.read_text())
     assert all(code == 0 for _, code in seen["codes"]), (seen["codes"], done.stderr[-3000:])
     # the hook really saw the session: files renamed into place by the results module, and staged writes
-    renamed = [e for e in seen["events"] if e["event"] == "rename" and e["by"] == "hivemind.results_folder"]
+    renamed = [e for e in seen["events"] if e["event"] == "rename" and e["by"] == "hivemind.results.folder"]
     assert {Path(e["path"]).name for e in renamed} >= {"analysis.json", "report.html", "leaderboard.csv"}
     assert any(".staging-" in e["path"] for e in seen["events"] if e["event"] == "write")
     assert seen["violations"] == []
@@ -346,7 +347,7 @@ def test_calibrate_refuses_while_its_folder_is_held(tmp_path):
 
 def test_a_signal_while_files_are_renamed_is_delivered_after_all_have_landed(tmp_path):
     """The renames run with SIGINT/SIGTERM/SIGHUP held back: a stop never lands half a set."""
-    from hivemind.signals import Interrupted, deferred, signals_handled
+    from hivemind.core.signals import Interrupted, deferred, signals_handled
 
     landed = []
     with pytest.raises(Interrupted) as caught:
@@ -404,7 +405,7 @@ def test_links_and_damaged_containers_are_refused_in_one_line(tmp_path):
 
 
 def test_a_scorers_key_variable_is_scanned_for_its_value(tmp_path, monkeypatch):
-    from hivemind.config import Scorer
+    from hivemind.core.config import Scorer
 
     monkeypatch.setenv("JUDGE_CRED", "judge-credential-value-1234")
     config = RunConfig(name="judged", prompts="p.jsonl", results_dir=str(tmp_path),

@@ -19,9 +19,10 @@ from conftest import COLLECT_KEY_VAR
 from fake_openai import GARBAGE_MARK, OUT_OF_RANGE_MARK, FakeOpenAI, judge_text
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
-from hivemind.config import Scorer, save_run_config
-from hivemind.imports import import_files, import_scores
-from hivemind.score import score_run
+from hivemind.core.config import Scorer
+from hivemind.results.record import save_run_config
+from hivemind.runs.imports import import_files, import_scores
+from hivemind.score.stage import score_run
 from hivemind.score.judge import judge_prompt, parse_score, rubric_path
 from hivemind.store import Store
 
@@ -329,7 +330,7 @@ def test_reward_model_offline_is_a_clear_message_and_keeps_other_scores(tmp_path
     ([{"name": "x", "kind": "vibes"}], "must be one of"),
 ])
 def test_bad_scorer_config_is_refused(tmp_path, scorers, problem):
-    from hivemind.config import load_config
+    from hivemind.core.config import load_config
 
     path = tmp_path / "c.yaml"
     path.write_text(json.dumps({"name": "r", "prompts": "p.jsonl", "systems": [{"name": "s", "model": "openai/m"}],
@@ -350,7 +351,7 @@ def test_score_names_an_unknown_or_imported_scorer_clearly(tmp_path):
 
 
 def test_default_gates_apply_only_where_they_were_calibrated():
-    from hivemind.config import DEFAULT_PASS_AT, RunConfig
+    from hivemind.core.config import DEFAULT_PASS_AT, RunConfig
 
     base = {"name": "r", "prompts": "p.jsonl", "systems": [{"name": "s", "model": "openai/m"}]}
     scorers = [{"name": "lp", "kind": "perplexity"}, {"name": "other-lp", "kind": "perplexity", "model": "x.gguf"},

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hivemind import HivemindError
-from hivemind.similarity import (BUCKET_LABELS, SimilarityAccumulator, pairwise_reference, resample_weights,
+from hivemind.analyze.similarity import (BUCKET_LABELS, SimilarityAccumulator, pairwise_reference, resample_weights,
                                  system_sums)
 from hivemind.store import PromptGroup
 

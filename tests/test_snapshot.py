@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import HivemindError  # noqa: E402
-from hivemind.config import load_config  # noqa: E402
-from hivemind import snapshot  # noqa: E402
+from hivemind.core.config import load_config  # noqa: E402
+from hivemind.runs import snapshot  # noqa: E402
 
 KEY_VAR = "HIVEMIND_SNAPSHOT_TEST_KEY"
 SECRET = "sk-planted-snapshot-9f8e7d6c5b4a3210"
@@ -59,7 +59,9 @@ systems:
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
     """One real run (fake HTTP server, real store, bundled embedder, real analysis), built once."""
-    from hivemind import analyze, collect, embed
+    from hivemind.analyze import stage as analyze
+    from hivemind.collect import stage as collect
+    from hivemind.embed import stage as embed
 
     folder = tmp_path_factory.mktemp("snap")
     old = os.environ.get(KEY_VAR)
@@ -214,7 +216,8 @@ def test_scrub_removes_credentials_but_keeps_variable_names():
 
 
 def test_snapshot_alone_reproduces_every_table(analysed, tmp_path):
-    from hivemind import analyze, imports
+    from hivemind.analyze import stage as analyze
+    from hivemind.runs import imports
 
     folder = snapshot.publish(analysed, "portable")
     # The snapshot goes somewhere else; the original run is no longer needed.
@@ -260,7 +263,7 @@ def test_push_to_hub_unreachable_is_a_clear_error(analysed):
 
 def test_publish_refuses_a_stale_analysis(analysed, tmp_path):
     """Systems added after the last analysis: the tables would not describe the published responses."""
-    from hivemind.config import System
+    from hivemind.core.config import System
 
     extra = System(name="gamma", model="openai/model-gamma", api_base="http://127.0.0.1:9/v1")
     config = analysed.model_copy(update={"results_dir": str(tmp_path),
@@ -273,7 +276,8 @@ def test_publish_refuses_a_stale_analysis(analysed, tmp_path):
 
 def test_publish_to_hub_pushes_the_folder_just_published(tmp_path, monkeypatch):
     # The config's results_dir, not results/, holds the new snapshot: push must be given that folder.
-    from hivemind import cli, snapshot as snapshot_module
+    from hivemind.cli import main as cli
+    from hivemind.runs import snapshot as snapshot_module
 
     folder = tmp_path / "elsewhere" / "snapshots" / "snap"
     pushed = []

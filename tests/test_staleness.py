@@ -1,4 +1,4 @@
-"""Snapshots that cannot contradict themselves, and honest run states (hivemind.fingerprint).
+"""Snapshots that cannot contradict themselves, and honest run states (hivemind.results.fingerprint).
 
 One real run is built once (fake OpenAI server on loopback, real store, bundled embedder, real analysis and
 report); every test works on its own copy of the run folder and drives the commands under test as real
@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import pipeline  # noqa: E402
-from hivemind.config import load_config, resolve_run  # noqa: E402
-from hivemind.fingerprint import read_analysis, report_record, run_fingerprint  # noqa: E402
+from hivemind.core.config import load_config, resolve_run  # noqa: E402
+from hivemind.results.fingerprint import read_analysis, report_record, run_fingerprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_VAR = "HIVEMIND_STALENESS_TEST_KEY"
@@ -143,7 +143,7 @@ def test_publish_refused_after_a_collect_added_answers(reported, server, tmp_pat
 def test_publish_refused_while_another_process_holds_the_run_lock(reported, tmp_path):
     config, results = copy_run(reported, tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom hivemind.lock import RunLock\n"
+        [sys.executable, "-c", "import sys, time\nfrom hivemind.core.lock import RunLock\n"
          "lock = RunLock(sys.argv[1], 'collect')\nlock.__enter__()\nprint('held', flush=True)\ntime.sleep(600)\n",
          str(config.run_dir)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
@@ -161,8 +161,9 @@ def test_publish_refused_while_another_process_holds_the_run_lock(reported, tmp_
 
 
 def test_published_snapshot_imported_and_reanalysed_equals_its_tables(reported, tmp_path):
-    from hivemind import analyze, snapshot
-    from hivemind.imports import import_files
+    from hivemind.analyze import stage as analyze
+    from hivemind.runs import snapshot
+    from hivemind.runs.imports import import_files
 
     config, results = copy_run(reported, tmp_path)
     folder = snapshot.publish(config, "portable")
@@ -216,7 +217,7 @@ def test_list_is_stale_in_both_directions_and_not_after_analyze_controls(reporte
 
 
 def test_refused_analysis_is_not_analysed_and_not_ranked(reported, tmp_path, monkeypatch):
-    """A refused analysis lands nothing (hivemind.results_folder scans before anything is renamed into place):
+    """A refused analysis lands nothing (hivemind.results.folder scans before anything is renamed into place):
     a first analysis leaves the run unanalysed and unranked; a re-analysis leaves the previous files byte for
     byte, and `list` says they no longer describe the store."""
     config, results = copy_run(reported, tmp_path)
@@ -302,7 +303,7 @@ def test_leaderboard_add_prints_the_rank_and_redraws_the_report(reported, server
 def synthetic(root: Path, order=1, scorers=(), scores=()):
     import numpy as np
     from synthetic_run import Answer, make_run
-    from hivemind.config import Scorer
+    from hivemind.core.config import Scorer
     from hivemind.store import Prompt
 
     prompts = [Prompt("p0", "first question"), Prompt("p1", "second question")]
@@ -319,7 +320,7 @@ def test_fingerprint_covers_what_analysis_reads_and_nothing_else(tmp_path):
     first = run_fingerprint(config)
     assert first == run_fingerprint(synthetic(tmp_path / "reversed", order=-1, scorers=["judge"]))  # order-free
     assert first != run_fingerprint(synthetic(tmp_path / "plain"))          # a scorer is a setting that counts
-    from hivemind.fingerprint import store_fingerprint
+    from hivemind.results.fingerprint import store_fingerprint
 
     moved = config.model_copy(update={"results_dir": str(tmp_path / "elsewhere"), "max_attempts": 3})
     with Store.open_readonly(config.store_path) as store:

@@ -12,9 +12,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai import FakeOpenAI  # noqa: E402
 
-from hivemind import HivemindError, cli, summary  # noqa: E402
-from hivemind.config import load_config  # noqa: E402
-from hivemind.results import RESULTS_JSON, RunResults  # noqa: E402
+from hivemind import HivemindError  # noqa: E402
+from hivemind import cli
+from hivemind.report import summary
+from hivemind.results import record
+from hivemind.core.config import load_config  # noqa: E402
+from hivemind.results.contract import RESULTS_JSON, RunResults  # noqa: E402
 from hivemind.store import Prompt, Response, Store  # noqa: E402
 
 KEY_VAR = "HIVEMIND_SUMMARY_TEST_KEY"
@@ -96,7 +99,7 @@ def test_report_records_a_relative_path_and_prints_the_link(small_run, capsys):
     config = small_run
     assert cli.main(["report", str(config.run_dir) + "/", "-q"]) == 0      # a folder path, trailing slash
     out = capsys.readouterr().out
-    data = summary.read_results(config.run_dir)
+    data = record.read_results(config.run_dir)
     assert data.report == "report.html"                      # relative: snapshots never name this machine
     report = (config.run_dir / "report.html").resolve()
     assert f"report:  {report}" in out and report.as_uri() in out
@@ -125,7 +128,7 @@ def test_the_report_reads_outcomes_from_results_json(small_run):
 @pytest.mark.parametrize("width", [100, 120])
 def test_the_table_fits_the_terminal_at_25_systems(small_run, width):
     """25 systems with long names: every line of the summary fits; names are cut, never wrapped."""
-    data = summary.read_results(small_run.run_dir) or summary.build_results(small_run)
+    data = record.read_results(small_run.run_dir) or record.build_results(small_run)
     template = data.systems[0]
     data.systems = [template.model_copy(update={"system": f"provider/model-family-{i:02d}-instruct-top-p",
                                                 "rank": str(i + 1), "cost_usd": 12.3456})
@@ -160,8 +163,8 @@ def test_outcome_counts_come_from_the_store(tmp_path):
 def test_a_damaged_results_file_is_a_clear_error(tmp_path):
     (tmp_path / RESULTS_JSON).write_text(json.dumps({"schema_version": 1}))
     with pytest.raises(HivemindError, match="not a valid results file.*hivemind analyze"):
-        summary.read_results(tmp_path)
-    assert summary.read_results(tmp_path / "elsewhere") is None
+        record.read_results(tmp_path)
+    assert record.read_results(tmp_path / "elsewhere") is None
 
 
 def test_snapshot_gets_a_default_name_and_carries_results_json(small_run, capsys):
@@ -191,7 +194,7 @@ def test_leaderboard_and_list_read_the_run(small_run, capsys, tmp_path):
     # results.json is what the leaderboard reads: a value changed there shows up in leaderboard.csv
     copy = tmp_path / "results"
     shutil.copytree(config.run_dir, copy / "small", ignore=shutil.ignore_patterns("snapshots"))
-    data = summary.read_results(copy / "small")
+    data = record.read_results(copy / "small")
     data.systems[0].metrics[data.primary_key] = 0.999
     (copy / "small" / RESULTS_JSON).write_text(data.model_dump_json())
     assert cli.main(["leaderboard", "show", "--results", str(copy)]) == 0

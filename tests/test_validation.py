@@ -26,7 +26,7 @@ from fake_openai import FakeOpenAI
 from hivemind import HivemindError
 from hivemind.cli import build_parser
 from hivemind.cli import main as cli_main
-from hivemind.config import load_config
+from hivemind.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PROMPTS = len(COLLECT_PROMPTS)
@@ -255,7 +255,7 @@ def test_classify_refuses_an_api_base_with_credentials_and_writes_nothing(tmp_pa
         assert server.requests == 0
         assert _file_digest(config.store_path) == before
         # The library call (no argparse in front) refuses as well, before reading or writing anything.
-        from hivemind.categories import classify_run
+        from hivemind.studies.classify import classify_run
 
         with pytest.raises(HivemindError, match="classifier api_base: the URL holds credentials") as raised:
             classify_run(config, "openai/classifier", f"http://user:pw-secret@127.0.0.1:{port}/v1",
@@ -286,8 +286,8 @@ def test_run_on_a_dead_ray_address_fails_before_any_request(tmp_path, collect_ke
 # --- collect streams its work ----------------------------------------------------------------------------
 
 def test_the_plan_is_lazy_and_counted_without_a_list(tmp_path, write_config):
-    from hivemind.collect import plan
-    from hivemind.prompts import load_prompts
+    from hivemind.collect.stage import plan
+    from hivemind.collect.prompts import load_prompts
 
     config = load_config(write_config([("A", "openai/a", "http://127.0.0.1:9/v1")], samples=1_000_000))
     todo, = plan(config, config.systems, load_prompts(config))
@@ -298,8 +298,8 @@ def test_the_plan_is_lazy_and_counted_without_a_list(tmp_path, write_config):
 
 
 def test_the_plan_skips_stored_keys_and_counts_stored_errors_for_retry(tmp_path, collect_key, write_config):
-    from hivemind.collect import plan
-    from hivemind.prompts import load_prompts
+    from hivemind.collect.stage import plan
+    from hivemind.collect.prompts import load_prompts
     from hivemind.store import Response, Store
 
     with FakeOpenAI(expected_api_key=COLLECT_KEY) as server:
@@ -359,7 +359,7 @@ def test_a_million_samples_per_prompt_start_at_once_in_little_memory_and_stop_on
 def test_workers_below_one_is_refused_from_python_too(tmp_path):
     """The stage functions share the CLI's rule: workers=0 is an error, not "one per CPU"."""
     from hivemind import HivemindError, pipeline
-    from hivemind.config import RunConfig, System
+    from hivemind.core.config import RunConfig, System
 
     config = RunConfig(name="w", prompts="p.jsonl", results_dir=str(tmp_path), systems=[System(name="a", model="m")])
     for call in (lambda: pipeline.embed(config, engine="ray", workers=0),

@@ -19,8 +19,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hivemind.report.tables import nan_range
-from hivemind.results import SIMILARITY_SCALE
-from hivemind.similarity import BUCKET_LABELS
+from hivemind.results.contract import SIMILARITY_SCALE
+from hivemind.analyze.similarity import BUCKET_LABELS
 
 DPI = 110
 FORMATS = ("png", "svg")       # every figure as PNG (embedded in report.html) and SVG (for papers)

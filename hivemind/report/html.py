@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hivemind import results
-from hivemind.browser import browser_section
-from hivemind.config import RunConfig
+from hivemind.results import contract as results
+from hivemind.report.browser import browser_section
+from hivemind.core.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, PromptMap, Tables, category_by_system, category_note,

@@ -5,8 +5,8 @@ import textwrap
 
 import pandas as pd
 
-from hivemind import results
-from hivemind.config import RunConfig
+from hivemind.results import contract as results
+from hivemind.core.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.tables import (
     Headline, PromptMap, Tables, category_by_system, category_note, category_table, cross_system_pairs,

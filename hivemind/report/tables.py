@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hivemind import HivemindError, results
-from hivemind.config import RunConfig
-from hivemind.neighbors import EXAMPLES_PER_PROMPT, N_EXAMPLES, spread_examples
-from hivemind.results_folder import ANALYSIS
-from hivemind.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
+from hivemind.core.errors import HivemindError
+from hivemind.results import contract as results
+from hivemind.core.config import RunConfig
+from hivemind.analyze.neighbors import EXAMPLES_PER_PROMPT, N_EXAMPLES, spread_examples
+from hivemind.results.folder import ANALYSIS
+from hivemind.analyze.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
 
 REFERENCE_NAME = "paper_reference.json"
 REQUIRED = [ANALYSIS, "intra_model_buckets.csv", "inter_model_similarity.csv",
@@ -131,7 +132,7 @@ def load_tables(config: RunConfig) -> Tables:
 def load_outcomes(run_dir: Path) -> dict | None:
     """Per system its collection outcome from results.json (the numbers the terminal summary printed);
     None for a run analysed before results.json existed."""
-    from hivemind.summary import read_results
+    from hivemind.results.record import read_results
 
     data = read_results(run_dir)
     return None if data is None else {s.system: s for s in data.systems}

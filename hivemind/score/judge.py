@@ -4,7 +4,7 @@ The rubric texts are files in hivemind/rubrics/ (they go into snapshots too). Pa
 reply's last non-blank line must be `Score: N` with N a whole number inside the rubric's range. Anything
 else is stored with its reply and an error "unparseable: ...", counted, and never guessed at; a re-run does
 not ask again (at temperature 0 the judge would say the same). Requests go through collect's litellm call
-(key from the environment, seed, no litellm retries) and hivemind.retry's backoff.
+(key from the environment, seed, no litellm retries) and hivemind.core.retry's backoff.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import random
 import re
 from pathlib import Path
 
-from hivemind import HivemindError
-from hivemind.config import RUBRICS, RunConfig, Scorer, System
-from hivemind.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
+from hivemind.core.errors import HivemindError
+from hivemind.core.config import RUBRICS, RunConfig, Scorer, System
+from hivemind.core.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Answer, Score, Store
 
 RUBRIC_DIR = Path(__file__).resolve().parents[1] / "rubrics"
@@ -68,7 +68,7 @@ def judge_system(scorer: Scorer) -> System:
 
 
 def run_judge(config: RunConfig, scorer: Scorer, todo: list[Answer], store: Store, part, bar) -> None:
-    from hivemind.collect import _Request, check_systems
+    from hivemind.collect.stage import _Request, check_systems
 
     system = judge_system(scorer)
     check_systems([system])          # unknown provider or missing key: before any request

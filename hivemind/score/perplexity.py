@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind import HivemindError
-from hivemind.config import Scorer
+from hivemind.core.errors import HivemindError
+from hivemind.core.config import Scorer
 from hivemind.store import Answer, Score
 
 DEFAULT_N_CTX = 2048
@@ -35,7 +35,7 @@ MAX_PROMPT_SHARE = 4   # the prompt keeps at most n_ctx/4 tokens (its end), so a
 
 
 def default_model_path() -> Path:
-    from hivemind import local_server
+    from hivemind.collect import local_server
 
     return local_server.model_path(local_server.SMOLLM2)
 

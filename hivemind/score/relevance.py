@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hivemind import HivemindError
-from hivemind.config import RunConfig, Scorer
+from hivemind.core.errors import HivemindError
+from hivemind.core.config import RunConfig, Scorer
 from hivemind.store import Answer, Score, Store, text_hash
 
 
@@ -23,7 +23,7 @@ class RelevanceScorer:
         self.embedder = config.embedder.id
         system_ids = [s.identity for s in config.systems]
         if store.texts_to_embed(self.embedder, system_ids):
-            from hivemind.embed import embed_run
+            from hivemind.embed.stage import embed_run
 
             embed_run(config, progress=progress)
         self.prompts = self._prompt_vectors(config, store)
@@ -33,7 +33,7 @@ class RelevanceScorer:
         vectors = store.prompt_vectors(self.embedder)
         missing = [p for p in store.prompts() if p.id not in vectors]
         if missing:
-            from hivemind.embed import load_encoder, normalise
+            from hivemind.embed.stage import load_encoder, normalise
 
             encoded = normalise(load_encoder(config.embedder)([p.text for p in missing]))
             store.add_embeddings(self.embedder, [text_hash(p.text) for p in missing], encoded)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from hivemind import HivemindError
+from hivemind.core.errors import HivemindError
 
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
 SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26

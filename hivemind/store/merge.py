@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivemind import HivemindError
+from hivemind.core.errors import HivemindError
 from hivemind.store import schema
 from hivemind.store.errors import RESTORE, read_only_reason, store_error
 
@@ -33,7 +33,7 @@ class MergeCounts:
     added: dict[str, int] = field(default_factory=dict)         # rows added
     replaced: dict[str, int] = field(default_factory=dict)      # failures replaced by real rows
     source_systems: dict[str, str] = field(default_factory=dict)  # id -> name of every system in the sources
-    warnings: list[str] = field(default_factory=list)           # lines for the user (hivemind/merge.py)
+    warnings: list[str] = field(default_factory=list)           # lines for the user (hivemind/runs/merge.py)
 
     def __getattr__(self, name: str) -> int:
         """counts.scores and the like: rows added to that table."""

@@ -46,7 +46,7 @@ class VectorReads:
 
         Responses without text (failed) or without a vector for `embedder` are left out. `positions`
         (first, end) keeps the prompts with first <= position < end (None: unbounded), a shard of the
-        prompts for a distributed analysis (hivemind.distributed)."""
+        prompts for a distributed analysis (hivemind.engines.ray)."""
         index = {sid: i for i, sid in enumerate(system_ids)}
         marks = ",".join("?" * len(system_ids))
         where, bounds = _position_range(positions)
@@ -68,7 +68,7 @@ class VectorReads:
         if rows:
             yield _group(current, rows, index)
 
-    # Every outcome of every request, failures included (the quality-gated metrics, hivemind.analyze) ------
+    # Every outcome of every request, failures included (the quality-gated metrics, hivemind.analyze.stage) ------
     def iter_answer_groups(self, embedder: str, system_ids: list[str],
                            positions: tuple[int | None, int | None] | None = None) -> Iterator[PromptGroup]:
         """Like iter_prompt_groups, but with every stored outcome of these systems, failures included: an
@@ -101,7 +101,7 @@ class VectorReads:
             yield _group(current, rows, index)
 
 
-    # The content fingerprint (hivemind.fingerprint): what an analysis read, as ordered rows ---------------
+    # The content fingerprint (hivemind.results.fingerprint): what an analysis read, as ordered rows ---------------
     def iter_fingerprint_rows(self, embedder: str, system_ids: list[str],
                               scorers: list[str]) -> Iterator[tuple[str, tuple]]:
         """(section, row) in a fixed order, streamed by SQLite cursors (never all in memory):
@@ -132,7 +132,7 @@ class VectorReads:
                                    f"ORDER BY system_id, prompt_id, sample, scorer", [*system_ids, *scorers]):
             yield "score", row
 
-    # Reads for a distributed analysis (hivemind.distributed) ---------------------------------------
+    # Reads for a distributed analysis (hivemind.engines.ray) ---------------------------------------
     def prompt_group_sizes(self, embedder: str, system_ids: list[str]) -> list[tuple[str, int, int]]:
         """(prompt id, position, answers) per prompt, in prompt order: the size of each prompt's group from
         iter_prompt_groups once blank answers are dropped (non-blank, embedded answers of these systems).

@@ -89,3 +89,22 @@ class PromptGroup:
 
 # Errors -------------------------------------------------------------------------------------------
 # Every SQLite and file-system error met by a store becomes one HivemindError here, naming the file and
+
+
+def is_empty(text: str | None) -> bool:
+    """A blank answer (empty or whitespace only) or no text at all (a failed request)."""
+    return text is None or not text.strip(BLANKS)
+
+
+def drop_empty(group: PromptGroup) -> PromptGroup | None:
+    """The group's real answers only, for the figures that measure embeddings and words alone (intra,
+    inter, near duplicates, phrases, the relevance calibration, controls). The quality-gated figures see
+    blank answers as failing answers instead (add_gated); None when no real answer is left."""
+    keep = [i for i, t in enumerate(group.texts) if not is_empty(t)]
+    if len(keep) == len(group.texts):
+        return group
+    if not keep:
+        return None
+    return PromptGroup(prompt_id=group.prompt_id, systems=group.systems[keep], vectors=group.vectors[keep],
+                       texts=[group.texts[i] for i in keep],
+                       samples=group.samples[keep] if group.samples is not None else None)

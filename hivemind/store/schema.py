@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivemind import HivemindError
+from hivemind.core.errors import HivemindError
 from hivemind.store.errors import RESTORE, store_error
 
 SCHEMA_VERSION = 1

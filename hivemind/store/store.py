@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind import HivemindError
+from hivemind.core.errors import HivemindError
 from hivemind.store import schema
 from hivemind.store.errors import (LOCK_TIMEOUT_S, check_folder, guard_public_methods,
                                    read_only_reason, store_error)

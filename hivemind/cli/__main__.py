@@ -1,0 +1,5 @@
+import sys
+
+from hivemind.cli.main import main
+
+sys.exit(main())

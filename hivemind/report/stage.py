@@ -1,0 +1,74 @@
+"""The report: figures, one self-contained report.html and a report.md, rendered from the analysed tables.
+
+A small package: `tables` (loading and checking the analysed tables, the headline, the tables shown),
+`figures` (matplotlib), `html` (report.html) and `markdown` (report.md). Everything is checked before
+anything is drawn, rendered into a temporary folder and only then renamed into place, so a failed render
+never leaves half a report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivemind.core.config import RunConfig
+from hivemind.results.fingerprint import REPORT_RECORD, report_info
+from hivemind.report.figures import (
+    cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap,
+    plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
+from hivemind.report.html import build_html, highlight_shared
+from hivemind.report.markdown import build_markdown
+from hivemind.report.tables import (
+    Headline, PromptMap, Tables, file_stem, headline, load_prompt_maps, load_tables, read_table, top_prompts_frame)
+from hivemind.results.folder import REPORT_HTML, REPORT_MD, writing
+from hivemind.store import check_folder
+
+__all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "build_markdown", "cluster_order",
+           "draw_figures", "fig8_figure", "file_stem", "headline", "highlight_shared",
+           "inter_matrix_with_diagonal", "load_prompt_maps", "load_tables", "pca_2d", "placeholder",
+           "plot_inter_heatmap", "plot_intra_heatmap", "plot_prompt_map", "read_table", "render_report",
+           "save_figure", "system_style", "top_prompts_frame"]
+
+
+def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
+    """Write the figures, report.html and report.md into the run folder; returns report.html's path.
+
+    Through the results folder's one write path: drawn into a staging folder, scanned for secrets, renamed
+    into place together; a refused or failed render leaves the previous report as it was."""
+    check_folder(config.run_dir)              # a file where a folder should be: named, not "never analysed"
+    tables = load_tables(config)              # every check before anything is written
+    h = headline(tables)
+    run_dir = config.run_dir
+    with writing(run_dir, "report", config=config) as out:
+        figures = draw_figures(config, tables, out.dir, top_prompts)
+        maps, note = figures.maps, figures.map_note
+        out.text(REPORT_HTML, build_html(config, tables, h, out.dir, maps, note))
+        out.text(REPORT_MD, build_markdown(config, tables, h, maps))
+        # which analysis this report drew, so `list` and `snapshot publish` can tell a stale report
+        out.json(REPORT_RECORD, report_info(run_dir))
+    kept = {path.name for path in out.written}
+    for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg")]:
+        if old.name not in kept:                           # maps of prompts no longer in the top
+            old.unlink(missing_ok=True)
+    return run_dir / REPORT_HTML
+
+
+@dataclass
+class DrawnFigures:
+    files: list[Path]               # every file written (PNG and SVG), in the folder given
+    maps: list[PromptMap]
+    map_note: str | None
+
+
+def draw_figures(config: RunConfig, tables: Tables, folder: Path, top_prompts: int = 3) -> DrawnFigures:
+    """Every figure of the report into `folder`, each as PNG and SVG."""
+    files = [*save_figure(plot_intra_heatmap(tables.buckets), folder / "intra_model_heatmap.png"),
+             *save_figure(plot_inter_heatmap(tables.inter, tables.buckets["mean"]), folder / "inter_model_heatmap.png"),
+             *save_figure(plot_inter_heatmap(tables.inter, tables.buckets["mean"], scale="range"),
+                          folder / "inter_model_heatmap_range.png")]
+    if tables.by_n is not None and len(tables.by_n):
+        files += save_figure(fig8_figure(tables.by_n), folder / "fig8_neighbors.png")
+    maps, note = load_prompt_maps(config, top_prompts_frame(tables.homogeneity, top_prompts))
+    for m in maps:
+        files += save_figure(plot_prompt_map(m.vectors, m.systems, tables.systems, m.prompt, m.similarity),
+                             folder / m.file)
+    return DrawnFigures(files=files, maps=maps, map_note=note)

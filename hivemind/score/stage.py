@@ -1,0 +1,166 @@
+"""Score: give every stored answer a quality score per configured scorer (`scorers:` in the config).
+
+Scores are stored keyed by (system, prompt, sample, scorer), higher is better for every scorer. Like
+collection, only answers with no row for a scorer are scored, so a re-run sends no request and computes
+nothing, and a killed run resumes where it stopped (each answer or small batch is committed at once).
+A scorer that cannot run (unreachable judge, missing key, reward model that cannot load offline) stops with
+its reason; the other scorers still run, everything stored is kept, and analysis works without it.
+
+Kinds (one module each): judge (LM judge through litellm), perplexity (mean answer log-probability under a
+local llama.cpp model), reward (transformers sequence-classification model), relevance (answer-prompt
+cosine under the run's embedder). `imported` scores come in through `hivemind import --scores`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from hivemind.core.errors import HivemindError
+from hivemind.core.config import RunConfig, Scorer
+from hivemind.store import Answer, Store
+
+
+@dataclass
+class ScorerSummary:
+    name: str
+    kind: str
+    todo: int = 0                 # answers with no row for this scorer at the start
+    skipped: int = 0              # answers that already had one
+    scored: int = 0               # stored with a score
+    unparseable: int = 0          # judge replies without a valid `Score: N`: stored with an error, counted
+    failed_permanent: int = 0     # stored with an error (e.g. 400, empty answer), never re-asked
+    failed_transient: int = 0     # not stored: still failing after every attempt; the next run retries
+    truncated: int = 0            # answers longer than the scorer's window, scored on their first part
+    retries: int = 0
+    cost: float = 0.0
+    stopped: str | None = None    # why this scorer stopped before the end
+    stopped_for_cost: bool = False
+    last_transient: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped and not self.failed_transient and not self.stopped_for_cost
+
+    def line(self) -> str:
+        parts = [f"{self.name} ({self.kind}): {self.scored} scored"]
+        if self.unparseable:
+            parts.append(f"{self.unparseable} unparseable (stored with the reply)")
+        if self.failed_permanent:
+            parts.append(f"{self.failed_permanent} stored as errors")
+        if self.failed_transient:
+            parts.append(f"{self.failed_transient} still failing (not stored; run again to retry): "
+                         f"{self.last_transient}")
+        if self.truncated:
+            parts.append(f"{self.truncated} read in part (longer than max_tokens or the context window)")
+        parts.append(f"{self.skipped} already scored")
+        if self.cost:
+            parts.append(f"cost ${self.cost:.4f}")
+        if self.stopped:
+            parts.append(f"STOPPED: {self.stopped}")
+        if self.stopped_for_cost:
+            parts.append("stopped at max_cost; raise max_cost to go on")
+        return ", ".join(parts)
+
+
+@dataclass
+class ScoreSummary:
+    scorers: dict[str, ScorerSummary] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return all(part.complete for part in self.scorers.values())
+
+    @property
+    def scored(self) -> int:
+        return sum(part.scored for part in self.scorers.values())
+
+    def text(self) -> str:
+        return "\n".join(part.line() for part in self.scorers.values())
+
+
+def score_run(config: RunConfig, scorers: list[str] | None = None, progress: bool = True,
+              raise_if_incomplete: bool = True, system_ids: list[str] | None = None) -> ScoreSummary:
+    """Score what is missing for `scorers` (names; default every computed scorer of the config), for the
+    answers of `system_ids` (default the config's systems; analyze --controls passes its control systems).
+
+    With raise_if_incomplete (the CLI), a scorer that stopped or left answers unscored raises a HivemindError
+    after the others ran; the pipeline passes False and reads ScoreSummary.complete / text()."""
+    chosen = _choose(config, scorers)
+    system_ids = system_ids or [s.identity for s in config.systems]
+    summary = ScoreSummary()
+    with Store(config.store_path, create=False) as store:
+        answers = count_answers(store, config, system_ids)
+        for scorer in chosen:
+            todo = store.answers_to_score(scorer.name, system_ids)
+            part = ScorerSummary(scorer.name, scorer.kind, todo=len(todo), skipped=answers - len(todo))
+            summary.scorers[scorer.name] = part
+            if todo:
+                try:
+                    _score(config, scorer, todo, store, part, progress)
+                except HivemindError as err:   # this scorer cannot run; the others still do
+                    part.stopped = str(err)
+    if raise_if_incomplete and not summary.complete:
+        raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
+                            f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
+    return summary
+
+
+def count_answers(store: Store, config: RunConfig, system_ids: list[str]) -> int:
+    """Answers with text to score (every engine); none at all is an error saying what to run."""
+    answers = store.count_responses(system_ids, with_text=True)
+    if answers == 0:
+        raise HivemindError(f"run {config.name!r} has no stored answers to score; "
+                            f"run `hivemind collect` or `hivemind import` first")
+    return answers
+
+
+def _choose(config: RunConfig, names: list[str] | None) -> list[Scorer]:
+    if not config.scorers:
+        raise HivemindError(f"run {config.name!r} has no scorers; add a `scorers:` list to its config, e.g. "
+                            f"`scorers: [{{name: logprob, kind: perplexity}}]`")
+    if not names:
+        return [s for s in config.scorers if s.kind != "imported"]
+    chosen = [config.scorer(name) for name in names]
+    for scorer in chosen:
+        if scorer.kind == "imported":
+            raise HivemindError(f"scorer {scorer.name!r} is imported, not computed: bring its scores with "
+                                f"`hivemind import --scores FILE --name {config.name} --scorer {scorer.name}`")
+    return chosen
+
+
+def _score(config: RunConfig, scorer: Scorer, todo: list[Answer], store: Store, part: ScorerSummary,
+           progress: bool) -> None:
+    with tqdm(total=len(todo), desc=f"score {scorer.name}", unit="answer", disable=not progress,
+              dynamic_ncols=True) as bar:
+        if scorer.kind == "judge":
+            from hivemind.score.judge import run_judge
+
+            run_judge(config, scorer, todo, store, part, bar)
+            return
+        backend = load_backend(config, scorer, store, progress)
+        for start in range(0, len(todo), backend.batch):
+            chunk = todo[start:start + backend.batch]
+            scores = backend.score(chunk)
+            store.add_scores(scores)      # committed per batch: a kill loses at most one batch
+            part.scored += sum(s.score is not None for s in scores)
+            part.failed_permanent += sum(s.score is None for s in scores)
+            bar.update(len(chunk))
+        part.truncated = getattr(backend, "truncated", 0)
+
+
+def load_backend(config: RunConfig, scorer: Scorer, store: Store, progress: bool = False):
+    """A local scorer: `.batch` (answers per commit) and `.score(list[Answer]) -> list[Score]`."""
+    if scorer.kind == "perplexity":
+        from hivemind.score.perplexity import LogProbScorer
+
+        return LogProbScorer(scorer)
+    if scorer.kind == "reward":
+        from hivemind.score.reward import RewardScorer
+
+        return RewardScorer(scorer)
+    if scorer.kind == "relevance":
+        from hivemind.score.relevance import RelevanceScorer
+
+        return RelevanceScorer(config, scorer, store, progress)
+    raise HivemindError(f"scorer {scorer.name!r}: kind {scorer.kind!r} is not computed here")
