@@ -72,6 +72,7 @@ import numpy as np
 
 from hivemind.analyze.phrases import WORD
 from hivemind.analyze.similarity import nanpercentile, ratio, resample_weights
+from hivemind.core.stats import nanmean as _nanmean
 
 PATIENCE = 0.8               # NoveltyBench's default
 IDEA_RESCALED = 0.8          # same idea: rescaled cosine >= 0.8 above the run's floor
@@ -216,11 +217,6 @@ class DiversityStats:
         weights = resample_weights(len(self.prompt_ids), n, seed)
         means = ratio(weights @ np.where(defined, values, 0.0), weights @ defined.astype(np.float64))
         return nanpercentile(means, 100 * (1 - level) / 2), nanpercentile(means, 100 * (1 + level) / 2)
-
-
-def _nanmean(values: np.ndarray) -> float:
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if len(values) else float("nan")
 
 
 class DiversityAccumulator:

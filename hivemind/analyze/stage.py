@@ -29,6 +29,7 @@ from hivemind.analyze.similarity import BUCKET_LABELS, SimilarityAccumulator, Si
 from hivemind.results.folder import ANALYSIS, writing
 from hivemind.store import PromptGroup, Store, now
 from hivemind.store.records import drop_empty, is_empty  # noqa: F401  (is_empty: callers ask here too)
+from hivemind.core.stats import nanmean as _nanmean
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -477,12 +478,6 @@ def setting_tables(config: RunConfig, summary, inter: np.ndarray, settings: list
                               "system_b": systems[j].name, "setting_b": settings[j], "similarity": inter[i, j]})
     return pd.DataFrame(rows), pd.DataFrame(
         pairs, columns=["model", "system_a", "setting_a", "system_b", "setting_b", "similarity"])
-
-
-def _nanmean(values) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if len(values) else float("nan")
 
 
 def intra_per_prompt(sim: SimilarityStats, names: list[str]) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from hivemind.core.config import RunConfig
 from hivemind.analyze.neighbors import EXAMPLES_PER_PROMPT, N_EXAMPLES, spread_examples
 from hivemind.results.folder import ANALYSIS
 from hivemind.analyze.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
+from hivemind.core.stats import nanmean
 
 REFERENCE_NAME = "paper_reference.json"
 REQUIRED = [ANALYSIS, "intra_model_buckets.csv", "inter_model_similarity.csv",
@@ -205,11 +206,6 @@ class Headline:
     share_above_08_calibrated: float = float("nan")   # same, above the line with 0.8's rescaled value
     calibrated_line: float | None = None
     share_chunked: float | None = None              # answers longer than the embedder's window (pooled chunks)
-
-
-def nanmean(values) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
 def off_diagonal(frame: pd.DataFrame) -> np.ndarray:

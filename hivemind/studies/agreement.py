@@ -42,6 +42,7 @@ from hivemind.core.config import Embedder, RunConfig
 from hivemind.results.folder import run_locked, writing
 from hivemind.analyze.similarity import SimilarityAccumulator, SimilarityStats
 from hivemind.store import Store
+from hivemind.core.stats import spearman
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 INTRA_LINE = 0.8            # the paper's line for "highly repetitive" intra-model similarity
@@ -220,17 +221,6 @@ class Agreement:
 
 def _fmt(x: float) -> str:
     return "undefined" if np.isnan(x) else f"{x:.3f}"
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho over systems with a value under both embedders; NaN with < 3 or a constant side."""
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok]).statistic)
 
 
 def inter_to_others(matrix: np.ndarray) -> np.ndarray:

@@ -85,6 +85,7 @@ import numpy as np
 
 from hivemind.core.errors import HivemindError
 from hivemind.core.readers import read_records
+from hivemind.core.stats import spearman
 
 HUB_ABSOLUTE = "liweijiang/infinite-chats-human-absolute"
 HUB_PAIRWISE = "liweijiang/infinite-chats-human-pairwise"
@@ -518,14 +519,6 @@ def pairwise_subsets(records: list[PairRecord], params: Params) -> dict[str, np.
 
 
 # Statistics ------------------------------------------------------------------------------------------
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
-
 
 def agreement(scorer_a: np.ndarray, scorer_b: np.ndarray, human: np.ndarray) -> tuple[float, int, int]:
     """(agreement, n compared, scorer ties) over pairs with a human A/B preference."""
