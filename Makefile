@@ -37,6 +37,7 @@ demo: install
 	$(VENV)/bin/hivemind run demo
 
 test: install
+	$(VENV)/bin/lint-imports    # the layering contracts in pyproject.toml
 	$(VENV)/bin/pytest -q -rs
 
 bench: install

@@ -1,12 +1,14 @@
 """hivemind: how alike do language models answer open-ended questions?
 
-The pipeline, one module per stage:
+The pipeline, one folder per stage, each with its entry point in `stage.py`:
 
-    config -> prompts -> collect -> store -> embed -> similarity / neighbors / phrases
-           -> analyze (writes the tables) -> report / leaderboard / snapshot
+    collect -> embed -> score -> analyze -> report        (hivemind.pipeline runs them in order)
 
-`local_server` runs the bundled llama.cpp models (the no-API-key default), `imports` turns generations
-that already exist into a run, and `cli` is a thin layer over all of it.
+on top of `core` (config, layout, errors, lock, signals, secrets), `store` (the run's SQLite file: the only
+code that speaks SQL) and `results` (the only code that writes under the results folder). `engines/ray` runs
+embed, score and analyze on a cluster; `runs` (leaderboard, snapshots, import, export, merge) and `studies`
+(agreement, calibrate, classify, clusters, reproduce, plan) work on whole runs; `cli` is a thin layer over all
+of it. A layer imports only from the layers below it (pyproject.toml, checked by `lint-imports`).
 """
 
 __version__ = "0.1.0"

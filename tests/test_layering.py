@@ -1,0 +1,85 @@
+"""The package's layout holds by tool, not by memory.
+
+- `lint-imports` (import-linter, contracts in pyproject.toml) passes: stages import only from the layers below
+  them, no import cycle between the modules of any package, only the store imports sqlite3, only the Ray engine
+  imports ray, the analysis kernels touch no store, file or config. Imports inside functions count too.
+- The contracts bite: the same check on a copy of the package with one upward import added (a core module
+  importing the report, inside a function) or one cycle added fails, naming the import.
+- No module is over 600 lines, and every stage's entry point lives at hivemind/<stage>/stage.py.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hivemind"
+LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"]
+MAX_LINES = 600
+STAGES = ["collect", "embed", "score", "analyze", "report"]
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    """lint-imports on the package under `root`, with that root's pyproject.toml, and `hivemind` found there."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([*LINT, "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def copy_of_package(tmp_path: Path) -> Path:
+    root = tmp_path / "copy"
+    shutil.copytree(PACKAGE, root / "hivemind", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+def test_the_layering_contracts_hold():
+    done = lint(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def test_an_upward_import_inside_a_function_breaks_the_layers_contract(tmp_path):
+    root = copy_of_package(tmp_path)
+    lock = root / "hivemind" / "core" / "lock.py"
+    lock.write_text(lock.read_text() + "\n\ndef _upward():\n    from hivemind.report import stage  # noqa\n")
+    done = lint(root)
+    assert done.returncode != 0
+    assert "Stages in pipeline order" in done.stdout and "BROKEN" in done.stdout
+    assert "hivemind.core.lock -> hivemind.report.stage" in done.stdout
+
+
+def test_a_cycle_between_sibling_modules_breaks_the_acyclic_contract(tmp_path):
+    root = copy_of_package(tmp_path)
+    phrases = root / "hivemind" / "analyze" / "phrases.py"       # diversity imports phrases; now back again
+    phrases.write_text(phrases.read_text() + "\n\ndef _back():\n    from hivemind.analyze import diversity  # noqa\n")
+    done = lint(root)
+    assert done.returncode != 0
+    assert "No import cycle" in done.stdout and "BROKEN" in done.stdout
+
+
+def test_a_store_query_outside_the_store_breaks_the_sql_contract(tmp_path):
+    root = copy_of_package(tmp_path)
+    browser = root / "hivemind" / "report" / "browser.py"
+    browser.write_text(browser.read_text() + "\n\ndef _peek(path):\n    import sqlite3\n    return sqlite3.connect(path)\n")
+    done = lint(root)
+    assert done.returncode != 0
+    assert "Only the store speaks SQL" in done.stdout and "hivemind.report.browser -> sqlite3" in done.stdout
+
+
+def test_no_module_is_over_600_lines():
+    long = {str(p.relative_to(ROOT)): n for p in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"split these along their seams: {long}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_has_its_entry_point_in_the_same_place(stage):
+    assert (PACKAGE / stage / "stage.py").is_file()
+    assert (PACKAGE / stage / "__init__.py").read_text(encoding="utf-8").startswith('"""'), \
+        f"hivemind/{stage}/__init__.py: say in a docstring what the stage does and where to start reading"
