@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from hivemind.analyze.stage import analyze_run
-from hivemind.core.config import RunConfig, Scorer, System, resolve_run
+from hivemind.core.config import RunConfig, Scorer, System
+from hivemind.core.config_files import resolve_run
 from hivemind.results.record import save_run_config
 from hivemind.report.stage import render_report
 from hivemind.store import Prompt, Response, Score, Store, text_hash

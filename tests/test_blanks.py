@@ -36,7 +36,7 @@ import pytest
 
 from hivemind import cli
 from hivemind.analyze.stage import analyze_run
-from hivemind.core.config import load_config
+from hivemind.core.config_files import load_config
 from hivemind.results.contract import RESULTS_JSON, RunResults
 from hivemind.store import Prompt, Response, Store, text_hash
 

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from hivemind import HivemindError
-from hivemind.core.config import PACKAGED_CONFIGS, load_config
+from hivemind.core.config import PACKAGED_CONFIGS
+from hivemind.core.config_files import load_config
 from hivemind.results.record import PROVENANCE_FILE
 from hivemind.runs.imports import import_files
 from hivemind.collect.prompts import load_prompt_file

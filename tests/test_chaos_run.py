@@ -26,7 +26,7 @@ from hivemind import HivemindError
 from hivemind.collect import local_server
 from hivemind.cli import main as cli_main
 from hivemind.collect.stage import collect
-from hivemind.core.config import load_config
+from hivemind.core.config_files import load_config
 from hivemind.core.lock import LOCK_NAME, RunLock, process_start_time, read_holder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_collect_counts_only_rows_really_inserted_even_without_the_lock(collect_
         script = textwrap.dedent(f"""
             import json, sys
             from hivemind.collect.stage import collect
-            from hivemind.core.config import load_config
+            from hivemind.core.config_files import load_config
             s = collect(load_config({str(path)!r}), progress=False)
             print(json.dumps({{"stored": s.stored, "duplicates": s.duplicates}}))
         """)

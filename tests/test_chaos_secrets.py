@@ -20,7 +20,7 @@ import yaml
 from fake_openai import FakeOpenAI
 
 from hivemind import HivemindError
-from hivemind.core.config import load_config
+from hivemind.core.config_files import load_config
 from hivemind.core.secrets import ALLOW_KEY_SHAPED, config_problems, find_key_shaped, redact, secret_values
 from hivemind.results.scan import scan_paths
 

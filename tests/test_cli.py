@@ -17,7 +17,7 @@ from fake_openai import FakeOpenAI  # noqa: E402
 
 from hivemind import HivemindError  # noqa: E402
 from hivemind import cli
-from hivemind.core.config import resolve_run  # noqa: E402
+from hivemind.core.config_files import resolve_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_VAR = "HIVEMIND_CLI_TEST_KEY"
@@ -103,7 +103,7 @@ def test_a_run_is_named_by_name_folder_or_config(tmp_path, monkeypatch):
     config_path = write_config(tmp_path, "http://127.0.0.1:9")
     folder = tmp_path / "results" / "clirun"
     folder.mkdir(parents=True)
-    from hivemind.core.config import load_config
+    from hivemind.core.config_files import load_config
     from hivemind.results.record import save_run_config
 
     save_run_config(load_config(config_path))

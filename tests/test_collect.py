@@ -25,7 +25,7 @@ from fake_openai import ChatRecord, FakeOpenAI, answer_text
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
 from hivemind.collect.stage import collect, sample_seed
-from hivemind.core.config import load_config
+from hivemind.core.config_files import load_config
 from hivemind.core.retry import RetryPolicy
 from hivemind.store import Store
 

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 import yaml
 
 from hivemind import HivemindError
-from hivemind.core.config import PACKAGED_CONFIGS, RunConfig, System, load_config, require_keys, resolve_run
+from hivemind.core.config import PACKAGED_CONFIGS, RunConfig, System, require_keys
+from hivemind.core.config_files import load_config, resolve_run
 from hivemind.results.record import save_run_config
 
 ROOT = Path(__file__).resolve().parents[1]

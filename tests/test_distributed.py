@@ -17,7 +17,8 @@ import pytest
 
 from hivemind import HivemindError
 from hivemind.analyze.stage import TABLES, analyze_run
-from hivemind.core.config import Embedder, load_config
+from hivemind.core.config import Embedder
+from hivemind.core.config_files import load_config
 from hivemind.embed.stage import embed_run
 from hivemind.runs.imports import import_files
 from hivemind.store import Store

@@ -114,7 +114,7 @@ def test_no_local_path_anywhere_and_manifest_covers_everything(published, analys
                    "report.html", "leaderboard.csv"):
         assert needed in manifest["files"]
     assert snapshot.verify(published).ok
-    from hivemind.core.config import load_config
+    from hivemind.core.config_files import load_config
     assert load_config(published / "config.yaml").prompts == str(published / "prompts.jsonl")
 
 
@@ -195,7 +195,7 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
 
     from fake_hub import FakeHub
     from hivemind.analyze import stage as analyze
-    from hivemind.core.config import resolve_run
+    from hivemind.core.config_files import resolve_run
 
     config_file = Path(analysed.results_dir).parent / "snaprun.yaml"  # written by the analysed fixture
     with FakeHub() as fake:

@@ -11,7 +11,7 @@ import pytest
 
 from hivemind import HivemindError
 from hivemind.analyze.stage import analyze_run
-from hivemind.core.config import resolve_run
+from hivemind.core.config_files import resolve_run
 from hivemind.embed.stage import embed_run
 from hivemind.runs.imports import FieldMapping, import_files
 from hivemind.store import Store
@@ -244,7 +244,7 @@ def test_a_real_system_cannot_take_a_control_name(tmp_path):
     assert "rows.jsonl:1: field 'model' is not a usable system name" in proc.stderr
     assert "reserved for control systems" in proc.stderr
     assert not results.exists()
-    from hivemind.core.config import load_config
+    from hivemind.core.config_files import load_config
 
     config = tmp_path / "run.yaml"
     config.write_text("name: r\nprompts: p.jsonl\nsystems:\n  - {name: 'Control:Salad', model: openai/m}\n")

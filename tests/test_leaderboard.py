@@ -17,7 +17,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import HivemindError  # noqa: E402
 from hivemind.runs import leaderboard
-from hivemind.core.config import load_config  # noqa: E402
+from hivemind.core.config_files import load_config  # noqa: E402
 from hivemind.store import Prompt, Store  # noqa: E402
 
 KEY_VAR = "HIVEMIND_LEADERBOARD_TEST_KEY"

@@ -8,7 +8,7 @@ import pytest
 
 from hivemind.collect import local_server
 from hivemind.collect.stage import collect
-from hivemind.core.config import load_config
+from hivemind.core.config_files import load_config
 from local_fixture import local_servers  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow

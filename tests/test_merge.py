@@ -25,7 +25,8 @@ from fake_openai import FakeOpenAI
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
 from hivemind.collect.stage import collect
-from hivemind.core.config import Scorer, load_config
+from hivemind.core.config import Scorer
+from hivemind.core.config_files import load_config
 from hivemind.results.record import save_run_config
 from hivemind.runs.imports import import_files
 from hivemind.core.lock import read_holder

@@ -173,7 +173,8 @@ def test_run_with_engine_ray_gives_the_local_tables(ray_head, tmp_path):
     server is needed): embed, score (perplexity and relevance) and analyze on the cluster, through one
     connection, giving the local engine's vectors, scores and tables; the report is rendered as usual."""
     from hivemind import pipeline
-    from hivemind.core.config import Scorer, resolve_run
+    from hivemind.core.config import Scorer
+    from hivemind.core.config_files import resolve_run
     from hivemind.results.record import save_run_config
     from hivemind.store import Store
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from hivemind import HivemindError
 from hivemind.analyze.stage import analyze_run
-from hivemind.core.config import RunConfig, System, load_config
+from hivemind.core.config import RunConfig, System
+from hivemind.core.config_files import load_config
 from hivemind.results.record import save_run_config
 from hivemind.report.stage import file_stem, highlight_shared, render_report
 from hivemind.store import Prompt, Response, Store

@@ -17,7 +17,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from hivemind import HivemindError  # noqa: E402
 from hivemind.studies import reproduce
 from hivemind.collect import routes
-from hivemind.core.config import Embedder, resolve_run  # noqa: E402
+from hivemind.core.config import Embedder  # noqa: E402
+from hivemind.core.config_files import resolve_run
 
 SECRET = "sk-planted-reproduce-77aa88bb99cc"
 MINI = "gpt-4o-mini-2024-07-18@top-p"

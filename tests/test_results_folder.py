@@ -19,7 +19,8 @@ import pytest
 
 from hivemind import HivemindError
 from hivemind.results import folder as results_folder
-from hivemind.core.config import RunConfig, System, load_config
+from hivemind.core.config import RunConfig, System
+from hivemind.core.config_files import load_config
 from hivemind.core.lock import RunLock
 from hivemind.results.folder import results_root, write_text, writing
 

@@ -330,7 +330,7 @@ def test_reward_model_offline_is_a_clear_message_and_keeps_other_scores(tmp_path
     ([{"name": "x", "kind": "vibes"}], "must be one of"),
 ])
 def test_bad_scorer_config_is_refused(tmp_path, scorers, problem):
-    from hivemind.core.config import load_config
+    from hivemind.core.config_files import load_config
 
     path = tmp_path / "c.yaml"
     path.write_text(json.dumps({"name": "r", "prompts": "p.jsonl", "systems": [{"name": "s", "model": "openai/m"}],

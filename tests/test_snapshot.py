@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import HivemindError  # noqa: E402
-from hivemind.core.config import load_config  # noqa: E402
+from hivemind.core.config_files import load_config  # noqa: E402
 from hivemind.runs import snapshot  # noqa: E402
 
 KEY_VAR = "HIVEMIND_SNAPSHOT_TEST_KEY"

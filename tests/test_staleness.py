@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import pipeline  # noqa: E402
-from hivemind.core.config import load_config, resolve_run  # noqa: E402
+from hivemind.core.config_files import load_config, resolve_run  # noqa: E402
 from hivemind.results.fingerprint import read_analysis, report_record, run_fingerprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

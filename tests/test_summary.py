@@ -16,7 +16,7 @@ from hivemind import HivemindError  # noqa: E402
 from hivemind import cli
 from hivemind.report import summary
 from hivemind.results import record
-from hivemind.core.config import load_config  # noqa: E402
+from hivemind.core.config_files import load_config  # noqa: E402
 from hivemind.results.contract import RESULTS_JSON, RunResults  # noqa: E402
 from hivemind.store import Prompt, Response, Store  # noqa: E402
 

@@ -26,7 +26,7 @@ from fake_openai import FakeOpenAI
 from hivemind import HivemindError
 from hivemind.cli import build_parser
 from hivemind.cli import main as cli_main
-from hivemind.core.config import load_config
+from hivemind.core.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PROMPTS = len(COLLECT_PROMPTS)

@@ -11,7 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import __version__  # noqa: E402
 from hivemind.core.errors import HivemindError
-from hivemind.core.config import resolve_run  # noqa: E402
+from hivemind.core.config_files import resolve_run  # noqa: E402
 from hivemind.core.secrets import redact  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from hivemind.core.errors import HivemindError
-from hivemind.core.config import RunConfig, System, api_key, require_keys
+from hivemind.core.config import RunConfig, System, require_keys
 from hivemind.results.record import save_run_config
 from hivemind.collect.prompts import load_prompts
 from hivemind.core.secrets import redact
@@ -278,7 +278,7 @@ class _Request:
     def __init__(self, system: System, config: RunConfig):
         self.system = system
         self.timeout = config.request_timeout
-        self.api_key = api_key(f"system {system.name!r}", system.model, system.api_base, system.api_key_env)
+        self.api_key = system.key(f"system {system.name!r}")
         self.params = dict(system.params)
         self.takes_seed = _accepts_seed(system)
 

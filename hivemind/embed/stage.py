@@ -48,7 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hivemind.core.errors import HivemindError
-from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig, api_key
+from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig
 from hivemind.results.folder import write_text
 from hivemind.core.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Store, text_hash
@@ -310,7 +310,7 @@ def char_windows(text: str, max_chars: int) -> list[tuple[str, int]]:
 def _api_encoder(embedder: Embedder, batch: int = API_BATCH, concurrency: int = API_CONCURRENCY) -> Encoder:
     import litellm
 
-    key = api_key(f"embedder {embedder.model!r}", embedder.model, embedder.api_base, embedder.api_key_env)
+    key = embedder.key(f"embedder {embedder.model!r}")
     policy = RetryPolicy()
     max_chars = api_window(embedder) * CHARS_PER_TOKEN
 

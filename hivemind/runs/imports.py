@@ -25,7 +25,8 @@ from pathlib import Path
 from hivemind.core.errors import HivemindError
 from hivemind.runs import hub
 from hivemind.results.folder import STORE, new_folder, results_root
-from hivemind.core.config import (RUN_CONFIG_NAME, RunConfig, System, check_name, load_config, run_config_text, system_name_problem)
+from hivemind.core.config import RUN_CONFIG_NAME, RunConfig, System, check_name, system_name_problem
+from hivemind.core.config_files import load_config, run_config_text
 from hivemind.results.record import save_run_config
 from hivemind.collect.prompts import prompt_id
 from hivemind.core.readers import read_records

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind.core.errors import HivemindError
-from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME, load_config
+from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME
+from hivemind.core.config_files import load_config
 from hivemind.results.folder import REPORT_HTML, results_root
 
 STAGES = ("new", "collected", "embedded", "scored", "analysed", "reported")

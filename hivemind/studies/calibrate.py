@@ -707,7 +707,8 @@ class Calibration:
 
 def scorers_for(config: str | None, names: list[str] | None = None) -> list:
     """The scorers of a config (optionally some of them), or the local perplexity scorer."""
-    from hivemind.core.config import Scorer, resolve_run
+    from hivemind.core.config import Scorer
+    from hivemind.core.config_files import resolve_run
 
     if config is None:
         if names:
