@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import litellm  # noqa: E402
 from fake_openai import FakeProcess, remote_configure, remote_stats  # noqa: E402
 
-from hivemind.collect.stage import collect, sample_seed  # noqa: E402
+from hivemind.collect.stage import collect_run, sample_seed  # noqa: E402
 from hivemind.core.config import RunConfig, System  # noqa: E402
 from hivemind.store import Prompt, Response, Store  # noqa: E402
 
@@ -69,7 +69,7 @@ async def bare_litellm(url: str, n: int, concurrency: int) -> float:
 
 def hivemind_collect(config: RunConfig) -> float:
     started = time.perf_counter()
-    summary = collect(config, progress=False)
+    summary = collect_run(config, progress=False)
     elapsed = time.perf_counter() - started
     assert summary.stored == summary.requested, summary
     return elapsed
@@ -129,7 +129,7 @@ def main() -> None:
         stored = fill_store(config, rerun_prompts)
         remote_configure(url, reset=True)
         started = time.perf_counter()
-        summary = collect(config, progress=False)
+        summary = collect_run(config, progress=False)
         rerun_s = time.perf_counter() - started
         rerun_requests = remote_stats(url)["requests"]
         assert summary.skipped == stored and summary.requested == 0, summary

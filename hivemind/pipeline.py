@@ -14,9 +14,10 @@ Each stage function here
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,27 +55,54 @@ def local_servers(systems: list[System]) -> Iterator[list]:
 
 def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
             retry_errors: bool = False):
-    """Ask for every missing sample (see hivemind.collect.stage.collect); local servers started as needed."""
+    """Ask for every missing sample (see hivemind.collect.stage.collect_run); local servers started as needed."""
     from hivemind.collect import stage as collector
 
     with locked(config, "collect", wait):
-        return collector.collect(config, systems=systems, progress=progress, retry_errors=retry_errors,
+        return collector.collect_run(config, systems=systems, progress=progress, retry_errors=retry_errors,
                                  prepare=local_servers)
+
+
+# The engines: where embed, score and analyze run. Each gives the three stages with the local stages'
+# signatures (config, progress=..., ...), so a stage below names its engine once instead of branching.
+
+@dataclass(frozen=True)
+class Engine:
+    embed: Callable
+    score: Callable
+    analyze: Callable
+
+
+def local_engine(ray_address=None, workers=None, gpus=None) -> Engine:
+    """The stages themselves, in this process."""
+    from hivemind.analyze.stage import analyze_run
+    from hivemind.embed.stage import embed_run
+    from hivemind.score.stage import score_run
+
+    return Engine(embed=embed_run, score=score_run, analyze=analyze_run)
+
+
+def ray_engine(ray_address=None, workers=None, gpus=None) -> Engine:
+    """The same stages on a Ray cluster (hivemind.engines.ray; ray_address, else a local one): same vectors,
+    scores and tables. Imported only when asked for: the local engine never pays for Ray."""
+    from hivemind.engines.ray import analysis, embedding, scoring
+
+    on = dict(address=ray_address, workers=workers, gpus=gpus)
+    return Engine(embed=partial(embedding.embed_run, **on), score=partial(scoring.score_run, **on),
+                  analyze=partial(analysis.analyze_run, address=ray_address))
+
+
+ENGINES = {"local": local_engine, "ray": ray_engine}
 
 
 def embed(config: RunConfig, progress: bool = True, wait: bool = False, engine: str = "local",
           ray_address: str | None = None, workers: int | None = None, gpus: int | None = None):
-    """engine "ray": on a Ray cluster (hivemind.engines.ray; ray_address, else a local one), same vectors."""
-    from hivemind.embed.stage import embed_run
-
+    """Vectors for every stored text (hivemind.embed.stage.embed_run), on the engine named."""
     _check_engine(engine, ray_address, workers, gpus)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "embed", wait):
         _check_answers(config, every_system=False)
-        if engine == "ray":
-            from hivemind.engines.ray.embedding import embed_run as embed_on_ray
-            return embed_on_ray(config, progress=progress, address=ray_address, workers=workers, gpus=gpus)
-        return embed_run(config, progress=progress)
+        return ENGINES[engine](ray_address, workers, gpus).embed(config, progress=progress)
 
 
 def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
@@ -85,34 +113,24 @@ def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = 
     In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
     is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete). engine "ray":
     the local scorers on a Ray cluster (API judges stay on the local engine)."""
-    from hivemind.score.stage import score_run
-
     _check_engine(engine, ray_address, workers, gpus)
     if not config.scorers:
         return None
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "score", wait):
-        if engine == "ray":
-            from hivemind.engines.ray.scoring import score_run as score_on_ray
-            return score_on_ray(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete,
-                                address=ray_address, workers=workers, gpus=gpus)
-        return score_run(config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
+        return ENGINES[engine](ray_address, workers, gpus).score(
+            config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
 
 
 def analyze(config: RunConfig, progress: bool = True, wait: bool = False, controls: bool = False,
             engine: str = "local", ray_address: str | None = None):
-    """engine "ray": prompt shards mapped on a Ray cluster, reduced here to the same tables."""
-    from hivemind.analyze.stage import analyze_run
-
+    """The tables (hivemind.analyze.stage.analyze_run); engine "ray": prompt shards mapped on a Ray cluster,
+    reduced here to the same tables."""
     _check_engine(engine, ray_address)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "analyze", wait):
         _check_answers(config, every_system=True)
-        if engine == "ray":
-            from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
-            summary = analyze_on_ray(config, progress=progress, controls=controls, address=ray_address)
-        else:
-            summary = analyze_run(config, progress=progress, controls=controls)
+        summary = ENGINES[engine](ray_address).analyze(config, progress=progress, controls=controls)
         write_results(config)   # results.json, from the tables just written (report: null until report runs)
         return summary
 
@@ -202,8 +220,8 @@ def _score_stage(config: RunConfig, progress: bool, on_ray: dict):
 
 def _check_engine(engine: str, ray_address: str | None = None, workers: int | None = None,
                   gpus: int | None = None) -> None:
-    if engine not in ("local", "ray"):
-        raise HivemindError(f"--engine {engine!r}: use local or ray")
+    if engine not in ENGINES:
+        raise HivemindError(f"--engine {engine!r}: use {' or '.join(ENGINES)}")
     given = [name for name, value in (("--ray-address", ray_address), ("--workers", workers), ("--gpus", gpus))
              if value is not None]
     if engine == "local" and given:

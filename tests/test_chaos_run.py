@@ -25,7 +25,7 @@ from fake_openai import FakeOpenAI
 from hivemind import HivemindError
 from hivemind.collect import local_server
 from hivemind.cli import main as cli_main
-from hivemind.collect.stage import collect
+from hivemind.collect.stage import collect_run
 from hivemind.core.config_files import load_config
 from hivemind.core.lock import LOCK_NAME, RunLock, process_start_time, read_holder
 
@@ -193,15 +193,15 @@ def test_collect_counts_only_rows_really_inserted_even_without_the_lock(collect_
     answers they report as stored add up to the rows in the store."""
     with FakeOpenAI(delay=0.1, expected_api_key=COLLECT_KEY) as server:
         system = slow_system(server.url, concurrency=1)
-        collect(load_config(write_config([system], samples=1)), progress=False)   # the store exists
+        collect_run(load_config(write_config([system], samples=1)), progress=False)   # the store exists
         path = write_config([system], samples=2)
         config = load_config(path)
         server.reset_counts()
         script = textwrap.dedent(f"""
             import json, sys
-            from hivemind.collect.stage import collect
+            from hivemind.collect.stage import collect_run
             from hivemind.core.config_files import load_config
-            s = collect(load_config({str(path)!r}), progress=False)
+            s = collect_run(load_config({str(path)!r}), progress=False)
             print(json.dumps({{"stored": s.stored, "duplicates": s.duplicates}}))
         """)
         both = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
@@ -248,7 +248,7 @@ def test_a_bundled_model_on_a_dead_port_says_how_to_start_it(collect_key, write_
               "api_base": f"http://127.0.0.1:{port}/v1", "params": {"max_tokens": 8}}
     config = load_config(write_config([system], max_attempts=3))
     with pytest.raises(HivemindError) as raised:
-        collect(config, progress=False)
+        collect_run(config, progress=False)
     message = str(raised.value)
     assert f"cannot reach http://127.0.0.1:{port}/v1" in message
     assert "`hivemind run` and `hivemind collect` start it" in message

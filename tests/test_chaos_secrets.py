@@ -305,7 +305,7 @@ def test_a_key_value_in_a_prompt_stops_analyze_and_leaves_no_table(tmp_path, pla
                     "api_key_env": KEY_VAR}
         config = load_config(write_run(tmp_path, [system("alpha", server.url), system("beta", server.url)],
                                        embedder=embedder))
-        collect.collect(config, progress=False)
+        collect.collect_run(config, progress=False)
         embed.embed_run(config, progress=False)
     with pytest.raises(HivemindError) as raised:
         analyze.analyze_run(config, progress=False)

@@ -24,7 +24,7 @@ from fake_openai import ChatRecord, FakeOpenAI, answer_text
 
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
-from hivemind.collect.stage import collect, sample_seed
+from hivemind.collect.stage import collect_run, sample_seed
 from hivemind.core.config_files import load_config
 from hivemind.core.retry import RetryPolicy
 from hivemind.store import Store
@@ -77,7 +77,7 @@ def test_collect_stores_every_sample_with_its_seed_and_reruns_for_free(fake_serv
     config = load_config(path)
     total = 2 * N_PROMPTS * config.samples
 
-    summary = collect(config, progress=False)
+    summary = collect_run(config, progress=False)
 
     assert (summary.requested, summary.stored, summary.skipped) == (total, total, 0)
     assert summary.failed_permanent == summary.failed_transient == summary.retries == 0
@@ -96,7 +96,7 @@ def test_collect_stores_every_sample_with_its_seed_and_reruns_for_free(fake_serv
     assert (config.run_dir / "config.yaml").is_file()
 
     fake_server.reset_counts()
-    again = collect(load_config(path), progress=False)
+    again = collect_run(load_config(path), progress=False)
 
     assert fake_server.requests == 0
     assert (again.requested, again.stored, again.skipped) == (0, 0, total)
@@ -107,14 +107,14 @@ def test_changed_params_make_a_new_identity_and_old_samples_stay(fake_server, co
     system = {"name": "alpha", "model": "openai/alpha", "api_base": fake_server.url,
               "api_key_env": COLLECT_KEY_VAR, "params": {"temperature": 1.0}}
     config = load_config(write_config([system]))
-    collect(config, progress=False)
+    collect_run(config, progress=False)
     old_id = config.systems[0].identity
     per_system = N_PROMPTS * config.samples
 
     changed = load_config(write_config([{**system, "params": {"temperature": 0.5}}]))
     new_id = changed.systems[0].identity
     fake_server.reset_counts()
-    summary = collect(changed, progress=False)
+    summary = collect_run(changed, progress=False)
 
     assert new_id != old_id
     assert (summary.requested, summary.stored, summary.skipped) == (per_system, per_system, 0)
@@ -174,7 +174,7 @@ def test_sigkill_mid_run_then_resume_asks_only_for_what_is_missing(collect_key, 
             kept = store.done_keys(config.systems[0].identity)
         assert 3 <= after_kill < total
         server.reset_counts()
-        summary = collect(load_config(path), progress=False)
+        summary = collect_run(load_config(path), progress=False)
 
         assert server.requests == total - after_kill
         assert (summary.stored, summary.skipped) == (total - after_kill, after_kill)
@@ -200,7 +200,7 @@ def test_thirty_percent_faults_every_sample_stored_and_retries_counted(collect_k
         config = load_config(path)
         total = 2 * N_PROMPTS * config.samples
 
-        summary = collect(config, progress=False)
+        summary = collect_run(config, progress=False)
 
         assert set(server.faults) == {"429", "500", "hang", "malformed", "drop"}
         assert (summary.stored, summary.failed_transient, summary.failed_permanent) == (total, 0, 0)
@@ -227,7 +227,7 @@ def test_retry_after_is_honoured(collect_key, write_config, tmp_path):
     with FakeOpenAI(seed=9, rate_429=0.5, retry_after="1") as server:
         config = load_config(write_config([("alpha", "openai/alpha", server.url)], samples=1, max_attempts=12,
                                           retry_base_delay=0.01, prompts=str(write_one_prompt(tmp_path))))
-        summary = collect(config, progress=False)
+        summary = collect_run(config, progress=False)
 
     assert server.faults == {"429": 3} and server.requests == 4
     assert [r.outcome for r in server.log] == ["429", "429", "429", "answer"]
@@ -261,7 +261,7 @@ def test_backoff_waits_grow_with_each_attempt_and_are_jittered(collect_key, writ
                                           retry_base_delay=0.1, retry_max_delay=60,
                                           prompts=str(write_one_prompt(tmp_path))))
         with pytest.raises(HivemindError, match="still failing|failed"):
-            collect(config, progress=False)
+            collect_run(config, progress=False)
 
     gaps = attempt_gaps(server.log)
     assert len(gaps) == 6 and all(len(g) == 5 for g in gaps.values())   # 6 attempts per sample, no more
@@ -289,7 +289,7 @@ def test_requests_in_flight_never_exceed_each_systems_concurrency(collect_key, w
 
     with FakeOpenAI(delay=0.2) as server:   # each answer takes 0.2 s, so workers overlap
         config = load_config(write_config([system("wide", 3), system("narrow", 1)]))
-        collect(config, progress=False)
+        collect_run(config, progress=False)
 
     assert server.by_model == {"wide": 15, "narrow": 15}
     assert 1 < server.peak_in_flight_by_model["wide"] <= 3    # the bound allows 3: reached more than 1
@@ -306,7 +306,7 @@ def test_context_too_long_is_stored_once_as_an_error_and_never_sent_again(collec
         per_system = N_PROMPTS * config.samples
         long_prompt = PROMPT_TEXT["p-name"]
 
-        summary = collect(config, progress=False)
+        summary = collect_run(config, progress=False)
 
         assert (summary.stored, summary.failed_permanent, summary.retries) == (per_system - 3, 3, 0)
         too_long = [r for r in server.log if r.prompt == long_prompt]
@@ -320,7 +320,7 @@ def test_context_too_long_is_stored_once_as_an_error_and_never_sent_again(collec
         assert all(r["text"] for key, r in stored.items() if key[0] != "p-name")
 
         server.reset_counts()
-        again = collect(load_config(path), progress=False)
+        again = collect_run(load_config(path), progress=False)
         assert server.requests == 0 and again.skipped == per_system   # the stored error is not re-sent
         assert len(rows(config)) == per_system
 
@@ -336,7 +336,7 @@ def test_forbidden_and_not_found_stop_their_system_after_one_answer(collect_key,
         per_system = N_PROMPTS * config.samples
 
         with pytest.raises(HivemindError) as raised:
-            collect(config, progress=False)
+            collect_run(config, progress=False)
 
     message = str(raised.value)
     assert "'forbidden' stopped" in message and "403" in message
@@ -356,7 +356,7 @@ def test_bad_request_is_recorded_once_and_never_retried(collect_key, write_confi
 
         # Every request failed for good: stored once each, and said so (with the first error), not "done".
         with pytest.raises(HivemindError, match="every request of system 'broken' failed.*first error: 400"):
-            collect(config, progress=False)
+            collect_run(config, progress=False)
 
         assert server.requests == server.by_model["broken"] == total
         stored = rows(config)
@@ -365,7 +365,7 @@ def test_bad_request_is_recorded_once_and_never_retried(collect_key, write_confi
 
         server.reset_counts()
         with pytest.raises(HivemindError, match="--retry-errors"):
-            collect(load_config(path), progress=False)
+            collect_run(load_config(path), progress=False)
         assert server.requests == 0
 
 
@@ -377,7 +377,7 @@ def test_unauthorized_stops_that_system_and_keeps_the_others(collect_key, write_
         per_system = N_PROMPTS * config.samples
 
         with pytest.raises(HivemindError) as raised:
-            collect(config, progress=False)
+            collect_run(config, progress=False)
 
         message = str(raised.value)
         assert "'locked' stopped" in message and "401" in message
@@ -394,7 +394,7 @@ def test_unreachable_api_base_is_a_clear_error_and_keeps_other_answers(fake_serv
     per_system = N_PROMPTS * config.samples
 
     with pytest.raises(HivemindError) as raised:
-        collect(config, progress=False)
+        collect_run(config, progress=False)
 
     message = str(raised.value)
     assert f"cannot reach {down}" in message   # given up as unreachable, not retried sample by sample
@@ -424,7 +424,7 @@ def test_malformed_prompt_line_is_named_before_any_request(fake_server, collect_
     config = load_config(write_config([("alpha", "openai/alpha", fake_server.url)], prompts=str(bad)))
 
     with pytest.raises(HivemindError, match=f"{re.escape(str(bad))}:3: malformed JSON"):
-        collect(config, progress=False)
+        collect_run(config, progress=False)
 
     assert fake_server.requests == 0
     assert not (tmp_path / "results").exists()
@@ -436,7 +436,7 @@ def test_unknown_provider_fails_before_any_request(fake_server, collect_key, wri
                                        ("odd", "nonsense-model-xyz", fake_server.url)]))
 
     with pytest.raises(HivemindError, match="'odd'.*provider.*openai/nonsense-model-xyz"):
-        collect(config, progress=False)
+        collect_run(config, progress=False)
 
     assert fake_server.requests == 0
     assert not (tmp_path / "results").exists()
@@ -447,7 +447,7 @@ def test_missing_key_variable_fails_before_any_request(fake_server, write_config
     config = load_config(write_config([("alpha", "openai/alpha", fake_server.url)]))
 
     with pytest.raises(HivemindError, match=f"'alpha'.*{COLLECT_KEY_VAR}.*not set"):
-        collect(config, progress=False)
+        collect_run(config, progress=False)
 
     assert fake_server.requests == 0
     assert not (tmp_path / "results").exists()
@@ -535,7 +535,7 @@ def test_max_cost_stops_cleanly_and_keeps_what_was_bought(fake_server, collect_k
     total = N_PROMPTS * config.samples
 
     with pytest.raises(HivemindError, match="max_cost"):
-        collect(config, progress=False)
+        collect_run(config, progress=False)
 
     stored = rows(config)
     db = sqlite3.connect(config.store_path)
@@ -547,5 +547,5 @@ def test_max_cost_stops_cleanly_and_keeps_what_was_bought(fake_server, collect_k
 
     fake_server.reset_counts()
     with pytest.raises(HivemindError, match="max_cost"):
-        collect(load_config(path), progress=False)
+        collect_run(load_config(path), progress=False)
     assert fake_server.requests == 0 and len(rows(config)) == len(stored)

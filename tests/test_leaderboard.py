@@ -111,7 +111,7 @@ def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
         config_path.write_text(head + "".join(SYSTEM.format(name=n, url=server.url, key=KEY_VAR)
                                               for n in ("alpha", "beta")))
         config = load_config(config_path)
-        collect.collect(config, progress=False)
+        collect.collect_run(config, progress=False)
         embed.embed_run(config, progress=False)
         analyze.analyze_run(config, progress=False)
         leaderboard.update_leaderboard(results)

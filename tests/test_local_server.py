@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from hivemind.collect import local_server
-from hivemind.collect.stage import collect
+from hivemind.collect.stage import collect_run
 from hivemind.core.config_files import load_config
 from local_fixture import local_servers  # noqa: F401  (session fixture)
 
@@ -55,7 +55,7 @@ def test_bundled_model_files_exist():
 
 
 def test_full_collection_is_reproducible(local_servers, tmp_path):
-    first = collect(load_config(write_config(tmp_path, tmp_path / "a")), progress=False)
+    first = collect_run(load_config(write_config(tmp_path, tmp_path / "a")), progress=False)
     assert first.stored == 2 * 3 * 2 and first.complete
     rows = stored(tmp_path / "a")
     assert len(rows) == 12
@@ -65,12 +65,12 @@ def test_full_collection_is_reproducible(local_servers, tmp_path):
     assert len({(name, pid, seed) for name, pid, _, seed, *_ in rows}) == 12
 
     # Same config into another results folder: the same seeds give the same answers.
-    again = collect(load_config(write_config(tmp_path, tmp_path / "b")), progress=False)
+    again = collect_run(load_config(write_config(tmp_path, tmp_path / "b")), progress=False)
     assert again.stored == 12
     assert [r[4] for r in stored(tmp_path / "b")] == [r[4] for r in rows]
 
     # A re-run of the first asks for nothing.
-    rerun = collect(load_config(write_config(tmp_path, tmp_path / "a")), progress=False)
+    rerun = collect_run(load_config(write_config(tmp_path, tmp_path / "a")), progress=False)
     assert rerun.requested == 0 and rerun.skipped == 12
 
 

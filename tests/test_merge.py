@@ -24,7 +24,7 @@ from conftest import COLLECT_KEY_VAR
 from fake_openai import FakeOpenAI
 from hivemind import HivemindError
 from hivemind.cli import main as cli_main
-from hivemind.collect.stage import collect
+from hivemind.collect.stage import collect_run
 from hivemind.core.config import Scorer
 from hivemind.core.config_files import load_config
 from hivemind.results.record import save_run_config
@@ -58,9 +58,9 @@ def shards(fake_server, collect_key, write_config, tmp_path):
     for machine in ("m1", "m2", "whole", "target"):
         path = write_config(systems, file_name=f"{machine}.yaml", results_dir=str(tmp_path / machine))
         configs[machine] = load_config(path)
-    collect(configs["m1"], systems=["a"], progress=False)
-    collect(configs["m2"], systems=["b"], progress=False)
-    collect(configs["whole"], progress=False)
+    collect_run(configs["m1"], systems=["a"], progress=False)
+    collect_run(configs["m2"], systems=["b"], progress=False)
+    collect_run(configs["whole"], progress=False)
     with Store(configs["m1"].store_path, create=False) as store:   # vectors embedded on machine 1 only
         rows = store.texts_to_embed("test:emb", [s.identity for s in configs["m1"].systems])
         store.add_embeddings("test:emb", [h for h, _ in rows], np.eye(len(rows), 4, dtype=np.float32))

@@ -69,7 +69,7 @@ def analysed(tmp_path_factory):
     try:
         with FakeOpenAI(expected_api_key=SECRET, enforce_api_key=True) as server:
             config = load_config(write_config(folder, server.url))
-            collect.collect(config, progress=False)
+            collect.collect_run(config, progress=False)
             assert server.auth_ok == 18 and server.auth_bad == 0  # the key really was sent
         embed.embed_run(config, progress=False)
         analyze.analyze_run(config, progress=False)

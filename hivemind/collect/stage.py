@@ -62,7 +62,7 @@ def sample_seed(run_seed: int, prompt_id: str, sample: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True,
+def collect_run(config: RunConfig, systems: list[str] | None = None, progress: bool = True,
             retry_errors: bool = False,
             prepare: Callable[[list[System]], AbstractContextManager] | None = None) -> CollectSummary:
     """Collect what is missing for `systems` (default: all); raise HivemindError if anything is left.
