@@ -340,7 +340,7 @@ def test_a_corrupt_snapshot_parquet_is_a_clear_error_even_unverified(published, 
 def test_an_undiagnosed_file_system_error_is_one_line_not_a_traceback(tmp_path, capsys):
     """A results_dir below a regular file makes the first write fail with NotADirectoryError somewhere no stage
     wrapped it: the CLI still prints one line naming the path."""
-    from hivemind.cli import main as cli
+    from hivemind import cli
 
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder", encoding="utf-8")

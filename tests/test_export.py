@@ -73,7 +73,7 @@ def test_scores_come_along_and_params_are_kept(exported, analysed):  # noqa: F81
 
 
 def test_cli_export_writes_to_the_run_folder(analysed, capsys):  # noqa: F811
-    from hivemind.cli import main as cli
+    from hivemind import cli
 
     config_file = Path(analysed.results_dir).parent / "snaprun.yaml"  # written by the fixture
     assert cli.main(["export", "inspect", str(config_file)]) == 0

@@ -180,7 +180,7 @@ def test_import_from_hub_offline_names_the_repo_and_writes_nothing(tmp_path, mon
 
 
 def test_cli_import_of_hub_spec_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    from hivemind.cli import main as cli
+    from hivemind import cli
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = cli.main(["import", "hf://someone/not-cached@snap-1", "--name", "x", "--results", str(tmp_path)])

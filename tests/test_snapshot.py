@@ -276,7 +276,7 @@ def test_publish_refuses_a_stale_analysis(analysed, tmp_path):
 
 def test_publish_to_hub_pushes_the_folder_just_published(tmp_path, monkeypatch):
     # The config's results_dir, not results/, holds the new snapshot: push must be given that folder.
-    from hivemind.cli import main as cli
+    from hivemind import cli
     from hivemind.runs import snapshot as snapshot_module
 
     folder = tmp_path / "elsewhere" / "snapshots" / "snap"
