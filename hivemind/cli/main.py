@@ -206,7 +206,7 @@ def cmd_agreement(args) -> str:
 
 
 def cmd_calibrate(args) -> str:
-    from hivemind.studies.calibrate import Params, calibrate, scorers_for
+    from hivemind.studies.scorer_calibration import Params, calibrate_scorers as calibrate, scorers_for
 
     absolute, pairwise = args.absolute, args.pairwise
     if not absolute and not pairwise:
@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", action=AppendOnce, help="only this scorer of --config (repeatable)")
     p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
     p.add_argument("--results", help=results_help)
-    from hivemind.studies.calibrate import Params
+    from hivemind.studies.scorer_calibration import Params
 
     sweep = Params()   # defaults: the authors' sweeps (hivemind/studies/calibrate.py docstring says where each is from)
 
