@@ -21,7 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import HivemindError  # noqa: E402
-from hivemind.studies import calibrate
+from hivemind.core.stats import spearman  # noqa: E402
+from hivemind.studies import scorer_calibration as calibration  # noqa: E402
+from hivemind.studies.scorer_calibration.scoring import _distinct  # noqa: E402
 from hivemind.core.config import Scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +38,7 @@ def fixture_files(tmp_path):
 
 @pytest.fixture
 def data(fixture_files):
-    return calibrate.load_human_data(str(fixture_files[0]), str(fixture_files[1]))
+    return calibration.load_human_data(str(fixture_files[0]), str(fixture_files[1]))
 
 
 def entropy_bits(ratings):
@@ -55,7 +57,7 @@ def test_default_subset_parameters_are_the_authors_sweeps():
     command line offers exactly these defaults."""
     from hivemind.cli import build_parser
 
-    params = calibrate.Params()
+    params = calibration.Params()
     assert params.middle_pct == (40, 50, 60, 70, 80, 90)
     assert params.tukey_k == params.z_max == (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
     assert params.disagreement_pct == (2, 4, 6, 8, 10, 12, 14, 16)
@@ -64,12 +66,12 @@ def test_default_subset_parameters_are_the_authors_sweeps():
     for name in ("middle_pct", "tukey_k", "z_max", "disagreement_pct", "pair_threshold", "pair_similar_pct",
                  "pair_disagreement_pct"):
         assert tuple(getattr(args, name)) == getattr(params, name), name
-    assert calibrate.Params(z_max=1.5).z_max == (1.5,)          # a single number is a list of one
+    assert calibration.Params(z_max=1.5).z_max == (1.5,)          # a single number is a list of one
 
 
 def test_absolute_subsets_match_direct_computation(data):
-    params = calibrate.Params(middle_pct=[40, 80], tukey_k=0.1, z_max=0.7, disagreement_pct=20, pair_threshold=0.3)
-    subsets = calibrate.absolute_subsets(data.absolute, params)
+    params = calibration.Params(middle_pct=[40, 80], tukey_k=0.1, z_max=0.7, disagreement_pct=20, pair_threshold=0.3)
+    subsets = calibration.absolute_subsets(data.absolute, params)
     means = np.array([np.mean(r.ratings) for r in data.absolute])
     entropy = np.array([entropy_bits(r.ratings) for r in data.absolute])
     assert np.allclose([r.entropy for r in data.absolute], entropy)
@@ -107,8 +109,8 @@ def test_absolute_subsets_match_direct_computation(data):
 
 
 def test_pairwise_subsets_and_preferences_match_direct_computation(data):
-    params = calibrate.Params(pair_threshold=1.0, pair_similar_pct=50, pair_disagreement_pct=[30, 60])
-    subsets = calibrate.pairwise_subsets(data.pairwise, params)
+    params = calibration.Params(pair_threshold=1.0, pair_similar_pct=50, pair_disagreement_pct=[30, 60])
+    subsets = calibration.pairwise_subsets(data.pairwise, params)
     n = len(data.pairwise)
     ties, agree = np.full(n, -1.0), np.full(n, np.nan)
     for i, record in enumerate(data.pairwise):
@@ -156,7 +158,7 @@ def words(text: str) -> int:
 def made_scores(data, missing=()):
     """Scores that are a function of the text (its distinct words), with some records left unscored."""
     scores = {}
-    for query, response in calibrate._distinct(data):
+    for query, response in _distinct(data):
         scores[(query, response)] = None if response in missing else float(words(response))
     return {"length": scores}
 
@@ -164,9 +166,9 @@ def made_scores(data, missing=()):
 def test_correlations_and_agreement_match_scipy_and_state_n(data):
     unscored = {data.absolute[3].response, data.absolute[7].response}
     scores = made_scores(data, unscored)
-    params = calibrate.Params(bootstrap=200)
-    rows = calibrate.absolute_table(data.absolute, scores, params)
-    subsets = calibrate.absolute_subsets(data.absolute, params)
+    params = calibration.Params(bootstrap=200)
+    rows = calibration.absolute_table(data.absolute, scores, params)
+    subsets = calibration.absolute_subsets(data.absolute, params)
     lengths = np.array([np.nan if r.response in unscored else words(r.response) for r in data.absolute])
     means = np.array([np.mean(r.ratings) for r in data.absolute])
     for row in rows:
@@ -180,10 +182,10 @@ def test_correlations_and_agreement_match_scipy_and_state_n(data):
     full = next(r for r in rows if r.subset == "full")
     assert full.n == 28 and full.unscored == 2
 
-    pair_rows = calibrate.pairwise_table(data.pairwise, scores, params)
+    pair_rows = calibration.pairwise_table(data.pairwise, scores, params)
     assert {row.statistic for row in pair_rows} == {"spearman", "agreement"}
     for row in pair_rows:
-        mask = calibrate.pairwise_subsets(data.pairwise, params)[row.subset]
+        mask = calibration.pairwise_subsets(data.pairwise, params)[row.subset]
         chosen = [r for r, m in zip(data.pairwise, mask) if m]
         scored = [r for r in chosen if r.response_a not in unscored and r.response_b not in unscored]
         assert row.unscored == len(chosen) - len(scored)
@@ -213,7 +215,7 @@ def test_correlations_and_agreement_match_scipy_and_state_n(data):
 def test_bootstrap_interval_is_the_percentile_interval_of_resamples():
     x = np.arange(20, dtype=float)
     y = x + np.random.default_rng(1).normal(0, 4, 20)
-    low, high = calibrate.bootstrap_ci(calibrate.spearman, [x, y], 300, seed=5)
+    low, high = calibration.bootstrap_ci(spearman, [x, y], 300, seed=5)
     rng = np.random.default_rng(5)
     values = []
     for _ in range(300):
@@ -239,7 +241,7 @@ def test_bad_input_is_counted_never_silent(fixture_files, tmp_path):
     for key in ("votes", "ratings_a", "ratings_b", "human_labels"):
         pairs[0].pop(key, None)                         # a pair without any preference
     pairs[3]["human_labels"] = [1, 3, 0]                # a 5-point vote off the -2..2 scale
-    data = calibrate.load_human_data(write_jsonl(tmp_path / "abs.jsonl", rows),
+    data = calibration.load_human_data(write_jsonl(tmp_path / "abs.jsonl", rows),
                                      write_jsonl(tmp_path / "pair.jsonl", pairs))
     reasons = {(e.line, e.reason) for e in data.exclusions}
     assert (2, "rating 6 outside 1-5") in reasons
@@ -256,14 +258,15 @@ def test_bad_input_is_counted_never_silent(fixture_files, tmp_path):
 def test_missing_columns_and_offline_hub_say_what_to_do(tmp_path):
     path = write_jsonl(tmp_path / "abs.jsonl", [{"question_text": "q", "reply": "r", "stars": [3]}])
     with pytest.raises(HivemindError, match=r"no column for 'query'.*question_text, reply, stars"):
-        calibrate.load_human_data(path, None)
+        calibration.load_human_data(path, None)
     with pytest.raises(HivemindError, match="liweijiang/infinite-chats-human-absolute"):
-        calibrate.load_human_data("hub", None)
+        calibration.load_human_data("hub", None)
     pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"query": "q", "response_a": "a", "response_b": "b"}])
     with pytest.raises(HivemindError, match="no human preference"):
-        calibrate.load_human_data(None, pairs)
+        calibration.load_human_data(None, pairs)
     with pytest.raises(HivemindError, match="--middle-pct"):
-        calibrate.calibrate(path, None, [Scorer(name="p", kind="perplexity")], params=calibrate.Params(middle_pct=0))
+        calibration.calibrate_scorers(path, None, [Scorer(name="p", kind="perplexity")],
+                                      params=calibration.Params(middle_pct=0))
 
 
 def test_a_judge_that_refuses_or_answers_off_scale_leaves_those_records_out(data, tmp_path, monkeypatch):
@@ -277,11 +280,11 @@ def test_a_judge_that_refuses_or_answers_off_scale_leaves_those_records_out(data
     with FakeOpenAI(judge_max=5) as fake:
         judge = Scorer(name="judge", kind="judge", model="openai/judge", api_base=fake.url,
                        api_key_env="CALIBRATE_JUDGE_KEY", rubric="1-5")
-        result = calibrate.calibrate(path, None, [judge], name="cal", results_dir=tmp_path / "results",
-                                     params=calibrate.Params(bootstrap=50))
+        result = calibration.calibrate_scorers(path, None, [judge], name="cal", results_dir=tmp_path / "results",
+                                               params=calibration.Params(bootstrap=50))
         requests = fake.requests
-        again = calibrate.calibrate(path, None, [judge], name="cal", results_dir=tmp_path / "results",
-                                    params=calibrate.Params(bootstrap=50))
+        again = calibration.calibrate_scorers(path, None, [judge], name="cal", results_dir=tmp_path / "results",
+                                              params=calibration.Params(bootstrap=50))
         assert fake.requests == requests           # cached in the calibration store: nothing re-asked
     full = next(r for r in result.rows if r.subset == "full")
     assert (full.n_subset, full.n, full.unscored) == (12, 9, 3)
@@ -306,14 +309,14 @@ def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_p
                  "calibration.json", "calibration.png"):
         assert (out / name).is_file(), name
     absolute = pd.read_csv(out / "calibration_absolute.csv")
-    defaults = calibrate.Params(disagreement_pct=30)
-    assert list(absolute.subset) == list(calibrate.absolute_subsets(data_for(fixture_files), defaults))
+    defaults = calibration.Params(disagreement_pct=30)
+    assert list(absolute.subset) == list(calibration.absolute_subsets(data_for(fixture_files), defaults))
     pairwise = pd.read_csv(out / "calibration_pairwise.csv")
     assert set(pairwise.statistic) == {"spearman", "agreement"} and "similar_ties_95" in set(pairwise.subset)
     # The table's rho is scipy's on the scores the score stage stored.
     from hivemind.store import Store
 
-    data = calibrate.load_human_data(str(fixture_files[0]), None)
+    data = calibration.load_human_data(str(fixture_files[0]), None)
     assert not (out / "store.sqlite").exists()   # the leaderboard must not take the calibration for a run
     with Store(out / ".scoring" / "calibration" / "store.sqlite") as store:
         frame = store.scores_frame()
@@ -328,7 +331,7 @@ def test_calibrate_command_with_the_local_perplexity_scorer(fixture_files, tmp_p
 
 
 def data_for(fixture_files):
-    return calibrate.load_human_data(str(fixture_files[0]), None).absolute
+    return calibration.load_human_data(str(fixture_files[0]), None).absolute
 
 
 def test_other_column_names_and_csv_map_by_name(tmp_path):
@@ -338,12 +341,12 @@ def test_other_column_names_and_csv_map_by_name(tmp_path):
         {"prompt": "Name a fruit", "response_1": "Mango.", "response_2": "Apple.", "winner": "tie"}])
     csv_path = tmp_path / "abs.csv"
     csv_path.write_text('query,response,ratings\n"Name a colour","Blue.","4;5;3"\n"Name a fruit","Mango.","[2, 2]"\n')
-    data = calibrate.load_human_data(str(csv_path), pairs)
+    data = calibration.load_human_data(str(csv_path), pairs)
     assert [(r.line, r.ratings) for r in data.absolute] == [(2, [4, 5, 3]), (3, [2, 2])]
     assert [p.preference for p in data.pairwise] == ["B", "tie"]
     scores = {"s": {("Name a colour", "Blue."): 1.0, ("Name a colour", "Crimson, like a sunset."): 2.0,
                     ("Name a fruit", "Mango."): 1.0, ("Name a fruit", "Apple."): 0.5}}
-    rows = calibrate.pairwise_table(data.pairwise, scores, calibrate.Params(bootstrap=0))
+    rows = calibration.pairwise_table(data.pairwise, scores, calibration.Params(bootstrap=0))
     full = next(r for r in rows if r.subset == "full" and r.statistic == "agreement")
     assert (full.n, full.value, full.excluded_ties) == (1, 1.0, 1)   # the human tie is left out, and said
     assert next(r for r in rows if r.subset == "full" and r.statistic == "spearman").n == 0   # no margin: no rho
@@ -354,8 +357,8 @@ def test_equal_keys_keep_the_authors_order_grouped_by_query(tmp_path):
     rows = [{"user_query": q, "response_1": f"a{i}", "response_2": f"b{i}", "human_labels": labels}
             for i, (q, labels) in enumerate([("q1", [0, 0, 1]), ("q2", [0, 0, 1]), ("q1", [0, 0, 1]),
                                              ("q3", [2, 2, 2])])]
-    data = calibrate.load_human_data(None, write_jsonl(tmp_path / "pairs.jsonl", rows))
-    subsets = calibrate.pairwise_subsets(data.pairwise, calibrate.Params(pair_similar_pct=50))
+    data = calibration.load_human_data(None, write_jsonl(tmp_path / "pairs.jsonl", rows))
+    subsets = calibration.pairwise_subsets(data.pairwise, calibration.Params(pair_similar_pct=50))
     # three pairs with two 'similar' votes each; the first two in the authors' order are q1's (rows 1 and 3)
     assert list(subsets["similar_ties_50"]) == [True, False, True, False]
 
@@ -369,7 +372,7 @@ def test_the_forms_answer_texts_are_five_point_votes(tmp_path):
         {"user_query": "q", "response_1": "a", "response_2": "b", "human_labels": answers},
         {"user_query": "q", "response_1": "a", "response_2": "c", "human_labels": [-2, -1, 0]},
         {"user_query": "q", "response_1": "b", "response_2": "c", "human_labels": ["much better"]}])
-    data = calibrate.load_human_data(None, pairs)
+    data = calibration.load_human_data(None, pairs)
     assert data.pairwise[0].scale == [2, -1, 0, 1] and data.pairwise[0].preference == "A"
     assert data.pairwise[0].agreement == pytest.approx((2 + 0.5) / 4)
     assert data.pairwise[1].preference == "B" and data.pairwise[1].margin == -1
@@ -403,7 +406,7 @@ def test_ratings_load_the_same_from_parquet_json_and_jsonl(fixture_files, tmp_pa
     parquet, as_json = tmp_path / "abs.parquet", tmp_path / "abs.json"
     pq.write_table(pa.Table.from_pylist(rows), parquet)
     as_json.write_text(json.dumps(rows))
-    expected = [(r.query, r.response, r.ratings) for r in calibrate.load_human_data(str(fixture_files[0])).absolute]
+    expected = [(r.query, r.response, r.ratings) for r in calibration.load_human_data(str(fixture_files[0])).absolute]
     for path in (parquet, as_json):
-        loaded = calibrate.load_human_data(str(path)).absolute
+        loaded = calibration.load_human_data(str(path)).absolute
         assert [(r.query, r.response, r.ratings) for r in loaded] == expected

@@ -14,12 +14,14 @@ from fake_openai import FakeOpenAI  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import hivemind  # noqa: E402
 from hivemind import HivemindError  # noqa: E402
 from hivemind.studies import reproduce
 from hivemind.collect import routes
 from hivemind.core.config import Embedder  # noqa: E402
 from hivemind.core.config_files import resolve_run
 
+PAPER_YAML = Path(hivemind.__file__).parent / "configs" / "paper.yaml"   # the packaged config
 SECRET = "sk-planted-reproduce-77aa88bb99cc"
 MINI = "gpt-4o-mini-2024-07-18@top-p"
 CLAUDE = "Qwen3-32B@top-p"  # a system whose key is not set
@@ -69,13 +71,13 @@ def test_paper_config_matches_the_paper(paper):
     for system in min_p:  # min-p only where the provider takes it: no 400 by construction
         assert system.model.split("/", 1)[0] in routes.MIN_P_PROVIDERS, system.name
         assert reproduce._provider(system) not in reproduce.NO_MIN_P, system.name
-    text = (Path(reproduce.__file__).parent / "configs" / "paper.yaml").read_text()
+    text = PAPER_YAML.read_text()
     assert text.count("\n  # ") >= len(paper.systems)  # a comment naming the route before every system
 
 
 def test_packaged_config_is_the_generated_one():
     """paper.yaml is routes.paper_config_text on the day it was generated: edit routes.py, not the yaml."""
-    text = (Path(reproduce.__file__).parent / "configs" / "paper.yaml").read_text()
+    text = PAPER_YAML.read_text()
     assert text == routes.paper_config_text(TODAY)
 
 

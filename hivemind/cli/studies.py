@@ -25,7 +25,7 @@ def _register_agreement(sub) -> None:
 
 
 def cmd_calibrate(args) -> str:
-    from hivemind.studies.calibrate import Params, calibrate, scorers_for
+    from hivemind.studies.scorer_calibration import Params, calibrate_scorers, scorers_for
 
     absolute, pairwise = args.absolute, args.pairwise
     if not absolute and not pairwise:
@@ -34,8 +34,8 @@ def cmd_calibrate(args) -> str:
                     disagreement_pct=args.disagreement_pct, pair_threshold=args.pair_threshold,
                     pair_similar_pct=args.pair_similar_pct, pair_disagreement_pct=args.pair_disagreement_pct,
                     bootstrap=args.bootstrap, seed=args.seed)
-    result = calibrate(absolute, pairwise, scorers_for(args.config, args.scorer), name=args.name,
-                       results_dir=args.results, params=params, progress=not args.quiet, wait=args.wait)
+    result = calibrate_scorers(absolute, pairwise, scorers_for(args.config, args.scorer), name=args.name,
+                               results_dir=args.results, params=params, progress=not args.quiet, wait=args.wait)
     return result.text()
 
 
@@ -51,9 +51,9 @@ def _register_calibrate(sub) -> None:
     p.add_argument("--scorer", action=AppendOnce, help="only this scorer of --config (repeatable)")
     p.add_argument("--name", default="calibration", help="results/<name>/ gets the store and the tables")
     add_results(p)
-    from hivemind.studies.calibrate import Params
+    from hivemind.studies.scorer_calibration import Params
 
-    sweep = Params()   # defaults: the authors' sweeps (hivemind/studies/calibrate.py docstring says where each is from)
+    sweep = Params()   # defaults: the authors' sweeps (hivemind/studies/scorer_calibration/subsets.py says where each is from)
 
     def values(flag, default, help):
         p.add_argument(flag, type=finite_float, nargs="+", default=list(default), metavar="V",

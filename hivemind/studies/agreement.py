@@ -15,7 +15,7 @@ matrix M (K x K). From them:
   (intra is undefined for single-sample runs such as AlpacaEval: one answer per model and prompt).
 - per cell: M_B[j, k] - M_A[j, k] for every pair j < k, raw and floor-rescaled (below).
 
-Calibration (`calibrate`). The floor distribution is the cosines of answers to DIFFERENT prompts: what
+Calibration (`calibrate_embedder`). The floor distribution is the cosines of answers to DIFFERENT prompts: what
 the embedder says about texts that have no reason to be alike. Its mean f is exact (the accumulator's
 identity: (||T||^2 - sum_p ||S_p||^2) / (N^2 - sum_p n_p^2)). Its quantiles (0.5, 0.9, 0.95, 0.99) come
 from every cross-prompt pair when there are at most `max_pairs` of them, else from a seeded uniform
@@ -24,9 +24,9 @@ error of sqrt(q (1 - q) / M) in quantile position: 0.0002 at q = 0.99, M = 200,0
 
 A raw line x (a cosine) maps to a calibrated equivalent in two ways:
 - rescaled: r(c) = (c - f) / (1 - f) puts the floor at 0 and identity at 1. "Calibrated share above
-  0.8" counts prompts with r(intra) > 0.8, i.e. intra > f + 0.8 (1 - f) (`Calibration.calibrated_line`).
-- quantile position: F(x), the share of floor cosines at or below x (`Calibration.line_quantile`); the
-  same position under another embedder is its floor quantile at F(x) (`Calibration.quantile_line`).
+  0.8" counts prompts with r(intra) > 0.8, i.e. intra > f + 0.8 (1 - f) (`EmbedderCalibration.calibrated_line`).
+- quantile position: F(x), the share of floor cosines at or below x (`EmbedderCalibration.line_quantile`); the
+  same position under another embedder is its floor quantile at F(x) (`EmbedderCalibration.quantile_line`).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ CALIBRATION_FILE = "embedder_calibration.csv"
 
 
 @dataclass
-class Calibration:
+class EmbedderCalibration:
     """The floor distribution of one embedder on one run, and the maps from raw lines to calibrated ones."""
     embedder: str
     floor: float                        # exact mean cosine of answers to different prompts
@@ -82,7 +82,7 @@ class Calibration:
 @dataclass
 class Measured:
     stats: SimilarityStats
-    calibration: Calibration
+    calibration: EmbedderCalibration
 
 
 def measure(store: Store, embedder: str, system_ids: list[str], max_pairs: int = 200_000,
@@ -112,13 +112,13 @@ def measure(store: Store, embedder: str, system_ids: list[str], max_pairs: int =
     cosines, exact = floor_cosines(v, labels, max_pairs, rng)
     exact = exact and not sampled_answers     # all pairs of a sample of answers is still a sample
     cosines.sort()
-    calibration = Calibration(embedder=embedder, floor=float(stats.floor),
-                              quantiles={q: float(np.quantile(cosines, q)) for q in QUANTILES},
-                              n_pairs=len(cosines), exact=exact, cosines=cosines)
+    calibration = EmbedderCalibration(embedder=embedder, floor=float(stats.floor),
+                                      quantiles={q: float(np.quantile(cosines, q)) for q in QUANTILES},
+                                      n_pairs=len(cosines), exact=exact, cosines=cosines)
     return Measured(stats=stats, calibration=calibration)
 
 
-def calibrate(store: Store, embedder: str, system_ids: list[str]) -> Calibration:
+def calibrate_embedder(store: Store, embedder: str, system_ids: list[str]) -> EmbedderCalibration:
     """The floor distribution of `embedder` on this run (for analyze: raw and calibrated lines)."""
     return measure(store, embedder, system_ids).calibration
 
@@ -156,7 +156,7 @@ def floor_cosines(vectors: np.ndarray, labels: np.ndarray, max_pairs: int, rng) 
     return np.concatenate(picked)[:max_pairs], False
 
 
-def threshold_table(stats: SimilarityStats, calibration: Calibration, names: list[str],
+def threshold_table(stats: SimilarityStats, calibration: EmbedderCalibration, names: list[str],
                     line: float = INTRA_LINE) -> pd.DataFrame:
     """Per system: share of prompts with intra above `line`, raw and calibrated (rescaled intra above it).
 
@@ -173,7 +173,7 @@ def threshold_table(stats: SimilarityStats, calibration: Calibration, names: lis
                          "calibrated_line": cut, "floor": calibration.floor})
 
 
-def calibration_row(c: Calibration) -> dict:
+def calibration_row(c: EmbedderCalibration) -> dict:
     row = {"embedder": c.embedder, "floor_mean": c.floor}
     row.update({f"floor_q{q:g}": v for q, v in c.quantiles.items()})
     row.update({"pairs": c.n_pairs, "exact": c.exact,
@@ -199,7 +199,7 @@ class Agreement:
     embedder_b: str
     systems: pd.DataFrame       # per system: values and ranks under A and B
     cells: pd.DataFrame         # per pair of systems: inter cosine under A and B, the difference
-    calibrations: list[Calibration]
+    calibrations: list[EmbedderCalibration]
     spearman_intra: float
     spearman_inter: float
 

@@ -21,7 +21,8 @@ from hivemind.core.errors import HivemindError
 
 
 @dataclass
-class Cluster:
+class AnswerCluster:
+    """One k-means cluster of a prompt's pooled answers: its size, the systems in it, its most central answer."""
     cluster: int
     size: int
     systems: dict[str, int]        # system name -> answers in this cluster
@@ -45,7 +46,7 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 50,
 
 
 def cluster_answers(vectors: np.ndarray, systems: list[str], texts: list[str], k: int,
-                    seed: int = 0) -> tuple[list[Cluster], np.ndarray]:
+                    seed: int = 0) -> tuple[list[AnswerCluster], np.ndarray]:
     """Clusters, largest first and numbered 0.. in that order, and each answer's cluster number."""
     if k < 1:
         raise HivemindError(f"-k must be at least 1, got {k}")
@@ -62,8 +63,8 @@ def cluster_answers(vectors: np.ndarray, systems: list[str], texts: list[str], k
         counts: dict[str, int] = {}
         for i in members:
             counts[systems[i]] = counts.get(systems[i], 0) + 1
-        clusters.append(Cluster(c, len(members), dict(sorted(counts.items(), key=lambda kv: -kv[1])),
-                                systems[best], texts[best], float(similarity.max())))
+        clusters.append(AnswerCluster(c, len(members), dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                                      systems[best], texts[best], float(similarity.max())))
     clusters.sort(key=lambda cl: (-cl.size, cl.cluster))
     renumber = {cl.cluster: i for i, cl in enumerate(clusters)}
     for cl in clusters:
@@ -72,7 +73,7 @@ def cluster_answers(vectors: np.ndarray, systems: list[str], texts: list[str], k
 
 
 def clusters_run(config, prompt_id: str, k: int = 5, seed: int = 0,
-                 wait: bool = False) -> tuple[Path, Path, list[Cluster], np.ndarray]:
+                 wait: bool = False) -> tuple[Path, Path, list[AnswerCluster], np.ndarray]:
     """Cluster one prompt's pooled answers; write the table and the figure (under the run lock). Needs
     `hivemind embed` first."""
     from hivemind.results.folder import run_locked
@@ -81,7 +82,7 @@ def clusters_run(config, prompt_id: str, k: int = 5, seed: int = 0,
         return _clusters(config, prompt_id, k, seed)
 
 
-def _clusters(config, prompt_id: str, k: int, seed: int) -> tuple[Path, Path, list[Cluster], np.ndarray]:
+def _clusters(config, prompt_id: str, k: int, seed: int) -> tuple[Path, Path, list[AnswerCluster], np.ndarray]:
     import pandas as pd
 
     from hivemind.results.folder import writing
@@ -110,7 +111,8 @@ def _clusters(config, prompt_id: str, k: int, seed: int) -> tuple[Path, Path, li
     return table, figure, clusters, labels
 
 
-def _figure(out, name: str, vectors: np.ndarray, labels: np.ndarray, clusters: list[Cluster], prompt: str) -> Path:
+def _figure(out, name: str, vectors: np.ndarray, labels: np.ndarray, clusters: list[AnswerCluster],
+            prompt: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -43,7 +43,8 @@ WORKERS = (1, 8, 64)
 
 
 @dataclass
-class Plan:
+class RunEstimate:
+    """One run's estimated requests, tokens, cost, store and snapshot sizes, embedding times (module docstring)."""
     prompts: int
     systems: int
     samples: int
@@ -60,7 +61,7 @@ class Plan:
 
 
 def estimate(prompts: int, systems: list[tuple[str, int | None]], samples: int, settings: int = 1,
-             prompt_chars: float = 400.0) -> Plan:
+             prompt_chars: float = 400.0) -> RunEstimate:
     """systems: (litellm model name, max_tokens or None). settings: decoding settings, each a full pass."""
     import litellm
 
@@ -79,13 +80,13 @@ def estimate(prompts: int, systems: list[tuple[str, int | None]], samples: int, 
     texts = answers + prompts
     seconds = {(machine, backend, w): texts / rate / w for (machine, backend), rate in TEXTS_PER_S.items()
                for w in WORKERS}
-    return Plan(prompts, len(systems), samples, settings, answers, answers, answers * per_request_in,
-                answer_tokens, cost, unpriced, store_bytes=answers * STORE_BYTES_PER_ANSWER
-                + texts * STORE_BYTES_PER_VECTOR, snapshot_bytes=answers * SNAPSHOT_BYTES_PER_ANSWER,
-                embed_seconds=seconds)
+    return RunEstimate(prompts, len(systems), samples, settings, answers, answers, answers * per_request_in,
+                       answer_tokens, cost, unpriced, store_bytes=answers * STORE_BYTES_PER_ANSWER
+                       + texts * STORE_BYTES_PER_VECTOR, snapshot_bytes=answers * SNAPSHOT_BYTES_PER_ANSWER,
+                       embed_seconds=seconds)
 
 
-def plan_config(config: RunConfig, prompts: int | None = None, settings: int = 1) -> Plan:
+def plan_config(config: RunConfig, prompts: int | None = None, settings: int = 1) -> RunEstimate:
     if prompts is None:
         from hivemind.collect.prompts import load_prompts
         loaded = load_prompts(config)
@@ -99,7 +100,7 @@ def plan_config(config: RunConfig, prompts: int | None = None, settings: int = 1
 PAPER = dict(prompts=26_000, samples=50, settings=2)   # INFINITY-CHAT x 25 models x 50 samples x 2 decodings
 
 
-def paper_plan() -> Plan:
+def paper_plan() -> RunEstimate:
     return estimate(PAPER["prompts"], [("gpt-4o-mini", None)] * 25, PAPER["samples"], PAPER["settings"])
 
 
@@ -110,7 +111,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def render(plan: Plan, title: str) -> str:
+def render(plan: RunEstimate, title: str) -> str:
     lines = [f"{title}: {plan.prompts:,} prompts x {plan.systems} systems x {plan.samples} samples"
              f" x {plan.settings} settings = {plan.answers:,} answers",
              f"requests: {plan.requests:,}; tokens: {plan.prompt_tokens:,} in, {plan.answer_tokens:,} out "

@@ -66,7 +66,8 @@ class SystemPlan:
 
 
 @dataclass
-class Plan:
+class ReproductionPlan:
+    """What `reproduce` would run: per system its key, retirement and cost, the prompt set, the embedder."""
     run: str
     dataset: str
     dataset_ok: bool
@@ -207,7 +208,7 @@ def select(config: RunConfig, systems: list[str] | None = None, limit: int | Non
 
 def plan(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
          samples: int | None = None, completion_tokens: int | None = None,
-         today: dt.date | None = None) -> Plan:
+         today: dt.date | None = None) -> ReproductionPlan:
     """What would run, what is missing, what is retired and what it would cost; sends nothing.
 
     `today` decides which routes are retired (routes.retirement); tests pin it."""
@@ -227,9 +228,9 @@ def plan(config: RunConfig, systems: list[str] | None = None, limit: int | None 
     done = _done_keys(config)
     system_plans = [_system_plan(config, s, prompts, done.get(s.identity, set()), completion_tokens, today)
                     for s in config.systems]
-    result = Plan(run=config.name, dataset=dataset, dataset_ok=dataset_ok, dataset_error=dataset_error,
-                  n_prompts=len(prompts) if prompts is not None else None, samples=config.samples,
-                  systems=system_plans, embedder=config.embedder.id)
+    result = ReproductionPlan(run=config.name, dataset=dataset, dataset_ok=dataset_ok, dataset_error=dataset_error,
+                              n_prompts=len(prompts) if prompts is not None else None, samples=config.samples,
+                              systems=system_plans, embedder=config.embedder.id)
     key = config.embedder.api_key_env
     if key and not os.environ.get(key):
         result.embedder_key_missing = key
@@ -349,7 +350,7 @@ def _embed_cost(config: RunConfig, systems: list[SystemPlan]) -> float | None:
 
 @dataclass
 class ReproduceSummary:
-    plan: Plan
+    plan: ReproductionPlan
     config: RunConfig
     collect: Any = None
     embed: Any = None
@@ -387,7 +388,7 @@ def run(config: RunConfig, systems: list[str] | None = None, limit: int | None =
     return summary
 
 
-def _run_config(config: RunConfig, the_plan: Plan, limit: int | None, samples: int | None) -> RunConfig:
+def _run_config(config: RunConfig, the_plan: ReproductionPlan, limit: int | None, samples: int | None) -> RunConfig:
     """The runnable systems plus any already stored in the run, so earlier answers stay in the analysis."""
     narrowed = select(config, [s.name for s in the_plan.systems], limit, samples)
     stored = _stored_identities(narrowed)
