@@ -25,6 +25,7 @@ from hivemind.core.errors import HivemindError
 from hivemind.collect import local_server
 from hivemind.core.config import RunConfig, System
 from hivemind.results.folder import run_locked
+from hivemind.store.run import Run
 from hivemind.core.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
 from hivemind.results.record import set_report, write_results
 
@@ -53,13 +54,14 @@ def local_servers(systems: list[System]) -> Iterator[list]:
 
 # The stages ----------------------------------------------------------------------------------------------
 
-def collect(config: RunConfig, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
+def collect(target: RunConfig | Run, systems: list[str] | None = None, progress: bool = True, wait: bool = False,
             retry_errors: bool = False):
     """Ask for every missing sample (see hivemind.collect.stage.collect_run); local servers started as needed."""
     from hivemind.collect import stage as collector
 
-    with locked(config, "collect", wait):
-        return collector.collect_run(config, systems=systems, progress=progress, retry_errors=retry_errors,
+    config = Run.config_of(target)
+    with locked(config, "collect", wait), Run.of(target) as run:
+        return collector.collect_run(run, systems=systems, progress=progress, retry_errors=retry_errors,
                                  prepare=local_servers)
 
 
@@ -95,17 +97,18 @@ def ray_engine(ray_address=None, workers=None, gpus=None) -> Engine:
 ENGINES = {"local": local_engine, "ray": ray_engine}
 
 
-def embed(config: RunConfig, progress: bool = True, wait: bool = False, engine: str = "local",
+def embed(target: RunConfig | Run, progress: bool = True, wait: bool = False, engine: str = "local",
           ray_address: str | None = None, workers: int | None = None, gpus: int | None = None):
     """Vectors for every stored text (hivemind.embed.stage.embed_run), on the engine named."""
+    config = Run.config_of(target)
     _check_engine(engine, ray_address, workers, gpus)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
-    with locked(config, "embed", wait):
-        _check_answers(config, every_system=False)
-        return ENGINES[engine](ray_address, workers, gpus).embed(config, progress=progress)
+    with locked(config, "embed", wait), Run.of(target) as run:
+        _check_answers(run, every_system=False)
+        return ENGINES[engine](ray_address, workers, gpus).embed(run, progress=progress)
 
 
-def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
+def score(target: RunConfig | Run, scorers: list[str] | None = None, progress: bool = True, wait: bool = False,
           raise_if_incomplete: bool = False, engine: str = "local", ray_address: str | None = None,
           workers: int | None = None, gpus: int | None = None):
     """Quality scores for every stored answer (hivemind.score.stage), between embed and analyze, under the lock.
@@ -113,24 +116,27 @@ def score(config: RunConfig, scorers: list[str] | None = None, progress: bool = 
     In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
     is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete). engine "ray":
     the local scorers on a Ray cluster (API judges stay on the local engine)."""
+    config = Run.config_of(target)
     _check_engine(engine, ray_address, workers, gpus)
     if not config.scorers:
         return None
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
-    with locked(config, "score", wait):
+    with locked(config, "score", wait), Run.of(target) as run:
         return ENGINES[engine](ray_address, workers, gpus).score(
-            config, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
+            run, scorers=scorers, progress=progress, raise_if_incomplete=raise_if_incomplete)
 
 
-def analyze(config: RunConfig, progress: bool = True, wait: bool = False, controls: bool = False,
+def analyze(target: RunConfig | Run, progress: bool = True, wait: bool = False, controls: bool = False,
             engine: str = "local", ray_address: str | None = None):
     """The tables (hivemind.analyze.stage.analyze_run); engine "ray": prompt shards mapped on a Ray cluster,
     reduced here to the same tables."""
+    config = Run.config_of(target)
     _check_engine(engine, ray_address)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
-    with locked(config, "analyze", wait):
-        _check_answers(config, every_system=True)
-        summary = ENGINES[engine](ray_address).analyze(config, progress=progress, controls=controls)
+    # On its own, analyze reads the store only (controls add systems to it); in `run` it shares run's store.
+    with locked(config, "analyze", wait), Run.of(target, read_only=not controls) as run:
+        _check_answers(run, every_system=True)
+        summary = ENGINES[engine](ray_address).analyze(run.config, progress=progress, controls=controls)
         write_results(config)   # results.json, from the tables just written (report: null until report runs)
         return summary
 
@@ -179,13 +185,13 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
         check_ready(ray_address)
     on_ray = dict(engine=engine, ray_address=ray_address, workers=workers, gpus=gpus)
     result = PipelineResult(config=config)
-    with locked(config, "run", wait):
-        result.collect = collect(config, systems, progress=progress, retry_errors=retry_errors)
+    with locked(config, "run", wait), Run.open(config) as shared:   # one store for every stage
+        result.collect = collect(shared, systems, progress=progress, retry_errors=retry_errors)
         with _one_cluster(engine, ray_address):
             api_embedder = config.embedder.provider == "litellm"     # batched API requests: local engine
-            result.embed = embed(config, progress=progress, **({} if api_embedder else on_ray))
-            result.score = _score_stage(config, progress, on_ray)
-            result.analysis = analyze(config, progress=progress, engine=engine, ray_address=ray_address)
+            result.embed = embed(shared, progress=progress, **({} if api_embedder else on_ray))
+            result.score = _score_stage(shared, progress, on_ray)
+            result.analysis = analyze(shared, progress=progress, engine=engine, ray_address=ray_address)
         if with_report:
             result.report = report(config)
     return result
@@ -204,17 +210,17 @@ def _one_cluster(engine: str, ray_address: str | None) -> Iterator[None]:
         yield
 
 
-def _score_stage(config: RunConfig, progress: bool, on_ray: dict):
+def _score_stage(run: Run, progress: bool, on_ray: dict):
     """score() for `run`: on Ray the judges (if any) go to the local engine and the summaries are joined."""
-    if on_ray["engine"] != "ray" or not config.scorers:
-        return score(config, progress=progress, **on_ray)
-    computed = [s.name for s in config.scorers if s.kind not in ("judge", "imported")]
-    judges = [s.name for s in config.scorers if s.kind == "judge"]
+    if on_ray["engine"] != "ray" or not run.config.scorers:
+        return score(run, progress=progress, **on_ray)
+    computed = [s.name for s in run.config.scorers if s.kind not in ("judge", "imported")]
+    judges = [s.name for s in run.config.scorers if s.kind == "judge"]
     if not computed:
-        return score(config, progress=progress)        # judges only (or nothing to compute): all local
-    summary = score(config, scorers=computed, progress=progress, **on_ray)
+        return score(run, progress=progress)        # judges only (or nothing to compute): all local
+    summary = score(run, scorers=computed, progress=progress, **on_ray)
     if judges:
-        summary.scorers.update(score(config, scorers=judges, progress=progress).scorers)
+        summary.scorers.update(score(run, scorers=judges, progress=progress).scorers)
     return summary
 
 
@@ -239,18 +245,16 @@ def _require_store(config: RunConfig) -> None:
                             f"`hivemind import` first")
 
 
-def _check_answers(config: RunConfig, every_system: bool) -> None:
+def _check_answers(run: Run, every_system: bool) -> None:
     """A run (or, for analyze, any system) with nothing but stored errors says so, with the first error
     and --retry-errors, instead of the generic "run collect"."""
     from hivemind.collect.stage import all_failed_message, failed_systems
-    from hivemind.store import Store
 
-    failed = failed_systems(config, list(config.systems))
+    config = run.config
+    failed = failed_systems(run, list(config.systems))
     if not failed:
         return
-    if not every_system:
-        with Store(config.store_path, create=False) as store:
-            if store.count_responses([s.identity for s in config.systems], with_text=True):
-                return   # other systems have answers to embed
+    if not every_system and run.store().count_responses([s.identity for s in config.systems], with_text=True):
+        return   # other systems have answers to embed
     raise HivemindError(f"run {config.name!r} has nothing to work on for these systems:\n"
                         + all_failed_message(config, failed))

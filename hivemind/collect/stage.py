@@ -31,6 +31,7 @@ from hivemind.core.retry import (GaveUp, PermanentError, Reachability, RetryPoli
                             describe, unreachable_cause)
 from hivemind.core.signals import run_async
 from hivemind.store import Prompt, Response, Store
+from hivemind.store.run import Run
 
 
 @dataclass
@@ -62,42 +63,45 @@ def sample_seed(run_seed: int, prompt_id: str, sample: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def collect_run(config: RunConfig, systems: list[str] | None = None, progress: bool = True,
-            retry_errors: bool = False,
-            prepare: Callable[[list[System]], AbstractContextManager] | None = None) -> CollectSummary:
+def collect_run(run: Run | RunConfig, systems: list[str] | None = None, progress: bool = True,
+                retry_errors: bool = False,
+                prepare: Callable[[list[System]], AbstractContextManager] | None = None) -> CollectSummary:
     """Collect what is missing for `systems` (default: all); raise HivemindError if anything is left.
 
     retry_errors: also re-send the samples stored as permanent errors (after the user fixed something).
     prepare(systems with work): a context held while requests are sent (the orchestrator starts local
     servers in it). Call this through hivemind.pipeline.collect, which also holds the run lock."""
-    chosen = [config.system(name) for name in systems] if systems else list(config.systems)
-    chosen = list({system.name: system for system in chosen}.values())   # a system named twice is asked once
-    prompts = load_prompts(config)
-    plans = plan(config, chosen, prompts, retry_errors)
-    summary = CollectSummary(requested=sum(todo.count for todo in plans))
-    summary.skipped = len(chosen) * len(prompts) * config.samples - summary.requested
-    if summary.requested:
-        check_systems(chosen)
-        save_run_config(config)
-        with Store(config.store_path) as store:
+    with Run.of(run) as run:
+        config = run.config
+        chosen = [config.system(name) for name in systems] if systems else list(config.systems)
+        chosen = list({system.name: system for system in chosen}.values())   # a system named twice is asked once
+        prompts = load_prompts(config)
+        plans = plan(run, chosen, prompts, retry_errors)
+        summary = CollectSummary(requested=sum(todo.count for todo in plans))
+        summary.skipped = len(chosen) * len(prompts) * config.samples - summary.requested
+        if summary.requested:
+            check_systems(chosen)
+            save_run_config(config)
+            store = run.store(create=True)   # the first request is near: only now is the store made
             for system in chosen:
                 store.add_system(system.identity, system.name, system.model, system.api_base, system.params)
             store.add_prompts(prompts)
             busy = [todo.system for todo in plans if todo.count]
             with prepare(busy) if prepare is not None else nullcontext():
                 run_async(_collect(config, plans, store, summary, progress, retry_errors))
-    # else: nothing to ask, no provider check, so a re-run never even imports litellm
-    summary.all_failed = failed_systems(config, chosen)
-    if not summary.complete:
-        raise HivemindError(_incomplete_message(config, summary))
-    return summary
+        # else: nothing to ask, no provider check, so a re-run never even imports litellm
+        summary.all_failed = failed_systems(run, chosen)
+        if not summary.complete:
+            raise HivemindError(_incomplete_message(config, summary))
+        return summary
 
 
-def failed_systems(config: RunConfig, systems: list[System]) -> dict[str, tuple[int, str]]:
+def failed_systems(run: Run | RunConfig, systems: list[System]) -> dict[str, tuple[int, str]]:
     """Systems whose every stored sample is a permanent error: {name: (errors, first error)}."""
-    if not config.store_path.exists():
-        return {}
-    with Store(config.store_path, create=False) as store:
+    with Run.of(run) as run:
+        store = run.existing_store()
+        if store is None:
+            return {}
         counts = store.outcome_counts([s.identity for s in systems])
         failed = {}
         for system in systems:
@@ -359,14 +363,16 @@ class Todo:
     retried: int = 0      # of `count`, keys stored as permanent errors that retry_errors re-sends
 
 
-def plan(config: RunConfig, systems: list[System], prompts: list[Prompt], retry_errors: bool = False) -> list[Todo]:
+def plan(run: Run | RunConfig, systems: list[System], prompts: list[Prompt], retry_errors: bool = False) -> list[Todo]:
     """The (prompt, sample) keys each system still lacks (with retry_errors, also those stored as permanent
     errors), as lazy Todos. Reads the store if there is one; writes nothing. The stored keys are read into a
     set (their number is what is stored, not what is asked)."""
+    config = Run.config_of(run)
     total = len(prompts) * config.samples
-    if not config.store_path.exists():
-        return [Todo(system, total, missing_keys(prompts, config.samples, set())) for system in systems]
-    with Store(config.store_path, create=False) as store:
+    with Run.of(run) as run:
+        store = run.existing_store()
+        if store is None:
+            return [Todo(system, total, missing_keys(prompts, config.samples, set())) for system in systems]
         store.check_prompts(prompts)
         plans = []
         ids = {prompt.id for prompt in prompts}

@@ -52,6 +52,7 @@ from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig
 from hivemind.results.folder import write_text
 from hivemind.core.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Store, text_hash
+from hivemind.store.run import Run
 
 CHUNK = 4096  # texts per encode call: big enough for length-sorted batching, small enough to commit often
 STATIC_EMBEDDER = "tokenlearn-static-model"
@@ -124,13 +125,15 @@ class Encoder:
                        tokens=np.array([p.tokens for p in split], dtype=np.int64))
 
 
-def embed_run(config: RunConfig, progress: bool = True) -> EmbedSummary:
+def embed_run(run: Run | RunConfig, progress: bool = True) -> EmbedSummary:
     """Embed every stored answer and every prompt text not embedded yet (chunked where too long).
 
     A vector stored before chunk counts were recorded is embedded again once: it may have been cut."""
+    config = Run.config_of(run)
     system_ids = [s.identity for s in config.systems]
     embedder_id = config.embedder.id
-    with Store(config.store_path, create=False) as store:
+    with Run.of(run) as run:
+        store = run.store()
         if store.count_responses(system_ids, with_text=True) == 0:
             raise HivemindError(f"run {config.name!r} has no stored responses to embed; "
                                 f"run `hivemind collect` or `hivemind import` first")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig, Scorer
 from hivemind.store import Answer, Store
+from hivemind.store.run import Run
 
 
 @dataclass
@@ -79,17 +80,19 @@ class ScoreSummary:
         return "\n".join(part.line() for part in self.scorers.values())
 
 
-def score_run(config: RunConfig, scorers: list[str] | None = None, progress: bool = True,
+def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: bool = True,
               raise_if_incomplete: bool = True, system_ids: list[str] | None = None) -> ScoreSummary:
     """Score what is missing for `scorers` (names; default every computed scorer of the config), for the
     answers of `system_ids` (default the config's systems; analyze --controls passes its control systems).
 
     With raise_if_incomplete (the CLI), a scorer that stopped or left answers unscored raises a HivemindError
     after the others ran; the pipeline passes False and reads ScoreSummary.complete / text()."""
+    config = Run.config_of(run)
     chosen = _choose(config, scorers)
     system_ids = system_ids or [s.identity for s in config.systems]
     summary = ScoreSummary()
-    with Store(config.store_path, create=False) as store:
+    with Run.of(run) as run:
+        store = run.store()
         answers = count_answers(store, config, system_ids)
         for scorer in chosen:
             todo = store.answers_to_score(scorer.name, system_ids)

@@ -33,6 +33,7 @@ from hivemind.embed.stage import EmbedSummary
 from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus, remote_error
 from hivemind.results.folder import atomic_file
 from hivemind.store import Store
+from hivemind.store.run import Run
 
 WORK_FOLDER = ".ray-embed"
 SHARD_TEXTS = 1024           # texts per input shard, at most
@@ -213,20 +214,22 @@ def run_pool(ray, embedder: Embedder, inputs: list[Path], output: Path, workers:
     return done
 
 
-def embed_run(config: RunConfig, progress: bool = True, address: str | None = None, num_cpus: int | None = None,
+def embed_run(run: Run | RunConfig, progress: bool = True, address: str | None = None, num_cpus: int | None = None,
               workers: int | None = None, gpus: int | None = None, verbose: bool = False,
               shard_texts: int = SHARD_TEXTS):
     """hivemind.embed.stage.embed_run on Ray: the same texts, the same vectors, the same summary and coverage file."""
     from hivemind.results.folder import write_text
     from hivemind.embed.stage import COVERAGE_FILE, coverage_frame
 
+    config = Run.config_of(run)
     if config.embedder.provider == "litellm":
         raise HivemindError(f"embedder {config.embedder.model!r} is an API: it runs on the local engine, which "
                             f"batches and retries its requests; leave out --engine ray")
     system_ids = [s.identity for s in config.systems]
     embedder_id = config.embedder.id
     folder = work_dir(config)
-    with Store(config.store_path, create=False) as store:
+    with Run.of(run) as run:
+        store = run.store()
         if store.count_responses(system_ids, with_text=True) == 0:
             raise HivemindError(f"run {config.name!r} has no stored responses to embed; "
                                 f"run `hivemind collect` or `hivemind import` first")

@@ -24,6 +24,7 @@ from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus, remote_
 from hivemind.engines.ray.embedding import FAULT_ENV, SHARDS_PER_WORKER, die_once
 from hivemind.results.folder import atomic_file
 from hivemind.store import Answer, Score, Store
+from hivemind.store.run import Run
 
 WORK_FOLDER = ".ray-score"
 SHARD_ANSWERS = 512
@@ -109,12 +110,13 @@ def _truncated(raw: str | None) -> bool:
         return False
 
 
-def score_run(config: RunConfig, scorers: list[str] | None = None, progress: bool = True,
+def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: bool = True,
               raise_if_incomplete: bool = True, address: str | None = None, workers: int | None = None,
               gpus: int | None = None, verbose: bool = False):
     """hivemind.score.score_run with the local scorers on Ray; an API judge is refused with its name."""
     from hivemind.score.stage import ScoreSummary, ScorerSummary, _choose, count_answers
 
+    config = Run.config_of(run)
     chosen = _choose(config, scorers)
     judges = [s.name for s in chosen if s.kind == "judge"]
     if judges:
@@ -123,7 +125,8 @@ def score_run(config: RunConfig, scorers: list[str] | None = None, progress: boo
                             f"--engine ray runs the perplexity, relevance and reward scorers")
     system_ids = [s.identity for s in config.systems]
     summary = ScoreSummary()
-    with Store(config.store_path, create=False) as store:
+    with Run.of(run) as run:
+        store = run.store()
         answers = count_answers(store, config, system_ids)
         for scorer in chosen:
             folder = work_dir(config, scorer)
