@@ -12,7 +12,7 @@ writes category_breakdown.csv:
 - share_above_0.8: share of those prompts whose intra-model similarity exceeds 0.8 (the paper's headline).
 - mean_prompt_similarity (ALL rows): mean over the category's prompts of the pooled similarity of all
   systems' answers to the prompt (prompt_homogeneity.csv), i.e. inter-model homogeneity by category.
-- effective_diversity / effective_distinctness: the quality-gated primary keys (results.py), mean over the
+- effective_diversity / effective_distinctness: the quality-gated primary keys (results/contract.py), mean over the
   category's (system, prompt) cells (diversity_per_prompt.csv); pooled_vendi / pooled_distinct_ideas (ALL
   rows): all systems' answers to a prompt pooled (pooled_diversity.csv), mean over the category's prompts.
 - few_prompts: True when the category has fewer than `min_prompts` prompts; its figures are too noisy to

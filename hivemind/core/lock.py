@@ -96,7 +96,7 @@ def this_process(stage: str) -> Holder:
 
 def _command_line() -> str:
     argv = list(sys.argv)
-    if argv and (argv[0].endswith(("hivemind", "cli.py")) or argv[0] == "-m"):
+    if argv and (argv[0].endswith(("hivemind", "cli/__main__.py", "cli.py")) or argv[0] == "-m"):
         argv[0] = "hivemind"
     return " ".join(argv)[:300] or "python"
 

@@ -400,7 +400,7 @@ SHOWN = ["vendi", "distinct_ideas", "utility", "pass_rate", "intra_mean", "share
 
 
 def leaderboard_table(t: Tables) -> pd.DataFrame:
-    """The one ranking (results.py): the primary key first, rank 1 = most diverse, ties shown '2=';
+    """The one ranking (results/contract.py): the primary key first, rank 1 = most diverse, ties shown '2=';
     control systems placed where their value lands, without a rank."""
     primary = primary_of(t)
     lb, b = t.leaderboard, t.buckets

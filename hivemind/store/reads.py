@@ -165,7 +165,7 @@ class VectorReads:
 
     # Chunked embeddings (embed stage) ----------------------------------------------------------
     # How many windows each embedded text needed, beside its vector: a text longer than the embedder's
-    # window is embedded in chunks and pooled (embed.py), and the report says how often that happened.
+    # window is embedded in chunks and pooled (embed/stage.py), and the report says how often that happened.
     def texts_without_chunk_counts(self, embedder: str, system_ids: list[str]) -> list[tuple[str, str]]:
         """Distinct (hash, text) pairs to embed: these systems' answers and every prompt text, with no chunk
         count yet for `embedder`. A vector stored before chunk counts existed (maybe truncated) is included."""
