@@ -144,7 +144,7 @@ def test_ray_analysis_gives_the_single_process_tables(embedded_run, local_tables
 def test_a_worker_that_dies_mid_shard_is_retried_and_the_tables_are_the_same(embedded_run, local_tables,
                                                                              tmp_path, monkeypatch):
     from hivemind.engines.ray.analysis import analyze_run as analyze_on_ray
-    from hivemind.engines.ray.embedding import FAULT_ENV
+    from hivemind.engines.ray.pool import FAULT_ENV
 
     flag = tmp_path / "die-once"
     flag.write_text("")
@@ -266,7 +266,8 @@ def test_killed_job_resumes_without_embedding_anything_twice(tmp_path, local_vec
 
 @needs_data
 def test_a_worker_that_dies_mid_batch_is_retried(tmp_path, local_vectors, monkeypatch):
-    from hivemind.engines.ray.embedding import FAULT_ENV, embed_run as embed_on_ray
+    from hivemind.engines.ray.embedding import embed_run as embed_on_ray
+    from hivemind.engines.ray.pool import FAULT_ENV
 
     config = small_run(tmp_path, "dies")
     flag = tmp_path / "die-once"

@@ -39,7 +39,7 @@ from hivemind.analyze import stage as single
 from hivemind.core.config import RunConfig
 from hivemind.analyze.diversity import DiversityAccumulator, idea_threshold
 from hivemind.engines.ray.cluster import connected, n_cpus, remote_error
-from hivemind.engines.ray.embedding import FAULT_ENV, die_once
+from hivemind.engines.ray.pool import FAULT_ENV, die_once
 from hivemind.analyze.neighbors import Cluster, NearDuplicateFinder
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats
 from hivemind.analyze.quality_gate import CALIBRATION_ANSWERS

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,18 +29,18 @@ import numpy as np
 from hivemind.core.errors import HivemindError
 from hivemind.core.config import Embedder, RunConfig
 from hivemind.embed.stage import EmbedSummary
-from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus, remote_error
+from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus
+from hivemind.engines.ray.pool import (FAULT_ENV, SHARDS_PER_WORKER, die_once, drain, map_actors,  # noqa: F401
+                                       output_path, remove_empty)  # (FAULT_ENV, die_once: tests name them here)
 from hivemind.results.folder import atomic_file
 from hivemind.store import Store
 from hivemind.store.run import Run
 
 WORK_FOLDER = ".ray-embed"
 SHARD_TEXTS = 1024           # texts per input shard, at most
-SHARDS_PER_WORKER = 4        # at least, so that every worker has work and a retried shard is small
 CPU_BATCH = 256              # texts per actor call on a CPU worker
 GPU_BATCH = 2048             # and on a GPU worker, which also encodes in larger batches:
 GPU_ENCODE_BATCH = 256
-FAULT_ENV = "HIVEMIND_RAY_FAULT_ONCE"   # chaos tests: a file whose presence makes one worker die once
 SCHEMA_COLUMNS = ["text_hash", "vector", "chunks", "tokens"]
 
 
@@ -77,17 +76,6 @@ class EmbedActor:
                 "chunks": result.chunks.astype(np.int32), "tokens": result.tokens.astype(np.int32)}
 
 
-def die_once(flag: str | None) -> None:
-    """Chaos hook (FAULT_ENV): the first worker to claim the flag file exits mid-batch, as a crash would."""
-    if not flag:
-        return
-    try:
-        os.remove(flag)             # only one process can remove it: exactly one death
-    except OSError:
-        return
-    os._exit(1)
-
-
 # Shards -----------------------------------------------------------------------------------------------------
 def export_inputs(todo: list[tuple[str, str]], folder: Path, size: int = SHARD_TEXTS) -> list[Path]:
     """The texts to embed as Parquet shards of `size` texts (text_hash, text); old input shards removed."""
@@ -119,7 +107,7 @@ def write_output(batch: dict, folder: Path) -> Path:
                       "vector": column.cast(pa.list_(pa.float32())),
                       "chunks": pa.array(batch["chunks"], type=pa.int32()),
                       "tokens": pa.array(batch["tokens"], type=pa.int32())})
-    path = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
+    path = output_path(folder)
     with atomic_file(path) as tmp:
         pq.write_table(table, tmp)
     return path
@@ -183,7 +171,6 @@ def run_pool(ray, embedder: Embedder, inputs: list[Path], output: Path, workers:
     """Embed the input shards with `workers` actors (GPU actors when gpus > 0); each finished batch becomes
     an output shard, handed to `on_shard(path)` (the driver's import). Returns the texts embedded."""
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     on_gpu = gpus > 0
     size = gpus if on_gpu else workers
@@ -191,27 +178,19 @@ def run_pool(ray, embedder: Embedder, inputs: list[Path], output: Path, workers:
     # the workers: a read task waits for a free CPU, which actors holding every CPU never give back, and
     # workers of a remote cluster need not see the driver's files.
     ds = ray.data.from_arrow([pq.read_table(p, columns=["text_hash", "text"]) for p in inputs])
-    ds = ds.map_batches(
-        EmbedActor, batch_format="numpy", batch_size=GPU_BATCH if on_gpu else CPU_BATCH,
-        fn_constructor_kwargs={"embedder": embedder.model_dump(), "device": "cuda" if on_gpu else "cpu",
-                               "fault_file": os.environ.get(FAULT_ENV)},
-        compute=ray.data.ActorPoolStrategy(size=size), num_gpus=1 if on_gpu else 0, num_cpus=0 if on_gpu else 1)
-    done = 0
-    with tqdm(total=total, desc=f"embed {embedder.model} (ray, {size} {'GPU' if on_gpu else 'CPU'} workers)",
-              unit="text", disable=not progress, dynamic_ncols=True) as bar:
-        try:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                path = write_output(batch, output)
-                if on_shard:
-                    on_shard(path)
-                done += len(batch["text_hash"])
-                bar.update(len(batch["text_hash"]))
-        except HivemindError:
-            raise
-        except Exception as err:
-            raise HivemindError(f"embedding on Ray failed: {remote_error(err)}; every vector imported so far is "
-                                f"kept, run again to embed the rest") from None
-    return done
+    kwargs = {"embedder": embedder.model_dump(), "device": "cuda" if on_gpu else "cpu",
+              "fault_file": os.environ.get(FAULT_ENV)}
+    ds = map_actors(ray, ds, EmbedActor, kwargs, GPU_BATCH if on_gpu else CPU_BATCH, size, on_gpu)
+
+    def handle(batch: dict) -> int:
+        path = write_output(batch, output)
+        if on_shard:
+            on_shard(path)
+        return len(batch["text_hash"])
+
+    return drain(ds, handle, total, f"embed {embedder.model} (ray, {size} {'GPU' if on_gpu else 'CPU'} workers)",
+                 "text", progress, "embedding on Ray failed",
+                 "every vector imported so far is kept, run again to embed the rest")
 
 
 def embed_run(run: Run | RunConfig, progress: bool = True, address: str | None = None, num_cpus: int | None = None,
@@ -254,14 +233,6 @@ def embed_run(run: Run | RunConfig, progress: bool = True, address: str | None =
             for path in inputs:
                 path.unlink()
         write_text(config.run_dir / COVERAGE_FILE, coverage_frame(store, config).to_csv(index=False), config)
-    _remove_empty(folder)
+    remove_empty(folder / "input", folder / "output", folder, folder.parent)
     return RayEmbedSummary(embedded=embedded + resumed, cached=cached, chunked=chunked, resumed=resumed,
                            sent=len(todo))
-
-
-def _remove_empty(folder: Path) -> None:
-    for path in (folder / "input", folder / "output", folder, folder.parent):
-        try:
-            path.rmdir()
-        except OSError:
-            return

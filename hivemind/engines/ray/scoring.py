@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,9 @@ import pandas as pd
 
 from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig, Scorer
-from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus, remote_error
-from hivemind.engines.ray.embedding import FAULT_ENV, SHARDS_PER_WORKER, die_once
+from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus
+from hivemind.engines.ray.pool import (FAULT_ENV, SHARDS_PER_WORKER, die_once, drain, map_actors, output_path,
+                                       remove_empty)
 from hivemind.results.folder import atomic_file
 from hivemind.store import Answer, Score, Store
 from hivemind.store.run import Run
@@ -72,7 +72,7 @@ def work_dir(config: RunConfig, scorer: Scorer) -> Path:
 
 
 def write_output(batch: dict, folder: Path) -> Path:
-    path = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
+    path = output_path(folder)
     with atomic_file(path) as tmp:
         pd.DataFrame({c: batch[c] for c in SCORE_COLUMNS}).to_parquet(tmp, index=False)
     return path
@@ -143,7 +143,7 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
                     _run_pool(config, scorer, todo, store, part, address, workers, gpus, verbose, progress)
                 except HivemindError as err:
                     part.stopped = str(err)
-            _remove_empty(folder)
+            remove_empty(folder, folder.parent)
     if raise_if_incomplete and not summary.complete:
         raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
                             f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
@@ -152,8 +152,6 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
 
 def _run_pool(config, scorer, todo: list[Answer], store: Store, part, address, workers, gpus, verbose,
               progress) -> None:
-    from tqdm import tqdm
-
     with connected(address, None, verbose) as ray:
         n_gpu = gpu_workers(ray, gpus) if gpus else 0     # GPUs only when asked: llama.cpp scores on CPU here
         size = n_gpu or workers or n_cpus(ray)
@@ -161,29 +159,15 @@ def _run_pool(config, scorer, todo: list[Answer], store: Store, part, address, w
                              columns=ANSWER_COLUMNS)
         per_block = max(1, min(SHARD_ANSWERS, -(-len(frame) // (SHARDS_PER_WORKER * size))))
         blocks = [frame.iloc[i:i + per_block] for i in range(0, len(frame), per_block)]
-        ds = ray.data.from_pandas(blocks).map_batches(
-            ScoreActor, batch_format="numpy", batch_size=BATCH,
-            fn_constructor_kwargs={"config": config, "scorer": scorer, "fault_file": os.environ.get(FAULT_ENV)},
-            compute=ray.data.ActorPoolStrategy(size=size), num_gpus=1 if n_gpu else 0, num_cpus=0 if n_gpu else 1)
-        with tqdm(total=len(todo), desc=f"score {scorer.name} (ray, {size} workers)", unit="answer",
-                  disable=not progress, dynamic_ncols=True) as bar:
-            try:
-                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    scored, failed, truncated = import_output(store, write_output(batch, work_dir(config, scorer)))
-                    part.scored += scored
-                    part.failed_permanent += failed
-                    part.truncated += truncated
-                    bar.update(len(batch["sample"]))
-            except HivemindError:
-                raise
-            except Exception as err:
-                raise HivemindError(f"scoring on Ray failed: {remote_error(err)}; every score stored so far is "
-                                    f"kept, run again to score the rest") from None
+        kwargs = {"config": config, "scorer": scorer, "fault_file": os.environ.get(FAULT_ENV)}
+        ds = map_actors(ray, ray.data.from_pandas(blocks), ScoreActor, kwargs, BATCH, size, bool(n_gpu))
 
+        def handle(batch: dict) -> int:
+            scored, failed, truncated = import_output(store, write_output(batch, work_dir(config, scorer)))
+            part.scored += scored
+            part.failed_permanent += failed
+            part.truncated += truncated
+            return len(batch["sample"])
 
-def _remove_empty(folder: Path) -> None:
-    for path in (folder, folder.parent):
-        try:
-            path.rmdir()
-        except OSError:
-            return
+        drain(ds, handle, len(todo), f"score {scorer.name} (ray, {size} workers)", "answer", progress,
+              "scoring on Ray failed", "every score stored so far is kept, run again to score the rest")
