@@ -1,6 +1,6 @@
 """Scoring on Ray, for the scorers that compute locally (perplexity, relevance, reward): the pattern of
 embedding.py. The answers to score (Store.answers_to_score: those with no row for the scorer) go out as
-Parquet shards, an actor pool holds one scorer backend per worker (hivemind.score.load_backend, the local
+Parquet shards, an actor pool holds one scorer backend per worker (hivemind.score.stage.load_backend, the local
 engine's code), each finished batch comes back as an output shard of score rows that the driver imports
 (keys the store has meanwhile are skipped) and deletes; shards a killed job left are imported first.
 
@@ -113,7 +113,7 @@ def _truncated(raw: str | None) -> bool:
 def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: bool = True,
               raise_if_incomplete: bool = True, address: str | None = None, workers: int | None = None,
               gpus: int | None = None, verbose: bool = False):
-    """hivemind.score.score_run with the local scorers on Ray; an API judge is refused with its name."""
+    """hivemind.score.stage.score_run with the local scorers on Ray; an API judge is refused with its name."""
     from hivemind.score.stage import ScoreSummary, ScorerSummary, _choose, count_answers
 
     config = Run.config_of(run)
