@@ -214,7 +214,7 @@ def test_push_is_one_tagged_commit_and_imports_back_from_the_hub(published, anal
         assert sorted(repo.commits[1].added) == sorted(local)
         assert repo.commits[1].files == {**local, ".gitattributes": repo.commits[0].files[".gitattributes"]}
         assert repo.tags == {"pushed": repo.commits[1].oid}
-        again = subprocess.run([sys.executable, "-c", "import sys; from hivemind import snapshot; "
+        again = subprocess.run([sys.executable, "-c", "import sys; from hivemind.runs import snapshot; "
                                 "snapshot.push_to_hub(sys.argv[1], 'someone/hivemind-test')", str(folder)],
                                env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode != 0 and "already has a tag 'pushed'" in again.stderr
@@ -255,7 +255,7 @@ def test_a_second_snapshot_replaces_the_head_and_both_tags_stay(tmp_path):
     with FakeHub() as fake:
         env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fakefakefakefake",
                "HF_HOME": str(tmp_path / "hf-home")}
-        code = ("import sys; from pathlib import Path; from hivemind import hub; "
+        code = ("import sys; from pathlib import Path; from hivemind.runs import hub; "
                 "hub.push(Path(sys.argv[1]), 'me/x', sys.argv[2])")
         for folder, tag in ((first, "snap-1"), (second, "snap-2")):
             done = subprocess.run([sys.executable, "-c", code, str(folder), tag], env=env, capture_output=True,

@@ -249,7 +249,7 @@ def test_push_to_hub_unreachable_is_a_clear_error(analysed):
     import subprocess
 
     snapshot.publish(analysed, "unreachable")
-    code = ("import sys\nfrom hivemind import HivemindError, snapshot\n"
+    code = ("import sys\nfrom hivemind import HivemindError\nfrom hivemind.runs import snapshot\n"
             "try:\n    snapshot.push_to_hub('unreachable', 'someone/hivemind-test', results_dir=sys.argv[1])\n"
             "except HivemindError as err:\n    print('HIVEMIND', err)\n    sys.exit(3)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_notarealtoken0000",
