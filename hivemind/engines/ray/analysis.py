@@ -43,7 +43,7 @@ from hivemind.core.config import RunConfig
 from hivemind.analyze.diversity import DiversityAccumulator
 from hivemind.engines.ray.cluster import connected, n_cpus, remote_error
 from hivemind.engines.ray.embedding import FAULT_ENV, die_once
-from hivemind.analyze.neighbors import Cluster, NearDuplicateFinder
+from hivemind.analyze.neighbors import NearDuplicateCluster, NearDuplicateFinder
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats
 from hivemind.analyze.similarity import SimilarityAccumulator
 from hivemind.store import Store
@@ -173,8 +173,8 @@ def merge_near(parts: list[NearDuplicateFinder], n_systems: int, threshold: floa
             setattr(out, name, getattr(out, name) + getattr(part, name))
         for pairs in part.pair_parts:
             out.pair_parts.append({**pairs, "prompt": pairs["prompt"] + offset, "cluster": pairs["cluster"] + clusters})
-        out.clusters += [Cluster(prompt=c.prompt + offset, cluster=c.cluster + clusters, size=c.size,
-                                 systems=c.systems) for c in part.clusters]
+        out.clusters += [NearDuplicateCluster(prompt=c.prompt + offset, cluster=c.cluster + clusters, size=c.size,
+                                              systems=c.systems) for c in part.clusters]
         out._next_cluster += part._next_cluster
         out.template_vectors += part.template_vectors
         for keys in part.template_keys:
