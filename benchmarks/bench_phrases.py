@@ -110,6 +110,7 @@ def compare(name: str, groups) -> None:
 def compare_analyze(n_systems: int, n_prompts: int, samples: int) -> None:
     """analyze_run new, baseline, new again (the first run also warms the store's pages and imports; the
     machine is shared, so the second 'new' shows the noise); also the seconds spent inside the pass."""
+    import hivemind.analyze.passes as passes
     import hivemind.analyze.stage as analyze
 
     root = Path(tempfile.mkdtemp(prefix="bench-phrases-"))
@@ -126,14 +127,14 @@ def compare_analyze(n_systems: int, n_prompts: int, samples: int) -> None:
                 finally:
                     inside[0] += time.perf_counter() - t
 
-            analyze.shared_phrases = timed_pass
+            passes.shared_phrases = timed_pass
             t0 = time.perf_counter()
             analyze.analyze_run(config, progress=False)
             total = time.perf_counter() - t0
             tables[name] = (config.run_dir / "shared_phrases.csv").read_bytes()
             print(f"analyze_run on {n_systems} x {n_prompts} x {samples} (bench_render store), {name:8s}: "
                   f"{total:.1f} s, of which the shared-phrase pass {inside[0]:.1f} s", flush=True)
-        analyze.shared_phrases = shared_phrases
+        passes.shared_phrases = shared_phrases
         print(f"shared_phrases.csv identical: {tables['new'] == tables['baseline']}")
     finally:
         shutil.rmtree(root, ignore_errors=True)

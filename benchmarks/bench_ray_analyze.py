@@ -95,10 +95,10 @@ def second_pass(prompts: range, n_prompts: int, threshold: float):
 
 def finish(part, diversity, seed: int = 0) -> dict:
     """The figures analyze builds tables from, as plain arrays."""
-    from hivemind.analyze import stage as single
+    from hivemind.analyze.passes import MAX_TEMPLATES
 
     sim = part.similarity.finish()
-    near = part.near.finish(max_templates=single.MAX_TEMPLATES, seed=seed)
+    near = part.near.finish(max_templates=MAX_TEMPLATES, seed=seed)
     div = diversity.finish()
     ci = sim.bootstrap(n=1000, seed=seed)
     d = near.near_duplicates
@@ -139,7 +139,8 @@ def synthetic(n_prompts: int, workers: int) -> None:
     import ray
 
     from hivemind.analyze.diversity import idea_threshold
-    from hivemind.engines.ray.analysis import merge_diversity, merge_near, merge_similarity, ShardPart
+    from hivemind.analyze.passes import FirstPass
+    from hivemind.engines.ray.analysis import merge_diversity, merge_near, merge_similarity
 
     print(f"1. synthetic: {n_prompts:,} prompts x {K} systems x {S} samples x {D} dims = {n_prompts * K * S:,} answers")
     start = time.perf_counter()
@@ -157,7 +158,7 @@ def synthetic(n_prompts: int, workers: int) -> None:
         shards = [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
         one = ray.remote(num_cpus=1)(first_pass)
         parts = ray.get([one.remote(s, n_prompts) for s in shards])
-        merged = ShardPart(merge_similarity([p.similarity for p in parts], K),
+        merged = FirstPass(merge_similarity([p.similarity for p in parts], K),
                            merge_near([p.near for p in parts], K, 0.9))
         threshold = idea_threshold(merged.similarity.finish().floor)
         two = ray.remote(num_cpus=1)(second_pass)

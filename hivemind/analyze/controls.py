@@ -124,10 +124,10 @@ def score_controls(config: RunConfig, controls: list[ControlSystem], progress: b
     Returns a note when a scorer could not score them (then they are gated by the others and relevance)."""
     if not config.scorers:
         return None
-    from hivemind import score
+    from hivemind.score.stage import score_run
 
-    summary = score.score_run(config, system_ids=[c.identity for c in controls], progress=progress,
-                              raise_if_incomplete=False)
+    summary = score_run(config, system_ids=[c.identity for c in controls], progress=progress,
+                        raise_if_incomplete=False)
     if not summary.complete:
         return "some scorers could not score the controls (gated by the rest):\n" + summary.text()
     return None

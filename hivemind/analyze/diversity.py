@@ -58,7 +58,7 @@ has no meaningful embedding (its vector is ignored), so:
 - distinct ideas: classes among the real answers (a failure is no idea); 0 when every answer failed.
 - Vendi score and the lexical figures measure the real answers only (NaN when every answer failed): they
   are not quality-gated, and a blank has no embedding or words. So do intra, inter, near-duplicates and
-  shared phrases (hivemind.analyze.stage), which report how many failures they left out (n_failed).
+  shared phrases (hivemind.analyze.passes), which report how many failures they left out (n_failed).
 - the pooled view: the same per prompt over all real systems' answers (pooled_n counts failures,
   pooled_failed says how many).
 """

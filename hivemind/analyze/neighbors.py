@@ -72,7 +72,8 @@ class NearDuplicates:
 
 
 @dataclass
-class Cluster:
+class NearDuplicateCluster:
+    """Near-duplicate answers to one prompt, joined through their pairs (a row of near_duplicate_clusters.csv)."""
     prompt: int
     cluster: int
     size: int                   # responses in the cluster
@@ -96,7 +97,7 @@ class NeighborResults:
     threshold: float
     n_neighbors: int
     near_duplicates: NearDuplicates
-    clusters: list[Cluster]
+    clusters: list[NearDuplicateCluster]
     responses: np.ndarray               # (K,) responses seen per system
     with_near_duplicate: np.ndarray     # (K,) of those, how many have a near-duplicate from another system
     distinct_neighbors_sum: np.ndarray  # (K,) sum over responses of distinct systems among neighbours
@@ -145,7 +146,7 @@ class NearDuplicateFinder:
         self.neighbors_sum = np.zeros(n_systems, dtype=np.int64)
         self.neighbor_responses = np.zeros(n_systems, dtype=np.int64)
         self.pair_parts: list[dict] = []
-        self.clusters: list[Cluster] = []
+        self.clusters: list[NearDuplicateCluster] = []
         self.template_vectors: list[np.ndarray] = []
         self.template_keys: list[np.ndarray] = []     # (m, 3): prompt, system, sample
         self._next_cluster = 0
@@ -221,8 +222,9 @@ class NearDuplicateFinder:
             local.setdefault(labels[node], len(local))
         for label, offset in local.items():
             members = nodes[labels[nodes] == label]
-            self.clusters.append(Cluster(prompt=p, cluster=self._next_cluster + offset, size=len(members),
-                                         systems=sorted(set(systems[members].tolist()))))
+            self.clusters.append(NearDuplicateCluster(prompt=p, cluster=self._next_cluster + offset,
+                                                      size=len(members),
+                                                      systems=sorted(set(systems[members].tolist()))))
         cluster = np.array([self._next_cluster + local[labels[r]] for r in pairs.rows], dtype=np.int64)
         self._next_cluster += len(local)
         self.pair_parts.append(dict(

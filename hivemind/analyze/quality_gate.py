@@ -9,7 +9,7 @@ An answer passes when
    gated by the other scorers and relevance alone; the report names the scorers that gated.
 A blank answer (empty or whitespace) or a request that failed for good never passes: it is an answer that
 was asked for and failed, so it stays in every gated figure's denominator (hivemind.analyze.diversity derives each
-metric; analyze.add_gated applies it for every engine and gate).
+metric; analyze.passes.add_gated applies it for every engine and gate).
 
 Relevance alone cannot catch a shuffled word salad of a good answer (same words, same embedding
 neighbourhood); only a fluency scorer such as perplexity does.

@@ -1,9 +1,10 @@
 """The report: figures, one self-contained report.html and a report.md, rendered from the analysed tables.
 
-A small package: `tables` (loading and checking the analysed tables, the headline, the tables shown),
-`figures` (matplotlib), `html` (report.html) and `markdown` (report.md). Everything is checked before
-anything is drawn, rendered into a temporary folder and only then renamed into place, so a failed render
-never leaves half a report.
+A small package: `load` (reading and checking the analysed tables), `tables` (the headline and the tables
+shown), `prompt_maps` (the prompt maps' vectors from the store), `figures` (matplotlib), `html` (report.html),
+`markdown` (report.md), `browser` (the answer browser in report.html) and `summary` (the terminal summary).
+Everything is checked before anything is drawn, rendered into a temporary folder and only then renamed into
+place, so a failed render never leaves half a report.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from hivemind.report.figures import (
     plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
 from hivemind.report.html import build_html, highlight_shared
 from hivemind.report.markdown import build_markdown
-from hivemind.report.tables import (
-    Headline, PromptMap, Tables, file_stem, headline, load_prompt_maps, load_tables, read_table, top_prompts_frame)
+from hivemind.report.load import Tables, load_tables, read_table
+from hivemind.report.prompt_maps import PromptMap, file_stem, load_prompt_maps, top_prompts_frame
+from hivemind.report.tables import Headline, headline
 from hivemind.results.folder import REPORT_HTML, REPORT_MD, writing
 from hivemind.store import check_folder
 

@@ -1,6 +1,6 @@
 """The analysis on Ray: per-prompt work mapped over prompt shards, reduced on the driver.
 
-Every figure hivemind.analyze.stage computes is either per prompt, additive over prompts, or a function of
+Every figure hivemind.analyze.passes measures is either per prompt, additive over prompts, or a function of
 per-prompt rows, except three things that are global by definition, handled here as follows:
 
 - per prompt, mapped over shards of consecutive prompts (Ray tasks that read their prompts' groups from
@@ -20,7 +20,8 @@ per-prompt rows, except three things that are global by definition, handled here
   * the per-system lexical figures over all of a system's answers (distinct-n over one n-gram set, one
     zlib stream): not decomposable over prompts, so they are mapped over *systems* instead, one task per
     system reading its answers in the same order;
-  * bootstrap intervals, rankings and every table: built from the merged state by hivemind.analyze.stage.
+  * the quality gate (hivemind.analyze.passes.measure_diversity, the same function on both engines);
+  * bootstrap intervals, rankings and every table: built from the merged state by hivemind.analyze.tables.
 
 The result is the single-process engine's tables (tests/test_distributed.py compares every CSV to 1e-6
 and counts exactly on real AlpacaEval answers). Workers read the store by path (read-only), so with a
@@ -29,23 +30,24 @@ remote cluster the results folder must be on a shared file system.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from hivemind.core.errors import HivemindError
+from hivemind.analyze import passes
 from hivemind.analyze import stage as single
+from hivemind.analyze.passes import FirstPass, Measured, add_gated_groups, each_prompt
 from hivemind.core.config import RunConfig
-from hivemind.analyze.diversity import DiversityAccumulator, idea_threshold
+from hivemind.analyze.diversity import DiversityAccumulator
 from hivemind.engines.ray.cluster import connected, n_cpus, remote_error
 from hivemind.engines.ray.pool import FAULT_ENV, die_once
-from hivemind.analyze.neighbors import Cluster, NearDuplicateFinder
+from hivemind.analyze.neighbors import NearDuplicateCluster, NearDuplicateFinder
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats
-from hivemind.analyze.quality_gate import CALIBRATION_ANSWERS
 from hivemind.analyze.similarity import SimilarityAccumulator
 from hivemind.store import Store
-from hivemind.store.records import drop_empty
+from hivemind.store.records import is_empty
 
 SHARDS_PER_CPU = 4          # more shards than workers: a slow or retried shard holds up less of the run
 
@@ -56,17 +58,6 @@ class Shard:
     end: int | None
     prompt_ids: list[str]
     answers: int
-
-
-@dataclass
-class ShardPart:
-    """What the first pass over one shard leaves: the accumulators' state and the shard's extras."""
-    similarity: SimilarityAccumulator
-    near: NearDuplicateFinder
-    phrases: list = field(default_factory=list)            # (prompt_id, SharedPhrase), prompt order
-    sample_vectors: list = field(default_factory=list)     # calibration draws on this shard's prompts
-    sample_prompts: list[str] = field(default_factory=list)
-    max_samples: int = 0
 
 
 # Planning -----------------------------------------------------------------------------------------------
@@ -91,39 +82,25 @@ def plan_shards(sizes: list[tuple[str, int, int]], n_shards: int) -> list[Shard]
 
 
 def calibration_draws(sizes: list[tuple[str, int, int]], n_prompts: int, seed: int) -> dict[str, np.ndarray]:
-    """The answers analyze.measure draws per prompt to calibrate the relevance line: the same generator,
-    seeded alike, stepped through the same group sizes in the same order."""
+    """The answers analyze.passes.measure draws per prompt to calibrate the relevance line: the same
+    generator, seeded alike, stepped through the same group sizes in the same order."""
     rng = np.random.default_rng(seed)
-    per_prompt = max(1, CALIBRATION_ANSWERS // max(n_prompts, 1))
+    per_prompt = passes.calibration_per_prompt(n_prompts)
     return {prompt_id: rng.permutation(n)[:per_prompt] for prompt_id, _, n in sizes}
 
 
 # The map: first pass --------------------------------------------------------------------------------------
 def measure_groups(groups, n_systems: int, threshold: float, draws: dict[str, np.ndarray],
-                   prompt_texts: dict[str, str] | None = None) -> ShardPart:
-    """analyze.measure's loop over some prompts' groups, minus the per-system lexical figures."""
-    part = ShardPart(
-        similarity=SimilarityAccumulator(n_systems),
-        near=NearDuplicateFinder(n_systems, threshold=threshold, n_neighbors=single.N_NEIGHBORS,
-                                 template_samples=single.TEMPLATE_SAMPLES))
-    for group in groups:
-        group = drop_empty(group)
-        if group is None:
-            continue
-        part.similarity.add(group)
-        part.near.add(group)
-        part.max_samples = max(part.max_samples, int(np.bincount(group.systems).max()))
-        take = draws.get(group.prompt_id)
-        if take is not None:
-            part.sample_vectors.append(group.vectors[take])
-            part.sample_prompts += [group.prompt_id] * len(take)
-        if group.texts:
-            part.phrases += single.prompt_phrases(group, (prompt_texts or {}).get(group.prompt_id, ""))
+                   prompt_texts: dict[str, str] | None = None) -> FirstPass:
+    """analyze.passes.measure's loop over some prompts' groups, minus the per-system lexical figures."""
+    part = FirstPass.start(n_systems, threshold)
+    for group in each_prompt(groups, drop_blank=True):
+        part.add(group, draws.get(group.prompt_id), (prompt_texts or {}).get(group.prompt_id, ""))
     return part
 
 
 def _measure_shard(store_path: str, embedder: str, ids: list[str], shard: Shard, threshold: float,
-                   draws: dict[str, np.ndarray], fault_file: str | None = None) -> ShardPart:
+                   draws: dict[str, np.ndarray], fault_file: str | None = None) -> FirstPass:
     store = Store.open_readonly(store_path)
     try:
         die_once(fault_file)            # chaos tests only (FAULT_ENV): this worker process dies mid-shard
@@ -135,12 +112,12 @@ def _measure_shard(store_path: str, embedder: str, ids: list[str], shard: Shard,
 
 
 def _lexical_system(store_path: str, embedder: str, system_id: str) -> LexicalStats:
-    """The per-system lexical figures over one system's answers, in analyze.measure's order."""
+    """The per-system lexical figures over one system's answers, in analyze.passes.measure's order."""
     store = Store.open_readonly(store_path)
     try:
         acc = LexicalAccumulator(1)
         for text in store.iter_system_texts(embedder, system_id):
-            if not single.is_empty(text):
+            if not is_empty(text):
                 acc.add(text, 0)
         return acc.finish()
     finally:
@@ -149,11 +126,10 @@ def _lexical_system(store_path: str, embedder: str, system_id: str) -> LexicalSt
 
 # The map: second pass -------------------------------------------------------------------------------------
 def diversity_groups(groups, ids: list[str], n_real: int, threshold: float, gate) -> DiversityAccumulator:
-    """analyze.measure_diversity's loop over some prompts' answer groups (Store.iter_answer_groups: blank
-    answers and failed requests included, counted as failing by analyze.add_gated)."""
+    """analyze.passes.measure_diversity's loop over some prompts' answer groups (Store.iter_answer_groups:
+    blank answers and failed requests included, counted as failing by analyze.passes.add_gated)."""
     acc = DiversityAccumulator(len(ids), n_real, threshold=threshold)
-    for group in groups:
-        single.add_gated(acc, group, gate, ids)
+    add_gated_groups(each_prompt(groups), ids, [(acc, gate)])
     return acc
 
 
@@ -188,8 +164,8 @@ def merge_near(parts: list[NearDuplicateFinder], n_systems: int, threshold: floa
     """One finder as if it had seen every shard's prompts in order: prompt indexes shifted by the prompts
     before the shard, cluster ids by the clusters before it; counters added; template samples kept for
     the cross-prompt index that finish() builds."""
-    out = NearDuplicateFinder(n_systems, threshold=threshold, n_neighbors=single.N_NEIGHBORS,
-                              template_samples=single.TEMPLATE_SAMPLES)
+    out = NearDuplicateFinder(n_systems, threshold=threshold, n_neighbors=passes.N_NEIGHBORS,
+                              template_samples=passes.TEMPLATE_SAMPLES)
     for part in parts:
         offset, clusters = len(out.prompt_ids), out._next_cluster
         out.prompt_ids += part.prompt_ids
@@ -197,8 +173,8 @@ def merge_near(parts: list[NearDuplicateFinder], n_systems: int, threshold: floa
             setattr(out, name, getattr(out, name) + getattr(part, name))
         for pairs in part.pair_parts:
             out.pair_parts.append({**pairs, "prompt": pairs["prompt"] + offset, "cluster": pairs["cluster"] + clusters})
-        out.clusters += [Cluster(prompt=c.prompt + offset, cluster=c.cluster + clusters, size=c.size,
-                                 systems=c.systems) for c in part.clusters]
+        out.clusters += [NearDuplicateCluster(prompt=c.prompt + offset, cluster=c.cluster + clusters, size=c.size,
+                                              systems=c.systems) for c in part.clusters]
         out._next_cluster += part._next_cluster
         out.template_vectors += part.template_vectors
         for keys in part.template_keys:
@@ -231,21 +207,20 @@ def merge_lexical(parts: list[LexicalStats]) -> LexicalStats:
                         compression_ratio=cat("compression_ratio"), mean_words=cat("mean_words"))
 
 
-def reduce_first_pass(parts: list[ShardPart], n_systems: int, threshold: float, seed: int,
-                      lexical: LexicalStats) -> single.Measured:
-    """The shards' parts -> analyze.Measured, as analyze.measure would have returned it."""
-    sim = merge_similarity([p.similarity for p in parts], n_systems)
-    near = merge_near([p.near for p in parts], n_systems, threshold)
-    phrases = [item for p in parts for item in p.phrases]
-    n_found = len(phrases)
-    # analyze.measure: the most widely shared phrases overall, stable in prompt order among equals
-    phrases = sorted(phrases, key=lambda item: (-item[1].n_systems, -item[1].n_words))[:single.MAX_PHRASES]
-    vectors = [v for p in parts for v in p.sample_vectors]
-    return single.Measured(
-        sim.finish(), near.finish(max_templates=single.MAX_TEMPLATES, seed=seed), lexical, phrases, n_found,
-        sample_vectors=np.vstack(vectors) if vectors else None,
-        sample_prompts=[x for p in parts for x in p.sample_prompts],
-        max_samples=max([p.max_samples for p in parts], default=0))
+def merge_first_pass(parts: list[FirstPass], n_systems: int, threshold: float) -> FirstPass:
+    """One first pass as if it had seen every shard's prompts in order (the shards' lists concatenated)."""
+    return FirstPass(similarity=merge_similarity([p.similarity for p in parts], n_systems),
+                     near=merge_near([p.near for p in parts], n_systems, threshold),
+                     phrases=[item for p in parts for item in p.phrases],
+                     sample_vectors=[v for p in parts for v in p.sample_vectors],
+                     sample_prompts=[x for p in parts for x in p.sample_prompts],
+                     max_samples=max([p.max_samples for p in parts], default=0))
+
+
+def reduce_first_pass(parts: list[FirstPass], n_systems: int, threshold: float, seed: int,
+                      lexical: LexicalStats) -> Measured:
+    """The shards' parts -> analyze.passes.Measured, as analyze.passes.measure would have returned it."""
+    return passes.finish_first_pass(merge_first_pass(parts, n_systems, threshold), lexical, seed)
 
 
 # The stage ------------------------------------------------------------------------------------------------
@@ -265,7 +240,7 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
     return single.analyze_run(config, progress=progress, controls=controls, passes=ray_passes)
 
 
-def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int, progress: bool) -> single.Measured:
+def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int, progress: bool) -> Measured:
     sizes = store.prompt_group_sizes(config.embedder.id, ids)
     draws = calibration_draws(sizes, store.n_prompts_with_text(ids), config.seed)
     plan = plan_shards(sizes, n_shards)
@@ -281,18 +256,19 @@ def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int,
                              merge_lexical(parts[len(first):]))
 
 
-def measure_diversity(ray, store: Store, config: RunConfig, ids: list[str], n_real: int, m: single.Measured,
+def measure_diversity(ray, store: Store, config: RunConfig, ids: list[str], n_real: int, m: Measured,
                       n_shards: int, progress: bool):
-    """analyze.measure_diversity: the gate calibrated on the driver, the diversity cells on the shards."""
-    gate = single.calibrated_gate(store, config, ids, m)
-    threshold = idea_threshold(m.similarity.floor)
-    plan = plan_shards(store.prompt_group_sizes(config.embedder.id, ids), n_shards)
-    task = ray.remote(num_cpus=1)(_diversity_shard)
-    gate_ref = ray.put(gate)
-    refs = [task.remote(str(config.store_path), config.embedder.id, ids, n_real, s, threshold, gate_ref)
-            for s in plan]
-    parts = gather(ray, refs, "diversity", progress)
-    return merge_diversity(parts, len(ids), n_real, threshold).finish(), gate
+    """analyze.passes.measure_diversity: the gate calibrated on the driver (the same function), the diversity
+    cells on the shards."""
+    def on_shards(gate, threshold: float) -> DiversityAccumulator:
+        plan = plan_shards(store.prompt_group_sizes(config.embedder.id, ids), n_shards)
+        task = ray.remote(num_cpus=1)(_diversity_shard)
+        gate_ref = ray.put(gate)
+        refs = [task.remote(str(config.store_path), config.embedder.id, ids, n_real, s, threshold, gate_ref)
+                for s in plan]
+        return merge_diversity(gather(ray, refs, "diversity", progress), len(ids), n_real, threshold)
+
+    return passes.measure_diversity(store, config, ids, n_real, m, progress, on_shards=on_shards)
 
 
 def gather(ray, refs: list, desc: str, progress: bool) -> list:
