@@ -1,4 +1,4 @@
-"""render_report with the answer browser at the issue's scale: 25 systems x 100 prompts x 50 samples.
+"""report_run with the answer browser at the issue's scale: 25 systems x 100 prompts x 50 samples.
 
 Mirrors bench_report.py (a real SQLite store, analyze_run's own pass, synthetic unit vectors mixed so that
 intra- and inter-model similarity spread like the paper's), with realistic answer texts: every answer is
@@ -15,7 +15,7 @@ answer word for word (an exact near-duplicate with identical vectors); a third o
 quality score per answer and every 7th answer stopped at the length limit (finish_reason "length").
 Without the shared data the stock sentences of bench_report.py are used (and the line says so).
 
-Targets (issue 9): the whole render_report under 30 s on 2 cores; report.html under 50 MB.
+Targets (issue 9): the whole report_run under 30 s on 2 cores; report.html under 50 MB.
 Run: .venv/bin/python benchmarks/bench_render.py [--systems 25 --prompts 100 --samples 50] [--keep DIR]
      (then --keep DIR --render-only renders the kept run again, skipping the 15-minute analyze)
 """
@@ -37,7 +37,7 @@ from hivemind.analyze.stage import analyze_run
 from hivemind.core.config import RunConfig, Scorer, System
 from hivemind.core.config_files import resolve_run
 from hivemind.results.record import save_run_config
-from hivemind.report.stage import render_report
+from hivemind.report.stage import report_run
 from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -157,7 +157,7 @@ def main() -> None:
         if not args.render_only:
             analyze_run(config, progress=False)
         t2, c2 = time.perf_counter(), time.process_time()
-        page = render_report(config)
+        page = report_run(config)
         t3, c3 = time.perf_counter(), time.process_time()
         from hivemind.report.browser import gather
         t4 = time.perf_counter()
@@ -168,7 +168,7 @@ def main() -> None:
         print(f"{args.systems} systems x {args.prompts} prompts x {args.samples} samples "
               f"({args.systems * args.prompts * args.samples} answers, {len(data.texts)} distinct texts; {texts})")
         setup = "kept run, " if args.render_only else f"build store {t1 - t0:6.1f} s   analyze_run {t2 - t1:6.1f} s   "
-        print(f"{setup}render_report {t3 - t2:6.1f} s "
+        print(f"{setup}report_run {t3 - t2:6.1f} s "
               f"(target < 30 s: {'ok' if t3 - t2 < 30 else 'SLOW'}; CPU {c3 - c2:.1f} s, all threads; gathering the "
               f"browser data alone {t5 - t4:.1f} s)")
         size = page.stat().st_size / 1e6

@@ -1,4 +1,4 @@
-"""render_report on a wide run: 25 systems x 100 prompts x 3 samples (7,500 answers), tables from analyze_run.
+"""report_run on a wide run: 25 systems x 100 prompts x 3 samples (7,500 answers), tables from analyze_run.
 
 The store is synthetic but real (SQLite, analyze_run's own pass): per prompt a shared direction, per
 system a direction and per answer noise, mixed so intra-model similarity spreads over 0.6-1.0 and
@@ -6,7 +6,7 @@ inter-model over ~0.5-0.85, like the paper's figures. Texts are built from a sha
 so systems share phrases; on some prompts one system repeats another's answer word for word (an exact
 near-duplicate with identical vectors). No embedder is needed.
 
-Target: render_report under 30 s on 2 cores.
+Target: report_run under 30 s on 2 cores.
 Run: .venv/bin/python benchmarks/bench_report.py [--keep DIR]   (DIR keeps the run to look at)
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from hivemind.analyze.stage import analyze_run
 from hivemind.core.config import RunConfig, System
 from hivemind.results.record import save_run_config
-from hivemind.report.stage import render_report
+from hivemind.report.stage import report_run
 from hivemind.store import Prompt, Response, Store, text_hash
 
 D = 384
@@ -104,11 +104,11 @@ def main() -> None:
         t1 = time.perf_counter()
         analyze_run(config, progress=False)
         t2 = time.perf_counter()
-        page = render_report(config)
+        page = report_run(config)
         t3 = time.perf_counter()
         print(f"{args.systems} systems x {args.prompts} prompts x {args.samples} samples "
               f"({args.systems * args.prompts * args.samples} answers)")
-        print(f"build store {t1 - t0:6.1f} s   analyze_run {t2 - t1:6.1f} s   render_report {t3 - t2:6.1f} s "
+        print(f"build store {t1 - t0:6.1f} s   analyze_run {t2 - t1:6.1f} s   report_run {t3 - t2:6.1f} s "
               f"(target < 30 s: {'ok' if t3 - t2 < 30 else 'SLOW'})")
         print(f"report: {page} ({page.stat().st_size / 1e6:.1f} MB)")
     finally:

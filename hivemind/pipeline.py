@@ -136,18 +136,20 @@ def analyze(target: RunConfig | Run, progress: bool = True, wait: bool = False, 
     # On its own, analyze reads the store only (controls add systems to it); in `run` it shares run's store.
     with locked(config, "analyze", wait), Run.of(target, read_only=not controls) as run:
         _check_answers(run, every_system=True)
-        summary = ENGINES[engine](ray_address).analyze(run.config, progress=progress, controls=controls)
+        summary = ENGINES[engine](ray_address).analyze(run, progress=progress, controls=controls)
         write_results(config)   # results.json, from the tables just written (report: null until report runs)
         return summary
 
 
-def report(config: RunConfig, wait: bool = False) -> Path:
-    from hivemind.report.stage import render_report
+def report(target: RunConfig | Run, wait: bool = False) -> Path:
+    """report.html, report.md and the figures (hivemind.report.stage.report_run); the store is only read."""
+    from hivemind.report.stage import report_run
 
+    config = Run.config_of(target)
     if not config.run_dir.is_dir():
-        return render_report(config)   # it says what is missing; no lock file in a folder that is not there
+        return report_run(target)   # it says what is missing; no lock file in a folder that is not there
     with locked(config, "report", wait):
-        path = render_report(config)
+        path = report_run(target)
         set_report(config, path)   # results.json names the report, relative to the run folder
         return path
 
@@ -193,7 +195,7 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
             result.score = _score_stage(shared, progress, on_ray)
             result.analysis = analyze(shared, progress=progress, engine=engine, ray_address=ray_address)
         if with_report:
-            result.report = report(config)
+            result.report = report(shared)
     return result
 
 

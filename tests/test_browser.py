@@ -21,7 +21,7 @@ from hivemind.analyze.stage import analyze_run
 from hivemind.report.browser import browser_section, gather
 from hivemind.core.config import RunConfig, Scorer, System
 from hivemind.results.record import save_run_config
-from hivemind.report.stage import render_report
+from hivemind.report.stage import report_run
 from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def small_run(root: Path) -> RunConfig:
                          for k, s in enumerate(systems[:2]) for i in range(4))
     embed_store(config)
     analyze_run(config, progress=False)
-    render_report(config, top_prompts=1)
+    report_run(config, top_prompts=1)
     return config
 
 
@@ -129,7 +129,7 @@ def run50(tmp_path_factory) -> RunConfig:
         store.add_embeddings(config.embedder.id, [text_hash(t) for t in extra],
                              vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     analyze_run(config, progress=False)
-    render_report(config, top_prompts=1)
+    report_run(config, top_prompts=1)
     return config
 
 

@@ -22,7 +22,7 @@ from hivemind.runs import leaderboard
 from hivemind.analyze.stage import analyze_run
 from hivemind.core.config import RunConfig, System
 from hivemind.results.record import save_run_config
-from hivemind.report.stage import render_report
+from hivemind.report.stage import report_run
 from hivemind.analyze.similarity import SimilarityAccumulator, SimilarityStats
 from hivemind.store import Prompt, PromptGroup, Response, Store, text_hash
 from test_leaderboard import fake_run
@@ -212,7 +212,7 @@ def test_read_only_results_file_system_says_so_and_keeps_the_tables(tmp_path):
                                         str(config.run_dir), "read-only", "Nothing was lost")
         assert "snapshot" not in stderr
         with pytest.raises(HivemindError, match=f"{config.run_dir}.*read-only"):
-            render_report(config)
+            report_run(config)
         with pytest.raises(HivemindError, match="read-only"):
             leaderboard.update_leaderboard(results)
         with pytest.raises(HivemindError, match=r"mounted read-only\. Nothing was lost") as caught:
@@ -230,7 +230,7 @@ def test_a_results_path_that_is_a_file_is_named(tmp_path):
     config = RunConfig(name="chaos", prompts="p.jsonl", systems=[System(name="a", model="m")],
                        results_dir=str(results))
     match = f"{results}: is a file"
-    for stage in (lambda: analyze_run(config, progress=False), lambda: render_report(config),
+    for stage in (lambda: analyze_run(config, progress=False), lambda: report_run(config),
                   lambda: Store(config.store_path), lambda: leaderboard.update_leaderboard(results)):
         with pytest.raises(HivemindError, match=match):
             stage()

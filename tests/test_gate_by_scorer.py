@@ -9,7 +9,7 @@ import pytest
 
 from hivemind.analyze.stage import analyze_run
 from hivemind.core.config import Scorer
-from hivemind.report.stage import render_report
+from hivemind.report.stage import report_run
 from hivemind.results.contract import OPTIONAL_TABLES
 from hivemind.store import Prompt
 
@@ -67,7 +67,7 @@ def run(tmp_path_factory):
                       answers, samples=SAMPLES, scores=scores,
                       scorers=[Scorer(name=n, kind="imported", pass_at=line) for n, line in LINES.items()])
     analyze_run(config, progress=False)
-    render_report(config, top_prompts=0)
+    report_run(config, top_prompts=0)
     return config, scores, vectors
 
 
@@ -116,5 +116,5 @@ def test_one_gating_scorer_writes_no_table(tmp_path):
                       scorers=[Scorer(name="judge", kind="imported", pass_at=3.0), Scorer(name="fluency", kind="imported")])
     analyze_run(config, progress=False)
     assert not (config.run_dir / "gate_by_scorer.csv").exists()
-    render_report(config, top_prompts=0)
+    report_run(config, top_prompts=0)
     assert "Quality gate by scorer" not in (config.run_dir / "report.html").read_text(encoding="utf-8")

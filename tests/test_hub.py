@@ -28,9 +28,9 @@ SNAPSHOT = "hubsnap"
 @pytest.fixture(scope="module")
 def published(analysed):  # noqa: F811
     """The analysed run, with a report and two quality scores, published once."""
-    from hivemind.report.stage import render_report
+    from hivemind.report.stage import report_run
 
-    render_report(analysed)
+    report_run(analysed)
     alpha = analysed.systems[0].identity
     with Store(analysed.store_path) as store:
         store.add_scores([Score(alpha, "q0", 0, "judge", 4.0, raw="4"),

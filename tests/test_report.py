@@ -1,4 +1,4 @@
-"""render_report end to end: a real Store with answers embedded by the bundled model, real analyze_run tables,
+"""report_run end to end: a real Store with answers embedded by the bundled model, real analyze_run tables,
 real figures, checked as files (PNG headers and sizes, the HTML and Markdown text)."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hivemind.analyze.stage import analyze_run
 from hivemind.core.config import RunConfig, System
 from hivemind.core.config_files import load_config
 from hivemind.results.record import save_run_config
-from hivemind.report.stage import file_stem, highlight_shared, render_report
+from hivemind.report.stage import file_stem, highlight_shared, report_run
 from hivemind.store import Prompt, Response, Store
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_outputs"
@@ -105,7 +105,7 @@ def listing(folder: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def rendered(analysed, tmp_path_factory) -> RunConfig:
     config = copy_run(analysed, tmp_path_factory.mktemp("rendered"))
-    render_report(config)
+    report_run(config)
     return config
 
 
@@ -172,7 +172,7 @@ def test_paper_reference_is_shown_beside_the_run(analysed, tmp_path):
 
     config = copy_run(analysed, tmp_path)
     write_reference(config)
-    page = (render_report(config)).read_text(encoding="utf-8")
+    page = (report_run(config)).read_text(encoding="utf-8")
     assert "This run vs the paper" in page
     assert "79.0%" in page and "61.2%" in page and "0.71 – 0.82" in page
     md = (config.run_dir / "report.md").read_text(encoding="utf-8")
@@ -183,8 +183,8 @@ def test_paper_reference_is_shown_beside_the_run(analysed, tmp_path):
 
 def test_render_again_replaces_the_prompt_maps(analysed, tmp_path):
     config = copy_run(analysed, tmp_path)
-    render_report(config, top_prompts=3)
-    render_report(config, top_prompts=1)
+    report_run(config, top_prompts=3)
+    report_run(config, top_prompts=1)
     maps = [p.name for p in config.run_dir.glob("prompt_map_*.png")]
     assert len(maps) == 1
     assert (config.run_dir / "report.html").read_text(encoding="utf-8").count("data:image/png") == 5
@@ -195,7 +195,7 @@ def test_never_analysed_run_asks_for_analyze(tmp_path):
     config = build_run(tmp_path, analyze=False)
     before = listing(config.run_dir)
     with pytest.raises(HivemindError, match=r"run `hivemind analyze demo-run` first"):
-        render_report(config)
+        report_run(config)
     assert listing(config.run_dir) == before
 
 
@@ -206,7 +206,7 @@ def test_renamed_system_names_both_sides_and_writes_nothing(analysed, tmp_path):
     renamed = RunConfig.model_validate(data)
     before = listing(config.run_dir)
     with pytest.raises(HivemindError) as err:
-        render_report(renamed)
+        report_run(renamed)
     message = str(err.value)
     assert "beta-renamed" in message and "beta" in message.replace("beta-renamed", "")
     assert "hivemind analyze demo-run" in message
@@ -217,7 +217,7 @@ def test_changed_model_is_a_stale_analysis(analysed, tmp_path):
     config = copy_run(analysed, tmp_path)
     config.systems[2].model = "test/gamma-v2"
     with pytest.raises(HivemindError, match=r"gamma.*changed since the analysis.*hivemind analyze"):
-        render_report(config)
+        report_run(config)
 
 
 def test_broken_table_leaves_no_partial_files(analysed, tmp_path):
@@ -226,7 +226,7 @@ def test_broken_table_leaves_no_partial_files(analysed, tmp_path):
     table.write_text("prompt_id,prompt\np1,x\n", encoding="utf-8")      # mean_similarity column lost
     before = listing(config.run_dir)
     with pytest.raises(HivemindError, match=r"prompt_homogeneity.csv.*mean_similarity.*hivemind analyze"):
-        render_report(config)
+        report_run(config)
     assert listing(config.run_dir) == before
 
 
@@ -238,7 +238,7 @@ def test_failure_after_the_figures_are_drawn_leaves_nothing(analysed, tmp_path):
     config.store_path.write_bytes(b"this is not a database" * 100)
     before = listing(config.run_dir)
     with pytest.raises(HivemindError, match=r"store.sqlite: unreadable store"):
-        render_report(config)
+        report_run(config)
     assert listing(config.run_dir) == before
 
 
@@ -260,14 +260,14 @@ def test_report_on_a_run_imported_from_a_snapshot(analysed, tmp_path):
     from hivemind.runs.snapshot import publish
 
     source = copy_run(analysed, tmp_path / "source")
-    render_report(source)                                  # published with the snapshot, like a real run
+    report_run(source)                                  # published with the snapshot, like a real run
     folder = publish(source, "snap", results_dir=tmp_path / "published")
     assert (folder / "report.html").is_file() and (folder / "intra_model_heatmap.png").is_file()
     imported = import_files([folder], "from-snapshot", results_dir=tmp_path / "runs")
     with pytest.raises(HivemindError, match="hivemind analyze from-snapshot"):
-        render_report(imported)
+        report_run(imported)
     analyze_run(imported, progress=False)
-    page = render_report(imported).read_text(encoding="utf-8")
+    page = report_run(imported).read_text(encoding="utf-8")
     for name in ("alpha", "beta", "gamma", "<mark>"):
         assert name in page
 
@@ -289,7 +289,7 @@ def test_sixteen_real_models_with_one_answer_each(tmp_path):
             store.add_responses(Response(s.identity, f"a{i}", 0, r["output"][:300]) for i, r in enumerate(rows))
     embed_store(config)
     analyze_run(config, progress=False)
-    page = render_report(config, top_prompts=2).read_text(encoding="utf-8")
+    page = report_run(config, top_prompts=2).read_text(encoding="utf-8")
     for s in systems:
         assert s.name in page
     assert "single answer per prompt" in page or "samples: 1" in page        # the analysis warning is shown

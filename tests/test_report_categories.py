@@ -11,7 +11,7 @@ import pytest
 
 from hivemind.analyze.stage import analyze_run
 from hivemind.analyze.categories import DEFAULT_MIN_PROMPTS
-from hivemind.report.stage import render_report
+from hivemind.report.stage import report_run
 from hivemind.results.contract import OPTIONAL_TABLES, SIMILARITY_SCALE
 from hivemind.store import Prompt
 
@@ -37,7 +37,7 @@ def build(root, with_categories: bool):
                                       base * rng.uniform(0.5, 2) + own + 0.5 * rng.standard_normal(16)))
     config = make_run(root, SYSTEMS, prompts, answers)
     analyze_run(config, progress=False)
-    render_report(config, top_prompts=0)
+    report_run(config, top_prompts=0)
     return config
 
 

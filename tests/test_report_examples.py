@@ -1,7 +1,7 @@
 """Honest examples: one prompt with ten near-duplicate pairs does not fill the near-duplicate table, and a
 phrase that is the prompt's own wording (the most widely shared phrase of the run) is marked in
 shared_phrases.csv and left out of the report's phrase table. A real store with hand-made vectors,
-real analyze_run and render_report."""
+real analyze_run and report_run."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 from hivemind.analyze.stage import analyze_run
 from hivemind.analyze.neighbors import spread_examples
 from hivemind.analyze.phrases import in_prompt, prompt_overlap
-from hivemind.report.stage import load_tables, render_report
+from hivemind.report.stage import load_tables, report_run
 from hivemind.report.tables import phrases_table, shown_pairs
 from hivemind.results.contract import TABLES
 from hivemind.store import Prompt
@@ -55,7 +55,7 @@ def run(tmp_path_factory):
                 answers.append(Answer(s, f"q{i}", x, text, vector))
     config = make_run(tmp_path_factory.mktemp("examples"), SYSTEMS, prompts, answers)
     analyze_run(config, progress=False)
-    render_report(config, top_prompts=1)
+    report_run(config, top_prompts=1)
     return config
 
 

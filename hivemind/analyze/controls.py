@@ -29,6 +29,7 @@ from hivemind.core.config import RunConfig
 from hivemind.analyze.phrases import words
 from hivemind.store import Response, Store, text_hash
 from hivemind.store.records import drop_empty
+from hivemind.store.run import Run
 
 KINDS = ("salad", "babble", "off-topic", "paraphrase-ensemble", "copies")
 CONTROL_PREFIX = "control:"
@@ -60,10 +61,11 @@ def control_systems(seed: int, n_answers: int) -> list[ControlSystem]:
     return out
 
 
-def add_controls(config: RunConfig, store: Store, progress: bool = True) -> tuple[list[ControlSystem], str | None]:
+def add_controls(run: Run, progress: bool = True) -> tuple[list[ControlSystem], str | None]:
     """Build, store, embed (answers and prompts) and score the control systems with the run's scorers.
 
     Returns the controls and a note when a scorer could not score them (they are then gated by the rest)."""
+    config, store = run.config, run.store()
     ids = [s.identity for s in config.systems]
     groups = [g for g in store.iter_prompt_groups(config.embedder.id, ids) if len(g.texts)]
     groups = [_non_empty(g) for g in groups]
@@ -100,7 +102,7 @@ def add_controls(config: RunConfig, store: Store, progress: bool = True) -> tupl
                                                              "answers": n_answers})
     store.add_responses(responses)
     embed_missing(config, store, [c.identity for c in controls])
-    return controls, score_controls(config, controls, progress)
+    return controls, score_controls(run, controls, progress)
 
 
 def embed_missing(config: RunConfig, store: Store, system_ids: list[str]) -> None:
@@ -118,15 +120,15 @@ def embed_missing(config: RunConfig, store: Store, system_ids: list[str]) -> Non
                                  result.tokens)
 
 
-def score_controls(config: RunConfig, controls: list[ControlSystem], progress: bool) -> str | None:
-    """Score the controls' answers with the configured scorers when the score stage is installed.
+def score_controls(run: Run, controls: list[ControlSystem], progress: bool) -> str | None:
+    """Score the controls' answers with the configured scorers, through the run's store.
 
     Returns a note when a scorer could not score them (then they are gated by the others and relevance)."""
-    if not config.scorers:
+    if not run.config.scorers:
         return None
     from hivemind.score.stage import score_run
 
-    summary = score_run(config, system_ids=[c.identity for c in controls], progress=progress,
+    summary = score_run(run, system_ids=[c.identity for c in controls], progress=progress,
                         raise_if_incomplete=False)
     if not summary.complete:
         return "some scorers could not score the controls (gated by the rest):\n" + summary.text()

@@ -24,6 +24,7 @@ from hivemind.analyze.passes import local_passes, measure_gate_by_scorer
 from hivemind.analyze.tables import analysis_info, build_tables, optional_tables
 from hivemind.results.folder import ANALYSIS, writing
 from hivemind.store import Store
+from hivemind.store.run import Run
 
 TABLES = [*results.TABLES, ANALYSIS]
 
@@ -44,22 +45,22 @@ class AnalysisSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False,
+def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = False,
                 passes=local_passes) -> AnalysisSummary:
     """Measure every table. With `controls`, synthetic control systems built from the run's own answers
     (hivemind.analyze.controls) are stored, embedded, scored where scorers exist, and measured beside the real
     systems (marked kind = control; they never change a real system's figures). `passes` computes the
     measurements (local_passes, or the Ray engine's); everything else is the same for every engine."""
     # controls are written into the store; otherwise analysis only reads it
-    store = Store(config.store_path, create=False) if controls else Store.open_readonly(config.store_path)
-    try:
+    with Run.of(run, read_only=not controls) as run:
+        config, store = run.config, run.store()
         ids = [s.identity for s in config.systems]
         names = [s.name for s in config.systems]
         n_empty = check_inputs(store, config, ids)
         control_systems, control_note = [], None
         if controls:
             from hivemind.analyze.controls import add_controls
-            control_systems, control_note = add_controls(config, store, progress=progress)
+            control_systems, control_note = add_controls(run, progress=progress)
         measured = passes(store, config, ids, ids + [c.identity for c in control_systems], progress)
         measured.controls = control_systems
         prompts = {p.id: p.text for p in store.prompts()}
@@ -76,8 +77,6 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         from hivemind.results.fingerprint import store_fingerprint
         info["fingerprint"], info["tables"] = store_fingerprint(store, config), sorted(tables)
         files = write_atomically(config.run_dir, tables, info, config)   # refused whole if a key is in it
-    finally:
-        store.close()
     sim, near = measured.similarity, measured.neighbors
     return AnalysisSummary(
         run_dir=config.run_dir, files=files, systems=names, n_prompts=len(sim.prompt_ids),

@@ -226,6 +226,32 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def without_amx_kernels() -> None:
+    """Keep llama.cpp off its AMX matmul kernels for every model this process loads (use_extra_bufts off).
+
+    On a CPU that reports AMX, llama-cpp-python builds those kernels (pip compiles with -march=native), and
+    they are wrong there: from 0.3.17 they crash (gcc 12 drops the stores that fill the tile configuration:
+    llama.cpp issue #20824), and in 0.3.16 they give other numbers (the bundled SmolLM2's mean log-probability
+    of four real AlpacaEval answers: -4.7 with them, -2.1 without, measured on such a machine; the gate's
+    line of -3.25 was calibrated without them). Without them llama.cpp uses the AVX kernels it uses on every
+    CPU without AMX. Older releases without the setting are left as they are."""
+    import llama_cpp
+    from llama_cpp import llama_cpp as binding
+
+    if getattr(binding, "_hivemind_without_amx", False):
+        return
+    original = binding.llama_model_default_params
+
+    def params():
+        p = original()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    binding.llama_model_default_params = llama_cpp.llama_model_default_params = params
+    binding._hivemind_without_amx = True
+
+
 def _serve_reproducibly() -> None:
     """llama-cpp-python's server, with one change: every request is evaluated from an empty context.
 
@@ -243,6 +269,7 @@ def _serve_reproducibly() -> None:
         return (yield from original(self, tokens, *args, **kwargs))
 
     Llama.generate = generate
+    without_amx_kernels()
     main()
 
 

@@ -33,7 +33,7 @@ from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig
 from hivemind.core.secrets import ALLOW_KEY_SHAPED, find_key_shaped, hint, secret_values
 from hivemind.results.scan import leak_message
-from hivemind.store import Store
+from hivemind.store.run import Run
 
 NEAR_DUPLICATES = "near_duplicates.csv"
 SHARED_PHRASES = "shared_phrases.csv"
@@ -87,10 +87,12 @@ def scorer_lines(config: RunConfig, stored: list[str]) -> list[tuple[str, float 
     return [(n, lines.get(n)) for n in names]
 
 
-def gather(config: RunConfig) -> BrowserData:
+def gather(run: Run | RunConfig) -> BrowserData:
+    config = Run.config_of(run)
     ids = [s.identity for s in config.systems]
     index = {sid: k for k, sid in enumerate(ids)}
-    with Store.open_readonly(config.store_path) as store:
+    with Run.of(run, read_only=True) as run:
+        store = run.store()
         prompts = store.prompts()
         rows = store.browsable_answers(ids)
         scores = store.scores_frame(ids)
@@ -197,9 +199,10 @@ def pack(data: BrowserData, config: RunConfig) -> str:
         return "data:application/octet-stream;base64," + base64.b64encode(packed.result()).decode("ascii")
 
 
-def browser_section(config: RunConfig) -> str:
+def browser_section(run: Run | RunConfig) -> str:
     """The answer browser as one HTML section (its own style and script inline, no network)."""
-    data = gather(config)
+    config = Run.config_of(run)
+    data = gather(run)
     n_answers = sum(len(p.answers) for p in data.prompts)
     return (SECTION.replace("{{CSS}}", CSS).replace("{{JS}}", JS)
             .replace("{{COUNTS}}", f"{len(data.systems)} systems · {len(data.prompts)} prompts · {n_answers} answers")

@@ -15,6 +15,7 @@ from hivemind.core.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.load import Tables
 from hivemind.report.prompt_maps import PromptMap
+from hivemind.store.run import Run
 from hivemind.report.tables import (
     MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, category_by_system, category_note, category_table,
     cross_system_pairs, diversity_rows, gate_note, gate_scorer_note, gate_scorer_table, headline_rows,
@@ -120,8 +121,9 @@ def pairs_html(pairs: pd.DataFrame) -> str:
     return "".join(blocks)
 
 
-def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: list[PromptMap],
+def build_html(run: Run | RunConfig, t: Tables, h: Headline, folder: Path, maps: list[PromptMap],
                map_note: str | None) -> str:
+    config = Run.config_of(run)
     e = html.escape
     info = t.info
     level = pct((info.get("bootstrap") or {}).get("level", 0.95), 0)
@@ -214,7 +216,7 @@ def build_html(config: RunConfig, t: Tables, h: Headline, folder: Path, maps: li
     else:
         parts.append(f'<p class="note">{e(map_note or "No prompt maps.")}</p>')
     # Further sections go here, each a function returning its HTML parts; the answer browser comes last.
-    parts.append(browser_section(config))
+    parts.append(browser_section(run))
     parts.append("</main></body></html>")
     return "\n".join(parts)
 

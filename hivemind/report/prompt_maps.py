@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hivemind.core.config import RunConfig
+from hivemind.store.run import Run
 
 
 @dataclass
@@ -34,18 +35,17 @@ def top_prompts_frame(homogeneity: pd.DataFrame, n: int) -> pd.DataFrame:
     return frame.sort_values("mean_similarity", ascending=False, kind="stable").head(max(n, 0))
 
 
-def load_prompt_maps(config: RunConfig, chosen: pd.DataFrame) -> tuple[list[PromptMap], str | None]:
+def load_prompt_maps(run: Run | RunConfig, chosen: pd.DataFrame) -> tuple[list[PromptMap], str | None]:
     """Vectors of every answer to the chosen prompts; (maps, note) where the note says why maps are missing."""
+    config = Run.config_of(run)
     if chosen.empty:
         return [], None
     if not config.store_path.is_file():
         return [], f"no store at {config.store_path}, so no prompt maps"
-    from hivemind.store import Store
-
     ids = [s.identity for s in config.systems]
     index = {sid: k for k, sid in enumerate(ids)}
-    with Store.open_readonly(config.store_path) as store:
-        found = store.vectors_for_prompts(config.embedder.id, ids, chosen["prompt_id"].tolist())
+    with Run.of(run, read_only=True) as run:
+        found = run.store().vectors_for_prompts(config.embedder.id, ids, chosen["prompt_id"].tolist())
     maps = []
     for _, row in chosen.iterrows():
         if row["prompt_id"] not in found:

@@ -23,27 +23,35 @@ from hivemind.report.prompt_maps import PromptMap, file_stem, load_prompt_maps, 
 from hivemind.report.tables import Headline, headline
 from hivemind.results.folder import REPORT_HTML, REPORT_MD, writing
 from hivemind.store import check_folder
+from hivemind.store.run import Run
 
 __all__ = ["DrawnFigures", "Headline", "PromptMap", "Tables", "build_html", "build_markdown", "cluster_order",
            "draw_figures", "fig8_figure", "file_stem", "headline", "highlight_shared",
            "inter_matrix_with_diagonal", "load_prompt_maps", "load_tables", "pca_2d", "placeholder",
-           "plot_inter_heatmap", "plot_intra_heatmap", "plot_prompt_map", "read_table", "render_report",
+           "plot_inter_heatmap", "plot_intra_heatmap", "plot_prompt_map", "read_table", "report_run",
            "save_figure", "system_style", "top_prompts_frame"]
 
 
-def render_report(config: RunConfig, top_prompts: int = 3) -> Path:
+def report_run(run: Run | RunConfig, top_prompts: int = 3) -> Path:
     """Write the figures, report.html and report.md into the run folder; returns report.html's path.
 
     Through the results folder's one write path: drawn into a staging folder, scanned for secrets, renamed
-    into place together; a refused or failed render leaves the previous report as it was."""
+    into place together; a refused or failed render leaves the previous report as it was. The store (prompt
+    maps, the answer browser) is only read."""
+    with Run.of(run, read_only=True) as run:
+        return _report(run, top_prompts)
+
+
+def _report(run: Run, top_prompts: int) -> Path:
+    config = run.config
     check_folder(config.run_dir)              # a file where a folder should be: named, not "never analysed"
     tables = load_tables(config)              # every check before anything is written
     h = headline(tables)
     run_dir = config.run_dir
     with writing(run_dir, "report", config=config) as out:
-        figures = draw_figures(config, tables, out.dir, top_prompts)
+        figures = draw_figures(run, tables, out.dir, top_prompts)
         maps, note = figures.maps, figures.map_note
-        out.text(REPORT_HTML, build_html(config, tables, h, out.dir, maps, note))
+        out.text(REPORT_HTML, build_html(run, tables, h, out.dir, maps, note))
         out.text(REPORT_MD, build_markdown(config, tables, h, maps))
         # which analysis this report drew, so `list` and `snapshot publish` can tell a stale report
         out.json(REPORT_RECORD, report_info(run_dir))
@@ -61,7 +69,7 @@ class DrawnFigures:
     map_note: str | None
 
 
-def draw_figures(config: RunConfig, tables: Tables, folder: Path, top_prompts: int = 3) -> DrawnFigures:
+def draw_figures(run: Run | RunConfig, tables: Tables, folder: Path, top_prompts: int = 3) -> DrawnFigures:
     """Every figure of the report into `folder`, each as PNG and SVG."""
     files = [*save_figure(plot_intra_heatmap(tables.buckets), folder / "intra_model_heatmap.png"),
              *save_figure(plot_inter_heatmap(tables.inter, tables.buckets["mean"]), folder / "inter_model_heatmap.png"),
@@ -69,7 +77,7 @@ def draw_figures(config: RunConfig, tables: Tables, folder: Path, top_prompts: i
                           folder / "inter_model_heatmap_range.png")]
     if tables.by_n is not None and len(tables.by_n):
         files += save_figure(fig8_figure(tables.by_n), folder / "fig8_neighbors.png")
-    maps, note = load_prompt_maps(config, top_prompts_frame(tables.homogeneity, top_prompts))
+    maps, note = load_prompt_maps(run, top_prompts_frame(tables.homogeneity, top_prompts))
     for m in maps:
         files += save_figure(plot_prompt_map(m.vectors, m.systems, tables.systems, m.prompt, m.similarity),
                              folder / m.file)

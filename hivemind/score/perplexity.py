@@ -113,6 +113,9 @@ def load_llama(path: Path, n_ctx: int, threads: int):
         from llama_cpp import Llama
     except ImportError:
         raise HivemindError("the perplexity scorer needs llama-cpp-python: pip install llama-cpp-python") from None
+    from hivemind.collect.local_server import without_amx_kernels
+
+    without_amx_kernels()
     return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, logits_all=True, n_threads=threads,
                  n_threads_batch=threads, verbose=False)
 

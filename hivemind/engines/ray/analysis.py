@@ -47,6 +47,7 @@ from hivemind.analyze.neighbors import NearDuplicateCluster, NearDuplicateFinder
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats
 from hivemind.analyze.similarity import SimilarityAccumulator
 from hivemind.store import Store
+from hivemind.store.run import Run
 from hivemind.store.records import is_empty
 
 SHARDS_PER_CPU = 4          # more shards than workers: a slow or retried shard holds up less of the run
@@ -224,7 +225,7 @@ def reduce_first_pass(parts: list[FirstPass], n_systems: int, threshold: float, 
 
 
 # The stage ------------------------------------------------------------------------------------------------
-def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False, address: str | None = None,
+def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = False, address: str | None = None,
                 num_cpus: int | None = None, shards: int | None = None, verbose: bool = False):
     """hivemind.analyze.stage.analyze_run with its two passes mapped over prompt shards on Ray; the rest (tables,
     optional tables, gate by scorer, analysis.json, the secrets scan) is the single-process code."""
@@ -237,7 +238,7 @@ def analyze_run(config: RunConfig, progress: bool = True, controls: bool = False
         measured.engine = f"ray ({count} prompt shards)"
         return measured
 
-    return single.analyze_run(config, progress=progress, controls=controls, passes=ray_passes)
+    return single.analyze_run(run, progress=progress, controls=controls, passes=ray_passes)
 
 
 def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int, progress: bool) -> Measured:
