@@ -137,7 +137,7 @@ def analyze(target: RunConfig | Run, progress: bool = True, wait: bool = False, 
     with locked(config, "analyze", wait), Run.of(target, read_only=not controls) as run:
         _check_answers(run, every_system=True)
         summary = ENGINES[engine](ray_address).analyze(run, progress=progress, controls=controls)
-        write_results(config)   # results.json, from the tables just written (report: null until report runs)
+        write_results(run)   # results.json, from the tables just written (report: null until report runs)
         return summary
 
 

@@ -66,3 +66,30 @@ def test_unknown_run_is_a_clear_error(tmp_path):
     done = hivemind("analyze", "no-such-run", cwd=tmp_path)
     assert done.returncode == 1
     assert "no-such-run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_opens_the_store_once_and_hands_it_to_every_stage(tmp_path):
+    """collect, embed, score (relevance: it embeds the prompts too), analyze, results.json and report all work
+    on the one connection the orchestrator's Run opened when collect made the store (tests/store_opens.py
+    counts every SQLite connection to the store with an audit hook; the code before the Run opened ten)."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_openai import FakeOpenAI
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": t}) + "\n"
+                               for i, t in enumerate(["Write a haiku about rain", "Name a boat", "Name a cat"])))
+    out = tmp_path / "opened.json"
+    with FakeOpenAI() as fake:
+        config = tmp_path / "once.yaml"
+        config.write_text(f"name: once\nprompts: {prompts}\nsamples: 2\nresults_dir: {tmp_path / 'results'}\n"
+                          "systems:\n" + "".join(f"  - name: {n}\n    model: openai/m-{n}\n    api_base: {fake.url}\n"
+                                                 for n in ("a", "b"))
+                          + "scorers:\n  - name: relevance\n    kind: relevance\n")
+        env = dict(os.environ, HF_HUB_OFFLINE="1", LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONPATH=str(ROOT))
+        done = subprocess.run([sys.executable, str(ROOT / "tests" / "store_opens.py"), str(config), str(out)],
+                              env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "results" / "once" / "report.html").is_file()
+    assert json.loads(out.read_text()) == [{"read_only": False, "by": "collect/stage.py:collect_run"}]

@@ -22,6 +22,7 @@ from hivemind.core.config import RUN_CONFIG_NAME, RunConfig
 from hivemind.core.config_files import run_config_text
 from hivemind.results.folder import ANALYSIS, write_text
 from hivemind.results.contract import RESULTS_JSON, Estimate, RunResults, SystemResult
+from hivemind.store.run import Run
 
 DEFAULT_WIDTH = 100
 
@@ -61,14 +62,14 @@ def _read_tables(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     return info, board, buckets
 
 
-def build_results(config: RunConfig) -> RunResults:
+def build_results(run: Run | RunConfig) -> RunResults:
     """results.json's content from the analysed run's tables and store (read only)."""
-    from hivemind.store import Store
-
+    config = Run.config_of(run)
     run_dir = config.run_dir
     info, board, buckets = _read_tables(run_dir)
     ids = {s.name: s.identity for s in config.systems}
-    with Store.open_readonly(config.store_path) as store:
+    with Run.of(run, read_only=True) as run:
+        store = run.store()
         outcomes = store.system_outcomes(list(ids.values()))
         blanks = {sid: n_blank for sid, (_, n_blank) in store.response_counts_per_system(list(ids.values())).items()}
     primary = info.get("primary_key") or results.primary_key(2)
@@ -117,9 +118,10 @@ def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome, blan
     )
 
 
-def write_results(config: RunConfig, report: Path | None = None) -> Path:
+def write_results(run: Run | RunConfig, report: Path | None = None) -> Path:
     """Write results.json into the run folder atomically (analyze: report None; report: its path)."""
-    data = build_results(config)
+    config = Run.config_of(run)
+    data = build_results(run)
     if report is not None:
         data.report = Path(report).resolve().relative_to(config.run_dir.resolve()).as_posix()
     return _write(config, data)
