@@ -21,13 +21,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hivemind.core.errors import HivemindError
 from hivemind.collect import local_server
 from hivemind.core.config import RunConfig, System
-from hivemind.results.folder import run_locked
-from hivemind.store.run import Run
+from hivemind.core.errors import HivemindError
 from hivemind.core.signals import Interrupted, signals_handled  # noqa: F401  (Interrupted: for the CLI)
+from hivemind.results.folder import run_locked
 from hivemind.results.record import set_report, write_results
+from hivemind.store.run import Run
+
 
 @contextmanager
 def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:

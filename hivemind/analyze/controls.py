@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hivemind.core.config import RunConfig
 from hivemind.analyze.phrases import words
+from hivemind.core.config import RunConfig
 from hivemind.store import Response, Store, text_hash
 from hivemind.store.records import drop_empty
 from hivemind.store.run import Run

@@ -16,14 +16,21 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from hivemind.results import contract as results
-from hivemind.core.config import RunConfig
 from hivemind.analyze.diversity import DiversityAccumulator, DiversityStats, idea_threshold
 from hivemind.analyze.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats, PromptWording, shared_phrases
-from hivemind.analyze.quality_gate import (CALIBRATION_ANSWERS, Gate, build_gate, calibrate_relevance, gate_by_scorer,
-                                           relevance_gap, single_scorer_gates)
+from hivemind.analyze.quality_gate import (
+    CALIBRATION_ANSWERS,
+    Gate,
+    build_gate,
+    calibrate_relevance,
+    gate_by_scorer,
+    relevance_gap,
+    single_scorer_gates,
+)
 from hivemind.analyze.similarity import SimilarityAccumulator, SimilarityStats
+from hivemind.core.config import RunConfig
+from hivemind.results import contract as results
 from hivemind.store import PromptGroup, Store
 from hivemind.store.records import drop_empty, is_empty
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from hivemind.core.errors import HivemindError
-from hivemind.results import contract as results
-from hivemind.core.config import RunConfig
 from hivemind.analyze.passes import local_passes, measure_gate_by_scorer
 from hivemind.analyze.tables import analysis_info, build_tables, optional_tables
+from hivemind.core.config import RunConfig
+from hivemind.core.errors import HivemindError
+from hivemind.results import contract as results
 from hivemind.results.folder import ANALYSIS, writing
 from hivemind.store import Store
 from hivemind.store.run import Run

@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 
 from hivemind import __version__
-from hivemind.results import contract as results
-from hivemind.core.config import RunConfig
 from hivemind.analyze.diversity import DiversityStats
 from hivemind.analyze.neighbors import FIG8_NS, NeighborResults
 from hivemind.analyze.passes import N_NEIGHBORS, TEMPLATE_SAMPLES, Measured
 from hivemind.analyze.phrases import in_prompt, words
 from hivemind.analyze.similarity import BUCKET_LABELS, SimilarityStats
-from hivemind.store import Store, now
+from hivemind.core.config import RunConfig
 from hivemind.core.stats import nanmean as _nanmean
+from hivemind.results import contract as results
+from hivemind.store import Store, now
 
 BOOTSTRAP_N = 1000
 BOOTSTRAP_LEVEL = 0.95

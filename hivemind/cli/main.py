@@ -16,7 +16,6 @@ from hivemind.cli import runs, stages, studies  # noqa: E402
 from hivemind.core.errors import HivemindError  # noqa: E402
 from hivemind.core.secrets import redact  # noqa: E402
 
-
 DESCRIPTION = """\
 hivemind measures how alike language models answer open-ended questions (the "Artificial Hivemind"
 study, Jiang et al. 2025). It asks every configured model the same prompts many times, embeds the answers,

@@ -13,8 +13,8 @@ from hivemind.core.secrets import redact
 
 
 def cmd_list(args) -> str:
-    from hivemind.runs import listing
     from hivemind.results.folder import results_root
+    from hivemind.runs import listing
 
     base = results_root(args.results)
     return listing.render(listing.list_runs(base), base)

@@ -3,8 +3,15 @@
 parser sits next to its handler; the handler parses, calls one function of hivemind.pipeline and prints."""
 from __future__ import annotations
 
-from hivemind.cli.options import (RUN_HELP, AppendOnce, add_command, add_engine_options, add_retry_errors,
-                                  add_run, engine_options)
+from hivemind.cli.options import (
+    RUN_HELP,
+    AppendOnce,
+    add_command,
+    add_engine_options,
+    add_retry_errors,
+    add_run,
+    engine_options,
+)
 from hivemind.core.config_files import resolve_run
 from hivemind.core.errors import HivemindError
 

@@ -4,8 +4,17 @@ cluster one prompt's answers (`clusters`), `reproduce` the paper, and `plan` a r
 Each command's parser sits next to its handler; the handler parses, calls one function, prints."""
 from __future__ import annotations
 
-from hivemind.cli.options import (AppendOnce, add_command, add_results, add_run, finite_float, non_negative_float,
-                                  non_negative_int, positive_int, safe_url)
+from hivemind.cli.options import (
+    AppendOnce,
+    add_command,
+    add_results,
+    add_run,
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    safe_url,
+)
 from hivemind.core.config_files import resolve_run
 
 

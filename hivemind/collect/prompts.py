@@ -9,8 +9,8 @@ import hashlib
 import random
 from pathlib import Path
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import DatasetSource, RunConfig
+from hivemind.core.errors import HivemindError
 from hivemind.core.readers import Where, read_records
 from hivemind.store import Prompt
 

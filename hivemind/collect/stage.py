@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -22,14 +22,22 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from hivemind.core.errors import HivemindError
-from hivemind.core.config import RunConfig, System, require_keys
-from hivemind.results.record import save_run_config
 from hivemind.collect.prompts import load_prompts
+from hivemind.core.config import RunConfig, System, require_keys
+from hivemind.core.errors import HivemindError
+from hivemind.core.retry import (
+    GaveUp,
+    PermanentError,
+    Reachability,
+    RetryPolicy,
+    Unreachable,
+    call_with_retries,
+    describe,
+    unreachable_cause,
+)
 from hivemind.core.secrets import redact
-from hivemind.core.retry import (GaveUp, PermanentError, Reachability, RetryPolicy, Unreachable, call_with_retries,
-                            describe, unreachable_cause)
 from hivemind.core.signals import run_async
+from hivemind.results.record import save_run_config
 from hivemind.store import Prompt, Response, Store
 from hivemind.store.run import Run
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hivemind.core.errors import HivemindError
 from hivemind.core import layout
+from hivemind.core.errors import HivemindError
 from hivemind.core.secrets import SECRET_KEY, refuse_secrets  # noqa: F401  (SECRET_KEY: still importable from here)
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"   # hivemind/configs

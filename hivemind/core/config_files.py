@@ -13,6 +13,7 @@ from hivemind.core import layout
 from hivemind.core.config import PACKAGED_CONFIGS, RUN_CONFIG_NAME, RunConfig, System
 from hivemind.core.errors import HivemindError
 
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses what a config never needs and a hostile file uses: aliases that expand into
     a huge document (a "billion laughs" bomb), an alias inside its own anchor (a recursive structure),

@@ -23,7 +23,6 @@ import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-
 REDACTED = "<redacted>"
 MASK = "***"
 ALLOW_KEY_SHAPED = "HIVEMIND_ALLOW_KEY_SHAPED"   # =1: written files may hold key-shaped strings (never key values)

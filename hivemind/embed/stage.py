@@ -47,10 +47,10 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig
-from hivemind.results.folder import write_text
+from hivemind.core.errors import HivemindError
 from hivemind.core.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
+from hivemind.results.folder import write_text
 from hivemind.store import Store, text_hash
 from hivemind.store.run import Run
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig
+from hivemind.core.errors import HivemindError
 from hivemind.core.secrets import ALLOW_KEY_SHAPED, find_key_shaped, hint, secret_values
 from hivemind.results.scan import leak_message
 from hivemind.store.run import Run

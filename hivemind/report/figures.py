@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hivemind.analyze.similarity import BUCKET_LABELS
 from hivemind.report.tables import nan_range
 from hivemind.results.contract import SIMILARITY_SCALE
-from hivemind.analyze.similarity import BUCKET_LABELS
 
 DPI = 110
 FORMATS = ("png", "svg")       # every figure as PNG (embedded in report.html) and SVG (for papers)

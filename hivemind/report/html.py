@@ -9,18 +9,42 @@ from pathlib import Path
 
 import pandas as pd
 
-from hivemind.results import contract as results
-from hivemind.report.browser import browser_section
 from hivemind.core.config import RunConfig
+from hivemind.report.browser import browser_section
 from hivemind.report.figures import inter_caption
 from hivemind.report.load import Tables
 from hivemind.report.prompt_maps import PromptMap
-from hivemind.store.run import Run
 from hivemind.report.tables import (
-    MIN_SHARED_WORDS, PAIRS_PER_PROMPT, TOP_PAIRS, Headline, category_by_system, category_note, category_table,
-    cross_system_pairs, diversity_rows, gate_note, gate_scorer_note, gate_scorer_table, headline_rows,
-    leaderboard_table, lexical_table, near_heading, num, numeric_columns, paper_rows, pct, phrases_note,
-    phrases_table, primary_of, rows_table, setting_rows, shown_pairs, span)
+    MIN_SHARED_WORDS,
+    PAIRS_PER_PROMPT,
+    TOP_PAIRS,
+    Headline,
+    category_by_system,
+    category_note,
+    category_table,
+    cross_system_pairs,
+    diversity_rows,
+    gate_note,
+    gate_scorer_note,
+    gate_scorer_table,
+    headline_rows,
+    leaderboard_table,
+    lexical_table,
+    near_heading,
+    num,
+    numeric_columns,
+    paper_rows,
+    pct,
+    phrases_note,
+    phrases_table,
+    primary_of,
+    rows_table,
+    setting_rows,
+    shown_pairs,
+    span,
+)
+from hivemind.results import contract as results
+from hivemind.store.run import Run
 
 
 # Shared phrases in two texts -----------------------------------------------------------------------

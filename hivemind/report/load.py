@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from hivemind.analyze.similarity import BUCKET_LABELS
+from hivemind.core.config import RunConfig
 from hivemind.core.errors import HivemindError
 from hivemind.results import contract as results
-from hivemind.core.config import RunConfig
 from hivemind.results.folder import ANALYSIS
-from hivemind.analyze.similarity import BUCKET_LABELS
 
 REFERENCE_NAME = "paper_reference.json"
 REQUIRED = [ANALYSIS, "intra_model_buckets.csv", "inter_model_similarity.csv",

@@ -5,15 +5,33 @@ import textwrap
 
 import pandas as pd
 
-from hivemind.results import contract as results
 from hivemind.core.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.load import Tables
 from hivemind.report.prompt_maps import PromptMap
 from hivemind.report.tables import (
-    Headline, category_by_system, category_note, category_table, cross_system_pairs, diversity_rows, gate_note,
-    gate_scorer_note, gate_scorer_table, headline_rows, leaderboard_table, lexical_table, near_heading, num,
-    paper_rows, phrases_note, phrases_table, primary_of, rows_table, shown_pairs)
+    Headline,
+    category_by_system,
+    category_note,
+    category_table,
+    cross_system_pairs,
+    diversity_rows,
+    gate_note,
+    gate_scorer_note,
+    gate_scorer_table,
+    headline_rows,
+    leaderboard_table,
+    lexical_table,
+    near_heading,
+    num,
+    paper_rows,
+    phrases_note,
+    phrases_table,
+    primary_of,
+    rows_table,
+    shown_pairs,
+)
+from hivemind.results import contract as results
 
 
 def md_cell(value) -> str:

@@ -12,15 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind.core.config import RunConfig
-from hivemind.results.fingerprint import REPORT_RECORD, report_info
 from hivemind.report.figures import (
-    cluster_order, fig8_figure, inter_matrix_with_diagonal, pca_2d, placeholder, plot_inter_heatmap,
-    plot_intra_heatmap, plot_prompt_map, save_figure, system_style)
+    cluster_order,
+    fig8_figure,
+    inter_matrix_with_diagonal,
+    pca_2d,
+    placeholder,
+    plot_inter_heatmap,
+    plot_intra_heatmap,
+    plot_prompt_map,
+    save_figure,
+    system_style,
+)
 from hivemind.report.html import build_html, highlight_shared
-from hivemind.report.markdown import build_markdown
 from hivemind.report.load import Tables, load_tables, read_table
+from hivemind.report.markdown import build_markdown
 from hivemind.report.prompt_maps import PromptMap, file_stem, load_prompt_maps, top_prompts_frame
 from hivemind.report.tables import Headline, headline
+from hivemind.results.fingerprint import REPORT_RECORD, report_info
 from hivemind.results.folder import REPORT_HTML, REPORT_MD, writing
 from hivemind.store import check_folder
 from hivemind.store.run import Run

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hivemind.results import contract as results
-from hivemind.core.config import RunConfig
 from hivemind.analyze.neighbors import EXAMPLES_PER_PROMPT, N_EXAMPLES, spread_examples
 from hivemind.analyze.similarity import BUCKET_LABELS, FLOOR_TOLERANCE
+from hivemind.core.config import RunConfig
 from hivemind.core.stats import nanmean
 from hivemind.report.load import Tables
+from hivemind.results import contract as results
 
 PAIRS_PER_PROMPT = EXAMPLES_PER_PROMPT    # near-duplicate pairs shown per prompt
 PHRASES_PER_PROMPT = 3        # shared phrases shown per prompt

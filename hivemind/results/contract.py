@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hivemind.results.folder import RESULTS
-
 import numpy as np
 import pandas as pd
+
+from hivemind.results.folder import RESULTS
 
 FORMAT_VERSION = 2
 # The fixed colour scale of every similarity figure (cosine), so two runs' figures compare by eye; the report

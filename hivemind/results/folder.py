@@ -45,10 +45,26 @@ from pathlib import Path
 from typing import Any
 
 from hivemind.core.errors import HivemindError
-from hivemind.core.layout import (ANALYSIS, DEFAULT_ROOT, ENV_VAR, INSPECT_DIR, LEADERBOARD_CSV,  # noqa: F401  (the layout,
-                                  LEADERBOARD_MD, LOCK, REPORT_HTML, REPORT_MD, REPORT_RECORD,  # named where files
-                                  RESERVED, RESULTS, RUN_CONFIG, SNAPSHOTS, STORE, WORK_DIR,  # are written)
-                                  default_root, results_root)
+from hivemind.core.layout import (  # noqa: F401  (the layout,
+    ANALYSIS,
+    DEFAULT_ROOT,
+    ENV_VAR,
+    INSPECT_DIR,
+    LEADERBOARD_CSV,
+    LEADERBOARD_MD,  # named where files
+    LOCK,
+    REPORT_HTML,
+    REPORT_MD,
+    REPORT_RECORD,
+    RESERVED,  # are written)
+    RESULTS,
+    RUN_CONFIG,
+    SNAPSHOTS,
+    STORE,
+    WORK_DIR,
+    default_root,
+    results_root,
+)
 
 STAGING_PREFIX = ".staging-"
 
@@ -177,8 +193,8 @@ def _remove_abandoned(folder: Path) -> None:
 
 
 def _publish(staged: Staged, config) -> None:
-    from hivemind.results.scan import scan_paths
     from hivemind.core.signals import deferred
+    from hivemind.results.scan import scan_paths
     from hivemind.store import file_error
 
     links = [p for p in staged.staging.rglob("*") if p.is_symlink()]

@@ -16,12 +16,12 @@ import pandas as pd
 from pydantic import ValidationError
 
 from hivemind import __version__
-from hivemind.core.errors import HivemindError
-from hivemind.results import contract as results
 from hivemind.core.config import RUN_CONFIG_NAME, RunConfig
 from hivemind.core.config_files import run_config_text
-from hivemind.results.folder import ANALYSIS, write_text
+from hivemind.core.errors import HivemindError
+from hivemind.results import contract as results
 from hivemind.results.contract import RESULTS_JSON, Estimate, RunResults, SystemResult
+from hivemind.results.folder import ANALYSIS, write_text
 from hivemind.store.run import Run
 
 DEFAULT_WIDTH = 100

@@ -14,9 +14,7 @@ from typing import Iterable
 
 from hivemind.core.errors import HivemindError
 from hivemind.core.secrets import ALLOW_KEY_SHAPED, find_key_shaped, hint, secret_values
-
 from hivemind.store import Store
-
 
 # The final scan ------------------------------------------------------------------------------------
 

@@ -22,16 +22,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivemind.core.errors import HivemindError
-from hivemind.runs import hub
-from hivemind.results.folder import STORE, new_folder, results_root
+from hivemind.collect.prompts import prompt_id
 from hivemind.core.config import RUN_CONFIG_NAME, RunConfig, System, check_name, system_name_problem
 from hivemind.core.config_files import load_config, run_config_text
-from hivemind.results.record import save_run_config
-from hivemind.collect.prompts import prompt_id
+from hivemind.core.errors import HivemindError
 from hivemind.core.readers import read_records
+from hivemind.results.folder import STORE, new_folder, results_root
+from hivemind.results.record import PROVENANCE_FILE, import_notes, is_imported, save_run_config  # noqa: F401  (is_imported: callers ask here too)
+from hivemind.runs import hub
 from hivemind.store import Prompt, Response, Score, Store, now
-from hivemind.results.record import PROVENANCE_FILE, import_notes, is_imported  # noqa: F401  (is_imported: callers ask here too)
 
 PROMPTS_FILE = "prompts.jsonl"
 

@@ -18,12 +18,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hivemind.core.errors import HivemindError
-from hivemind.results import contract as results
 from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME
 from hivemind.core.config_files import load_config
-from hivemind.results.folder import ANALYSIS, LEADERBOARD_CSV, LEADERBOARD_MD, folder_locked, results_root, writing
+from hivemind.core.errors import HivemindError
+from hivemind.results import contract as results
 from hivemind.results.fingerprint import prompt_set_hash
+from hivemind.results.folder import ANALYSIS, LEADERBOARD_CSV, LEADERBOARD_MD, folder_locked, results_root, writing
 from hivemind.runs.snapshot import SNAPSHOTS_DIR
 from hivemind.store import Store, check_folder
 

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME
 from hivemind.core.config_files import load_config
+from hivemind.core.errors import HivemindError
 from hivemind.results.folder import REPORT_HTML, results_root
 
 STAGES = ("new", "collected", "embedded", "scored", "analysed", "reported")
@@ -62,7 +62,7 @@ def run_state(folder: Path) -> RunState:
     if not state.answers:
         return state
     state.stage, state.next_command = "collected", f"hivemind embed {name}"
-    from hivemind.results.record import is_imported   # imported runs have unequal samples and nothing to collect
+    from hivemind.results.record import is_imported  # imported runs have unequal samples and nothing to collect
 
     if expected and state.answers + state.errors < expected and not is_imported(config, folder):
         state.note = f"{state.answers + state.errors} of {expected} samples asked; `hivemind collect {name}` resumes"

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig
+from hivemind.core.errors import HivemindError
 from hivemind.store import MergeCounts, Store
 from hivemind.store.merge import check_sources
 
@@ -28,7 +28,7 @@ def merge(config: RunConfig, stores: list[str | Path], wait: bool = False) -> Me
 
     Systems of the sources that the run's config does not list are merged too, and named in
     `counts.warnings` (the analysis only reads the config's systems)."""
-    from hivemind.pipeline import locked   # here, not at the top: the pipeline imports every stage
+    from hivemind.pipeline import locked  # here, not at the top: the pipeline imports every stage
 
     paths = [_store_file(Path(p), config.store_path.name) for p in stores]
     target = config.store_path.resolve()

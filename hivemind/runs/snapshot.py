@@ -31,13 +31,13 @@ from pathlib import Path
 import yaml
 
 from hivemind import __version__
-from hivemind.core.errors import HivemindError
-from hivemind.runs import hub
 from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME, RunConfig, check_name
-from hivemind.results.folder import ANALYSIS, REPORT_HTML, REPORT_MD, SNAPSHOTS, new_folder, results_root
+from hivemind.core.errors import HivemindError
 from hivemind.core.secrets import REDACTED, scrub, secret_values  # noqa: F401 (re-exported)
 from hivemind.results.fingerprint import prompt_set_hash
+from hivemind.results.folder import ANALYSIS, REPORT_HTML, REPORT_MD, SNAPSHOTS, new_folder, results_root
 from hivemind.results.scan import find_secrets, leak_message
+from hivemind.runs import hub
 from hivemind.store import now
 
 MANIFEST = "manifest.json"

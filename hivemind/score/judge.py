@@ -13,8 +13,8 @@ import random
 import re
 from pathlib import Path
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RUBRICS, RunConfig, Scorer, System
+from hivemind.core.errors import HivemindError
 from hivemind.core.retry import GaveUp, PermanentError, RetryPolicy, call_with_retries
 from hivemind.store import Answer, Score, Store
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import Scorer
+from hivemind.core.errors import HivemindError
 from hivemind.store import Answer, Score
 
 DEFAULT_N_CTX = 2048

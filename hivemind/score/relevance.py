@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig, Scorer
+from hivemind.core.errors import HivemindError
 from hivemind.store import Answer, Score, Store, text_hash
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import Scorer
+from hivemind.core.errors import HivemindError
 from hivemind.store import Answer, Score
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig, Scorer
+from hivemind.core.errors import HivemindError
 from hivemind.store import Answer, Store
 from hivemind.store.run import Run
 

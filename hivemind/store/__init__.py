@@ -7,11 +7,18 @@
 - merge.py: merging stores, derived from the declaration.
 This package is the only code that speaks SQL to a store file.
 """
-from hivemind.store.errors import (KEYS_PER_QUERY, LOCK_TIMEOUT_S, RESTORE, check_folder, file_error,
-                                   folder_conflict, read_only_reason, store_error)
+from hivemind.store.errors import (
+                                   KEYS_PER_QUERY,
+                                   LOCK_TIMEOUT_S,
+                                   RESTORE,
+                                   check_folder,
+                                   file_error,
+                                   folder_conflict,
+                                   read_only_reason,
+                                   store_error,
+)
 from hivemind.store.merge import MergeCounts
-from hivemind.store.records import (BLANKS, SQL_BLANKS, Answer, Prompt, PromptGroup, Response, Score, now,
-                                    text_hash)
+from hivemind.store.records import BLANKS, SQL_BLANKS, Answer, Prompt, PromptGroup, Response, Score, now, text_hash
 from hivemind.store.schema import SCHEMA_VERSION, TABLES
 from hivemind.store.store import Store
 

@@ -17,8 +17,7 @@ import numpy as np
 
 from hivemind.core.errors import HivemindError
 from hivemind.store import schema
-from hivemind.store.errors import (LOCK_TIMEOUT_S, check_folder, guard_public_methods,
-                                   read_only_reason, store_error)
+from hivemind.store.errors import LOCK_TIMEOUT_S, check_folder, guard_public_methods, read_only_reason, store_error
 from hivemind.store.reads import VectorReads, marks
 from hivemind.store.records import Answer, Prompt, Response, Score, now, text_hash
 

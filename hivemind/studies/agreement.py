@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hivemind.core.errors import HivemindError
-from hivemind.core.config import Embedder, RunConfig
-from hivemind.results.folder import run_locked, writing
 from hivemind.analyze.similarity import SimilarityAccumulator, SimilarityStats
-from hivemind.store import Store
+from hivemind.core.config import Embedder, RunConfig
+from hivemind.core.errors import HivemindError
 from hivemind.core.stats import spearman
+from hivemind.results.folder import run_locked, writing
+from hivemind.store import Store
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 INTRA_LINE = 0.8            # the paper's line for "highly repetitive" intra-model similarity

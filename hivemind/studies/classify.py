@@ -125,8 +125,8 @@ def _classify(config, model: str, api_base: str | None, api_key_env: str | None,
     import litellm
 
     from hivemind.core.config import api_key
-    from hivemind.store import Store
     from hivemind.core.secrets import url_problem
+    from hivemind.store import Store
 
     if api_base is not None and url_problem(api_base):   # the classifier's name (stored) holds api_base
         raise HivemindError(f"classifier api_base: the URL {url_problem(api_base)} (nothing was written)")

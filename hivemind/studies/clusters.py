@@ -116,8 +116,9 @@ def _figure(out, name: str, vectors: np.ndarray, labels: np.ndarray, clusters: l
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import textwrap
+
+    import matplotlib.pyplot as plt
 
     centred = vectors - vectors.mean(axis=0)
     _u, _s, vt = np.linalg.svd(centred, full_matrices=False)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import DatasetSource, RunConfig, System
+from hivemind.core.errors import HivemindError
 
 DEFAULT_COMPLETION_TOKENS = 512  # per answer, when a system sets no max_tokens
 # Prompt sets whose size is published: the plan can price a run before the set is downloaded.

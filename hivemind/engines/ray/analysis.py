@@ -35,20 +35,20 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from hivemind.core.errors import HivemindError
 from hivemind.analyze import passes
 from hivemind.analyze import stage as single
-from hivemind.analyze.passes import FirstPass, Measured, add_gated_groups, each_prompt
-from hivemind.core.config import RunConfig
 from hivemind.analyze.diversity import DiversityAccumulator
-from hivemind.engines.ray.cluster import connected, n_cpus, remote_error
-from hivemind.engines.ray.pool import FAULT_ENV, die_once
 from hivemind.analyze.neighbors import NearDuplicateCluster, NearDuplicateFinder
+from hivemind.analyze.passes import FirstPass, Measured, add_gated_groups, each_prompt
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats
 from hivemind.analyze.similarity import SimilarityAccumulator
+from hivemind.core.config import RunConfig
+from hivemind.core.errors import HivemindError
+from hivemind.engines.ray.cluster import connected, n_cpus, remote_error
+from hivemind.engines.ray.pool import FAULT_ENV, die_once
 from hivemind.store import Store
-from hivemind.store.run import Run
 from hivemind.store.records import is_empty
+from hivemind.store.run import Run
 
 SHARDS_PER_CPU = 4          # more shards than workers: a slow or retried shard holds up less of the run
 

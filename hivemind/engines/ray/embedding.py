@@ -26,12 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import Embedder, RunConfig
+from hivemind.core.errors import HivemindError
 from hivemind.embed.stage import EmbedSummary
 from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus
-from hivemind.engines.ray.pool import (FAULT_ENV, SHARDS_PER_WORKER, die_once, drain, map_actors,  # noqa: F401
-                                       output_path, remove_empty)  # (FAULT_ENV, die_once: tests name them here)
+from hivemind.engines.ray.pool import (  # noqa: F401
+    FAULT_ENV,
+    SHARDS_PER_WORKER,
+    die_once,
+    drain,
+    map_actors,
+    output_path,  # (FAULT_ENV, die_once: tests name them here)
+    remove_empty,
+)
 from hivemind.results.folder import atomic_file
 from hivemind.store import Store
 from hivemind.store.run import Run
@@ -197,8 +204,8 @@ def embed_run(run: Run | RunConfig, progress: bool = True, address: str | None =
               workers: int | None = None, gpus: int | None = None, verbose: bool = False,
               shard_texts: int = SHARD_TEXTS):
     """hivemind.embed.stage.embed_run on Ray: the same texts, the same vectors, the same summary and coverage file."""
-    from hivemind.results.folder import write_text
     from hivemind.embed.stage import COVERAGE_FILE, coverage_frame
+    from hivemind.results.folder import write_text
 
     config = Run.config_of(run)
     if config.embedder.provider == "litellm":

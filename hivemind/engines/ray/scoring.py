@@ -17,11 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hivemind.core.errors import HivemindError
 from hivemind.core.config import RunConfig, Scorer
+from hivemind.core.errors import HivemindError
 from hivemind.engines.ray.cluster import connected, gpu_workers, n_cpus
-from hivemind.engines.ray.pool import (FAULT_ENV, SHARDS_PER_WORKER, die_once, drain, map_actors, output_path,
-                                       remove_empty)
+from hivemind.engines.ray.pool import (
+    FAULT_ENV,
+    SHARDS_PER_WORKER,
+    die_once,
+    drain,
+    map_actors,
+    output_path,
+    remove_empty,
+)
 from hivemind.results.folder import atomic_file
 from hivemind.store import Answer, Score, Store
 from hivemind.store.run import Run
@@ -114,7 +121,7 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
               raise_if_incomplete: bool = True, address: str | None = None, workers: int | None = None,
               gpus: int | None = None, verbose: bool = False):
     """hivemind.score.stage.score_run with the local scorers on Ray; an API judge is refused with its name."""
-    from hivemind.score.stage import ScoreSummary, ScorerSummary, _choose, count_answers
+    from hivemind.score.stage import ScorerSummary, ScoreSummary, _choose, count_answers
 
     config = Run.config_of(run)
     chosen = _choose(config, scorers)

@@ -15,8 +15,7 @@ The study in parts, in the order it runs (`hivemind calibrate`, study.calibrate_
 from hivemind.studies.scorer_calibration.load import load_human_data
 from hivemind.studies.scorer_calibration.records import AbsoluteRecord, Exclusion, HumanData, PairRecord
 from hivemind.studies.scorer_calibration.scoring import score_responses
-from hivemind.studies.scorer_calibration.statistics import (Row, absolute_table, agreement, bootstrap_ci,
-                                                            pairwise_table)
+from hivemind.studies.scorer_calibration.statistics import Row, absolute_table, agreement, bootstrap_ci, pairwise_table
 from hivemind.studies.scorer_calibration.study import ScorerCalibration, calibrate_scorers, scorers_for
 from hivemind.studies.scorer_calibration.subsets import Params, absolute_subsets, pairwise_subsets
 

@@ -43,8 +43,14 @@ import numpy as np
 
 from hivemind.core.errors import HivemindError
 from hivemind.core.readers import read_records
-from hivemind.studies.scorer_calibration.records import (SCALE, AbsoluteRecord, Exclusion, HumanData, PairRecord,
-                                                         exclusion_summary)
+from hivemind.studies.scorer_calibration.records import (
+    SCALE,
+    AbsoluteRecord,
+    Exclusion,
+    HumanData,
+    PairRecord,
+    exclusion_summary,
+)
 
 HUB_ABSOLUTE = "liweijiang/infinite-chats-human-absolute"
 HUB_PAIRWISE = "liweijiang/infinite-chats-human-pairwise"

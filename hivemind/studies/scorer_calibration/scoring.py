@@ -23,8 +23,8 @@ def score_responses(data: HumanData, scorers: list, name: str, results_dir: str 
     The responses go into a store of their own as answers of one pseudo-system, so the score stage's caching
     applies: a re-run scores nothing twice and a killed run resumes. It lives in results/<name>/.scoring/
     (a hidden folder), so the leaderboard never mistakes the calibration for a run."""
-    from hivemind.core.config import RunConfig, System
     from hivemind.collect.prompts import Prompt
+    from hivemind.core.config import RunConfig, System
     from hivemind.score.stage import score_run
     from hivemind.store import Response, Store
 
