@@ -11,7 +11,7 @@ import pytest
 
 from hivemind import HivemindError
 from hivemind.studies.agreement import (AGREEMENT_FILE, CALIBRATION_FILE, QUANTILES, agreement_run, compare_warning,
-                                measure, threshold_table)
+                                measure_embedder, threshold_table)
 from hivemind.cli import main
 from hivemind.core.config import DEFAULT_EMBEDDER, Embedder, RunConfig, System
 from hivemind.embed.stage import STATIC_EMBEDDER, embed_run
@@ -113,7 +113,7 @@ def test_calibration_against_direct_numpy(tmp_path):
     embed_run(config, progress=False)
     ids = [s.identity for s in config.systems]
     with Store(config.store_path, create=False) as store:
-        measured = measure(store, config.embedder.id, ids)
+        measured = measure_embedder(store, config.embedder.id, ids)
         groups = list(store.iter_prompt_groups(config.embedder.id, ids))
     v = np.vstack([g.vectors for g in groups]).astype(np.float64)
     labels = np.concatenate([[p] * len(g.vectors) for p, g in enumerate(groups)])
@@ -139,12 +139,12 @@ def test_calibration_against_direct_numpy(tmp_path):
         assert table.loc[k, "share_above_0.5_calibrated"] == pytest.approx(np.mean((intra - c.floor) / (1 - c.floor) > 0.5))
     # a sampled floor (max_pairs below the number of pairs) lands near the exact one
     with Store(config.store_path, create=False) as store:
-        sampled = measure(store, config.embedder.id, ids, max_pairs=500).calibration
+        sampled = measure_embedder(store, config.embedder.id, ids, max_pairs=500).calibration
     assert not sampled.exact and sampled.n_pairs == 500
     assert sampled.floor == c.floor                                 # the mean is always exact
     assert abs(sampled.quantiles[0.5] - c.quantiles[0.5]) < 0.05
     with Store(config.store_path, create=False) as store:       # and a sample of answers, too many to keep
-        few = measure(store, config.embedder.id, ids, max_pairs=100, max_answers=12).calibration
+        few = measure_embedder(store, config.embedder.id, ids, max_pairs=100, max_answers=12).calibration
     assert not few.exact and 0 < few.n_pairs <= 12 * 11 // 2 and few.floor == c.floor
     # every sampled cosine is one of the real cross-prompt pairs' cosines
     assert np.abs(few.cosines[:, None] - np.array(cross)[None, :]).min(axis=1).max() < 1e-5

@@ -103,7 +103,7 @@ def test_every_model_has_a_default_route_or_is_retired_with_every_route_retired(
 
 
 def test_plan_without_keys_is_short_and_every_system_is_reachable_or_retired(paper, no_keys, capsys):
-    the_plan = reproduce.plan(paper, today=TODAY)
+    the_plan = reproduce.reproduction_plan(paper, today=TODAY)
     assert the_plan.runnable == []
     for system in the_plan.systems:   # every system: a key to set, or explicitly retired; never silent
         assert bool(system.retired) != bool(the_plan.missing_keys.get(system.name)), system.name
@@ -137,7 +137,7 @@ def test_a_retired_system_in_a_config_names_the_live_route(paper, no_keys, tmp_p
     old = paper.system("claude-3-5-sonnet-20241022@top-p").model_copy(
         update={"model": "anthropic/claude-3-5-sonnet-20241022", "api_key_env": "ANTHROPIC_API_KEY"})
     config = paper.model_copy(update={"systems": [old]})
-    the_plan = reproduce.plan(config, today=TODAY)
+    the_plan = reproduce.reproduction_plan(config, today=TODAY)
     assert the_plan.runnable == [] and the_plan.missing_keys == {}
     why = the_plan.retired["claude-3-5-sonnet-20241022@top-p"]
     assert "2025-10-28" in why and "bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0" in why
@@ -198,7 +198,7 @@ def test_cost_estimate_is_printed_and_the_yes_gate_stops_before_any_request(pape
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with FakeOpenAI() as server:
         config = local_paper(paper, tmp_path, server.url)
-        the_plan = reproduce.plan(config, systems=[MINI, CLAUDE], limit=2, samples=2)
+        the_plan = reproduce.reproduction_plan(config, systems=[MINI, CLAUDE], limit=2, samples=2)
         mini = the_plan.systems[0]
         assert the_plan.runnable == [MINI] and the_plan.missing_keys == {CLAUDE: "DEEPINFRA_API_KEY"}
         assert mini.samples_todo == 4 and mini.completion_tokens == 4 * 2048 and mini.completion_is_max
@@ -220,7 +220,7 @@ def test_unknown_price_is_said_per_system(paper, tmp_path):
         config.systems[0] = config.systems[0].model_copy(update={"model": "openai/no-such-model-anywhere",
                                                                  "api_base": server.url,
                                                                  "api_key_env": None})
-        the_plan = reproduce.plan(config, systems=[config.systems[0].name], limit=1, samples=1)
+        the_plan = reproduce.reproduction_plan(config, systems=[config.systems[0].name], limit=1, samples=1)
     assert the_plan.unknown_price == [config.systems[0].name]
     assert "price unknown to litellm" in the_plan.describe()
 

@@ -286,11 +286,11 @@ def test_run_on_a_dead_ray_address_fails_before_any_request(tmp_path, collect_ke
 # --- collect streams its work ----------------------------------------------------------------------------
 
 def test_the_plan_is_lazy_and_counted_without_a_list(tmp_path, write_config):
-    from hivemind.collect.stage import plan
+    from hivemind.collect.stage import missing_samples
     from hivemind.collect.prompts import load_prompts
 
     config = load_config(write_config([("A", "openai/a", "http://127.0.0.1:9/v1")], samples=1_000_000))
-    todo, = plan(config, config.systems, load_prompts(config))
+    todo, = missing_samples(config, config.systems, load_prompts(config))
     assert inspect.isgenerator(todo.keys)
     assert todo.count == N_PROMPTS * 1_000_000
     first = [next(todo.keys) for _ in range(3)]
@@ -298,7 +298,7 @@ def test_the_plan_is_lazy_and_counted_without_a_list(tmp_path, write_config):
 
 
 def test_the_plan_skips_stored_keys_and_counts_stored_errors_for_retry(tmp_path, collect_key, write_config):
-    from hivemind.collect.stage import plan
+    from hivemind.collect.stage import missing_samples
     from hivemind.collect.prompts import load_prompts
     from hivemind.store import Response, Store
 
@@ -311,9 +311,9 @@ def test_the_plan_skips_stored_keys_and_counts_stored_errors_for_retry(tmp_path,
         store.db.execute("DELETE FROM responses WHERE prompt_id = 'p-sea' AND sample = 1")
         store.insert_response(Response(system.identity, "p-sea", 1, None, seed=1, error="400 too long"))
     bigger = config.model_copy(update={"samples": 3})
-    todo, = plan(bigger, bigger.systems, load_prompts(bigger))
+    todo, = missing_samples(bigger, bigger.systems, load_prompts(bigger))
     assert todo.count == N_PROMPTS and {p.id for p, s in todo.keys} == {p["id"] for p in COLLECT_PROMPTS}
-    todo, = plan(bigger, bigger.systems, load_prompts(bigger), retry_errors=True)
+    todo, = missing_samples(bigger, bigger.systems, load_prompts(bigger), retry_errors=True)
     assert (todo.count, todo.retried) == (N_PROMPTS + 1, 1)
     assert ("p-sea", 1) in {(p.id, s) for p, s in todo.keys}
 

@@ -84,7 +84,7 @@ def collect_run(run: Run | RunConfig, systems: list[str] | None = None, progress
         chosen = [config.system(name) for name in systems] if systems else list(config.systems)
         chosen = list({system.name: system for system in chosen}.values())   # a system named twice is asked once
         prompts = load_prompts(config)
-        plans = plan(run, chosen, prompts, retry_errors)
+        plans = missing_samples(run, chosen, prompts, retry_errors)
         summary = CollectSummary(requested=sum(todo.count for todo in plans))
         summary.skipped = len(chosen) * len(prompts) * config.samples - summary.requested
         if summary.requested:
@@ -371,7 +371,7 @@ class Todo:
     retried: int = 0      # of `count`, keys stored as permanent errors that retry_errors re-sends
 
 
-def plan(run: Run | RunConfig, systems: list[System], prompts: list[Prompt], retry_errors: bool = False) -> list[Todo]:
+def missing_samples(run: Run | RunConfig, systems: list[System], prompts: list[Prompt], retry_errors: bool = False) -> list[Todo]:
     """The (prompt, sample) keys each system still lacks (with retry_errors, also those stored as permanent
     errors), as lazy Todos. Reads the store if there is one; writes nothing. The stored keys are read into a
     set (their number is what is stored, not what is asked)."""

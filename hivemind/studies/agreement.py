@@ -80,13 +80,13 @@ class EmbedderCalibration:
 
 
 @dataclass
-class Measured:
+class EmbedderMeasures:
     stats: SimilarityStats
     calibration: EmbedderCalibration
 
 
-def measure(store: Store, embedder: str, system_ids: list[str], max_pairs: int = 200_000,
-            max_answers: int = 20_000, seed: int = 0) -> Measured:
+def measure_embedder(store: Store, embedder: str, system_ids: list[str], max_pairs: int = 200_000,
+            max_answers: int = 20_000, seed: int = 0) -> EmbedderMeasures:
     """One pass over the run's prompt groups for `embedder`: similarity stats and the floor distribution."""
     acc = SimilarityAccumulator(len(system_ids))
     rng = np.random.default_rng(seed)
@@ -115,12 +115,12 @@ def measure(store: Store, embedder: str, system_ids: list[str], max_pairs: int =
     calibration = EmbedderCalibration(embedder=embedder, floor=float(stats.floor),
                                       quantiles={q: float(np.quantile(cosines, q)) for q in QUANTILES},
                                       n_pairs=len(cosines), exact=exact, cosines=cosines)
-    return Measured(stats=stats, calibration=calibration)
+    return EmbedderMeasures(stats=stats, calibration=calibration)
 
 
 def calibrate_embedder(store: Store, embedder: str, system_ids: list[str]) -> EmbedderCalibration:
     """The floor distribution of `embedder` on this run (for analyze: raw and calibrated lines)."""
-    return measure(store, embedder, system_ids).calibration
+    return measure_embedder(store, embedder, system_ids).calibration
 
 
 def _bottom_k(vectors, prompts, keys, k):
@@ -231,7 +231,7 @@ def inter_to_others(matrix: np.ndarray) -> np.ndarray:
         return np.nanmean(off, axis=1) if len(matrix) > 1 else np.full(len(matrix), np.nan)
 
 
-def compare(a: Measured, b: Measured, names: list[str]) -> Agreement:
+def compare(a: EmbedderMeasures, b: EmbedderMeasures, names: list[str]) -> Agreement:
     """The agreement of two embedders' measurements of the same run (same systems, same order)."""
     ia, ib = a.stats.intra_summary().mean, b.stats.intra_summary().mean
     ma, mb = a.stats.inter_matrix(), b.stats.inter_matrix()
@@ -274,7 +274,7 @@ def agreement_run(config: RunConfig, names: list[str], progress: bool = True, wa
         for embedder in embedders:
             embed_run(config.model_copy(update={"embedder": embedder}), progress=progress)
             with Store.open_readonly(config.store_path) as store:
-                measured.append(measure(store, embedder.id, ids))
+                measured.append(measure_embedder(store, embedder.id, ids))
         result = compare(*measured, [s.name for s in config.systems])
         write_agreement(config.run_dir, result, config)
     return result

@@ -206,7 +206,7 @@ def select(config: RunConfig, systems: list[str] | None = None, limit: int | Non
     return config.model_copy(update=update, deep=True)
 
 
-def plan(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
+def reproduction_plan(config: RunConfig, systems: list[str] | None = None, limit: int | None = None,
          samples: int | None = None, completion_tokens: int | None = None,
          today: dt.date | None = None) -> ReproductionPlan:
     """What would run, what is missing, what is retired and what it would cost; sends nothing.
@@ -367,7 +367,7 @@ def run(config: RunConfig, systems: list[str] | None = None, limit: int | None =
         threshold_usd: float = 10.0, samples: int | None = None, completion_tokens: int | None = None,
         progress: bool = True, wait: bool = False) -> ReproduceSummary:
     """Plan, check the cost gate, then collect the runnable systems, embed, analyse and report."""
-    the_plan = plan(config, systems, limit, samples, completion_tokens)
+    the_plan = reproduction_plan(config, systems, limit, samples, completion_tokens)
     print(the_plan.describe(), flush=True)
     blockers = the_plan.blockers()
     if blockers:
