@@ -19,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hivemind"
-LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"]
+LINT = [sys.executable, "-c",
+        "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"]
 MAX_LINES = 600
 STAGES = ["collect", "embed", "score", "analyze", "report"]
 
@@ -31,11 +32,14 @@ def lint(root: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def copy_of_package(tmp_path: Path) -> Path:
+def lint_with(tmp_path: Path, module: str, addition: str) -> subprocess.CompletedProcess:
+    """lint-imports on a copy of the package whose `module` (a path under hivemind/) ends with `addition`."""
     root = tmp_path / "copy"
     shutil.copytree(PACKAGE, root / "hivemind", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
-    return root
+    changed = root / "hivemind" / module
+    changed.write_text(changed.read_text() + addition)
+    return lint(root)
 
 
 def test_the_layering_contracts_hold():
@@ -45,29 +49,23 @@ def test_the_layering_contracts_hold():
 
 
 def test_an_upward_import_inside_a_function_breaks_the_layers_contract(tmp_path):
-    root = copy_of_package(tmp_path)
-    lock = root / "hivemind" / "core" / "lock.py"
-    lock.write_text(lock.read_text() + "\n\ndef _upward():\n    from hivemind.report import stage  # noqa\n")
-    done = lint(root)
+    done = lint_with(tmp_path, "core/lock.py", "\n\ndef _upward():\n    from hivemind.report import stage  # noqa\n")
     assert done.returncode != 0
     assert "Stages in pipeline order" in done.stdout and "BROKEN" in done.stdout
     assert "hivemind.core.lock -> hivemind.report.stage" in done.stdout
 
 
 def test_a_cycle_between_sibling_modules_breaks_the_acyclic_contract(tmp_path):
-    root = copy_of_package(tmp_path)
-    phrases = root / "hivemind" / "analyze" / "phrases.py"       # diversity imports phrases; now back again
-    phrases.write_text(phrases.read_text() + "\n\ndef _back():\n    from hivemind.analyze import diversity  # noqa\n")
-    done = lint(root)
+    # diversity imports phrases; now phrases imports diversity back
+    done = lint_with(tmp_path, "analyze/phrases.py",
+                     "\n\ndef _back():\n    from hivemind.analyze import diversity  # noqa\n")
     assert done.returncode != 0
     assert "No import cycle" in done.stdout and "BROKEN" in done.stdout
 
 
 def test_a_store_query_outside_the_store_breaks_the_sql_contract(tmp_path):
-    root = copy_of_package(tmp_path)
-    browser = root / "hivemind" / "report" / "browser.py"
-    browser.write_text(browser.read_text() + "\n\ndef _peek(path):\n    import sqlite3\n    return sqlite3.connect(path)\n")
-    done = lint(root)
+    done = lint_with(tmp_path, "report/browser.py",
+                     "\n\ndef _peek(path):\n    import sqlite3\n    return sqlite3.connect(path)\n")
     assert done.returncode != 0
     assert "Only the store speaks SQL" in done.stdout and "hivemind.report.browser -> sqlite3" in done.stdout
 

@@ -100,7 +100,8 @@ def _valid_env_name(value: str | None) -> str | None:
 # Decoding params hivemind itself reads (plan: max_tokens) or that a provider would reject only after the
 # run started: checked at load. (name, integer?, low, high); None: no bound. Other params pass through.
 NUMERIC_PARAMS = {
-    "max_tokens": (True, 1, MAX_COUNT), "max_completion_tokens": (True, 1, MAX_COUNT), "n": (True, 1, 1), "top_k": (True, -1, None), "seed": (True, None, None),
+    "max_tokens": (True, 1, MAX_COUNT), "max_completion_tokens": (True, 1, MAX_COUNT), "n": (True, 1, 1),
+    "top_k": (True, -1, None), "seed": (True, None, None),
     "temperature": (False, 0, None), "top_p": (False, 0, 1), "min_p": (False, 0, 1),
     "presence_penalty": (False, None, None), "frequency_penalty": (False, None, None),
 }
