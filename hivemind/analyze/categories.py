@@ -17,14 +17,18 @@ writes category_breakdown.csv:
   rows): all systems' answers to a prompt pooled (pooled_diversity.csv), mean over the category's prompts.
 - few_prompts: True when the category has fewer than `min_prompts` prompts; its figures are too noisy to
   compare, and the table says so rather than dropping the row.
-A category written "Top > Fine" (the taxonomy's two levels) gives a row for each level (level "top" and
-"fine"); a plain category is level "category". Prompts without a category are counted under "(none)".
+A category written "Top > Fine" (the taxonomy's two levels, hivemind.core.taxonomy) gives a row for each level
+(level "top" and "fine"). Creative Content Generation and Brainstorm & Ideation, written as the top alone, are
+their own fine category too (the paper gives them no sub-category and counts them among its 17), so they give
+both rows and the fine rows cover every taxonomy prompt; another top alone gives its "top" row only; any other
+plain category is level "category". Prompts without a category are counted under "(none)".
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from hivemind.core.errors import HivemindError
+from hivemind.core.taxonomy import FINES, TOPS, split
 
 TABLE = "category_breakdown.csv"
 DEFAULT_MIN_PROMPTS = 5
@@ -35,10 +39,12 @@ def levels(category: str | None) -> list[tuple[str, str]]:
     """(level, name) pairs of one prompt's category."""
     if not category:
         return [("category", NONE)]
-    if " > " in category:
-        top, fine = (part.strip() for part in category.split(" > ", 1))
+    top, fine = split(category)
+    if fine is not None:
         return [("top", top), ("fine", fine)]
-    return [("category", category.strip())]
+    if top not in TOPS:
+        return [("category", top)]
+    return [("top", top), ("fine", top)] if top in FINES else [("top", top)]
 
 
 COLUMNS = ["category", "level", "system", "n_prompts", "mean_intra", "share_above_0.8", "mean_prompt_similarity",
