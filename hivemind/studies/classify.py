@@ -3,7 +3,7 @@
 - `hivemind categories RUN` rewrites category_breakdown.csv (the table and its columns:
   hivemind.analyze.categories) with another `--min-prompts`;
 - `hivemind classify RUN --model ID` labels the prompts that carry no category with an LM, into the
-  INFINITY-CHAT taxonomy or the user's labels, and stores the labels (resumable).
+  INFINITY-CHAT taxonomy (hivemind.core.taxonomy) or the user's labels, and stores the labels (resumable).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from hivemind.analyze.categories import DEFAULT_MIN_PROMPTS, TABLE, breakdown, run_categories
 from hivemind.core.errors import HivemindError
+from hivemind.core.taxonomy import LABELS, canonical, split
 
 
 def categories_run(config, min_prompts: int = DEFAULT_MIN_PROMPTS, wait: bool = False) -> tuple[Path, pd.DataFrame]:
@@ -59,20 +60,12 @@ def summary(frame: pd.DataFrame) -> str:
 
 # Classification through litellm (`hivemind classify RUN --model ID`) --------------------------------
 
-# The labels of this repository's demo prompts (prompts/demo.jsonl), NOT the paper's taxonomy. SOURCES for what
-# is known of the INFINITY-CHAT taxonomy (6 top-level, 17 fine-grained categories): the abstract (arXiv
-# 2510.22954, e.g. https://www.emergentmind.com/papers/2510.22954) names one top-level category, "brainstorm &
-# ideation"; the authors' code (liweijiang/artificial-hiveminds src/data_construction/main_classify.py) lists the
-# labels from data/eval/open_ended_taxonomy.py, a file not in the stored material, and names one predefined label,
-# "Opinions-Based Questions" (main_compile_subset_for_response_type_analysis.py); a third-party script filters the
-# Hub set on the label "Creative Content Generation". The full list of 6 + 17 names was not in the stored
-# material, so it is not written here. Use the labels the taxonomy set carries (`category_field: categories`, see
-# hivemind/collect/prompts.py), or pass --labels FILE (one "Top > Fine" label a line) to classify into them.
-DEFAULT_LABELS = ["brainstorm & ideation", "creative content generation", "descriptive writing", "humor",
-                  "personal advice", "philosophical / abstract questions", "recommendations",
-                  "speculative scenarios", "value-laden questions", "writing genres"]
+# The default labels are the paper's taxonomy (hivemind.core.taxonomy: 6 top-level, 17 fine categories, written
+# "Top > Fine"; the two tops the paper gives no sub-category are the top alone). --labels FILE gives others.
+DEFAULT_LABELS = list(LABELS)
 
-CLASSIFY_PROMPT = """Classify the user request below into exactly one of these categories:
+CLASSIFY_PROMPT = """Classify the user request below into exactly one of these categories (written "Top > Fine";
+a category without ">" has no finer level):
 {labels}
 
 Answer with the category name only, copied exactly.
@@ -82,19 +75,38 @@ User request:
 
 
 def parse_label(reply: str, labels: list[str]) -> tuple[str | None, str | None]:
-    """(label, error): the one label the reply names (case-insensitive, the reply's last non-empty line);
-    anything else is an error, never a guess."""
+    """(label, error): the one label the reply names (case-insensitive, the reply's last non-empty line), as the
+    full label or, for a two-level label, its fine name alone (which maps to its top); anything else (no label,
+    several, a top that has finer labels, a fine under another top) is an error, never a guess."""
     lines = [line.strip().strip(".*\"'`") for line in (reply or "").splitlines() if line.strip()]
     if not lines:
         return None, "empty reply"
-    last = lines[-1].lower()
-    exact = [label for label in labels if label.lower() == last]
-    if exact:
-        return exact[0], None
-    named = [label for label in labels if label.lower() in last]
+    named = named_labels(lines[-1], labels)
     if len(named) == 1:
         return named[0], None
     return None, f"reply names {'several' if named else 'no'} category: {lines[-1][:80]!r}"
+
+
+def named_labels(line: str, labels: list[str]) -> list[str]:
+    """The labels a reply line names: those it is exactly (full label or fine name, or for the taxonomy's labels
+    another name the paper gives them), else the full labels it contains, else the fine names it contains under
+    no other top it names (a top with several fine categories is not one label)."""
+    line = plain(line)
+    parts = {label: tuple(plain(part) if part else "" for part in split(label)) for label in labels}
+    exact = [label for label, (_top, fine) in parts.items() if line and line in (plain(label), fine)]
+    if exact:
+        return exact
+    if canonical(line) in labels:
+        return [canonical(line)]
+    full = [label for label in labels if plain(label) in line]
+    if full or not line:
+        return full
+    tops = {top for top, _fine in parts.values() if top in line}
+    return [label for label, (top, fine) in parts.items() if fine and fine in line and (not tops or top in tops)]
+
+
+def plain(text: str) -> str:
+    return " ".join(text.split()).lower()
 
 
 def read_labels(path: str | None) -> list[str]:
