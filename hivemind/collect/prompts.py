@@ -12,6 +12,7 @@ from pathlib import Path
 from hivemind.core.config import DatasetSource, RunConfig
 from hivemind.core.errors import HivemindError
 from hivemind.core.readers import Where, read_records
+from hivemind.core.taxonomy import canonical
 from hivemind.store import Prompt
 
 TEXT_FIELDS = ("prompt", "query", "instruction", "text")
@@ -65,7 +66,13 @@ def _to_prompt(record: dict, where: str) -> Prompt:
     raw_id = record.get("id")
     pid = str(raw_id) if raw_id not in (None, "") else prompt_id(text)
     category = record.get("category")
-    return Prompt(id=pid, text=text, category=str(category) if category not in (None, "") else None)
+    return Prompt(id=pid, text=text, category=taxonomy_form(str(category)) if category not in (None, "") else None)
+
+
+def taxonomy_form(category: str) -> str:
+    """A category that names a label of the paper's taxonomy (hivemind.core.taxonomy: the full label or a fine
+    name alone, any case) in its "Top > Fine" form, so it counts at both levels; any other kept as given."""
+    return canonical(category) or category
 
 
 def load_dataset_prompts(source: DatasetSource) -> list[Prompt]:
@@ -133,5 +140,5 @@ def dataset_category(value) -> str | None:
         labels = [c for c in value if isinstance(c, dict) and c.get("category")]
         predefined = [c["category"] for c in labels if c.get("type") == "predefined"]
         names = predefined or [c["category"] for c in labels] or [v for v in value if isinstance(v, str) and v]
-        return str(names[0]) if names else None
-    return str(value)
+        return taxonomy_form(str(names[0])) if names else None
+    return taxonomy_form(str(value))
