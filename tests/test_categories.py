@@ -18,10 +18,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from hivemind import HivemindError  # noqa: E402
 from hivemind.analyze import categories as breakdowns
 from hivemind.studies import classify as categories
+from hivemind.core import taxonomy  # noqa: E402
 from hivemind.core.config import RunConfig, System  # noqa: E402
 from hivemind.collect.prompts import Prompt  # noqa: E402
 from hivemind.store import Store  # noqa: E402
 
+DEMO = Path(__file__).resolve().parents[1] / "prompts" / "demo.jsonl"
 CATEGORIES = {"p0": "Creative > humor", "p1": "Creative > humor", "p2": "Creative > poetry", "p3": "Advice > career",
               "p4": None, "p5": "Creative > poetry"}
 
@@ -55,6 +57,42 @@ def test_breakdown_matches_direct_computation():
             mine = part[part.system == system]
             assert rows.loc[system, "mean_intra"] == pytest.approx(mine.intra.mean())
     assert not table[(table.category == "Creative") & (table.system == "ALL")].few_prompts.item()
+
+
+def test_every_demo_prompt_is_labelled_in_the_taxonomy_and_breaks_down_at_both_levels():
+    from hivemind.collect.prompts import load_prompt_file
+
+    prompts = load_prompt_file(DEMO)
+    labels = {p.id: p.category for p in prompts}
+    assert len(prompts) == 28 and set(labels.values()) <= set(taxonomy.LABELS), set(labels.values())
+    assert {taxonomy.split(label)[0] for label in labels.values()} == set(taxonomy.TOPS)   # every top has prompts
+    rng = np.random.default_rng(5)
+    cells = pd.DataFrame([(system, pid, 10, float(rng.uniform(0.5, 0.95))) for system in ("a", "b")
+                          for pid in labels], columns=["system", "prompt_id", "n_samples", "intra"])
+    table = breakdowns.breakdown(cells, labels)
+    pooled = table[table.system == "ALL"]
+    assert set(pooled.level) == {"top", "fine"}
+    tops, fines = pooled[pooled.level == "top"], pooled[pooled.level == "fine"]
+    assert set(tops.category) == set(taxonomy.TOPS) and tops.n_prompts.sum() == 28
+    assert set(fines.category) <= set(taxonomy.FINES) and fines.n_prompts.sum() == 28   # fine = top counts too
+    assert "Creative Content Generation" in set(fines.category)
+    for row in pooled.itertuples():
+        part = 0 if row.level == "top" else 1
+        pids = [pid for pid, label in labels.items()
+                if (taxonomy.split(label)[part] or taxonomy.split(label)[0]) == row.category]
+        assert row.n_prompts == len(pids)
+        assert row.mean_intra == pytest.approx(cells[cells.prompt_id.isin(pids)].intra.mean())
+
+
+def test_the_prompt_loader_writes_a_taxonomy_category_in_its_two_level_form(tmp_path):
+    from hivemind.collect.prompts import load_prompt_file
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"id": "a", "category": "problem solving", "prompt": "Fix my bike."}\n'
+                    '{"id": "b", "category": "brainstorm & ideation", "prompt": "Name a cat."}\n'
+                    '{"id": "c", "category": "poems", "prompt": "Write a poem."}\n', encoding="utf-8")
+    assert [p.category for p in load_prompt_file(path)] == [
+        "Information-Seeking > Problem Solving", "Brainstorm & Ideation", "poems"]
 
 
 def make_run(tmp_path: Path, with_categories: bool = True) -> RunConfig:
@@ -96,6 +134,43 @@ def test_parse_label_takes_one_named_label_or_nothing():
     assert categories.parse_label("", labels) == (None, "empty reply")
 
 
+def test_the_taxonomy_has_the_papers_six_tops_and_seventeen_fines():
+    assert len(taxonomy.TOPS) == 6 and len(taxonomy.FINES) == 17 and len(set(taxonomy.FINES)) == 17
+    assert len(taxonomy.LABELS) == 17 and categories.DEFAULT_LABELS == list(taxonomy.LABELS)
+    one_level = {"Creative Content Generation", "Brainstorm & Ideation"}   # no sub-category: fine = top
+    assert {c.label for c in taxonomy.TAXONOMY if c.fine == c.top} == one_level
+    assert all(" > " in label for label in set(taxonomy.LABELS) - one_level)
+    for label in taxonomy.LABELS:
+        assert taxonomy.canonical(label.upper()) == label
+        assert f"- {label}\n" in classify_text("x")    # the LM is offered every two-level label
+    assert taxonomy.canonical("personal  advice") == "Information-Seeking > Personal Advice"
+    assert taxonomy.canonical("Information-Seeking") is None and taxonomy.canonical("humor") is None
+    # the names the paper's own labelling prompt uses (the Hub set's labels) map too; its extra label does not
+    assert taxonomy.canonical("Information-Seeking about Concept Explanations") == \
+        "Information-Seeking > Concept Explanation"
+    assert taxonomy.canonical("Ideation and Brainstorming") == "Brainstorm & Ideation"
+    assert taxonomy.canonical("Opinion-Based Questions with Alternative Perspectives") is None
+
+
+def classify_text(prompt: str) -> str:
+    labels = categories.read_labels(None)
+    return categories.CLASSIFY_PROMPT.format(labels="\n".join(f"- {label}" for label in labels), prompt=prompt)
+
+
+def test_parse_label_maps_a_fine_name_to_its_top_and_refuses_what_is_no_one_label():
+    labels = categories.read_labels(None)
+    problem = "Information-Seeking > Problem Solving"
+    for reply in ("Problem Solving", "problem solving.", "**Information-Seeking > Problem Solving**",
+                  "Let me think.\nCategory: Problem Solving"):
+        assert categories.parse_label(reply, labels) == (problem, None), reply
+    assert categories.parse_label("Brainstorm & Ideation", labels) == ("Brainstorm & Ideation", None)
+    for junk in ("banana", "Information-Seeking",                        # a top with fines is not one label
+                 "Information-Seeking > Philosophical Questions",        # a fine under another top
+                 "Value-Laden Questions or Controversial Questions", "**"):
+        label, error = categories.parse_label(junk, labels)
+        assert label is None and error.startswith("reply names"), junk
+
+
 def test_classifier_off_list_replies_are_counted_and_a_rerun_asks_nothing(tmp_path, monkeypatch):
     config = make_run(tmp_path, with_categories=False)
     monkeypatch.setenv("CLASSIFY_TEST_KEY", "sk-classify-test-key-00000001")
@@ -115,7 +190,8 @@ def test_classifier_off_list_replies_are_counted_and_a_rerun_asks_nothing(tmp_pa
 def test_the_taxonomy_sets_shape_loads_text_and_first_predefined_category(tmp_path):
     """A local dataset shaped like liweijiang/infinite-chats-taxonomy (messages, categories as a list of
     {category, type}; written here, labelled a test fixture) loads through `datasets` offline: the first user
-    turn is the prompt, the first predefined label its category; a missing category_field is a clear error."""
+    turn is the prompt, the first predefined label its category (a taxonomy name in its "Top > Fine" form, any
+    other as given); a missing category_field is a clear error."""
     import json
 
     from hivemind.core.config import DatasetSource
@@ -132,6 +208,8 @@ def test_the_taxonomy_sets_shape_loads_text_and_first_predefined_category(tmp_pa
          "categories": [{"category": "Opinions-Based Questions", "type": "predefined"}]},
         {"conversation_id": "c3", "messages": [{"role": "user", "content": "Name a startup idea."}],
          "categories": []},
+        {"conversation_id": "c4", "messages": [{"role": "user", "content": "How do I fix a flat tire?"}],
+         "categories": [{"category": "Information-Seeking about Problem Solving", "type": "predefined"}]},
     ]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     source = DatasetSource(dataset=str(folder), field="messages", category_field="categories",
@@ -140,6 +218,37 @@ def test_the_taxonomy_sets_shape_loads_text_and_first_predefined_category(tmp_pa
     assert [(p.id, p.text, p.category) for p in prompts] == [
         ("c1", "Write a metaphor about time.", "Creative Content Generation"),
         ("c2", "Is it ever right to lie?", "Opinions-Based Questions"),
-        ("c3", "Name a startup idea.", None)]
+        ("c3", "Name a startup idea.", None),
+        ("c4", "How do I fix a flat tire?", "Information-Seeking > Problem Solving")]   # the paper's prompt's name
     with pytest.raises(HivemindError, match="no category_field 'category'.*categories"):
         load_dataset_prompts(DatasetSource(dataset=str(folder), field="messages", category_field="category"))
+
+
+@pytest.mark.slow
+def test_a_real_local_model_classifies_the_demo_prompts_into_taxonomy_labels_only(tmp_path):
+    """SmolLM2-135M through the real llama.cpp server, on four demo prompts (every seventh): every
+    stored label is one of the 17, a reply naming none is stored unparseable (this model mostly answers the
+    request instead), and labelled prompts break down at both levels."""
+    from hivemind.collect import local_server
+    from hivemind.collect.prompts import load_prompt_file
+
+    started = local_server.start_missing((local_server.SMOLLM2,))
+    try:
+        config = RunConfig(name="clf", prompts=str(DEMO), results_dir=str(tmp_path / "results"),
+                           systems=[System(name="a", model="openai/a", api_base="http://127.0.0.1:9/v1")])
+        prompts = load_prompt_file(DEMO)[::7]
+        with Store(config.store_path) as store:
+            store.add_prompts([Prompt(id=p.id, text=p.text, category=None) for p in prompts])
+        model, api_base = f"openai/{local_server.SMOLLM2.alias}", local_server.SMOLLM2.api_base
+        counts = categories.classify_run(config, model, api_base, progress=False)
+    finally:
+        local_server.stop_all(started)
+    assert counts["failed"] == 0 and counts["labelled"] + counts["unparseable"] == len(prompts)
+    with Store.open_readonly(config.store_path) as store:
+        labels = store.prompt_labels()
+        assert store.labelled_prompts(f"{model}@{api_base}") == {p.id for p in prompts}   # every reply stored
+    assert len(labels) == counts["labelled"] and set(labels.values()) <= set(taxonomy.LABELS)
+    if labels:
+        table = breakdowns.breakdown(pd.DataFrame([("a", pid, 2, 0.5) for pid in labels],
+                                                  columns=["system", "prompt_id", "n_samples", "intra"]), labels)
+        assert {"top", "fine"} <= set(table.level)

@@ -18,8 +18,10 @@ from hivemind.store import Prompt
 from synthetic_run import Answer, make_run
 
 SYSTEMS = ["sys-a", "sys-b", "sys-c"]
-CATEGORIES = {"h1": "Creative > humor", "h2": "Creative > humor", "h3": "Creative > humor",
-              "po1": "Creative > poetry", "po2": "Creative > poetry", "c1": "Advice > career", "c2": "Advice > career"}
+STYLES, GENRES, CREATIVE = ("Alternative Styles", "Alternative Styles > Alternative Writing Genres",
+                             "Creative Content Generation")     # the paper's taxonomy (hivemind.core.taxonomy)
+CATEGORIES = {"h1": f"{STYLES} > Communication Styles", "h2": f"{STYLES} > Communication Styles",
+              "h3": f"{STYLES} > Communication Styles", "po1": GENRES, "po2": GENRES, "c1": CREATIVE, "c2": CREATIVE}
 SECTION = "Headline figures by prompt category"
 
 
@@ -56,8 +58,9 @@ def test_analyze_writes_the_breakdown_matching_direct_computation(with_categorie
     diversity = pd.read_csv(run_dir / "diversity_per_prompt.csv")
     pooled = pd.read_csv(run_dir / "pooled_diversity.csv").set_index("prompt_id")
     homogeneity = pd.read_csv(run_dir / "prompt_homogeneity.csv").set_index("prompt_id")
-    groups = {("top", "Creative"): ["h1", "h2", "h3", "po1", "po2"], ("fine", "humor"): ["h1", "h2", "h3"],
-              ("fine", "poetry"): ["po1", "po2"], ("top", "Advice"): ["c1", "c2"], ("fine", "career"): ["c1", "c2"]}
+    groups = {("top", STYLES): ["h1", "h2", "h3", "po1", "po2"], ("fine", "Communication Styles"): ["h1", "h2", "h3"],
+              ("fine", "Alternative Writing Genres"): ["po1", "po2"],
+              ("top", CREATIVE): ["c1", "c2"], ("fine", CREATIVE): ["c1", "c2"]}   # no sub-category: fine = top
     assert len(table[table.system == "ALL"]) == len(groups)
     for (level, name), pids in groups.items():
         rows = table[(table.level == level) & (table.category == name)].set_index("system")
@@ -81,13 +84,15 @@ def test_report_shows_every_category_with_its_prompts_and_flags_small_ones(with_
     md = (with_categories.run_dir / "report.md").read_text(encoding="utf-8")
     assert f"<h2>{SECTION}</h2>" in page and f"## {SECTION}" in md
     section = page.split(f"<h2>{SECTION}</h2>")[1].split("<h2>")[0]
-    for name in ("Creative", "humor", "poetry", "Advice", "career"):
+    for name in (STYLES, "Communication Styles", "Alternative Writing Genres", CREATIVE):
         assert f"<td>{name}</td>" in section
-    assert section.count("few prompts: too noisy to compare") == 4      # all but Creative (5 prompts)
+    assert section.count(f"<td>{CREATIVE}</td>") == 2                   # its top and its fine row
+    assert f">{CREATIVE}</th>" in section and f">{STYLES}</th>" in section   # the by-system table's tops
+    assert section.count("few prompts: too noisy to compare") == 4      # all but Alternative Styles (5 prompts)
     assert "4 categories have too few prompts" in section
     assert "by system and category" in section and "<td>sys-b</td>" in section
-    creative = next(line for line in md.splitlines() if line.startswith("| Creative | top |"))
-    assert "| 5 |" in creative and "few prompts" not in creative
+    styles = next(line for line in md.splitlines() if line.startswith(f"| {STYLES} | top |"))
+    assert "| 5 |" in styles and "few prompts" not in styles
 
 
 def test_no_categories_no_table_and_no_section(tmp_path):
