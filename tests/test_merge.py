@@ -32,7 +32,7 @@ from hivemind.runs.imports import import_files
 from hivemind.core.lock import read_holder
 from hivemind.runs.merge import merge
 from hivemind.score.stage import score_run
-from hivemind.store import SCHEMA_VERSION, TABLES, Prompt, Response, Score, Store, text_hash
+from hivemind.store import SCHEMA_VERSION, TABLES, Prompt, Response, Score, Store, Verdict, text_hash
 from hivemind.store.schema import TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def without_order(tables: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def fill(path: Path, systems, prompts, responses, scores, reasoning, labels, vector_seed: int) -> None:
+def fill(path: Path, systems, prompts, responses, scores, reasoning, labels, vector_seed: int, verdicts=()) -> None:
     """A store using every table: the embeddings (with chunk counts) are those of its answers' texts."""
     with Store(path) as store:
         for sid in systems:
@@ -193,6 +193,9 @@ def fill(path: Path, systems, prompts, responses, scores, reasoning, labels, vec
             store.add_reasoning(sid, pid, n, text)
         for pid, label in labels:
             store.add_prompt_label(pid, "clf", label, label or "???", None if label else "no label")
+        store.add_verdicts([Verdict(sid, pid, a, b, "judge:j", same, raw=str(same), cost=cost,
+                                    error=None if same is not None else "unreadable")
+                            for sid, pid, a, b, same, cost in verdicts])
 
 
 @pytest.fixture
@@ -206,14 +209,16 @@ def every_table(tmp_path) -> tuple[Path, Path]:
          scores=[("s1", "p1", 0, "judge", 5.0, 0.01), ("s2", "p2", 0, "judge", None, 0.02),
                  ("s2", "p2", 0, "reward", 0.3, None)],
          reasoning=[("s1", "p1", 0, "colours..."), ("s2", "p2", 0, "jokes...")],
-         labels=[("p1", "creative"), ("p2", None)], vector_seed=1)
+         labels=[("p1", "creative"), ("p2", None)], vector_seed=1,
+         verdicts=[("s2", "p2", 0, 1, None, 0.001), ("s1", "p1", 0, 1, True, 0.002)])
     fill(b, systems=["s2", "s3"], prompts=[("p2", "Tell a joke."), ("p3", "Name a bakery.")],
          responses=[("s2", "p2", 0, "a joke", 0.02), ("s2", "p2", 1, "now answered", 0.05), ("s2", "p1", 0, None, None),
                     ("s3", "p3", 0, "Night Loaf", 0.03), ("s3", "p2", 0, None, None)],
          scores=[("s2", "p2", 0, "judge", 4.0, 0.03), ("s2", "p2", 0, "reward", 0.3, None),
                  ("s3", "p3", 0, "judge", 2.0, 0.04), ("s3", "p3", 0, "reward", None, None)],
          reasoning=[("s2", "p2", 0, "jokes..."), ("s3", "p3", 0, "bakeries...")],
-         labels=[("p1", "creative"), ("p2", "humor"), ("p3", "naming")], vector_seed=2)
+         labels=[("p1", "creative"), ("p2", "humor"), ("p3", "naming")], vector_seed=2,
+         verdicts=[("s2", "p2", 0, 1, False, 0.004), ("s1", "p1", 0, 1, True, 0.002)])
     for path in (a, b):
         for name, rows in contents(path).items():
             assert rows, f"{path.name} leaves {name} empty: every declared table must be exercised"
@@ -233,7 +238,8 @@ def test_merge_gives_the_union_of_every_table_and_column(every_table):
     assert sorted(positions, key=positions.get) == ["p1", "p2", "p3"]
     assert counts.added == {name: len(expected[name]) - len(a_before[name]) for name in expected}
     assert counts.replaced == {"systems": 0, "prompts": 0, "responses": 1, "embeddings": 0,
-                               "embedding_chunks": 0, "scores": 1, "reasoning": 0, "prompt_labels": 1}
+                               "embedding_chunks": 0, "scores": 1, "reasoning": 0, "prompt_labels": 1,
+                               "equivalence_verdicts": 1}
     # the cases spelled out: costs, failures replaced by real rows, real rows kept over failures
     assert merged["scores"][("s2", "p2", 0, "judge")][4:8] == (4.0, "4.0", None, 0.03)
     assert merged["responses"][("s2", "p2", 1)][4] == "now answered"
@@ -241,7 +247,8 @@ def test_merge_gives_the_union_of_every_table_and_column(every_table):
     assert merged["prompt_labels"][("p2", "clf")][2] == "humor"
     assert merged["reasoning"][("s3", "p3", 0)][3] == "bakeries..."
     with Store.open_readonly(a) as store:
-        assert store.scoring_cost() == pytest.approx(0.01 + 0.03 + 0.04)
+        assert store.scoring_cost() == pytest.approx(0.01 + 0.03 + 0.04 + 0.004 + 0.002)   # verdicts count too
+        assert store.verdicts("judge:j") == {("s2", "p2"): {(0, 1): False}, ("s1", "p1"): {(0, 1): True}}
         assert store.prompt_labels() == {"p1": "creative", "p2": "humor", "p3": "naming"}
     assert digest(b) == b_before                     # the source is only read
     with Store(a) as store:                          # merging again adds nothing
@@ -345,7 +352,7 @@ def test_an_older_store_is_merged_without_being_upgraded(shards, tmp_path, capsy
     assert digest(old) == before and user_version(old) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("old.sqlite")) == ["old.sqlite"]
     merged = contents(shards["target"].store_path)
-    for table in TABLES:                                 # every table of the old store arrived
+    for table in [t for t in TABLES if t.since == 1]:   # every table of the old store arrived
         assert keyed_rows(old, table).keys() <= merged[table.name].keys(), table.name
     assert "rows added: 2 systems, 3 prompts, 13 responses" in out.out
     # its systems are not in the target's config: merged, and named in one warning line

@@ -317,6 +317,43 @@ def backend_label(backend: str) -> str:
     return f"{backend}-{INT8_RECIPE_TAG}" if backend == "onnx-int8" else backend
 
 
+EQUIVALENCE_METHODS = ("learned", "embedding", "classifier", "judge", "imported")
+NOVELTYBENCH_CLASSIFIER = "yimingzhang/deberta-v3-large-generation-similarity"
+NOVELTYBENCH_THRESHOLD = 0.102     # NoveltyBench: equivalent when the classifier's probability exceeds this
+
+
+class Equivalence(Endpoint):
+    """Which answers say the same thing (distinct ideas, utility): hivemind.analyze.equivalence.
+
+    method: `learned` (default: the shipped pair model over the bundled MiniLM's vectors and the texts; other
+    embedders fall back to `embedding`), `embedding` (cosine >= a line), `classifier` (NoveltyBench's DeBERTa
+    through transformers; `model` may name another local sequence-pair classifier), `judge` (an LM through
+    litellm, asked once per compared pair; verdicts stored, cost counted against max_cost), `imported`
+    (NoveltyBench partitions.jsonl brought in with `hivemind import --partitions`).
+    threshold: the line of the method's score (learned: probability; embedding: cosine; classifier:
+    probability, default NoveltyBench's 0.102); absent, the method's calibrated default."""
+
+    method: Literal["learned", "embedding", "classifier", "judge", "imported"] = "learned"
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    threshold: float | None = Field(default=None, ge=-1, le=1)
+
+    _sendable_params = field_validator("params")(sendable_params)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Equivalence":
+        if self.method == "judge" and not self.model:
+            raise ValueError("equivalence method judge needs a `model` (a litellm model id)")
+        if self.method == "classifier" and not self.model:
+            self.model = NOVELTYBENCH_CLASSIFIER
+        if self.method in ("learned", "embedding", "imported") and (self.model or self.api_base):
+            raise ValueError(f"equivalence method {self.method} takes no `model` or `api_base`")
+        return self
+
+
 class RunConfig(ConfigModel):
 
     name: str
@@ -327,6 +364,7 @@ class RunConfig(ConfigModel):
     systems: list[System] = Field(min_length=1)
     embedder: Embedder = Field(default_factory=Embedder)
     scorers: list[Scorer] = Field(default_factory=list)
+    equivalence: Equivalence = Field(default_factory=Equivalence)
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
     max_cost: float | None = Field(default=None, gt=0)     # USD; finite (ConfigModel)
     max_attempts: int = Field(default=8, ge=1, le=50)     # per sample, first try included
@@ -346,6 +384,11 @@ class RunConfig(ConfigModel):
     def _no_secrets_in_prompts(cls, value):
         refuse_secrets({"prompts": value if isinstance(value, str) else value.model_dump()})
         return value
+
+    @field_validator("equivalence", mode="before")
+    @classmethod
+    def _equivalence_shorthand(cls, value: Any) -> Any:
+        return {"method": value} if isinstance(value, str) else value
 
     @field_validator("embedder", mode="before")
     @classmethod

@@ -18,10 +18,11 @@ from hivemind.store.errors import (
                                    store_error,
 )
 from hivemind.store.merge import MergeCounts
-from hivemind.store.records import BLANKS, SQL_BLANKS, Answer, Prompt, PromptGroup, Response, Score, now, text_hash
+from hivemind.store.records import (BLANKS, SQL_BLANKS, Answer, Prompt, PromptGroup, Response, Score, Verdict, now,
+                                     text_hash)
 from hivemind.store.schema import SCHEMA_VERSION, TABLES
 from hivemind.store.store import Store
 
 __all__ = ["Answer", "BLANKS", "KEYS_PER_QUERY", "LOCK_TIMEOUT_S", "MergeCounts", "Prompt", "PromptGroup", "RESTORE",
-           "Response", "SCHEMA_VERSION", "SQL_BLANKS", "Score", "Store", "TABLES", "check_folder", "file_error",
+           "Response", "SCHEMA_VERSION", "SQL_BLANKS", "Score", "Store", "TABLES", "Verdict", "check_folder", "file_error",
            "folder_conflict", "now", "read_only_reason", "store_error", "text_hash"]

@@ -57,6 +57,21 @@ class Score:
 
 
 @dataclass
+class Verdict:
+    """Whether two answers of one (system, prompt) say the same thing, by one equivalence method."""
+    system_id: str
+    prompt_id: str
+    sample_a: int               # the earlier answer (a class representative)
+    sample_b: int
+    method: str                 # the equivalence method's id
+    same: bool | None           # None: no verdict could be read (see error)
+    probability: float | None = None
+    raw: str | None = None
+    error: str | None = None
+    cost: float | None = None
+
+
+@dataclass
 class Answer:
     """One stored answer with its prompt's text: what a scorer reads."""
     system_id: str

@@ -19,7 +19,7 @@ from pathlib import Path
 from hivemind.core.errors import HivemindError
 from hivemind.store.errors import RESTORE, store_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Tables every hivemind store has had from the first release: a SQLite file without them is not a store.
 CORE_TABLES = ("systems", "prompts", "responses")
 
@@ -53,6 +53,7 @@ class Table:
     key: tuple[str, ...]
     merge: MergeRule = field(default_factory=MergeRule)
     indexes: tuple[tuple[str, str], ...] = ()       # (index name, indexed columns)
+    since: int = 1                                  # the schema version that added the table
 
     @property
     def column_names(self) -> list[str]:
@@ -141,6 +142,20 @@ TABLES: tuple[Table, ...] = (
     ), key=("prompt_id", "classifier"), merge=MergeRule(conflict=("label",), real="label",
                                                         what="prompt label",
                                                         hint="classify each prompt on one machine only")),
+    Table("equivalence_verdicts", "whether two answers of one (system, prompt) say the same thing, as decided by "
+          "an equivalence method that is asked pair by pair (an LM judge, a classifier) or imported", (
+        *ANSWER_KEY_COLUMNS[:2],
+        Column("sample_a", "INTEGER NOT NULL", "the earlier answer's sample number (a class representative)"),
+        Column("sample_b", "INTEGER NOT NULL", "the later answer's sample number"),
+        Column("method", "TEXT NOT NULL", "the equivalence method's id (config.Equivalence, analyze.equivalence)"),
+        Column("same", "INTEGER", "1 same, 0 different; NULL when no verdict could be read (see error)"),
+        Column("probability", "REAL", "the method's probability of 'same', where it gives one"),
+        Column("raw", "TEXT", "what the method said (a judge's reply), for audit"),
+        Column("error", "TEXT", "why there is no verdict"),
+        Column("cost", "REAL", "USD the request cost (LM judges), so max_cost holds across runs"),
+        Column("created_at", "TEXT NOT NULL", "when it was stored (UTC, ISO 8601)"),
+    ), key=("system_id", "prompt_id", "sample_a", "sample_b", "method"),
+        merge=MergeRule(conflict=("same",), real="same", what="equivalence verdict", hint=ONE_MACHINE), since=2),
 )
 TABLE = {t.name: t for t in TABLES}
 
@@ -152,8 +167,20 @@ def _version_0_to_1(db: sqlite3.Connection) -> None:
     _complete(db, "main")
 
 
+_VERDICTS_V2 = (
+    "CREATE TABLE IF NOT EXISTS equivalence_verdicts (system_id TEXT NOT NULL, prompt_id TEXT NOT NULL, "
+    "sample_a INTEGER NOT NULL, sample_b INTEGER NOT NULL, method TEXT NOT NULL, same INTEGER, probability REAL, "
+    "raw TEXT, error TEXT, cost REAL, created_at TEXT NOT NULL, "
+    "PRIMARY KEY (system_id, prompt_id, sample_a, sample_b, method))")
+
+
+def _version_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 2 adds equivalence_verdicts (pair verdicts of judge, classifier and imported equivalence)."""
+    db.execute(_VERDICTS_V2)
+
+
 # MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_version_0_to_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_version_0_to_1, _version_1_to_2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

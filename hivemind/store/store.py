@@ -19,7 +19,7 @@ from hivemind.core.errors import HivemindError
 from hivemind.store import schema
 from hivemind.store.errors import LOCK_TIMEOUT_S, check_folder, guard_public_methods, read_only_reason, store_error
 from hivemind.store.reads import VectorReads, marks
-from hivemind.store.records import Answer, Prompt, Response, Score, now, text_hash
+from hivemind.store.records import Answer, Prompt, Response, Score, Verdict, now, text_hash
 
 
 @guard_public_methods
@@ -257,7 +257,34 @@ class Store(VectorReads):
             f"ORDER BY p.position, r.system_id, r.sample", system_ids).fetchall()
 
     def scoring_cost(self) -> float:
-        return float(self.db.execute("SELECT COALESCE(SUM(cost), 0) FROM scores").fetchone()[0])
+        """USD spent on scores and on equivalence verdicts (both count against max_cost)."""
+        scores = self.db.execute("SELECT COALESCE(SUM(cost), 0) FROM scores").fetchone()[0]
+        verdicts = self.db.execute("SELECT COALESCE(SUM(cost), 0) FROM equivalence_verdicts").fetchone()[0]
+        return float(scores) + float(verdicts)
+
+    # Equivalence verdicts ---------------------------------------------------------------------------
+    def add_verdicts(self, verdicts: Iterable[Verdict]) -> None:
+        """Insert or replace pair verdicts in one transaction (the pair is stored earlier sample first)."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO equivalence_verdicts (system_id, prompt_id, sample_a, sample_b, method, same, "
+                "probability, raw, error, cost, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                ((v.system_id, v.prompt_id, min(v.sample_a, v.sample_b), max(v.sample_a, v.sample_b), v.method,
+                  None if v.same is None else int(v.same), v.probability, v.raw, v.error, v.cost, now())
+                 for v in verdicts))
+
+    def verdicts(self, method: str, system_ids: list[str] | None = None
+                 ) -> dict[tuple[str, str], dict[tuple[int, int], bool | None]]:
+        """(system id, prompt id) -> {(earlier sample, later sample): same (None: unreadable)} for one method."""
+        sql = "SELECT system_id, prompt_id, sample_a, sample_b, same FROM equivalence_verdicts WHERE method = ?"
+        args: list = [method]
+        if system_ids is not None:
+            sql += f" AND system_id IN ({','.join('?' * len(system_ids))})"
+            args += system_ids
+        out: dict[tuple[str, str], dict[tuple[int, int], bool | None]] = {}
+        for system_id, prompt_id, a, b, same in self.db.execute(sql, args):
+            out.setdefault((system_id, prompt_id), {})[(a, b)] = None if same is None else bool(same)
+        return out
 
     def vectors(self, embedder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Cached vectors of these text hashes under `embedder` (hashes with none are left out)."""

@@ -1,0 +1,321 @@
+"""Which answers say the same thing: the equivalence methods behind distinct ideas and utility.
+
+Every method partitions one (system, prompt) answer set by NoveltyBench's rule (Zhang et al. 2025): in sample
+order, an answer joins the first earlier class whose *first* member (its representative) it is equivalent to,
+else it opens a class. So the counts are comparable with NoveltyBench's published `distinct`. What differs is
+the judge of "equivalent":
+
+- `embedding`: cosine of the two answers' vectors >= a line (`EmbeddingLine`). Cheap, but on NoveltyBench's
+  real generations a poor judge of sameness (pair AUC 0.84: many distinct poems are closer than two wordings of
+  one joke).
+- `learned` (the default with the bundled MiniLM embedder): a small pair model (`PairModel`, an MLP over
+  `PAIR_FEATURES`) trained on NoveltyBench's 54,000 labelled pairs, shipped as `equivalence_model.json` and
+  retrained by `python -m hivemind.studies.equivalence.train`. Its inputs are the stored vectors and the texts
+  of the one answer set: cosine, cosine relative to the set's own spread, word/bigram/character overlap,
+  overlap of the opening, of the first sentence and of emphasised (bold or heading) words, lengths. Nothing
+  from another system enters, so a system's partition does not move when others join the run.
+- `classifier` (NoveltyBench's DeBERTa) and `judge` (an LM through litellm) and `imported` (NoveltyBench's
+  own partitions.jsonl) decide pairs outside this module; they reach the partition as stored verdicts
+  (`VerdictEquivalence`).
+
+All pair features are computed for the whole set at once as n x n matrices (sparse products of per-answer
+token sets: |A & B| = (X X^T)_ab for binary rows X), so a 50-answer set costs a handful of small matrix
+products, not 1,225 Python set operations; the model then scores only the pairs the greedy partition compares.
+This module is a kernel: arithmetic on arrays and texts, no store, no files but its shipped weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+from scipy import sparse
+
+MODEL_FILE = Path(__file__).with_name("equivalence_model.json")
+SHORT_WORDS = 5             # NoveltyBench: answers of up to 5 words are compared by word overlap
+HEAD_WORDS = 12             # content words of the opening
+CHAR_PREFIX = 300           # characters whose 4-grams are compared
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|^#+\s*(.+)$", re.M)
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s|\n")
+STOPWORDS = frozenset(
+    "a an the of to and or in on for with is are was be it its this that as at by from i you my your we our me "
+    "can could would will one some any here s t not but so if what how which who there their they he she his her "
+    "them than then".split())
+
+PAIR_FEATURES = (
+    "cosine",              # of the two answers' vectors
+    "cosine_z",            # (cosine - the set's mean pair cosine) / its standard deviation
+    "set_mean_cosine",     # how alike the whole set is (a set of poems on one theme is alike throughout)
+    "words",               # Jaccard of content-word sets
+    "bigrams",             # Jaccard of content-word bigram sets
+    "containment",         # shared content words / the smaller set
+    "opening",             # Jaccard of the first HEAD_WORDS content words
+    "emphasis",            # Jaccard of bold / heading words; -1 when either has none
+    "first_sentence",      # Jaccard of the first sentence's content words
+    "length_gap",          # |log(1 + words_a) - log(1 + words_b)|
+    "shorter_length",      # log(1 + words of the shorter answer)
+    "short",               # 1 when the shorter answer has <= SHORT_WORDS words (NoveltyBench's rule)
+    "nearest_gap_min",     # cosine minus the closer of the two answers' nearest-neighbour cosines in the set
+    "nearest_gap_max",     # ... minus the farther of them
+    "characters",          # Jaccard of character 4-gram sets of the first CHAR_PREFIX characters
+    "words_z",             # (words - the set's mean) / its standard deviation
+    "new_words",           # Jaccard of content words not in the prompt (restating the prompt is no idea)
+    "new_opening",         # Jaccard of the first HEAD_WORDS content words not in the prompt
+)
+
+
+# Per-answer token sets --------------------------------------------------------------------------------
+@dataclass
+class Tokens:
+    """The token sets of one answer that the pair features compare."""
+    n_words: int
+    words: set = field(default_factory=set)
+    bigrams: set = field(default_factory=set)
+    opening: set = field(default_factory=set)
+    emphasis: set = field(default_factory=set)
+    first_sentence: set = field(default_factory=set)
+    characters: set = field(default_factory=set)
+    new_words: set = field(default_factory=set)
+    new_opening: set = field(default_factory=set)
+
+
+def _content(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def tokens(text: str, prompt_words: frozenset = frozenset()) -> Tokens:
+    """The sets of one answer; `prompt_words`: the prompt's content words (left out of new_words/opening)."""
+    all_words = _WORD.findall(text.lower())
+    content = [w for w in all_words if w not in STOPWORDS]
+    emphasis = {w for m in _EMPHASIS.finditer(text) for w in _content(m.group(1) or m.group(2))}
+    first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+    prefix = " ".join(text.lower()[:CHAR_PREFIX].split())
+    return Tokens(n_words=len(all_words), words=set(content), bigrams=set(zip(content, content[1:])),
+                  opening=set(content[:HEAD_WORDS]), emphasis=emphasis, first_sentence=set(_content(first)),
+                  characters={prefix[i:i + 4] for i in range(len(prefix) - 3)},
+                  new_words=set(content) - prompt_words,
+                  new_opening=set([w for w in content if w not in prompt_words][:HEAD_WORDS]))
+
+
+def overlap(sets: Sequence[set]) -> tuple[np.ndarray, np.ndarray]:
+    """(|A & B|, |A| + |B|) for every pair of sets, as n x n matrices, from one sparse product."""
+    index: dict = {}
+    rows, cols = [], []
+    for r, items in enumerate(sets):
+        for item in items:
+            rows.append(r)
+            cols.append(index.setdefault(item, len(index)))
+    n = len(sets)
+    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n, max(len(index), 1)))
+    shared = (x @ x.T).toarray()
+    size = np.array([len(s) for s in sets], dtype=np.float64)
+    return shared, size[:, None] + size[None, :]
+
+
+def jaccard(sets: Sequence[set], empty: float = 1.0) -> np.ndarray:
+    """Jaccard index of every pair of sets; `empty` where both are empty."""
+    shared, total = overlap(sets)
+    union = total - shared
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, shared / union, empty)
+
+
+def spread(values: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation + 1e-6) of the off-diagonal pairs of an n x n matrix; (1, 1) below 2 answers."""
+    off = values[np.triu_indices(len(values), 1)]
+    return (float(off.mean()), float(off.std()) + 1e-6) if len(off) else (1.0, 1.0)
+
+
+def pair_features(x: np.ndarray, texts: Sequence[str], prompt: str = "") -> np.ndarray:
+    """(n, n, len(PAIR_FEATURES)) features of every pair of one answer set (symmetric in the pair); `prompt`:
+    the question they answer (its words are left out of new_words and new_opening)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    cos = np.clip(x @ x.T, -1.0, 1.0)
+    mean, std = spread(cos)
+    prompt_words = frozenset(_content(prompt))
+    toks = [tokens(t, prompt_words) for t in texts]
+    n_words = np.array([t.n_words for t in toks], dtype=np.float64)
+    shared, total = overlap([t.words for t in toks])
+    sizes = np.array([len(t.words) for t in toks])
+    smaller = np.minimum.outer(sizes, sizes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        words = np.where(total - shared > 0, shared / (total - shared), 1.0)
+        containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
+    emphasised = np.array([bool(t.emphasis) for t in toks])
+    emphasis = np.where(np.logical_and.outer(emphasised, emphasised), jaccard([t.emphasis for t in toks]), -1.0)
+    nearest = np.where(np.eye(n, dtype=bool), -np.inf, cos).max(axis=1) if n > 1 else np.ones(n)
+    gap_a, gap_b = cos - nearest[:, None], cos - nearest[None, :]
+    log_words = np.log1p(n_words)
+    words_mean, words_std = spread(words)
+    features = [
+        cos, (cos - mean) / std, np.full((n, n), mean), words, jaccard([t.bigrams for t in toks]), containment,
+        jaccard([t.opening for t in toks]), emphasis, jaccard([t.first_sentence for t in toks]),
+        np.abs(log_words[:, None] - log_words[None, :]), np.minimum.outer(log_words, log_words),
+        (np.minimum.outer(n_words, n_words) <= SHORT_WORDS).astype(np.float64),
+        np.minimum(gap_a, gap_b), np.maximum(gap_a, gap_b), jaccard([t.characters for t in toks]),
+        (words - words_mean) / words_std, jaccard([t.new_words for t in toks]),
+        jaccard([t.new_opening for t in toks]),
+    ]
+    return np.stack(features, axis=-1)
+
+
+# The pair model -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairModel:
+    """A multilayer perceptron over standardised PAIR_FEATURES -> P(same idea). ReLU hidden layers, a
+    logistic output; `threshold` is the probability line the training chose (best per-cell class-count
+    agreement under cross-validation by prompt)."""
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    threshold: float
+    embedder: str                      # the embedder whose vectors the cosine features came from
+    trained_on: str = ""
+    digest: str = ""                   # sha256 of the weights file: part of the method's id
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(same) for rows of features (..., F)."""
+        shape = features.shape[:-1]
+        h = (features.reshape(-1, features.shape[-1]) - self.mean) / self.scale
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = np.maximum(h @ w + b, 0.0)
+        logit = (h @ self.weights[-1] + self.biases[-1])[:, 0]
+        return (1.0 / (1.0 + np.exp(-logit))).reshape(shape)
+
+    def to_json(self) -> str:
+        return json.dumps({"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                           "weights": [w.tolist() for w in self.weights], "biases": [b.tolist() for b in self.biases],
+                           "threshold": self.threshold, "embedder": self.embedder, "trained_on": self.trained_on},
+                          indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> PairModel:
+        raw = json.loads(text)
+        if tuple(raw["features"]) != PAIR_FEATURES:
+            raise ValueError(f"the pair model's features {raw['features']} are not this version's {PAIR_FEATURES}")
+        return cls(features=tuple(raw["features"]), mean=np.array(raw["mean"]), scale=np.array(raw["scale"]),
+                   weights=tuple(np.array(w) for w in raw["weights"]),
+                   biases=tuple(np.array(b) for b in raw["biases"]), threshold=float(raw["threshold"]),
+                   embedder=raw["embedder"], trained_on=raw.get("trained_on", ""),
+                   digest=hashlib.sha256(text.encode()).hexdigest()[:12])
+
+
+@lru_cache(maxsize=4)
+def shipped_model(path: Path = MODEL_FILE) -> PairModel:
+    """The pair model shipped with the package (read once)."""
+    return PairModel.from_json(path.read_text())
+
+
+# The partition --------------------------------------------------------------------------------------
+def greedy_partition(n: int, same: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+    """NoveltyBench's partition, one step per class: the first unassigned answer opens a class and claims
+    every later unassigned answer `same(representative, candidates)` says is equivalent to it. An answer thus
+    joins the first earlier class whose representative it matches, and `same` sees exactly the pairs
+    NoveltyBench's loop compares (each answer against the representatives before its own class)."""
+    labels = np.full(n, -1, dtype=np.int64)
+    unassigned = np.ones(n, dtype=bool)
+    classes = 0
+    for i in range(n):
+        if not unassigned[i]:
+            continue
+        unassigned[i] = False
+        labels[i] = classes
+        later = np.flatnonzero(unassigned)
+        if len(later):
+            members = later[np.asarray(same(i, later), dtype=bool)]
+            labels[members] = classes
+            unassigned[members] = False
+        classes += 1
+    return labels
+
+
+class Equivalence(Protocol):
+    """A judge of "these two answers say the same thing", applied by NoveltyBench's partition."""
+    id: str
+
+    def partition(self, x: np.ndarray, texts: Sequence[str], keys: Sequence | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EmbeddingLine:
+    """Equivalent when the cosine of the two answers' vectors is >= `threshold`."""
+    threshold: float
+    source: str = "fixed"
+
+    @property
+    def id(self) -> str:
+        return f"embedding:{self.threshold:.6g}"
+
+    def partition(self, x: np.ndarray, texts: Sequence[str] = (), keys=None) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        close = (x @ x.T) >= np.float32(self.threshold)
+        return greedy_partition(len(x), lambda i, later: close[i, later])
+
+
+@dataclass(frozen=True)
+class LearnedEquivalence:
+    """Equivalent when the shipped pair model's P(same) is >= its threshold (or `threshold`)."""
+    model: PairModel
+    threshold: float | None = None
+
+    @property
+    def line(self) -> float:
+        return self.model.threshold if self.threshold is None else self.threshold
+
+    @property
+    def id(self) -> str:
+        return f"learned:{self.model.digest}@{self.line:.6g}"
+
+    def probabilities(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """P(same) for every pair of the set (n x n; the diagonal is meaningless)."""
+        return self.model.predict(pair_features(x, texts))
+
+    def partition(self, x: np.ndarray, texts: Sequence[str], keys=None) -> np.ndarray:
+        n = len(x)
+        if n < 2:
+            return np.zeros(n, dtype=np.int64)
+        features = pair_features(x, texts)
+        line = self.line
+        return greedy_partition(n, lambda i, later: self.model.predict(features[i, later]) >= line)
+
+
+@dataclass(frozen=True)
+class VerdictEquivalence:
+    """Equivalence decided elsewhere (an LM judge, NoveltyBench's classifier, an imported partition) and
+    looked up per pair of answer keys: `verdicts(a, b)` -> True / False, or None when never decided (an
+    error: the stage that decides them has not run)."""
+    id: str
+    verdicts: Callable[[object, object], bool | None]
+    missing_hint: str = ""
+
+    def partition(self, x: np.ndarray, texts: Sequence[str], keys: Sequence | None = None) -> np.ndarray:
+        if keys is None:
+            raise ValueError(f"equivalence {self.id!r} needs the answers' keys")
+
+        def same(i: int, later: np.ndarray) -> np.ndarray:
+            out = []
+            for j in later:
+                verdict = self.verdicts(keys[i], keys[j])
+                if verdict is None:
+                    raise LookupError(f"equivalence {self.id!r}: no verdict for a pair of answers; {self.missing_hint}")
+                out.append(bool(verdict))
+            return np.array(out, dtype=bool)
+        return greedy_partition(len(keys), same)
+
+
+def short_answer_same(a: str, b: str) -> bool | None:
+    """NoveltyBench's rule for short answers: when either has at most SHORT_WORDS words, the two are the
+    same exactly when their word sets are; None when both are longer (the model decides)."""
+    wa, wb = _WORD.findall(a.lower()), _WORD.findall(b.lower())
+    if min(len(wa), len(wb)) > SHORT_WORDS:
+        return None
+    return set(wa) == set(wb)
