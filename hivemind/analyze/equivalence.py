@@ -103,27 +103,34 @@ def tokens(text: str, prompt_words: frozenset = frozenset()) -> Tokens:
                   new_opening=set([w for w in content if w not in prompt_words][:HEAD_WORDS]))
 
 
-def overlap(sets: Sequence[set]) -> tuple[np.ndarray, np.ndarray]:
-    """(|A & B|, |A| + |B|) for every pair of sets, as n x n matrices, from one sparse product."""
-    index: dict = {}
-    rows, cols = [], []
-    for r, items in enumerate(sets):
-        for item in items:
-            rows.append(r)
-            cols.append(index.setdefault(item, len(index)))
-    n = len(sets)
-    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n, max(len(index), 1)))
-    shared = (x @ x.T).toarray()
-    size = np.array([len(s) for s in sets], dtype=np.float64)
-    return shared, size[:, None] + size[None, :]
+class TokenSets:
+    """One kind of token set for every answer of a set, as binary sparse rows X: |A & B| = (X X^T)_ab."""
 
+    def __init__(self, sets: Sequence[set]):
+        index: dict = {}
+        rows, cols = [], []
+        for r, items in enumerate(sets):
+            for item in items:
+                rows.append(r)
+                cols.append(index.setdefault(item, len(index)))
+        self.x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                   shape=(len(sets), max(len(index), 1)))
+        self.size = np.array([len(s) for s in sets], dtype=np.float64)
 
-def jaccard(sets: Sequence[set], empty: float = 1.0) -> np.ndarray:
-    """Jaccard index of every pair of sets; `empty` where both are empty."""
-    shared, total = overlap(sets)
-    union = total - shared
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, shared / union, empty)
+    def shared(self, i: int, others: np.ndarray) -> np.ndarray:
+        return (self.x[others] @ self.x[i].T).toarray()[:, 0].astype(np.float64)
+
+    def jaccard(self, i: int, others: np.ndarray, empty: float = 1.0) -> np.ndarray:
+        shared = self.shared(i, others)
+        union = self.size[i] + self.size[others] - shared
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(union > 0, shared / union, empty)
+
+    def all_jaccard(self) -> np.ndarray:
+        shared = (self.x @ self.x.T).toarray().astype(np.float64)
+        union = self.size[:, None] + self.size[None, :] - shared
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(union > 0, shared / union, 1.0)
 
 
 def spread(values: np.ndarray) -> tuple[float, float]:
@@ -132,38 +139,61 @@ def spread(values: np.ndarray) -> tuple[float, float]:
     return (float(off.mean()), float(off.std()) + 1e-6) if len(off) else (1.0, 1.0)
 
 
+class PairFeatures:
+    """PAIR_FEATURES of one answer set, row by row: the set-wide statistics (the cosine matrix, its spread,
+    each answer's nearest neighbour, the spread of word overlap) are computed once; `rows(i, others)` gives
+    the features of the pairs (i, j) for j in `others`, so the partition pays only for the pairs it compares
+    (a pooled set of 1,250 answers never materialises 1,250^2 x F features)."""
+
+    def __init__(self, x: np.ndarray, texts: Sequence[str], prompt: str = ""):
+        x = np.asarray(x, dtype=np.float64)
+        n = len(x)
+        self.cos = np.clip(x @ x.T, -1.0, 1.0)
+        self.mean, self.std = spread(self.cos)
+        prompt_words = frozenset(_content(prompt))
+        toks = [tokens(t, prompt_words) for t in texts]
+        self.sets = {name: TokenSets([getattr(t, name) for t in toks]) for name in
+                     ("words", "bigrams", "opening", "emphasis", "first_sentence", "characters", "new_words",
+                      "new_opening")}
+        self.n_words = np.array([t.n_words for t in toks], dtype=np.float64)
+        self.log_words = np.log1p(self.n_words)
+        self.nearest = np.where(np.eye(n, dtype=bool), -np.inf, self.cos).max(axis=1) if n > 1 else np.ones(n)
+        self.words_mean, self.words_std = spread(self.sets["words"].all_jaccard())
+
+    def rows(self, i: int, others: np.ndarray) -> np.ndarray:
+        """(len(others), len(PAIR_FEATURES)) features of the pairs (i, j), j in others."""
+        others = np.asarray(others, dtype=np.int64)
+        cos = self.cos[i, others]
+        words = self.sets["words"]
+        shared = words.shared(i, others)
+        union = words.size[i] + words.size[others] - shared
+        smaller = np.minimum(words.size[i], words.size[others])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            jac = np.where(union > 0, shared / union, 1.0)
+            containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
+        emphasis = self.sets["emphasis"]
+        both = (emphasis.size[i] > 0) & (emphasis.size[others] > 0)
+        gap_a, gap_b = cos - self.nearest[i], cos - self.nearest[others]
+        columns = [
+            cos, (cos - self.mean) / self.std, np.full(len(others), self.mean), jac,
+            self.sets["bigrams"].jaccard(i, others), containment, self.sets["opening"].jaccard(i, others),
+            np.where(both, emphasis.jaccard(i, others), -1.0), self.sets["first_sentence"].jaccard(i, others),
+            np.abs(self.log_words[i] - self.log_words[others]), np.minimum(self.log_words[i], self.log_words[others]),
+            (np.minimum(self.n_words[i], self.n_words[others]) <= SHORT_WORDS).astype(np.float64),
+            np.minimum(gap_a, gap_b), np.maximum(gap_a, gap_b), self.sets["characters"].jaccard(i, others),
+            (jac - self.words_mean) / self.words_std, self.sets["new_words"].jaccard(i, others),
+            self.sets["new_opening"].jaccard(i, others),
+        ]
+        return np.stack(columns, axis=-1)
+
+
 def pair_features(x: np.ndarray, texts: Sequence[str], prompt: str = "") -> np.ndarray:
-    """(n, n, len(PAIR_FEATURES)) features of every pair of one answer set (symmetric in the pair); `prompt`:
-    the question they answer (its words are left out of new_words and new_opening)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    cos = np.clip(x @ x.T, -1.0, 1.0)
-    mean, std = spread(cos)
-    prompt_words = frozenset(_content(prompt))
-    toks = [tokens(t, prompt_words) for t in texts]
-    n_words = np.array([t.n_words for t in toks], dtype=np.float64)
-    shared, total = overlap([t.words for t in toks])
-    sizes = np.array([len(t.words) for t in toks])
-    smaller = np.minimum.outer(sizes, sizes)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        words = np.where(total - shared > 0, shared / (total - shared), 1.0)
-        containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
-    emphasised = np.array([bool(t.emphasis) for t in toks])
-    emphasis = np.where(np.logical_and.outer(emphasised, emphasised), jaccard([t.emphasis for t in toks]), -1.0)
-    nearest = np.where(np.eye(n, dtype=bool), -np.inf, cos).max(axis=1) if n > 1 else np.ones(n)
-    gap_a, gap_b = cos - nearest[:, None], cos - nearest[None, :]
-    log_words = np.log1p(n_words)
-    words_mean, words_std = spread(words)
-    features = [
-        cos, (cos - mean) / std, np.full((n, n), mean), words, jaccard([t.bigrams for t in toks]), containment,
-        jaccard([t.opening for t in toks]), emphasis, jaccard([t.first_sentence for t in toks]),
-        np.abs(log_words[:, None] - log_words[None, :]), np.minimum.outer(log_words, log_words),
-        (np.minimum.outer(n_words, n_words) <= SHORT_WORDS).astype(np.float64),
-        np.minimum(gap_a, gap_b), np.maximum(gap_a, gap_b), jaccard([t.characters for t in toks]),
-        (words - words_mean) / words_std, jaccard([t.new_words for t in toks]),
-        jaccard([t.new_opening for t in toks]),
-    ]
-    return np.stack(features, axis=-1)
+    """(n, n, len(PAIR_FEATURES)) features of every pair of one answer set (symmetric in the pair; the
+    diagonal is meaningless): what training and validation read."""
+    features = PairFeatures(x, texts, prompt)
+    n = len(texts)
+    everyone = np.arange(n)
+    return np.stack([features.rows(i, everyone) for i in range(n)]) if n else np.zeros((0, 0, len(PAIR_FEATURES)))
 
 
 # The pair model -----------------------------------------------------------------------------------
@@ -242,7 +272,10 @@ class Equivalence(Protocol):
     """A judge of "these two answers say the same thing", applied by NoveltyBench's partition."""
     id: str
 
-    def partition(self, x: np.ndarray, texts: Sequence[str], keys: Sequence | None = None) -> np.ndarray: ...
+    def partition(self, x: np.ndarray, texts: Sequence[str], keys: Sequence | None = None,
+                  prompt: str = "") -> np.ndarray:
+        """Class labels of one answer set in sample order; `keys` name the answers (stored verdicts), `prompt`
+        is the question they answer."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +288,7 @@ class EmbeddingLine:
     def id(self) -> str:
         return f"embedding:{self.threshold:.6g}"
 
-    def partition(self, x: np.ndarray, texts: Sequence[str] = (), keys=None) -> np.ndarray:
+    def partition(self, x: np.ndarray, texts: Sequence[str] = (), keys=None, prompt: str = "") -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         close = (x @ x.T) >= np.float32(self.threshold)
         return greedy_partition(len(x), lambda i, later: close[i, later])
@@ -275,17 +308,17 @@ class LearnedEquivalence:
     def id(self) -> str:
         return f"learned:{self.model.digest}@{self.line:.6g}"
 
-    def probabilities(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, texts: Sequence[str], prompt: str = "") -> np.ndarray:
         """P(same) for every pair of the set (n x n; the diagonal is meaningless)."""
-        return self.model.predict(pair_features(x, texts))
+        return self.model.predict(pair_features(x, texts, prompt))
 
-    def partition(self, x: np.ndarray, texts: Sequence[str], keys=None) -> np.ndarray:
+    def partition(self, x: np.ndarray, texts: Sequence[str], keys=None, prompt: str = "") -> np.ndarray:
         n = len(x)
         if n < 2:
             return np.zeros(n, dtype=np.int64)
-        features = pair_features(x, texts)
+        features = PairFeatures(x, texts, prompt)
         line = self.line
-        return greedy_partition(n, lambda i, later: self.model.predict(features[i, later]) >= line)
+        return greedy_partition(n, lambda i, later: self.model.predict(features.rows(i, later)) >= line)
 
 
 @dataclass(frozen=True)
@@ -297,7 +330,8 @@ class VerdictEquivalence:
     verdicts: Callable[[object, object], bool | None]
     missing_hint: str = ""
 
-    def partition(self, x: np.ndarray, texts: Sequence[str], keys: Sequence | None = None) -> np.ndarray:
+    def partition(self, x: np.ndarray, texts: Sequence[str], keys: Sequence | None = None,
+                  prompt: str = "") -> np.ndarray:
         if keys is None:
             raise ValueError(f"equivalence {self.id!r} needs the answers' keys")
 

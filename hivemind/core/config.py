@@ -343,6 +343,19 @@ class Equivalence(Endpoint):
 
     _sendable_params = field_validator("params")(sendable_params)
 
+    @property
+    def verdict_method(self) -> str | None:
+        """The id its verdicts are stored under (equivalence_verdicts.method) for the methods decided pair by pair
+        before analysis (judge, classifier, imported); None for those computed in analysis."""
+        if self.method == "judge":
+            return f"judge:{self.model}"
+        if self.method == "classifier":
+            line = NOVELTYBENCH_THRESHOLD if self.threshold is None else self.threshold
+            return f"classifier:{self.model}@{line:g}"
+        if self.method == "imported":
+            return "imported"
+        return None
+
     @model_validator(mode="after")
     def _complete(self) -> "Equivalence":
         if self.method == "judge" and not self.model:
