@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from hivemind.analyze.diversity import DiversityAccumulator, DiversityStats, idea_threshold
+from hivemind.analyze.diversity import DiversityAccumulator, DiversityStats
+from hivemind.analyze.equivalence_choice import equivalence_for
 from hivemind.analyze.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats, PromptWording, shared_phrases
 from hivemind.analyze.quality_gate import (
@@ -55,6 +56,7 @@ class Measured:
     gate: Gate | None = None
     controls: list = field(default_factory=list)   # controls.ControlSystem
     engine: str = "local"                          # or "ray (N prompt shards)"; analysis.json records it
+    equivalence_note: str | None = None            # why the configured equivalence method was not used
 
 
 def local_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool) -> Measured:
@@ -155,16 +157,25 @@ def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: i
                       on_shards: Callable[[Gate, float], DiversityAccumulator] | None = None
                       ) -> tuple[DiversityStats, Gate]:
     """The second pass: gate every answer (relevance line and scorer thresholds calibrated from the first
-    pass), then the diversity metrics per (system, prompt) and pooled per prompt. `on_shards(gate,
-    threshold)`: the Ray engine's map over prompt shards, merged; by default one loop here."""
+    pass), then the diversity metrics per (system, prompt) and pooled per prompt, "same idea" judged by the
+    run's equivalence method (analyze.equivalence_choice). `on_shards(gate, equivalence)`: the Ray engine's map
+    over prompt shards, merged; by default one loop here."""
     gate = calibrated_gate(store, config, ids, m)
-    threshold = idea_threshold(m.similarity.floor)
+    chosen = equivalence_for(config, store, ids, m.similarity.floor)
+    m.equivalence_note = chosen.note
     if on_shards is not None:
-        return on_shards(gate, threshold).finish(), gate
-    acc = DiversityAccumulator(len(ids), n_real, threshold=threshold)
+        return on_shards(gate, chosen.equivalence).finish(), gate
+    acc = diversity_accumulator(ids, n_real, chosen.equivalence, {p.id: p.text for p in store.prompts()})
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "diversity", len(m.similarity.prompt_ids), progress), ids, [(acc, gate)])
     return acc.finish(), gate
+
+
+def diversity_accumulator(ids: list[str], n_real: int, equivalence, prompt_texts: dict[str, str]
+                          ) -> DiversityAccumulator:
+    """One diversity accumulator for these systems (the same on every engine and shard)."""
+    return DiversityAccumulator(len(ids), n_real, equivalence=equivalence, system_ids=list(ids),
+                                prompt_texts=prompt_texts)
 
 
 def calibrated_gate(store: Store, config: RunConfig, ids: list[str], m: Measured) -> Gate:
@@ -210,7 +221,9 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
     if not gates:
         return None
     k = len(ids)
-    accs = {name: DiversityAccumulator(k, k, threshold=m.diversity.threshold) for name in gates}
+    equivalence = equivalence_for(config, store, ids, m.similarity.floor).equivalence
+    texts = {p.id: p.text for p in store.prompts()}
+    accs = {name: diversity_accumulator(ids, k, equivalence, texts) for name in gates}
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "gate by scorer", len(m.similarity.prompt_ids), progress), ids,
                      [(accs[name], gate) for name, gate in gates.items()])

@@ -134,6 +134,10 @@ TABLES = {t.file: t for t in [
                                        "pass_rate", "distinct_2_per_prompt", "compression_per_prompt"),
           "every diversity metric per (system, prompt); n_samples counts blank answers and failed requests, "
           "n_failed says how many"),
+    Table("partitions.csv", ("system", "kind", "prompt_id", "sample", "class"),
+          "each answer's class of 'same idea' within its (system, prompt) set, numbered from 0 in NoveltyBench's "
+          "order by the run's equivalence method; blank answers and failed requests get classes of their own after "
+          "the real ones (hivemind export noveltybench writes these as partitions.jsonl)"),
     Table("pooled_diversity.csv", ("prompt_id", "n_answers", "n_failed", "pooled_vendi", "pooled_distinct_ideas",
                                    "pooled_effective_diversity"),
           "the hivemind view: all real systems pooled; n_answers counts blank answers and failed requests"),

@@ -126,20 +126,22 @@ def _lexical_system(store_path: str, embedder: str, system_id: str) -> LexicalSt
 
 
 # The map: second pass -------------------------------------------------------------------------------------
-def diversity_groups(groups, ids: list[str], n_real: int, threshold: float, gate) -> DiversityAccumulator:
+def diversity_groups(groups, ids: list[str], n_real: int, equivalence, gate,
+                     prompt_texts: dict[str, str] | None = None) -> DiversityAccumulator:
     """analyze.passes.measure_diversity's loop over some prompts' answer groups (Store.iter_answer_groups:
     blank answers and failed requests included, counted as failing by analyze.passes.add_gated)."""
-    acc = DiversityAccumulator(len(ids), n_real, threshold=threshold)
+    acc = passes.diversity_accumulator(ids, n_real, equivalence, prompt_texts or {})
     add_gated_groups(each_prompt(groups), ids, [(acc, gate)])
     return acc
 
 
 def _diversity_shard(store_path: str, embedder: str, ids: list[str], n_real: int, shard: Shard,
-                     threshold: float, gate) -> DiversityAccumulator:
+                     equivalence, gate) -> DiversityAccumulator:
     store = Store.open_readonly(store_path)
     try:
+        texts = {p.id: p.text for p in store.prompts()}
         return diversity_groups(store.iter_answer_groups(embedder, ids, (shard.first, shard.end)), ids, n_real,
-                                threshold, gate)
+                                equivalence, gate, texts)
     finally:
         store.close()
 
@@ -187,11 +189,12 @@ def merge_near(parts: list[NearDuplicateFinder], n_systems: int, threshold: floa
     return out
 
 
-def merge_diversity(parts: list[DiversityAccumulator], n_systems: int, n_real: int,
-                    threshold: float) -> DiversityAccumulator:
-    out = DiversityAccumulator(n_systems, n_real, threshold=threshold)
+def merge_diversity(parts: list[DiversityAccumulator], ids: list[str], n_real: int,
+                    equivalence) -> DiversityAccumulator:
+    out = passes.diversity_accumulator(ids, n_real, equivalence, {})
     for part in parts:
         out.prompt_ids += part.prompt_ids
+        out.labels += part.labels
         out.counts += part.counts
         out.failed += part.failed
         for name in out.rows:
@@ -261,13 +264,13 @@ def measure_diversity(ray, store: Store, config: RunConfig, ids: list[str], n_re
                       n_shards: int, progress: bool):
     """analyze.passes.measure_diversity: the gate calibrated on the driver (the same function), the diversity
     cells on the shards."""
-    def on_shards(gate, threshold: float) -> DiversityAccumulator:
+    def on_shards(gate, equivalence) -> DiversityAccumulator:
         plan = plan_shards(store.prompt_group_sizes(config.embedder.id, ids), n_shards)
         task = ray.remote(num_cpus=1)(_diversity_shard)
         gate_ref = ray.put(gate)
-        refs = [task.remote(str(config.store_path), config.embedder.id, ids, n_real, s, threshold, gate_ref)
+        refs = [task.remote(str(config.store_path), config.embedder.id, ids, n_real, s, equivalence, gate_ref)
                 for s in plan]
-        return merge_diversity(gather(ray, refs, "diversity", progress), len(ids), n_real, threshold)
+        return merge_diversity(gather(ray, refs, "diversity", progress), ids, n_real, equivalence)
 
     return passes.measure_diversity(store, config, ids, n_real, m, progress, on_shards=on_shards)
 
