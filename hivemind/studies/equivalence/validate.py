@@ -12,7 +12,8 @@ CIs: percentile bootstrap over prompts (resampled with replacement, every figure
 Methods: `embedding` (cosine, line fitted per fold), `learned` (the pair model retrained per fold by
 hivemind.studies.equivalence.train, its line chosen per fold), `shipped` (the pair model and line shipped with
 the package, as they are: on the data it was trained on this is in-sample, and says so), `embedding-floor` (the
-line of earlier versions, floor + 0.8 (1 - floor), with the floor the mean cosine of answers to different prompts).
+method `embedding` as analysis uses it, floor + IDEA_RESCALED (1 - floor), the floor the mean cosine of answers
+to different prompts: nothing fitted here, IDEA_RESCALED was chosen on this data).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def fitted_per_fold(sets: list[LabelledSet], method: str, seed: int = 0) -> Scor
 
 
 def floor_line(sets: list[LabelledSet], seed: int = 0) -> float:
-    """The earlier default line: floor + 0.8 (1 - floor), floor = mean cosine of answers to different prompts
+    """The `embedding` method's line: floor + IDEA_RESCALED (1 - floor), floor = mean cosine of answers to different prompts
     (estimated from 20,000 random cross-prompt pairs)."""
     rng = np.random.default_rng(seed)
     vectors = np.concatenate([s.vectors for s in sets])
