@@ -335,6 +335,11 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "quality_gate": {"description": m.gate.describe(), "relevance_line": m.gate.relevance_line,
                          "scorers": m.gate.scorers, "scored": m.gate.n_scored},
         "distinct_ideas_threshold": div.threshold,
+        # The pinned lines every own figure is measured against (hivemind.analyze.reference); floor above is its
+        # floor, floor_systems_present the floor of this run's systems (relative: it moves with them).
+        "calibration": None if m.calibration is None else m.calibration.to_dict(),
+        "floor_systems_present": m.floor_present if m.calibration is not None else sim.floor,
+        "relative_metrics": [name for name, metric in results.METRICS.items() if metric.relative],
         "thresholds": {
             "embedder": config.embedder.id,
             "intra_line": INTRA_LINE, "intra_line_calibrated": calibrated_line(INTRA_LINE, sim.floor),
