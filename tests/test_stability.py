@@ -145,3 +145,22 @@ def test_recalibrating_from_another_reference_moves_the_own_figures(grown):
 def test_a_reference_that_is_not_a_system_is_one_clear_error(grown):
     with pytest.raises(ValueError, match="calibration_reference names 'nobody', not a system of this config"):
         with_systems(grown, 2, calibration_reference=["nobody"])
+
+
+def test_a_snapshot_carries_its_calibration_and_importing_it_pins_it(grown, tmp_path):
+    from hivemind.runs.snapshot import load_manifest, publish
+
+    config = resolve_run("grow", results_dir=grown.results_dir)
+    pipeline.analyze(config, progress=False)
+    published = analysis_json(config)["calibration"]
+    folder = publish(config, "grow-snapshot", results_dir=grown.results_dir)
+    assert load_manifest(folder)["calibration"] == published
+
+    imported = import_files([folder], "again", results_dir=tmp_path / "elsewhere")   # no record pinned there
+    pipeline.analyze(imported, progress=False)
+    pinned = analysis_json(imported)["calibration"]
+    same = ["floor", "relevance_line", "idea_line", "reference", "embedder", "equivalence", "prompt_set", "file"]
+    assert {k: pinned[k] for k in same} == {k: published[k] for k in same}
+    assert any("snapshot grow-snapshot" in note for note in pinned["notes"])
+    names = [s.name for s in config.systems]
+    assert_identical(rows_of(own_figures(config), names), rows_of(own_figures(imported), names))
