@@ -164,3 +164,19 @@ def test_a_snapshot_carries_its_calibration_and_importing_it_pins_it(grown, tmp_
     assert any("snapshot grow-snapshot" in note for note in pinned["notes"])
     names = [s.name for s in config.systems]
     assert_identical(rows_of(own_figures(config), names), rows_of(own_figures(imported), names))
+
+
+def test_the_leaderboard_groups_by_the_calibration_key_and_marks_relative_figures(grown):
+    from hivemind.results import contract
+    from hivemind.runs.leaderboard import calibration_lines, update_leaderboard
+
+    csv_path, md_path = update_leaderboard(grown.results_dir, warn=lambda line: None)
+    board, text = pd.read_csv(csv_path), md_path.read_text()
+    assert (board["equivalence"] == "embedding").all() and board["group"].str.contains("|embedding|",
+                                                                                      regex=False).all()
+    assert board["calibration"].str.endswith(")").all() and "calibration: `" in text
+    assert contract.RELATIVE_NOTE in text and f"inter (vs others) {contract.RELATIVE_MARK}" in text
+    assert f"{contract.METRICS['vendi'].display} {contract.RELATIVE_MARK}" not in text
+    # runs of one group measured against different records are named, never silently ranked together
+    rows = pd.DataFrame({"run": ["a", "b"], "calibration": ["x.json (floor 0.1)", "y.json (floor 0.2)"]})
+    assert "different calibrations" in calibration_lines(rows)[0] and "`a`: x.json" in calibration_lines(rows)[0]

@@ -5,7 +5,8 @@ phrases and the relevance line's calibration sample; the second (measure_diversi
 measures the diversity metrics; a third (measure_gate_by_scorer) runs only with two or more gating scorers.
 Every pass walks the prompts through one loop, each_prompt. hivemind.engines.ray.analysis maps the same
 passes over prompt shards on Ray, with the same per-prompt code (FirstPass.add, add_gated) and the same
-gate (measure_diversity).
+gate (measure_diversity). The floor, idea line and relevance line the tables use are the run's pinned
+calibration (hivemind.analyze.reference, applied by apply_calibration), not the first pass's own.
 """
 from __future__ import annotations
 
