@@ -340,6 +340,11 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "distinct_ideas_threshold": None if np.isnan(div.threshold) else div.threshold,
         "equivalence": {"method": config.equivalence.method, "id": div.equivalence,
                         "note": m.equivalence_note},
+        # The pinned lines every own figure is measured against (hivemind.analyze.reference); floor above is its
+        # floor, floor_systems_present the floor of this run's systems (relative: it moves with them).
+        "calibration": None if m.calibration is None else m.calibration.to_dict(),
+        "floor_systems_present": m.floor_present if m.calibration is not None else sim.floor,
+        "relative_metrics": [name for name, metric in results.METRICS.items() if metric.relative],
         "thresholds": {
             "embedder": config.embedder.id,
             "intra_line": INTRA_LINE, "intra_line_calibrated": calibrated_line(INTRA_LINE, sim.floor),

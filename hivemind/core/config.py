@@ -379,6 +379,10 @@ class RunConfig(ConfigModel):
     scorers: list[Scorer] = Field(default_factory=list)
     equivalence: Equivalence = Field(default_factory=Equivalence)
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
+    # Systems (names of this config's) whose answers calibrate the floor, idea line and relevance line, pinned
+    # per (embedder, equivalence, prompt set) under results/.calibrations/; absent: the systems of the first
+    # analysis that needs the record (hivemind.results.calibration).
+    calibration_reference: list[str] | None = Field(default=None, min_length=1)
     max_cost: float | None = Field(default=None, gt=0)     # USD; finite (ConfigModel)
     max_attempts: int = Field(default=8, ge=1, le=50)     # per sample, first try included
     retry_base_delay: float = Field(default=1.0, ge=0, le=MAX_SECONDS)   # seconds; doubles per attempt, full jitter
@@ -424,6 +428,10 @@ class RunConfig(ConfigModel):
         for scorer in self.scorers:   # the relevance gate is calibrated for the default embedder only
             if scorer.kind == "relevance" and scorer.pass_at is None and self.embedder.model == DEFAULT_EMBEDDER:
                 scorer.pass_at = DEFAULT_PASS_AT["relevance"]
+        unknown = [n for n in self.calibration_reference or [] if n not in seen]
+        if unknown:
+            raise ValueError(f"calibration_reference names {', '.join(map(repr, unknown))}, not a system of this "
+                             f"config (it has: {', '.join(sorted(seen))})")
         names = [scorer.name for scorer in self.scorers]
         for name in names:
             if names.count(name) > 1:

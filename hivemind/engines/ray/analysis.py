@@ -10,7 +10,9 @@ per-prompt rows, except three things that are global by definition, handled here
   The driver concatenates the rows in prompt order and renumbers prompt indexes and cluster ids by each
   shard's offset, so the accumulators' state is what one pass over all prompts would have built.
 - sums over all prompts (the floor's total vector, per-system counters) are added up on the driver:
-  the same sums in another association order, so the floor agrees to ~1e-16, not bit for bit.
+  the same sums in another association order, so the floor of the systems present agrees to ~1e-16, not
+  bit for bit. The floor and lines the tables use are the pinned calibration (hivemind.analyze.reference,
+  resolved by the single-process stage before the passes), the same number on both engines.
 - global, done on the driver exactly as the single-process engine does it:
   * the cross-prompt template index (a nearest-neighbour search across prompts): the shards return their
     template samples (one answer per system per prompt), the driver builds the index over all of them;
@@ -229,19 +231,23 @@ def reduce_first_pass(parts: list[FirstPass], n_systems: int, threshold: float, 
 
 # The stage ------------------------------------------------------------------------------------------------
 def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = False, address: str | None = None,
-                num_cpus: int | None = None, shards: int | None = None, verbose: bool = False):
+                num_cpus: int | None = None, shards: int | None = None, verbose: bool = False,
+                recalibrate: bool = False):
     """hivemind.analyze.stage.analyze_run with its two passes mapped over prompt shards on Ray; the rest (tables,
-    optional tables, gate by scorer, analysis.json, the secrets scan) is the single-process code."""
-    def ray_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool):
+    optional tables, gate by scorer, analysis.json, the secrets scan, the pinned calibration) is the
+    single-process code, so both engines measure against the same pinned floor and lines."""
+    def ray_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool,
+                   calibration=None):
         with connected(address, num_cpus, verbose) as ray:
             count = shards or SHARDS_PER_CPU * n_cpus(ray)
             measured = measure(ray, store, config, ids, count, progress)
+            passes.apply_calibration(measured, calibration)
             measured.diversity, measured.gate = measure_diversity(
                 ray, store, config, all_ids, len(ids), measured, count, progress)
         measured.engine = f"ray ({count} prompt shards)"
         return measured
 
-    return single.analyze_run(run, progress=progress, controls=controls, passes=ray_passes)
+    return single.analyze_run(run, progress=progress, controls=controls, passes=ray_passes, recalibrate=recalibrate)
 
 
 def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int, progress: bool) -> Measured:
