@@ -344,6 +344,14 @@ class Equivalence(Endpoint):
     _sendable_params = field_validator("params")(sendable_params)
 
     @property
+    def id(self) -> str:
+        """The configured method as an id (part of a pinned calibration's key): its verdict id, or the method and
+        a configured line."""
+        if self.verdict_method is not None:
+            return self.verdict_method
+        return self.method + (f"@{self.threshold:g}" if self.threshold is not None else "")
+
+    @property
     def verdict_method(self) -> str | None:
         """The id its verdicts are stored under (equivalence_verdicts.method) for the methods decided pair by pair
         before analysis (judge, classifier, imported); None for those computed in analysis."""
