@@ -71,7 +71,7 @@ from itertools import islice
 import numpy as np
 
 from hivemind.analyze.equivalence import EmbeddingLine, Equivalence, VerdictEquivalence
-from hivemind.analyze.phrases import WORD
+from hivemind.analyze.phrases import WORD, fast_words
 from hivemind.analyze.similarity import nanpercentile, ratio, resample_weights
 from hivemind.core.stats import nanmean as _nanmean
 
@@ -162,24 +162,6 @@ def lexical(texts: list[str], n_words: int = LEXICAL_WORDS) -> tuple[float, floa
     raw = "\n".join(" ".join(toks) for toks in cut).encode("utf-8")
     compression = len(raw) / len(zlib.compress(raw, 9)) if raw else float("nan")
     return distinct, compression
-
-
-_ASCII_WORD_BYTES = bytes(c if (chr(c).isalnum() or c == ord("'")) else 32 for c in range(128)) + b" " * 128
-
-
-def fast_words(text: str) -> list[str]:
-    r"""phrases.words(text) (the regex [^\W_]+(?:'[^\W_]+)* on lowercased text), several times faster on ASCII
-    text: bytes.translate maps non-word characters to spaces, then split and trim apostrophes; the rare token
-    with a doubled or edge apostrophe, and any non-ASCII text, go through the regex itself, so the result is
-    identical (tested on every AlpacaEval answer)."""
-    if not text.isascii():
-        return WORD.findall(text.lower())
-    spaced = text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
-    if "''" in spaced:
-        return WORD.findall(text.lower())
-    if "'" not in spaced:
-        return spaced.split()
-    return [word for word in (token.strip("'") for token in spaced.split()) if word]
 
 
 def first_words(text: str, n: int) -> list[str]:

@@ -37,11 +37,12 @@ import numpy as np
 from scipy import sparse
 from scipy.special import expit
 
+from hivemind.analyze.phrases import fast_words
+
 MODEL_FILE = Path(__file__).with_name("equivalence_model.json")
 SHORT_WORDS = 5             # NoveltyBench: answers of up to 5 words are compared by word overlap
 HEAD_WORDS = 12             # content words of the opening
 CHAR_PREFIX = 300           # characters whose 4-grams are compared
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _EMPHASIS = re.compile(r"\*\*(.+?)\*\*|^#+\s*(.+)$", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s|\n")
 STOPWORDS = frozenset(
@@ -87,51 +88,57 @@ class Tokens:
 
 
 def _content(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [w for w in fast_words(text) if w not in STOPWORDS]
+
+
+def character_grams(text: str) -> set:
+    """The set of character 4-grams of the first CHAR_PREFIX characters (lowercased, whitespace runs as one
+    space), each as one 64-bit integer of its four code points (16 bits each; a character outside the Basic
+    Multilingual Plane, an emoji, counts as U+FFFF), computed in numpy."""
+    prefix = " ".join(text[:CHAR_PREFIX].lower().split())
+    if len(prefix) < 4:
+        return set()
+    c = np.minimum(np.frombuffer(prefix.encode("utf-32-le"), dtype=np.uint32), 0xFFFF).astype(np.uint64)
+    grams = (c[:-3] << np.uint64(48)) | (c[1:-2] << np.uint64(32)) | (c[2:-1] << np.uint64(16)) | c[3:]
+    return set(grams.tolist())
 
 
 def tokens(text: str, prompt_words: frozenset = frozenset()) -> Tokens:
     """The sets of one answer; `prompt_words`: the prompt's content words (left out of new_words/opening)."""
-    all_words = _WORD.findall(text.lower())
+    all_words = fast_words(text)
     content = [w for w in all_words if w not in STOPWORDS]
-    emphasis = {w for m in _EMPHASIS.finditer(text) for w in _content(m.group(1) or m.group(2))}
+    emphasis = ({w for m in _EMPHASIS.finditer(text) for w in _content(m.group(1) or m.group(2))}
+                if ("**" in text or "#" in text) else set())
     first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
-    prefix = " ".join(text.lower()[:CHAR_PREFIX].split())
+    new = [w for w in content if w not in prompt_words]
     return Tokens(n_words=len(all_words), words=set(content), bigrams=set(zip(content, content[1:])),
                   opening=set(content[:HEAD_WORDS]), emphasis=emphasis, first_sentence=set(_content(first)),
-                  characters={prefix[i:i + 4] for i in range(len(prefix) - 3)},
-                  new_words=set(content) - prompt_words,
-                  new_opening=set([w for w in content if w not in prompt_words][:HEAD_WORDS]))
+                  characters=character_grams(text), new_words=set(new), new_opening=set(new[:HEAD_WORDS]))
 
 
-class TokenSets:
-    """One kind of token set for every answer of a set, as binary sparse rows X: |A & B| = (X X^T)_ab."""
+def shared_counts(sets: Sequence[set]) -> np.ndarray:
+    """n x n: |A & B| for every pair of sets, from one sparse product of binary rows (items numbered by
+    pandas.factorize, a hash table in C)."""
+    import pandas as pd
 
-    def __init__(self, sets: Sequence[set]):
-        index: dict = {}
-        rows, cols = [], []
-        for r, items in enumerate(sets):
-            for item in items:
-                rows.append(r)
-                cols.append(index.setdefault(item, len(index)))
-        self.x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                                   shape=(len(sets), max(len(index), 1)))
-        self.size = np.array([len(s) for s in sets], dtype=np.float64)
+    n = len(sets)
+    sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=n)
+    items = [item for s in sets for item in s]
+    if not items:
+        return np.zeros((n, n), dtype=np.float32)
+    codes, uniques = pd.factorize(pd.Series(items, dtype=object), sort=False)
+    rows = np.repeat(np.arange(n), sizes)
+    x = sparse.csr_matrix((np.ones(len(codes), dtype=np.float32), (rows, codes)), shape=(n, len(uniques)))
+    return (x @ x.T).toarray()
 
-    def shared(self, i: int, others: np.ndarray) -> np.ndarray:
-        return (self.x[others] @ self.x[i].T).toarray()[:, 0].astype(np.float64)
 
-    def jaccard(self, i: int, others: np.ndarray, empty: float = 1.0) -> np.ndarray:
-        shared = self.shared(i, others)
-        union = self.size[i] + self.size[others] - shared
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(union > 0, shared / union, empty)
-
-    def all_jaccard(self) -> np.ndarray:
-        shared = (self.x @ self.x.T).toarray().astype(np.float64)
-        union = self.size[:, None] + self.size[None, :] - shared
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(union > 0, shared / union, 1.0)
+def jaccard_matrix(sets: Sequence[set], empty: float = 1.0) -> np.ndarray:
+    """n x n Jaccard index of every pair of sets; `empty` where both are empty."""
+    shared = shared_counts(sets).astype(np.float64)
+    size = np.array([len(s) for s in sets], dtype=np.float64)
+    union = size[:, None] + size[None, :] - shared
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, shared / union, empty)
 
 
 def spread(values: np.ndarray) -> tuple[float, float]:
@@ -140,50 +147,51 @@ def spread(values: np.ndarray) -> tuple[float, float]:
     return (float(off.mean()), float(off.std()) + 1e-6) if len(off) else (1.0, 1.0)
 
 
-class PairFeatures:
-    """PAIR_FEATURES of one answer set, row by row: the set-wide statistics (the cosine matrix, its spread,
-    each answer's nearest neighbour, the spread of word overlap) are computed once; `rows(i, others)` gives
-    the features of the pairs (i, j) for j in `others`, so the partition pays only for the pairs it compares
-    (a pooled set of 1,250 answers never materialises 1,250^2 x F features)."""
+JACCARD_KINDS = ("bigrams", "opening", "first_sentence", "characters", "new_words", "new_opening")
 
-    def __init__(self, x: np.ndarray, texts: Sequence[str], prompt: str = ""):
+
+class PairFeatures:
+    """PAIR_FEATURES of one answer set: every pair's overlaps as dense n x n matrices (one sparse product per
+    kind of token set), the set-wide statistics (cosine spread, nearest neighbours, word-overlap spread) once;
+    `rows(i, others)` is then indexing only. `toks`: the answers' Tokens when already made (a cache)."""
+
+    def __init__(self, x: np.ndarray, texts: Sequence[str], prompt: str = "", toks: Sequence[Tokens] | None = None):
         x = np.asarray(x, dtype=np.float64)
         n = len(x)
         self.cos = np.clip(x @ x.T, -1.0, 1.0)
         self.mean, self.std = spread(self.cos)
-        prompt_words = frozenset(_content(prompt))
-        toks = [tokens(t, prompt_words) for t in texts]
-        self.sets = {name: TokenSets([getattr(t, name) for t in toks]) for name in
-                     ("words", "bigrams", "opening", "emphasis", "first_sentence", "characters", "new_words",
-                      "new_opening")}
+        if toks is None:
+            prompt_words = frozenset(_content(prompt))
+            toks = [tokens(t, prompt_words) for t in texts]
+        size = np.array([len(t.words) for t in toks], dtype=np.float64)
+        shared = shared_counts([t.words for t in toks]).astype(np.float64)
+        union = size[:, None] + size[None, :] - shared
+        smaller = np.minimum.outer(size, size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.words = np.where(union > 0, shared / union, 1.0)
+            self.containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
+        emphasised = np.array([bool(t.emphasis) for t in toks])
+        self.emphasis = np.where(np.logical_and.outer(emphasised, emphasised),
+                                 jaccard_matrix([t.emphasis for t in toks]), -1.0)
+        self.jaccard = {kind: jaccard_matrix([getattr(t, kind) for t in toks]) for kind in JACCARD_KINDS}
         self.n_words = np.array([t.n_words for t in toks], dtype=np.float64)
         self.log_words = np.log1p(self.n_words)
         self.nearest = np.where(np.eye(n, dtype=bool), -np.inf, self.cos).max(axis=1) if n > 1 else np.ones(n)
-        self.words_mean, self.words_std = spread(self.sets["words"].all_jaccard())
+        self.words_mean, self.words_std = spread(self.words)
 
     def rows(self, i: int, others: np.ndarray) -> np.ndarray:
         """(len(others), len(PAIR_FEATURES)) features of the pairs (i, j), j in others."""
         others = np.asarray(others, dtype=np.int64)
-        cos = self.cos[i, others]
-        words = self.sets["words"]
-        shared = words.shared(i, others)
-        union = words.size[i] + words.size[others] - shared
-        smaller = np.minimum(words.size[i], words.size[others])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            jac = np.where(union > 0, shared / union, 1.0)
-            containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
-        emphasis = self.sets["emphasis"]
-        both = (emphasis.size[i] > 0) & (emphasis.size[others] > 0)
+        cos, jac, j = self.cos[i, others], self.words[i, others], self.jaccard
         gap_a, gap_b = cos - self.nearest[i], cos - self.nearest[others]
         columns = [
-            cos, (cos - self.mean) / self.std, np.full(len(others), self.mean), jac,
-            self.sets["bigrams"].jaccard(i, others), containment, self.sets["opening"].jaccard(i, others),
-            np.where(both, emphasis.jaccard(i, others), -1.0), self.sets["first_sentence"].jaccard(i, others),
-            np.abs(self.log_words[i] - self.log_words[others]), np.minimum(self.log_words[i], self.log_words[others]),
+            cos, (cos - self.mean) / self.std, np.full(len(others), self.mean), jac, j["bigrams"][i, others],
+            self.containment[i, others], j["opening"][i, others], self.emphasis[i, others],
+            j["first_sentence"][i, others], np.abs(self.log_words[i] - self.log_words[others]),
+            np.minimum(self.log_words[i], self.log_words[others]),
             (np.minimum(self.n_words[i], self.n_words[others]) <= SHORT_WORDS).astype(np.float64),
-            np.minimum(gap_a, gap_b), np.maximum(gap_a, gap_b), self.sets["characters"].jaccard(i, others),
-            (jac - self.words_mean) / self.words_std, self.sets["new_words"].jaccard(i, others),
-            self.sets["new_opening"].jaccard(i, others),
+            np.minimum(gap_a, gap_b), np.maximum(gap_a, gap_b), j["characters"][i, others],
+            (jac - self.words_mean) / self.words_std, j["new_words"][i, others], j["new_opening"][i, others],
         ]
         return np.stack(columns, axis=-1)
 
@@ -297,9 +305,12 @@ class EmbeddingLine:
 
 @dataclass(frozen=True)
 class LearnedEquivalence:
-    """Equivalent when the shipped pair model's P(same) is >= its threshold (or `threshold`)."""
+    """Equivalent when the shipped pair model's P(same) is >= its threshold (or `threshold`). Keeps the token
+    sets of the current prompt's answers: analysis partitions each system's set, then the pooled set of every
+    system, so each answer is read once."""
     model: PairModel
     threshold: float | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def line(self) -> float:
@@ -317,9 +328,23 @@ class LearnedEquivalence:
         n = len(x)
         if n < 2:
             return np.zeros(n, dtype=np.int64)
-        features = PairFeatures(x, texts, prompt)
+        features = PairFeatures(x, texts, prompt, self.tokens(texts, prompt))
         line = self.line
         return greedy_partition(n, lambda i, later: self.model.predict(features.rows(i, later)) >= line)
+
+    def tokens(self, texts: Sequence[str], prompt: str) -> list[Tokens]:
+        """Token sets of these answers, from the cache of the current prompt (emptied when the prompt changes)."""
+        if self._cache.get("prompt") != prompt:
+            self._cache.clear()
+            self._cache.update(prompt=prompt, words=frozenset(_content(prompt)), sets={})
+        sets, words = self._cache["sets"], self._cache["words"]
+        out = []
+        for text in texts:
+            found = sets.get(text)
+            if found is None:
+                found = sets[text] = tokens(text, words)
+            out.append(found)
+        return out
 
 
 @dataclass(frozen=True)
@@ -350,7 +375,7 @@ class VerdictEquivalence:
 def short_answer_same(a: str, b: str) -> bool | None:
     """NoveltyBench's rule for short answers: when either has at most SHORT_WORDS words, the two are the
     same exactly when their word sets are; None when both are longer (the model decides)."""
-    wa, wb = _WORD.findall(a.lower()), _WORD.findall(b.lower())
+    wa, wb = fast_words(a), fast_words(b)
     if min(len(wa), len(wb)) > SHORT_WORDS:
         return None
     return set(wa) == set(wb)

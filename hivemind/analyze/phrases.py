@@ -261,3 +261,21 @@ class LexicalAccumulator:
                 compression_ratio=np.where(self.responses > 0, self.raw_bytes / np.maximum(self.compressed, 1), np.nan),
                 mean_words=np.where(self.responses > 0, self.word_count / np.maximum(self.responses, 1), np.nan),
             )
+
+
+_ASCII_WORD_BYTES = bytes(c if (chr(c).isalnum() or c == ord("'")) else 32 for c in range(128)) + b" " * 128
+
+
+def fast_words(text: str) -> list[str]:
+    r"""phrases.words(text) (the regex [^\W_]+(?:'[^\W_]+)* on lowercased text), several times faster on ASCII
+    text: bytes.translate maps non-word characters to spaces, then split and trim apostrophes; the rare token
+    with a doubled or edge apostrophe, and any non-ASCII text, go through the regex itself, so the result is
+    identical (tested on every AlpacaEval answer)."""
+    if not text.isascii():
+        return WORD.findall(text.lower())
+    spaced = text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+    if "''" in spaced:
+        return WORD.findall(text.lower())
+    if "'" not in spaced:
+        return spaced.split()
+    return [word for word in (token.strip("'") for token in spaced.split()) if word]
