@@ -128,16 +128,17 @@ def score(target: RunConfig | Run, scorers: list[str] | None = None, progress: b
 
 
 def analyze(target: RunConfig | Run, progress: bool = True, wait: bool = False, controls: bool = False,
-            engine: str = "local", ray_address: str | None = None):
+            engine: str = "local", ray_address: str | None = None, recalibrate: bool = False):
     """The tables (hivemind.analyze.stage.analyze_run); engine "ray": prompt shards mapped on a Ray cluster,
-    reduced here to the same tables."""
+    reduced here to the same tables. `recalibrate`: measure the pinned calibration again from its reference."""
     config = Run.config_of(target)
     _check_engine(engine, ray_address)
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     # On its own, analyze reads the store only (controls add systems to it); in `run` it shares run's store.
     with locked(config, "analyze", wait), Run.of(target, read_only=not controls) as run:
         _check_answers(run, every_system=True)
-        summary = ENGINES[engine](ray_address).analyze(run, progress=progress, controls=controls)
+        summary = ENGINES[engine](ray_address).analyze(run, progress=progress, controls=controls,
+                                                       recalibrate=recalibrate)
         write_results(run)   # results.json, from the tables just written (report: null until report runs)
         return summary
 

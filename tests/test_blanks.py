@@ -60,8 +60,9 @@ def write_config(tmp_path: Path, name: str = "blanks-run", prompts=PROMPTS) -> P
     """A run config with two systems (never called: their answers are stored directly)."""
     prompt_file = tmp_path / "prompts.jsonl"
     prompt_file.write_text("".join(json.dumps({"id": f"p{i}", "prompt": t}) + "\n" for i, t in enumerate(prompts)))
+    # hand-placed vectors, not MiniLM's: ideas are told apart by the cosine line these vectors were built for
     lines = [f"name: {name}", f"prompts: {prompt_file}", "samples: 3", f"results_dir: {tmp_path / 'results'}",
-             "systems:"]
+             "equivalence: embedding", "systems:"]
     for system in SYSTEMS:
         lines += [f"  - name: {system}", f"    model: openai/{system}", "    api_base: http://127.0.0.1:9/v1"]
     path = tmp_path / f"{name}.yaml"

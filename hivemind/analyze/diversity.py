@@ -16,10 +16,10 @@ the d x d matrix X^T X / n instead: O(n d^2 + d^3) instead of O(n^2 d + n^3).
 Distinct ideas (NoveltyBench's distinct_k, Zhang et al. 2025). The answers, in sample order, are
 partitioned into equivalence classes: an answer joins the first earlier class whose *first* member
 (its representative) it matches, else it opens a class; NoveltyBench's partition algorithm with
-"equivalent" = cosine >= t instead of its trained classifier. distinct = number of classes. The threshold
-t is calibrated per run and embedder: t = floor + IDEA_RESCALED * (1 - floor), i.e. a rescaled
-similarity of 0.8 above the run's floor (mean cosine of answers to different prompts), so embedders with
-different raw cosine levels split ideas alike. (No LM judge "same idea?" here.)
+"equivalent" decided by the run's equivalence method (hivemind.analyze.equivalence: by default a pair model
+trained on NoveltyBench's labels). distinct = number of classes. With the `embedding` method, "equivalent" =
+cosine >= t, t = floor + IDEA_RESCALED * (1 - floor): a rescaled similarity of 0.84 above the floor (mean
+cosine of answers to different prompts), so embedders with different raw cosine levels split ideas alike.
 
 Effective diversity (Shypula et al. 2025): the mean pairwise cosine distance over all n (n - 1) ordered
 pairs of a set, where a pair counts only when both answers pass the quality gate (g_i in {0, 1}):
@@ -65,17 +65,19 @@ has no meaningful embedding (its vector is ignored), so:
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
 
+from hivemind.analyze.equivalence import EmbeddingLine, Equivalence, VerdictEquivalence
 from hivemind.analyze.phrases import WORD
 from hivemind.analyze.similarity import nanpercentile, ratio, resample_weights
 from hivemind.core.stats import nanmean as _nanmean
 
 PATIENCE = 0.8               # NoveltyBench's default
-IDEA_RESCALED = 0.8          # same idea: rescaled cosine >= 0.8 above the run's floor
+IDEA_RESCALED = 0.84         # same idea (method `embedding`): rescaled cosine >= 0.84 above the floor; chosen
+                             # against NoveltyBench's labels (best class-count agreement; 0.8 before)
 LEXICAL_WORDS = 50           # words kept per answer for the per-prompt lexical figures
 
 
@@ -203,7 +205,9 @@ class DiversityStats:
     failed: np.ndarray              # (P, K) of which blank answers and failed requests
     cells: dict[str, np.ndarray]    # metric -> (P, K), NaN where undefined
     pooled: dict[str, np.ndarray]   # metric -> (P,), over the real systems' answers together
-    threshold: float
+    threshold: float                # the embedding line (NaN for other equivalence methods)
+    equivalence: str = "embedding"  # the equivalence method's id (hivemind.analyze.equivalence)
+    labels: list = field(default_factory=list)   # (prompt_id, system index, sample, class) per answer
 
     def system_means(self) -> dict[str, np.ndarray]:
         """metric -> (K,): the mean over the prompts where the metric is defined."""
@@ -223,10 +227,19 @@ class DiversityAccumulator:
     """Streams PromptGroups with a per-answer gate. Systems >= n_real (controls) are measured but never
     enter the pooled view or another system's effective distinctness."""
 
-    def __init__(self, n_systems: int, n_real: int, threshold: float, patience: float = PATIENCE,
-                 lexical_words: int = LEXICAL_WORDS):
+    def __init__(self, n_systems: int, n_real: int, threshold: float | None = None, patience: float = PATIENCE,
+                 lexical_words: int = LEXICAL_WORDS, equivalence: Equivalence | None = None,
+                 system_ids: list[str] | None = None, prompt_texts: dict[str, str] | None = None):
+        """`equivalence` judges "same idea" for distinct ideas and utility (default: cosine >= `threshold`);
+        `system_ids` name the systems in the keys stored verdicts are looked up by; `prompt_texts` give the
+        learned method each set's question."""
         self.n_systems, self.n_real = n_systems, n_real
-        self.threshold, self.patience, self.lexical_words = threshold, patience, lexical_words
+        self.equivalence = equivalence if equivalence is not None else EmbeddingLine(float(threshold))
+        self.threshold = self.equivalence.threshold if isinstance(self.equivalence, EmbeddingLine) else float("nan")
+        self.patience, self.lexical_words = patience, lexical_words
+        self.system_ids = system_ids or [str(k) for k in range(n_systems)]
+        self.prompt_texts = prompt_texts or {}
+        self.labels: list[tuple[str, int, int, int]] = []
         self.prompt_ids: list[str] = []
         self.counts: list[np.ndarray] = []
         self.failed: list[np.ndarray] = []
@@ -246,6 +259,8 @@ class DiversityAccumulator:
         systems, x, passed, failed = systems[order], x[order], passed[order], failed[order]
         x = np.where(failed[:, None], np.float32(0.0), x)              # a failure adds nothing to any sum
         texts = [group.texts[i] for i in order] if group.texts else []
+        samples = np.asarray(group.sample_numbers)[order]
+        prompt = self.prompt_texts.get(group.prompt_id, "")
         k = self.n_systems
         counts = np.bincount(systems, minlength=k)
         row = {name: np.full(k, np.nan) for name in PER_CELL}
@@ -262,9 +277,11 @@ class DiversityAccumulator:
             n = b - a
             if ok.any():
                 vendi_sets.append((s, xs[ok]))
-            found = partition(x[a:b][ok], self.threshold)
+            found = self.partition_cell(group.prompt_id, s, x[a:b][ok], texts[a:b] if texts else [],
+                                        samples[a:b], ok, prompt)
             ideas = int(found.max() + 1) if len(found) else 0          # a failure is no idea
             labels = failure_labels(found, ok)
+            self.labels += [(group.prompt_id, int(s), int(n_), int(c)) for n_, c in zip(samples[a:b], labels)]
             row["distinct_ideas"][s] = ideas
             row["distinct_ideas_share"][s] = ideas / n
             row["utility"][s] = utility(labels, gs, self.patience)
@@ -284,15 +301,30 @@ class DiversityAccumulator:
         self.pooled["pooled_n"].append(float(len(xr)))
         self.pooled["pooled_failed"].append(float(len(xr) - ok_r.sum()))
         self.pooled["pooled_vendi"].append(vendi_score(xr[ok_r]) if ok_r.any() else float("nan"))
-        self.pooled["pooled_distinct_ideas"].append(
-            float(partition(x[real][ok_r], self.threshold).max() + 1) if ok_r.any() else
-            0.0 if len(xr) else float("nan"))
+        self.pooled["pooled_distinct_ideas"].append(self.pooled_ideas(x[real][ok_r], texts, real, ok_r, prompt)
+                                                    if ok_r.any() else 0.0 if len(xr) else float("nan"))
         self.pooled["pooled_effective_diversity"].append(effective_diversity(xr, gr) if len(xr) >= 2 else float("nan"))
         self.prompt_ids.append(group.prompt_id)
         self.counts.append(counts)
         self.failed.append(np.bincount(systems[failed], minlength=k))
         for name in PER_CELL:
             self.rows[name].append(row[name])
+
+    def partition_cell(self, prompt_id: str, system: int, x: np.ndarray, texts: list[str], samples: np.ndarray,
+                       ok: np.ndarray, prompt: str) -> np.ndarray:
+        """Classes of one (system, prompt) set's real answers, in sample order."""
+        kept = [t for t, keep in zip(texts, ok) if keep] if texts else [""] * int(ok.sum())
+        keys = [(self.system_ids[system], prompt_id, int(n)) for n in samples[ok]]
+        return self.equivalence.partition(x, kept, keys=keys, prompt=prompt)
+
+    def pooled_ideas(self, x: np.ndarray, texts: list[str], real: np.ndarray, ok: np.ndarray, prompt: str) -> float:
+        """Distinct ideas among every real system's answers to one prompt; NaN for methods decided pair by pair
+        within one system's set (a judge or classifier is never asked across systems)."""
+        if isinstance(self.equivalence, VerdictEquivalence):
+            return float("nan")
+        kept = [t for t, r in zip(texts, real) if r] if texts else [""] * int(real.sum())
+        kept = [t for t, keep in zip(kept, ok) if keep]
+        return float(self.equivalence.partition(x, kept, prompt=prompt).max() + 1)
 
     def finish(self) -> DiversityStats:
         empty = np.zeros((0, self.n_systems), dtype=np.int64)
@@ -301,7 +333,7 @@ class DiversityAccumulator:
             failed=np.vstack(self.failed) if self.failed else empty,
             cells={name: np.vstack(v) if v else np.zeros((0, self.n_systems)) for name, v in self.rows.items()},
             pooled={name: np.array(v, dtype=np.float64) for name, v in self.pooled.items()},
-            threshold=self.threshold)
+            threshold=self.threshold, equivalence=self.equivalence.id, labels=list(self.labels))
 
 
 def failure_labels(labels: np.ndarray, ok: np.ndarray) -> np.ndarray:

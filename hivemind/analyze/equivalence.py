@@ -35,6 +35,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 
 MODEL_FILE = Path(__file__).with_name("equivalence_model.json")
 SHORT_WORDS = 5             # NoveltyBench: answers of up to 5 words are compared by word overlap
@@ -219,7 +220,7 @@ class PairModel:
         for w, b in zip(self.weights[:-1], self.biases[:-1]):
             h = np.maximum(h @ w + b, 0.0)
         logit = (h @ self.weights[-1] + self.biases[-1])[:, 0]
-        return (1.0 / (1.0 + np.exp(-logit))).reshape(shape)
+        return expit(logit).reshape(shape)
 
     def to_json(self) -> str:
         return json.dumps({"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),

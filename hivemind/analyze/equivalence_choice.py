@@ -4,8 +4,8 @@ pair before analysis (judge, classifier, imported), from the verdicts in its sto
 - learned (the default): the shipped pair model, when the run embeds with the model it was trained on (the
   bundled MiniLM); with another embedder the pair model's cosine features mean something else, so the run
   falls back to `embedding` and says so.
-- embedding: cosine >= `threshold`; absent, EMBEDDING_LINE for the bundled MiniLM (calibrated against
-  NoveltyBench's labels by `hivemind validate`), else the floor-relative line of earlier versions.
+- embedding: cosine >= `threshold`; absent, the floor-relative line floor + IDEA_RESCALED (1 - floor), its
+  rescaled value chosen against NoveltyBench's labels (hivemind.analyze.diversity).
 - judge, classifier, imported: VerdictEquivalence over the stored verdicts; a pair without one is an error that
   says which command decides it.
 """
@@ -15,12 +15,8 @@ from dataclasses import dataclass
 
 from hivemind.analyze.diversity import idea_threshold
 from hivemind.analyze.equivalence import EmbeddingLine, Equivalence, LearnedEquivalence, VerdictEquivalence, shipped_model
-from hivemind.core.config import DEFAULT_EMBEDDER, RunConfig
+from hivemind.core.config import RunConfig
 from hivemind.store import Store
-
-# The bundled MiniLM's cosine line for "same idea", chosen by `hivemind validate` on NoveltyBench's labelled
-# generations (the line with the best per-cell class-count agreement, cross-validated by prompt).
-EMBEDDING_LINE = {DEFAULT_EMBEDDER: 0.80}
 
 
 @dataclass
@@ -48,8 +44,6 @@ def equivalence_for(config: RunConfig, store: Store, system_ids: list[str], floo
 
 
 def embedding_line(config: RunConfig, floor: float | None) -> EmbeddingLine:
-    if config.embedder.id == f"sentence-transformers:{DEFAULT_EMBEDDER}" and DEFAULT_EMBEDDER in EMBEDDING_LINE:
-        return EmbeddingLine(EMBEDDING_LINE[DEFAULT_EMBEDDER], "calibrated")
     return EmbeddingLine(idea_threshold(floor), "floor-relative")
 
 

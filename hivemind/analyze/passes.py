@@ -5,7 +5,8 @@ phrases and the relevance line's calibration sample; the second (measure_diversi
 measures the diversity metrics; a third (measure_gate_by_scorer) runs only with two or more gating scorers.
 Every pass walks the prompts through one loop, each_prompt. hivemind.engines.ray.analysis maps the same
 passes over prompt shards on Ray, with the same per-prompt code (FirstPass.add, add_gated) and the same
-gate (measure_diversity).
+gate (measure_diversity). The floor, idea line and relevance line the tables use are the run's pinned
+calibration (hivemind.analyze.reference, applied by apply_calibration), not the first pass's own.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from hivemind.analyze.diversity import DiversityAccumulator, DiversityStats, idea_threshold
+from hivemind.analyze.diversity import DiversityAccumulator, DiversityStats
+from hivemind.analyze.equivalence_choice import equivalence_for
 from hivemind.analyze.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats, PromptWording, shared_phrases
 from hivemind.analyze.quality_gate import (
@@ -55,13 +57,28 @@ class Measured:
     gate: Gate | None = None
     controls: list = field(default_factory=list)   # controls.ControlSystem
     engine: str = "local"                          # or "ray (N prompt shards)"; analysis.json records it
+    equivalence_note: str | None = None            # why the configured equivalence method was not used
+    calibration: object | None = None              # results.calibration.Calibration: the pinned lines
+    floor_present: float | None = None             # the floor of the systems present (relative; for the record)
 
 
-def local_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool) -> Measured:
+def apply_calibration(m: Measured, calibration) -> None:
+    """Measure against the pinned calibration (hivemind.analyze.reference) instead of the lines of the systems
+    present: the floor every rescaled value and the idea line use, and (calibrated_gate) the relevance line.
+    None: the systems present calibrate, as before calibrations were pinned."""
+    if calibration is None:
+        return
+    m.calibration, m.floor_present = calibration, m.similarity.floor
+    m.similarity.floor = calibration.floor
+
+
+def local_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool,
+                 calibration=None) -> Measured:
     """The two passes over the store in this process: similarity, neighbours and phrases; then diversity
-    (which needs the first pass's calibration). hivemind.engines.ray.analysis maps the same passes over
-    prompt shards on Ray."""
+    against `calibration` (the pinned lines; None: the first pass's own). hivemind.engines.ray.analysis maps
+    the same passes over prompt shards on Ray."""
     measured = measure(store, config, ids, progress)
+    apply_calibration(measured, calibration)
     measured.diversity, measured.gate = measure_diversity(store, config, all_ids, len(ids), measured, progress)
     return measured
 
@@ -155,22 +172,35 @@ def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: i
                       on_shards: Callable[[Gate, float], DiversityAccumulator] | None = None
                       ) -> tuple[DiversityStats, Gate]:
     """The second pass: gate every answer (relevance line and scorer thresholds calibrated from the first
-    pass), then the diversity metrics per (system, prompt) and pooled per prompt. `on_shards(gate,
-    threshold)`: the Ray engine's map over prompt shards, merged; by default one loop here."""
+    pass), then the diversity metrics per (system, prompt) and pooled per prompt, "same idea" judged by the
+    run's equivalence method (analyze.equivalence_choice). `on_shards(gate, equivalence)`: the Ray engine's map
+    over prompt shards, merged; by default one loop here."""
     gate = calibrated_gate(store, config, ids, m)
-    threshold = idea_threshold(m.similarity.floor)
+    chosen = equivalence_for(config, store, ids, m.similarity.floor)
+    m.equivalence_note = chosen.note
     if on_shards is not None:
-        return on_shards(gate, threshold).finish(), gate
-    acc = DiversityAccumulator(len(ids), n_real, threshold=threshold)
+        return on_shards(gate, chosen.equivalence).finish(), gate
+    acc = diversity_accumulator(ids, n_real, chosen.equivalence, {p.id: p.text for p in store.prompts()})
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "diversity", len(m.similarity.prompt_ids), progress), ids, [(acc, gate)])
     return acc.finish(), gate
 
 
+def diversity_accumulator(ids: list[str], n_real: int, equivalence, prompt_texts: dict[str, str]
+                          ) -> DiversityAccumulator:
+    """One diversity accumulator for these systems (the same on every engine and shard)."""
+    return DiversityAccumulator(len(ids), n_real, equivalence=equivalence, system_ids=list(ids),
+                                prompt_texts=prompt_texts)
+
+
 def calibrated_gate(store: Store, config: RunConfig, ids: list[str], m: Measured) -> Gate:
-    """The run's quality gate: the relevance line calibrated on the first pass's sampled answers (with the
-    reason when it cannot be, quality.relevance_gap) and the configured scorers' thresholds."""
+    """The run's quality gate: the pinned relevance line (m.calibration), else the line calibrated on the first
+    pass's sampled answers (with the reason when it cannot be, quality.relevance_gap); and the configured
+    scorers' thresholds."""
     prompt_vectors = store.prompt_vectors(config.embedder.id)
+    if m.calibration is not None:
+        return build_gate(config.scorers, store.scores_frame(ids), prompt_vectors, m.calibration.relevance_line,
+                          no_line_reason=m.calibration.no_line_reason)
     line = None
     if m.sample_vectors is not None:
         line = calibrate_relevance(m.sample_vectors, m.sample_prompts, prompt_vectors, seed=config.seed)
@@ -210,7 +240,9 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
     if not gates:
         return None
     k = len(ids)
-    accs = {name: DiversityAccumulator(k, k, threshold=m.diversity.threshold) for name in gates}
+    equivalence = equivalence_for(config, store, ids, m.similarity.floor).equivalence
+    texts = {p.id: p.text for p in store.prompts()}
+    accs = {name: diversity_accumulator(ids, k, equivalence, texts) for name in gates}
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "gate by scorer", len(m.similarity.prompt_ids), progress), ids,
                      [(accs[name], gate) for name, gate in gates.items()])

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hivemind.analyze.passes import local_passes, measure_gate_by_scorer
+from hivemind.analyze.reference import pinned_calibration
 from hivemind.analyze.tables import analysis_info, build_tables, optional_tables
 from hivemind.core.config import RunConfig
 from hivemind.core.errors import HivemindError
@@ -46,11 +47,13 @@ class AnalysisSummary:
 
 
 def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = False,
-                passes=local_passes) -> AnalysisSummary:
+                passes=local_passes, recalibrate: bool = False) -> AnalysisSummary:
     """Measure every table. With `controls`, synthetic control systems built from the run's own answers
     (hivemind.analyze.controls) are stored, embedded, scored where scorers exist, and measured beside the real
     systems (marked kind = control; they never change a real system's figures). `passes` computes the
-    measurements (local_passes, or the Ray engine's); everything else is the same for every engine."""
+    measurements (local_passes, or the Ray engine's); everything else is the same for every engine. The floor,
+    idea line and relevance line are the run's pinned calibration (hivemind.analyze.reference), measured from
+    the reference first when none is pinned or with `recalibrate`."""
     # controls are written into the store; otherwise analysis only reads it
     with Run.of(run, read_only=not controls) as run:
         config, store = run.config, run.store()
@@ -61,7 +64,9 @@ def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = Fa
         if controls:
             from hivemind.analyze.controls import add_controls
             control_systems, control_note = add_controls(run, progress=progress)
-        measured = passes(store, config, ids, ids + [c.identity for c in control_systems], progress)
+        calibration, calibration_notes = pinned_calibration(store, config, recalibrate)
+        measured = passes(store, config, ids, ids + [c.identity for c in control_systems], progress,
+                          calibration=calibration)
         measured.controls = control_systems
         prompts = {p.id: p.text for p in store.prompts()}
         tables, warnings = build_tables(store, config, ids, names, measured, prompts)
@@ -71,6 +76,7 @@ def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = Fa
             tables["gate_by_scorer.csv"] = by_scorer
         if control_note:
             warnings.append(control_note)
+        warnings += calibration_notes
         info = analysis_info(config, names, measured, n_empty, warnings, store)
         # What the tables were built on (hivemind.results.fingerprint), and which files make this analysis whole:
         # snapshot publish, list and the leaderboard check both instead of trusting file times.

@@ -149,6 +149,8 @@ def neighbor_tables(store: Store, m: Measured, ids: list[str], names: list[str],
 def diversity_warnings(m: Measured, names: list[str]) -> list[str]:
     """A gate without a relevance line; blank answers and failed requests, counted as failing the gate."""
     warnings = []
+    if m.equivalence_note:
+        warnings.append(m.equivalence_note)
     if m.gate.relevance_line is None:
         warnings.append(f"the quality gate has no relevance line ({m.gate.no_line_reason or 'not calibrated'}); "
                         f"answers are gated by the configured scorers only")
@@ -174,6 +176,7 @@ def diversity_tables(m: Measured, names: list[str], all_names: list[str], kinds:
         "distinct_2_per_prompt": means["distinct_2_per_prompt"][:k],
         "compression_per_prompt": means["compression_per_prompt"][:k]})
     t["diversity_per_prompt.csv"] = diversity_per_prompt(div, all_names, kinds)
+    t["partitions.csv"] = partitions_table(div, all_names, kinds)
     t["pooled_diversity.csv"] = pd.DataFrame({
         "prompt_id": div.prompt_ids, "n_answers": div.pooled["pooled_n"].astype(np.int64),
         "n_failed": div.pooled["pooled_failed"].astype(np.int64),
@@ -334,7 +337,14 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "headline": headline_numbers(sim, div, primary, real),
         "quality_gate": {"description": m.gate.describe(), "relevance_line": m.gate.relevance_line,
                          "scorers": m.gate.scorers, "scored": m.gate.n_scored},
-        "distinct_ideas_threshold": div.threshold,
+        "distinct_ideas_threshold": None if np.isnan(div.threshold) else div.threshold,
+        "equivalence": {"method": config.equivalence.method, "id": div.equivalence,
+                        "note": m.equivalence_note},
+        # The pinned lines every own figure is measured against (hivemind.analyze.reference); floor above is its
+        # floor, floor_systems_present the floor of this run's systems (relative: it moves with them).
+        "calibration": None if m.calibration is None else m.calibration.to_dict(),
+        "floor_systems_present": m.floor_present if m.calibration is not None else sim.floor,
+        "relative_metrics": [name for name, metric in results.METRICS.items() if metric.relative],
         "thresholds": {
             "embedder": config.embedder.id,
             "intra_line": INTRA_LINE, "intra_line_calibrated": calibrated_line(INTRA_LINE, sim.floor),
@@ -353,6 +363,12 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "pass_rate": dict(zip(names, [None if np.isnan(v) else float(v) for v in means["pass_rate"][:len(names)]])),
         "n_failed": dict(zip(names, [int(v) for v in div.failed.sum(axis=0)[:len(names)]])),
     }
+
+
+def partitions_table(div, names: list[str], kinds: list[str]) -> pd.DataFrame:
+    """partitions.csv: one row per answer, its class within its (system, prompt) set."""
+    rows = [(names[s], kinds[s], prompt_id, sample, cls) for prompt_id, s, sample, cls in div.labels]
+    return pd.DataFrame(rows, columns=["system", "kind", "prompt_id", "sample", "class"])
 
 
 def calibrated_line(line: float, floor: float | None) -> float:

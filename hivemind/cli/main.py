@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_commands(sub, "import", "leaderboard", "snapshot", "export")
     studies.add_commands(sub, "reproduce")
     runs.add_commands(sub, "merge")
-    studies.add_commands(sub, "plan")
+    studies.add_commands(sub, "plan", "validate")
     return parser
 
 

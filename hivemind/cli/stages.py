@@ -98,7 +98,7 @@ def cmd_analyze(args) -> str:
 
     config = resolve_run(args.run)
     pipeline.analyze(config, progress=not args.quiet, wait=args.wait, controls=args.controls,
-                     **engine_options(args, workers=False))
+                     recalibrate=args.recalibrate, **engine_options(args, workers=False))
     return f"tables written to {config.run_dir}\n\n{summary_text(config)}"
 
 
@@ -109,6 +109,10 @@ def _register_analyze(sub) -> None:
     p.add_argument("--controls", action="store_true",
                    help="add synthetic control systems (word salad, babble, off-topic, paraphrase ensemble, "
                         "copies) made from the run's answers, and show where they land")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="measure the floor, idea line and relevance line again from the calibration reference "
+                        "(`calibration_reference:`, else this run's systems) and pin them for every run over "
+                        "the same prompts and embedder (results/.calibrations/)")
     add_engine_options(p, workers=False)
 
 

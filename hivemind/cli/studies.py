@@ -177,9 +177,28 @@ def _register_plan(sub) -> None:
     p.add_argument("--settings", type=positive_int, default=1, help="decoding settings, each a full pass (default: 1)")
 
 
+def cmd_validate(args) -> str:
+    from hivemind.studies.equivalence.validate import METHODS, markdown, validate
+
+    frame = validate(args.data, tuple(args.method or METHODS), n_bootstrap=args.bootstrap, progress=not args.quiet)
+    return markdown(frame)
+
+
+def _register_validate(sub) -> None:
+    from pathlib import Path
+
+    p = add_command(sub, "validate", cmd_validate, "check equivalence methods (distinct ideas) against labelled "
+                    "answer sets in NoveltyBench's format, cross-validated by prompt")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/noveltybench_dev"),
+                   help="a folder of NoveltyBench-format JSONL with `generations` and `partition` (default: %(default)s)")
+    p.add_argument("--method", action="append", choices=["embedding", "learned", "shipped", "embedding-floor"],
+                   help="a method to include (repeatable; default: all)")
+    p.add_argument("--bootstrap", type=non_negative_int, default=200, help="bootstrap draws over prompts for the CIs")
+
+
 COMMANDS = {"agreement": _register_agreement, "calibrate": _register_calibrate, "categories": _register_categories,
             "classify": _register_classify, "clusters": _register_clusters, "reproduce": _register_reproduce,
-            "plan": _register_plan}
+            "plan": _register_plan, "validate": _register_validate}
 
 
 def add_commands(sub, *names: str) -> None:

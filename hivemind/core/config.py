@@ -344,6 +344,14 @@ class Equivalence(Endpoint):
     _sendable_params = field_validator("params")(sendable_params)
 
     @property
+    def id(self) -> str:
+        """The configured method as an id (part of a pinned calibration's key): its verdict id, or the method and
+        a configured line."""
+        if self.verdict_method is not None:
+            return self.verdict_method
+        return self.method + (f"@{self.threshold:g}" if self.threshold is not None else "")
+
+    @property
     def verdict_method(self) -> str | None:
         """The id its verdicts are stored under (equivalence_verdicts.method) for the methods decided pair by pair
         before analysis (judge, classifier, imported); None for those computed in analysis."""
@@ -379,6 +387,10 @@ class RunConfig(ConfigModel):
     scorers: list[Scorer] = Field(default_factory=list)
     equivalence: Equivalence = Field(default_factory=Equivalence)
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
+    # Systems (names of this config's) whose answers calibrate the floor, idea line and relevance line, pinned
+    # per (embedder, equivalence, prompt set) under results/.calibrations/; absent: the systems of the first
+    # analysis that needs the record (hivemind.results.calibration).
+    calibration_reference: list[str] | None = Field(default=None, min_length=1)
     max_cost: float | None = Field(default=None, gt=0)     # USD; finite (ConfigModel)
     max_attempts: int = Field(default=8, ge=1, le=50)     # per sample, first try included
     retry_base_delay: float = Field(default=1.0, ge=0, le=MAX_SECONDS)   # seconds; doubles per attempt, full jitter
@@ -424,6 +436,10 @@ class RunConfig(ConfigModel):
         for scorer in self.scorers:   # the relevance gate is calibrated for the default embedder only
             if scorer.kind == "relevance" and scorer.pass_at is None and self.embedder.model == DEFAULT_EMBEDDER:
                 scorer.pass_at = DEFAULT_PASS_AT["relevance"]
+        unknown = [n for n in self.calibration_reference or [] if n not in seen]
+        if unknown:
+            raise ValueError(f"calibration_reference names {', '.join(map(repr, unknown))}, not a system of this "
+                             f"config (it has: {', '.join(sorted(seen))})")
         names = [scorer.name for scorer in self.scorers]
         for name in names:
             if names.count(name) > 1:

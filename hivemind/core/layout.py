@@ -4,6 +4,7 @@ one resolver of where the results folder is (after `llm`'s user-dir: one functio
     results/                     --results, else a config's results_dir, else $HIVEMIND_RESULTS, else ./results
       leaderboard.csv/.md        every analysed run's systems (hivemind.runs.leaderboard)
       snapshots/                 published snapshots (hivemind.runs.snapshot)
+      .calibrations/             pinned calibrations shared by comparable runs (hivemind.results.calibration)
       RUN/                       one run folder: its config copy, store, tables, report
 
 Only hivemind.results.folder writes under it; this module only names things.
@@ -31,7 +32,8 @@ WORK_DIR = ".work"                  # transient Ray shards (hivemind.engines.ray
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
 SNAPSHOTS = "snapshots"
-RESERVED = {SNAPSHOTS, WORK_DIR}    # names under the results folder that are not runs
+CALIBRATIONS = ".calibrations"      # pinned calibrations, one per (embedder, equivalence, prompt set)
+RESERVED = {SNAPSHOTS, WORK_DIR, CALIBRATIONS}    # names under the results folder that are not runs
 
 
 

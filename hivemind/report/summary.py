@@ -117,7 +117,8 @@ def render(data: RunResults, run_dir: Path, width: int | None = None) -> str:
              *wrap(f"ranked by {data.primary_display} (rank 1 = most diverse; 95% bootstrap CIs over prompts)"),
              "", *table_lines(data, width), ""]
     lines += wrap("intra = mean cosine within a system per prompt; >0.8 = share of prompts above the paper's "
-                  "line; inter = mean cosine to the others; dup = near-duplicate rate; pass = quality pass rate; "
+                  "line; inter = mean cosine to the others; dup = near-duplicate rate (inter and dup are relative: they "
+                  "move when systems join or leave, the other figures do not); pass = quality pass rate; "
                   "blank = empty or whitespace answers (among answers); trunc / err = answers cut at the token "
                   "limit / failed samples. Blank answers and failed samples count as answers failing the gate")
     if h.get("share_above_0.8") is not None:

@@ -189,9 +189,9 @@ def leaderboard_table(t: Tables) -> pd.DataFrame:
         control = r["kind"] == "control"
         ci = lambda m: with_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high"), lambda v: fmt_metric(m, v))
         row = {"rank": "control" if control else (str(r.get("rank") or "—")),
-               f"{results.METRICS[primary].display} [CI]": ci(primary), "system": name, "model": r["model"]}
+               f"{results.labelled(primary)} [CI]": ci(primary), "system": name, "model": r["model"]}
         for m in SHOWN:
-            label = results.METRICS[m].display
+            label = results.labelled(m)        # relative figures marked (results.RELATIVE_NOTE)
             if m == "intra_mean" and not control:
                 row[label + " [CI]"] = with_ci(r[m], b.at[name, "mean_ci_low"], b.at[name, "mean_ci_high"], num)
             elif m == "share_above_0.8" and not control:
@@ -227,7 +227,18 @@ def gate_note(t: Tables) -> str:
             f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}. "
             f"A blank answer (empty or whitespace; column blank) or a failed request counts as an answer failing "
             f"the gate: it lowers the pass rate, effective diversity and utility, and is left out of the "
-            f"similarity figures.")
+            f"similarity figures. {calibration_note(t)}{results.RELATIVE_NOTE}.")
+
+
+def calibration_note(t: Tables) -> str:
+    """Which pinned calibration the own figures were measured against (analysis.json `calibration`)."""
+    record = t.info.get("calibration")
+    if not isinstance(record, dict):
+        return ""
+    return (f"Own figures are measured against the calibration pinned for this prompt set and embedder (floor "
+            f"{num(record.get('floor'))}, relevance line {num(record.get('relevance_line'))}, from the answers of "
+            f"{', '.join(map(str, record.get('reference') or []))}), so they do not move when systems join or "
+            f"leave the run. ")
 
 
 def setting_rows(t: Tables) -> pd.DataFrame | None:

@@ -38,13 +38,17 @@ class Metric:
     direction: str
     reference: str
     fmt: str = "num"        # num | pct | int
+    # Relative by nature: measured against the other systems in the run, so it moves when one joins or leaves
+    # (every other figure is a system's own, fixed by its answers and the pinned calibration).
+    relative: bool = False
 
 
 METRICS = {m.name: m for m in [
     Metric("effective_diversity", "effective diversity", DIVERSE,
            "Shypula et al. 2025: mean pairwise cosine distance, pairs with an answer failing the quality gate count 0"),
     Metric("effective_distinctness", "effective distinctness", DIVERSE,
-           "gated mean cosine distance to the other systems' answers to the same prompt (one-answer runs)"),
+           "gated mean cosine distance to the other systems' answers to the same prompt (one-answer runs)",
+           relative=True),
     Metric("vendi", "Vendi score", DIVERSE, "Friedman & Dieng 2023: exp entropy of the eigenvalues of K/n"),
     Metric("distinct_ideas", "distinct ideas", DIVERSE,
            "NoveltyBench distinct_k (Zhang et al. 2025), threshold clustering on embeddings"),
@@ -52,11 +56,11 @@ METRICS = {m.name: m for m in [
     Metric("pass_rate", "quality pass rate", NEUTRAL, "share of answers passing the quality gate", "pct"),
     Metric("intra_mean", "intra mean", HOMOGENEOUS, "Jiang et al. 2025 Fig. 4: mean pairwise cosine per prompt"),
     Metric("share_above_0.8", "share > 0.8", HOMOGENEOUS, "Jiang et al. 2025: prompts with intra > 0.8", "pct"),
-    Metric("inter_mean_others", "inter (vs others)", HOMOGENEOUS, "Jiang et al. 2025 Fig. 6"),
+    Metric("inter_mean_others", "inter (vs others)", HOMOGENEOUS, "Jiang et al. 2025 Fig. 6", relative=True),
     Metric("near_duplicate_rate", "near-dup rate", HOMOGENEOUS,
-           "share of answers with a near duplicate from another system", "pct"),
+           "share of answers with a near duplicate from another system", "pct", relative=True),
     Metric("mean_distinct_neighbors", "distinct neighbours", DIVERSE,
-           "Jiang et al. 2025 Fig. 8: distinct systems among an answer's nearest answers"),
+           "Jiang et al. 2025 Fig. 8: distinct systems among an answer's nearest answers", relative=True),
     Metric("distinct_2_per_prompt", "distinct-2 (per prompt)", DIVERSE,
            "Li et al. 2016 distinct-n within each (system, prompt), first 50 words per answer"),
     Metric("compression_per_prompt", "compression (per prompt)", HOMOGENEOUS,
@@ -75,6 +79,18 @@ PRIMARY = "effective_diversity"
 PRIMARY_ONE_SAMPLE = "effective_distinctness"
 # Metrics with a bootstrap CI over prompts in leaderboard.csv (<name>_ci_low, <name>_ci_high).
 WITH_CI = ["effective_diversity", "effective_distinctness", "vendi", "distinct_ideas", "utility"]
+
+
+RELATIVE_MARK = "†"
+RELATIVE_NOTE = (f"{RELATIVE_MARK} relative: measured against the other systems in the run, so it changes when a "
+                 f"system joins or leaves; every other figure is a system's own (its answers and the pinned "
+                 f"calibration alone)")
+
+
+def labelled(name: str) -> str:
+    """A metric's display name, marked when it is relative (RELATIVE_NOTE says what the mark means)."""
+    metric = METRICS[name]
+    return f"{metric.display} {RELATIVE_MARK}" if metric.relative else metric.display
 
 
 def primary_key(max_samples: int) -> str:
@@ -134,6 +150,10 @@ TABLES = {t.file: t for t in [
                                        "pass_rate", "distinct_2_per_prompt", "compression_per_prompt"),
           "every diversity metric per (system, prompt); n_samples counts blank answers and failed requests, "
           "n_failed says how many"),
+    Table("partitions.csv", ("system", "kind", "prompt_id", "sample", "class"),
+          "each answer's class of 'same idea' within its (system, prompt) set, numbered from 0 in NoveltyBench's "
+          "order by the run's equivalence method; blank answers and failed requests get classes of their own after "
+          "the real ones (hivemind export noveltybench writes these as partitions.jsonl)"),
     Table("pooled_diversity.csv", ("prompt_id", "n_answers", "n_failed", "pooled_vendi", "pooled_distinct_ideas",
                                    "pooled_effective_diversity"),
           "the hivemind view: all real systems pooled; n_answers counts blank answers and failed requests"),
@@ -264,4 +284,11 @@ class RunResults(BaseModel):
                                                           "share above 0.8, intra mean, inter min/max, ...")
     report: str | None = Field(default=None, description="report.html relative to the run folder; null until "
                                                           "`hivemind report` ran")
+    calibration: dict | None = Field(default=None, description=(
+        "the pinned calibration the own figures were measured against (hivemind.results.calibration): floor, "
+        "relevance line, idea line, the reference systems and the key (embedder, equivalence, prompt set); null "
+        "for runs analysed before calibrations were pinned"))
+    relative_metrics: list[str] = Field(default_factory=list, description=(
+        "metrics relative by nature (measured against the other systems in the run: they move when one joins); "
+        "every other figure is the system's own"))
     systems: list[SystemResult] = Field(description="one entry per leaderboard.csv row, most diverse first")

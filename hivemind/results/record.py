@@ -82,7 +82,9 @@ def build_results(run: Run | RunConfig) -> RunResults:
         primary_key=primary, primary_display=results.METRICS[primary].display,
         primary_direction=results.METRICS[primary].direction, ranking=str(info.get("ranking", "")),
         n_prompts=int(info.get("n_prompts", 0)), n_responses=int(info.get("n_responses", 0)),
-        headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems)
+        headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems,
+        calibration=info.get("calibration") if isinstance(info.get("calibration"), dict) else None,
+        relative_metrics=[name for name, metric in results.METRICS.items() if metric.relative])
 
 
 def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome, blank: int | None) -> SystemResult:

@@ -278,6 +278,10 @@ def _import_snapshot(folder: Path, name: str, results_dir: Path, verify: bool = 
             raise HivemindError(f"{needed}: missing; is {folder} a hivemind snapshot folder?")
     provenance = check_snapshot(folder, verify)
     base = load_config(config_path)
+    from hivemind.runs.snapshot import pin_calibration
+
+    if verify:      # its figures are measured against the lines it was published with (never a forged record)
+        pin_calibration(folder, results_dir)
     frame = _read_parquet(responses_path, RESPONSE_COLUMNS)
     frame, provenance["duplicate_rows"] = _drop_repeated_rows(frame, responses_path)
     first = frame.drop_duplicates("prompt_id")

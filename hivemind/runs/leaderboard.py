@@ -1,8 +1,11 @@
 """The cross-run leaderboard: every analysed run's systems in one table, ranked only among comparables.
 
 Two runs are comparable when they asked the same prompts (same prompt-set hash over ids + texts, in
-order) and embedded with the same embedder; the `group` column names that pair, and ranks restart in
-every group. `add_system` grows a run by one system: it collects only that system's missing answers,
+order), embedded with the same embedder and judged "same idea" by the same equivalence: the calibration key
+(hivemind.results.calibration), under which every such run is measured against one pinned floor, idea line and
+relevance line, so a system's own figures do not depend on which runs or systems sit beside it. The `group`
+column names that key (and the primary key), and ranks restart in every group. Relative figures (inter-model
+similarity, effective distinctness, near-duplicate rate, distinct neighbours) are marked as such. `add_system` grows a run by one system: it collects only that system's missing answers,
 embeds only new texts (the cache does the rest), re-analyses, redraws the report, rewrites the leaderboard
 and says where the new system ranks.
 """
@@ -22,6 +25,7 @@ from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME
 from hivemind.core.config_files import load_config
 from hivemind.core.errors import HivemindError
 from hivemind.results import contract as results
+from hivemind.results.calibration import DEFAULT_EQUIVALENCE
 from hivemind.results.fingerprint import prompt_set_hash
 from hivemind.results.folder import ANALYSIS, LEADERBOARD_CSV, LEADERBOARD_MD, folder_locked, results_root, writing
 from hivemind.runs.snapshot import SNAPSHOTS_DIR
@@ -33,7 +37,7 @@ PRIMARY_COLUMNS = ["primary_key", "primary", "primary_ci_low", "primary_ci_high"
 METRICS = [m for m in results.LEADERBOARD_METRICS]
 COLUMNS = [*PRIMARY_COLUMNS, "group", "rank", "run", "system", "model", "setting", *METRICS,
            *[f"{m}_{side}" for m in results.WITH_CI for side in ("ci_low", "ci_high")],
-           "embedder", "prompt_set", "date"]
+           "embedder", "prompt_set", "equivalence", "calibration", "date"]
 
 
 @dataclass
@@ -45,6 +49,8 @@ class RunEntry:
     date: str
     table: pd.DataFrame
     note: str = ""          # set when the run predates results.json and its leaderboard.csv was read instead
+    equivalence: str = DEFAULT_EQUIVALENCE
+    calibration: str = ""   # the pinned calibration it was measured against: file name and floor ("" before)
 
 
 @dataclass
@@ -117,8 +123,19 @@ def read_run(folder: Path) -> RunEntry:
     embedder = analysis.get("embedder") or _embedder_id(config.get("embedder"))
     prompt_set = analysis.get("prompt_set_hash") or stored or "unknown"
     date = analysis.get("created_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(table_path.stat().st_mtime))
+    record = analysis.get("calibration") if isinstance(analysis.get("calibration"), dict) else {}
     return RunEntry(run=str(config.get("name") or folder.name), folder=folder, embedder=str(embedder),
-                    prompt_set=str(prompt_set), date=str(date), table=table, note=note)
+                    prompt_set=str(prompt_set), date=str(date), table=table, note=note,
+                    equivalence=str(record.get("equivalence") or DEFAULT_EQUIVALENCE),
+                    calibration=calibration_label(record))
+
+
+def calibration_label(record: dict) -> str:
+    """The pinned record a run was measured against, as `<file> (floor 0.1234)`; "" for runs analysed before."""
+    if not record.get("file"):
+        return ""
+    floor = record.get("floor")
+    return f"{record['file']} (floor {floor:.6g})" if isinstance(floor, (int, float)) else str(record["file"])
 
 
 def _results_table(folder: Path, csv_table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -145,7 +162,7 @@ def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = N
                       notes: list[Skipped] | None = None) -> pd.DataFrame:
     """Every analysed run's real systems (controls left out), ranked within groups of comparable runs.
 
-    A group is one prompt set, one embedder and one primary key (runs with one answer per prompt are ranked
+    A group is one prompt set, one embedder, one equivalence and one primary key (runs with one answer per prompt are ranked
     by effective distinctness, others by effective diversity: never mixed). A broken run folder is left out
     and added to `skipped`; a run read from its CSV (no results.json) is named in `notes`."""
     rows = []
@@ -162,13 +179,14 @@ def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = N
             continue
         if entry.note and notes is not None:
             notes.append(Skipped(folder, entry.note))
-        group = f"{entry.prompt_set[:10]}|{entry.embedder}|{primary}"
+        group = f"{entry.prompt_set[:10]}|{entry.embedder}|{entry.equivalence}|{primary}"
         for record in table.to_dict("records"):
             row = {"primary_key": primary, "primary": record.get(primary),
                    "primary_ci_low": record.get(f"{primary}_ci_low"), "primary_ci_high": record.get(f"{primary}_ci_high"),
                    "group": group, "run": entry.run, "system": record.get("system"),
                    "model": record.get("model"), "setting": record.get("setting"), "embedder": entry.embedder,
-                   "prompt_set": entry.prompt_set, "date": entry.date}
+                   "prompt_set": entry.prompt_set, "equivalence": entry.equivalence,
+                   "calibration": entry.calibration, "date": entry.date}
             row.update({c: record.get(c) for c in COLUMNS if c not in row and c != "rank"})
             rows.append(row)
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
@@ -233,9 +251,11 @@ def update_leaderboard(results_dir: str | Path | None = None, warn=None, wait: b
 def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = (), notes: list[Skipped] = ()) -> str:
     lines = ["# Hivemind leaderboard", "",
              "Rows are ranked only within a group: runs that asked the same prompts (prompt-set hash), used the "
-             "same embedder and share a primary key. Rank 1 = the MOST DIVERSE system by the primary key, a "
-             "quality-gated diversity (answers failing the quality gate count as contributing nothing); equal "
-             "values share a rank (\"2=\"). Brackets: 95% bootstrap confidence intervals over prompts.", ""]
+             "same embedder and equivalence, and share a primary key. Rank 1 = the MOST DIVERSE system by the primary "
+             "key, a quality-gated diversity (answers failing the quality gate count as contributing nothing); equal "
+             "values share a rank (\"2=\"). Brackets: 95% bootstrap confidence intervals over prompts. A group's "
+             "runs are measured against one pinned calibration (floor, idea line, relevance line), so a system's "
+             "own figures stay put when runs or systems are added.", "", results.RELATIVE_NOTE + ".", ""]
     if frame.empty:
         return "\n".join(lines + ["No analysed runs yet: run `hivemind analyze RUN` first.", ""])
     embedders = sorted(frame["embedder"].dropna().unique())
@@ -249,11 +269,12 @@ def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = (), notes
     for group, rows in frame.groupby("group", sort=False):
         prompt_set, embedder, key = rows["prompt_set"].iloc[0], rows["embedder"].iloc[0], rows["primary_key"].iloc[0]
         metric = results.METRICS[key]
-        header = [f"{metric.display} [CI]", "rank", "system", "run", *[results.METRICS[m].display for m in shown], "date"]
+        header = [f"{results.labelled(key)} [CI]", "rank", "system", "run", *[results.labelled(m) for m in shown],
+                  "date"]
         lines += [f"## Group `{group}`", "",
                   f"prompt set `{prompt_set}`, embedder `{embedder}`, {rows['run'].nunique()} run(s); primary key: "
                   f"{metric.display} ({metric.direction} when higher; {metric.reference})", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                  *calibration_lines(rows), "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in rows.to_dict("records"):
             primary = _cell(r.get("primary"))
             if primary and not pd.isna(r.get("primary_ci_low")):
@@ -266,6 +287,21 @@ def leaderboard_markdown(frame: pd.DataFrame, skipped: list[Skipped] = (), notes
     if skipped:
         lines += ["## Skipped run folders", ""] + [f"- `{item.folder.name}`: {item.reason}" for item in skipped] + [""]
     return "\n".join(lines)
+
+
+def calibration_lines(rows: pd.DataFrame) -> list[str]:
+    """The calibration a group's runs were measured against; a warning when they were not all measured against
+    the same one (a run analysed before a recalibration, or before calibrations were pinned)."""
+    used = {run: str(label or "") for run, label in zip(rows["run"], rows["calibration"].fillna(""))}
+    labels = sorted(set(used.values()))
+    if labels == [""]:
+        return []
+    if len(labels) == 1:
+        return [f"calibration: `{labels[0]}`", ""]
+    which = "; ".join(f"`{run}`: {label or 'none (analysed before calibrations were pinned)'}"
+                      for run, label in sorted(used.items()))
+    return [f"**Warning:** these runs were measured against different calibrations ({which}); analyse them again "
+            f"(`hivemind analyze RUN`) so all use the one pinned now.", ""]
 
 
 def _cell(value: Any) -> str:

@@ -16,7 +16,8 @@ unless it equals the one analyze recorded (and the report, if any, drew that ana
 the fingerprint. A snapshot is analysable alone: `imports.import_files([folder], name)` rebuilds a run from
 responses.parquet + embeddings.parquet + config.yaml. The folder is written into a temporary sibling and
 renamed at the end, so an error never leaves a partial snapshot; its files are made read-only and
-`verify` recomputes every hash in the manifest.
+`verify` recomputes every hash in the manifest. The manifest and analysis.json carry the pinned calibration the
+tables were measured against (hivemind.results.calibration); importing the snapshot pins it (pin_calibration).
 """
 from __future__ import annotations
 
@@ -162,6 +163,7 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str, st
 
     manifest = _manifest(config, name, public, prompts, frame, n_vectors, folder)
     manifest["fingerprint"] = current   # the content the tables were built on (hivemind.results.fingerprint)
+    manifest["calibration"] = analysed_calibration(config.run_dir)   # the lines its figures were measured against
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _refuse_local_paths(config, folder)
     leaks = find_secrets([folder], config)  # every file, the manifest included; publish removes the folder
@@ -270,6 +272,28 @@ def _manifest(config: RunConfig, name: str, public: dict, prompts, frame, n_vect
         },
         "files": files,
     }
+
+
+# The pinned calibration a snapshot carries ----------------------------------------------------------
+
+def analysed_calibration(folder: Path) -> dict | None:
+    """analysis.json's `calibration` (hivemind.results.calibration) in a run or snapshot folder; None if none."""
+    try:
+        record = json.loads((folder / ANALYSIS).read_text(encoding="utf-8")).get("calibration")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def pin_calibration(folder: Path, results_dir: str | Path | None) -> Path | None:
+    """Importing a snapshot pins the calibration it was measured against (its manifest's, else its
+    analysis.json's) unless one is pinned for that key already, so its systems' own figures come out as
+    published. None when nothing was pinned."""
+    from hivemind.results.calibration import pin_imported
+
+    manifest = load_manifest(folder) if (folder / MANIFEST).is_file() else {}
+    record = manifest.get("calibration") or analysed_calibration(folder)
+    return pin_imported(results_dir, record, f"snapshot {manifest.get('name') or folder.name}")
 
 
 # Verify --------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ per-prompt rows, except three things that are global by definition, handled here
   The driver concatenates the rows in prompt order and renumbers prompt indexes and cluster ids by each
   shard's offset, so the accumulators' state is what one pass over all prompts would have built.
 - sums over all prompts (the floor's total vector, per-system counters) are added up on the driver:
-  the same sums in another association order, so the floor agrees to ~1e-16, not bit for bit.
+  the same sums in another association order, so the floor of the systems present agrees to ~1e-16, not
+  bit for bit. The floor and lines the tables use are the pinned calibration (hivemind.analyze.reference,
+  resolved by the single-process stage before the passes), the same number on both engines.
 - global, done on the driver exactly as the single-process engine does it:
   * the cross-prompt template index (a nearest-neighbour search across prompts): the shards return their
     template samples (one answer per system per prompt), the driver builds the index over all of them;
@@ -126,20 +128,22 @@ def _lexical_system(store_path: str, embedder: str, system_id: str) -> LexicalSt
 
 
 # The map: second pass -------------------------------------------------------------------------------------
-def diversity_groups(groups, ids: list[str], n_real: int, threshold: float, gate) -> DiversityAccumulator:
+def diversity_groups(groups, ids: list[str], n_real: int, equivalence, gate,
+                     prompt_texts: dict[str, str] | None = None) -> DiversityAccumulator:
     """analyze.passes.measure_diversity's loop over some prompts' answer groups (Store.iter_answer_groups:
     blank answers and failed requests included, counted as failing by analyze.passes.add_gated)."""
-    acc = DiversityAccumulator(len(ids), n_real, threshold=threshold)
+    acc = passes.diversity_accumulator(ids, n_real, equivalence, prompt_texts or {})
     add_gated_groups(each_prompt(groups), ids, [(acc, gate)])
     return acc
 
 
 def _diversity_shard(store_path: str, embedder: str, ids: list[str], n_real: int, shard: Shard,
-                     threshold: float, gate) -> DiversityAccumulator:
+                     equivalence, gate) -> DiversityAccumulator:
     store = Store.open_readonly(store_path)
     try:
+        texts = {p.id: p.text for p in store.prompts()}
         return diversity_groups(store.iter_answer_groups(embedder, ids, (shard.first, shard.end)), ids, n_real,
-                                threshold, gate)
+                                equivalence, gate, texts)
     finally:
         store.close()
 
@@ -187,11 +191,12 @@ def merge_near(parts: list[NearDuplicateFinder], n_systems: int, threshold: floa
     return out
 
 
-def merge_diversity(parts: list[DiversityAccumulator], n_systems: int, n_real: int,
-                    threshold: float) -> DiversityAccumulator:
-    out = DiversityAccumulator(n_systems, n_real, threshold=threshold)
+def merge_diversity(parts: list[DiversityAccumulator], ids: list[str], n_real: int,
+                    equivalence) -> DiversityAccumulator:
+    out = passes.diversity_accumulator(ids, n_real, equivalence, {})
     for part in parts:
         out.prompt_ids += part.prompt_ids
+        out.labels += part.labels
         out.counts += part.counts
         out.failed += part.failed
         for name in out.rows:
@@ -226,19 +231,23 @@ def reduce_first_pass(parts: list[FirstPass], n_systems: int, threshold: float, 
 
 # The stage ------------------------------------------------------------------------------------------------
 def analyze_run(run: Run | RunConfig, progress: bool = True, controls: bool = False, address: str | None = None,
-                num_cpus: int | None = None, shards: int | None = None, verbose: bool = False):
+                num_cpus: int | None = None, shards: int | None = None, verbose: bool = False,
+                recalibrate: bool = False):
     """hivemind.analyze.stage.analyze_run with its two passes mapped over prompt shards on Ray; the rest (tables,
-    optional tables, gate by scorer, analysis.json, the secrets scan) is the single-process code."""
-    def ray_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool):
+    optional tables, gate by scorer, analysis.json, the secrets scan, the pinned calibration) is the
+    single-process code, so both engines measure against the same pinned floor and lines."""
+    def ray_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool,
+                   calibration=None):
         with connected(address, num_cpus, verbose) as ray:
             count = shards or SHARDS_PER_CPU * n_cpus(ray)
             measured = measure(ray, store, config, ids, count, progress)
+            passes.apply_calibration(measured, calibration)
             measured.diversity, measured.gate = measure_diversity(
                 ray, store, config, all_ids, len(ids), measured, count, progress)
         measured.engine = f"ray ({count} prompt shards)"
         return measured
 
-    return single.analyze_run(run, progress=progress, controls=controls, passes=ray_passes)
+    return single.analyze_run(run, progress=progress, controls=controls, passes=ray_passes, recalibrate=recalibrate)
 
 
 def measure(ray, store: Store, config: RunConfig, ids: list[str], n_shards: int, progress: bool) -> Measured:
@@ -261,13 +270,13 @@ def measure_diversity(ray, store: Store, config: RunConfig, ids: list[str], n_re
                       n_shards: int, progress: bool):
     """analyze.passes.measure_diversity: the gate calibrated on the driver (the same function), the diversity
     cells on the shards."""
-    def on_shards(gate, threshold: float) -> DiversityAccumulator:
+    def on_shards(gate, equivalence) -> DiversityAccumulator:
         plan = plan_shards(store.prompt_group_sizes(config.embedder.id, ids), n_shards)
         task = ray.remote(num_cpus=1)(_diversity_shard)
         gate_ref = ray.put(gate)
-        refs = [task.remote(str(config.store_path), config.embedder.id, ids, n_real, s, threshold, gate_ref)
+        refs = [task.remote(str(config.store_path), config.embedder.id, ids, n_real, s, equivalence, gate_ref)
                 for s in plan]
-        return merge_diversity(gather(ray, refs, "diversity", progress), len(ids), n_real, threshold)
+        return merge_diversity(gather(ray, refs, "diversity", progress), ids, n_real, equivalence)
 
     return passes.measure_diversity(store, config, ids, n_real, m, progress, on_shards=on_shards)
 
