@@ -3,20 +3,22 @@ imported as pair verdicts, and the run exported in its evaluation layout."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from hivemind import HivemindError
 from hivemind.analyze.diversity import utility
+from hivemind.analyze.stage import analyze_run
 from hivemind.analyze.equivalence_choice import stored_verdicts
 from hivemind.core.config_files import resolve_run
+from hivemind.embed.stage import embed_run
 from hivemind.runs.imports import import_files, import_scores
-from hivemind.runs.noveltybench import (METHOD, canonical, cell_verdicts, export_noveltybench, import_partitions)
+from hivemind.runs.noveltybench import METHOD, canonical, cell_verdicts, export_noveltybench, import_partitions
 from hivemind.store import Store
 
 NOVELTYBENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "noveltybench_dev"
@@ -174,29 +176,42 @@ def test_the_cli_imports_partitions_and_says_the_equivalence_changed(tmp_path):
 
 # Export noveltybench ---------------------------------------------------------------------------------------
 
-def write_partitions_csv(config) -> None:
-    """The analysed run's partitions.csv, made here as analysis makes it: every answer set partitioned with the
-    stored imported verdicts (VerdictEquivalence, the analysis path), classes numbered in sample order."""
-    ids = [s.identity for s in config.systems]
-    names = {s.identity: s.name for s in config.systems}
-    rows = []
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    """The 3 x 6 import embedded and analysed with `equivalence: imported`: partitions.csv from analysis."""
+    folder = tmp_path_factory.mktemp("analysed")
+    files = [write(folder / f"{m}.jsonl", lines(m)[:6]) for m in MODELS]
+    config = import_files(files, "nb", results_dir=folder / "results")
+    for path in files:
+        import_scores(path, config, "reward")
+        import_partitions(path, config)
+    config = resolve_run("nb", results_dir=folder / "results")
+    embed_run(config, progress=False)
+    analyze_run(config, progress=False)
+    return config, files
+
+
+@pytest.fixture
+def analysed_copy(analysed, tmp_path):
+    """A copy of the analysed run, for tests that change its store."""
+    config, files = analysed
+    shutil.copytree(config.run_dir, tmp_path / "results" / "nb", ignore=shutil.ignore_patterns(".lock"))
+    return resolve_run("nb", results_dir=tmp_path / "results"), files
+
+
+def test_round_trip_export_equals_noveltybench_own_files(analysed, tmp_path):
+    """Import generations, scores and partitions, embed, analyse, export: NoveltyBench's own files come back."""
+    config, _ = analysed
+    assert json.loads((config.run_dir / "analysis.json").read_text())["equivalence"]["method"] == "imported"
+    import pandas as pd
+
+    per_prompt = pd.read_csv(config.run_dir / "diversity_per_prompt.csv", dtype={"prompt_id": str})
     with Store(config.store_path, create=False) as store:
-        equivalence = stored_verdicts(store, METHOD, ids, config.name)
-        texts = store.answer_texts(ids)
-    cells: dict = {}
-    for system, prompt, sample in sorted(texts):
-        cells.setdefault((system, prompt), []).append(sample)
-    for (system, prompt), samples in cells.items():
-        keys = [(system, prompt, s) for s in samples]
-        labels = equivalence.partition(np.zeros((len(keys), 1)), [texts[k] for k in keys], keys)
-        rows += [{"system": names[system], "prompt_id": prompt, "sample": s, "class": int(c)}
-                 for s, c in zip(samples, labels)]
-    pd.DataFrame(rows).to_csv(config.run_dir / "partitions.csv", index=False)
-
-
-def test_round_trip_export_equals_noveltybench_own_files(run, tmp_path):
-    config, _ = run
-    write_partitions_csv(config)
+        text_of = {p.id: p.text.strip() for p in store.prompts()}
+    classes = {(r["model"], r["prompt"].strip()): len(set(r["partition"])) for m in MODELS for r in lines(m)[:6]}
+    analysed_classes = {(r.system, text_of[r.prompt_id]): r.distinct_ideas for r in per_prompt.itertuples()
+                        if r.kind == "system"}
+    assert analysed_classes == classes                  # analysis's distinct ideas are NoveltyBench's classes
     result = export_noveltybench(config, out=tmp_path / "nb")
     assert result.scorer == "reward" and len(result.models) == 3
     for model in MODELS:
@@ -220,11 +235,14 @@ def test_round_trip_export_equals_noveltybench_own_files(run, tmp_path):
         assert summary["mean_utility"] == pytest.approx(np.mean([r["utility"] for r in source.values()]), abs=1e-12)
 
 
-def test_export_refusals_say_what_to_do(run, tmp_path):
-    config, files = run
+def test_export_before_analysis_says_to_analyse(run, tmp_path):
+    config, _ = run
     with pytest.raises(HivemindError, match=r"partitions.csv: missing; run `hivemind analyze nb` first"):
         export_noveltybench(config, out=tmp_path / "out")
-    write_partitions_csv(config)
+
+
+def test_export_refusals_say_what_to_do(analysed_copy, tmp_path):
+    config, files = analysed_copy
     import_scores(files[0], config, "other")
     config = resolve_run("nb", results_dir=config.results_dir)
     with pytest.raises(HivemindError, match=r"has scorers reward, other: name the 1-10 one .* --scorer"):
@@ -243,9 +261,8 @@ def test_export_refusals_say_what_to_do(run, tmp_path):
     assert set(json.loads((folder / "summary.json").read_text())) == {"mean_distinct"}
 
 
-def test_a_key_in_an_answer_refuses_the_export(run, tmp_path):
-    config, _ = run
-    write_partitions_csv(config)
+def test_a_key_in_an_answer_refuses_the_export(analysed_copy, tmp_path):
+    config, _ = analysed_copy
     with Store(config.store_path, create=False) as store:
         store.db.execute("UPDATE responses SET text = text || ' my key is sk-proj-Q7fK2mX9pL4tR8vB1nZ6wY3c' "
                          "WHERE sample = 0")
@@ -255,9 +272,8 @@ def test_a_key_in_an_answer_refuses_the_export(run, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jsonl"))
 
 
-def test_the_cli_exports_noveltybench(run):
-    config, _ = run
-    write_partitions_csv(config)
+def test_the_cli_exports_noveltybench(analysed_copy):
+    config, _ = analysed_copy
     proc = cli("export", "noveltybench", config.run_dir)
     assert proc.returncode == 0, proc.stderr
     assert "for 3 models" in proc.stdout and "scorer 'reward'" in proc.stdout
