@@ -108,7 +108,8 @@ def _read_partitions(path: Path, index: _AnswerIndex) -> tuple[dict[tuple[str, s
         labels = _labels(record.get("partition"), len(generations), where)
         prompt, system = index.prompt(record, where, "id"), index.system(record["model"])
         if prompt is None or system is None:
-            unknown.append(f"{where}: model {record['model']!r}, prompt {str(record.get('id', record['prompt']))[:40]!r}")
+            label = str(record.get("id", record["prompt"]))[:40]
+            unknown.append(f"{where}: model {record['model']!r}, prompt {label!r}")
             continue
         _check_texts(generations, samples[(system, prompt)], index.texts, (system, prompt), record["model"], where)
         first = cells.get((system, prompt))
