@@ -1,6 +1,7 @@
-"""The commands that handle whole runs (hivemind.runs): `list` them, `import` one (or its scores), `merge`
-stores collected elsewhere, `export` one to Inspect AI, rank them on the `leaderboard`, and freeze one as a
-`snapshot`. Each command's parser sits next to its handler; the handler parses, calls one function, prints."""
+"""The commands that handle whole runs (hivemind.runs): `list` them, `import` one (or its scores, or
+NoveltyBench's partitions), `merge` stores collected elsewhere, `export` one to Inspect AI or NoveltyBench, rank
+them on the `leaderboard`, and freeze one as a `snapshot`. Each command's parser sits next to its handler; the
+handler parses, calls one function, prints."""
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,24 @@ def cmd_import_scores(args) -> str:
     return f"imported {result.stored} scores as scorer {result.scorer!r} into run {args.name!r}{extra}"
 
 
+def cmd_import_partitions(args) -> str:
+    from hivemind.runs.noveltybench import import_partitions, partitions_text
+
+    if args.files:
+        raise HivemindError("usage: hivemind import --partitions FILE --name RUN (no other files)")
+    result = import_partitions(args.partitions, resolve_run(args.name, results_dir=args.results), wait=args.wait)
+    return partitions_text(result, args.name)
+
+
 def cmd_import(args) -> str:
     from hivemind.runs.imports import FieldMapping, import_files
 
+    if args.scores and args.partitions:   # NoveltyBench's scores.jsonl carries both
+        return cmd_import_scores(args) + "\n" + cmd_import_partitions(args)
     if args.scores:
         return cmd_import_scores(args)
+    if args.partitions:
+        return cmd_import_partitions(args)
 
     mapping = FieldMapping(args.prompt_field, args.response_field, args.model_field)
     config = import_files(args.files, args.name, results_dir=args.results, mapping=mapping, verify=not args.no_verify)
@@ -69,6 +83,8 @@ def _register_import(sub) -> None:
                    "NoveltyBench scores.jsonl) as scorer --scorer")
     p.add_argument("--scorer", help="with --scores: the scorer name to store them under")
     p.add_argument("--pass-at", type=finite_float, help="with --scores: the quality gate (score >= pass_at passes)")
+    p.add_argument("--partitions", metavar="FILE", help="import NoveltyBench's partitions.jsonl (or scores.jsonl) "
+                   "for run --name as its equivalence classes; sets the run's `equivalence: imported`")
 
 
 def cmd_leaderboard(args) -> str:
@@ -158,17 +174,34 @@ def _register_snapshot(sub) -> None:
 def cmd_export(args) -> str:
     from hivemind.runs.export import export_inspect
 
+    if args.format == "noveltybench":
+        return cmd_export_noveltybench(args)
+    if args.scorer is not None:
+        raise HivemindError("--scorer is for `hivemind export noveltybench` only")
     paths = export_inspect(resolve_run(args.run), out=args.out, wait=args.wait)
     folder = paths[0].parent if paths else args.out
     return (f"wrote {len(paths)} Inspect AI logs (one per system) to {folder}; "
             f"view them: inspect view --log-dir {folder}")
 
 
+def cmd_export_noveltybench(args) -> str:
+    from hivemind.runs.noveltybench import export_noveltybench
+
+    result = export_noveltybench(resolve_run(args.run), out=args.out, scorer=args.scorer, wait=args.wait)
+    scores = (f"generation_scores from scorer {result.scorer!r}" if result.scorer else
+              "no scores.jsonl (no scorer; summary.json has mean_distinct only)")
+    return (f"wrote NoveltyBench's files for {len(result.models)} models to {result.folder} "
+            f"(<model>/generations.jsonl, partitions.jsonl, scores.jsonl, summary.json); {scores}")
+
+
 def _register_export(sub) -> None:
     p = add_command(sub, "export", cmd_export, "write a run in another tool's format", writes_run=True)
-    p.add_argument("format", choices=["inspect"], help="inspect: Inspect AI eval logs, one per system")
+    p.add_argument("format", choices=["inspect", "noveltybench"], help="inspect: Inspect AI eval logs, one per "
+                   "system; noveltybench: NoveltyBench's evaluation files, one folder per system")
     add_run(p)
-    p.add_argument("--out", help="folder for the logs (default: the run folder's inspect/)")
+    p.add_argument("--out", help="folder to write (default: the run folder's inspect/ or noveltybench/)")
+    p.add_argument("--scorer", help="noveltybench: the 1-10 scorer for generation_scores (default: the run's only "
+                   "scorer; none: export without scores)")
 
 
 def cmd_merge(args) -> str:

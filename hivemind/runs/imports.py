@@ -368,8 +368,8 @@ def _int(value):
 #   partition, generation_scores, partition_scores, ...}: one line per (model, prompt), generation i is
 #   sample i. NoveltyBench scores each equivalence class once, on its first generation (a 1-10 reward
 #   decile), and writes 0 in generation_scores for the later members of a class: 0 is "no credit for a
-#   repeat", not a quality. Those generations get their class's score (partition_scores[partition[i]]),
-#   and the raw column says so.
+#   repeat", not a quality. Those generations get their class's score (partition_scores[partition[i]], or
+#   without partition_scores the score of the class's first generation), and the raw column says so.
 # Every line is checked before anything is stored: one unknown answer and nothing is imported.
 
 @dataclass
@@ -503,7 +503,8 @@ def _noveltybench_scores(record: dict, where, index: _AnswerIndex, scorer: str):
     if not isinstance(values, list) or len(values) != len(generations):
         raise HivemindError(f"{where}: generation_scores must be a list with one score per generation "
                             f"(is this NoveltyBench's scores.jsonl, not generations.jsonl?)")
-    partition, class_scores = record.get("partition"), record.get("partition_scores")
+    partition = record.get("partition")
+    class_scores = _class_scores(partition, record.get("partition_scores"), values)
     prompt, system = index.prompt(record, where, "id"), index.system(record["model"])
     rows, unknown, repeats = [], [], 0
     for sample, (text, value) in enumerate(zip(generations, values)):
@@ -518,11 +519,24 @@ def _noveltybench_scores(record: dict, where, index: _AnswerIndex, scorer: str):
                                 f"(nothing was imported)")
         value = _number(value, where, f"generation_scores[{sample}]")
         raw = {"imported": "noveltybench"}
-        if value == 0 and isinstance(partition, list) and isinstance(class_scores, list) and sample < len(partition):
-            cls = partition[sample]
-            if isinstance(cls, int) and 0 <= cls < len(class_scores):
-                value = _number(class_scores[cls], where, f"partition_scores[{cls}]")
-                raw = {"imported": "noveltybench", "repeat_of_class": cls, "score_of": "the class's first generation"}
-                repeats += 1
+        cls = partition[sample] if isinstance(partition, list) and sample < len(partition) else None
+        if value == 0 and isinstance(cls, int) and cls in class_scores:
+            value = _number(class_scores[cls], where, f"the score of class {cls}")
+            raw = {"imported": "noveltybench", "repeat_of_class": cls, "score_of": "the class's first generation"}
+            repeats += 1
         rows.append(Score(system, prompt, sample, scorer, value, raw=json.dumps(raw)))
     return rows, unknown, repeats
+
+
+def _class_scores(partition, listed, values: list) -> dict:
+    """class -> its score: `partition_scores` where the line has it, else the score of the class's first
+    generation (the lines of NoveltyBench's published evaluation may carry partition and generation_scores only)."""
+    if isinstance(listed, list):
+        return dict(enumerate(listed))
+    if not isinstance(partition, list):
+        return {}
+    out: dict = {}
+    for cls, value in zip(partition, values):
+        if isinstance(cls, int) and not isinstance(cls, bool):
+            out.setdefault(cls, value)
+    return out
