@@ -25,6 +25,7 @@ from bench_render import make_run  # noqa: E402
 from hivemind.analyze.equivalence import EmbeddingLine, LearnedEquivalence, shipped_model  # noqa: E402
 from hivemind.analyze.diversity import idea_threshold  # noqa: E402
 from hivemind.analyze.stage import analyze_run  # noqa: E402
+from hivemind.core.config_files import resolve_run  # noqa: E402
 from hivemind.store import Store  # noqa: E402
 
 
@@ -68,12 +69,16 @@ def main() -> None:
     parser.add_argument("--systems", type=int, default=25)
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--samples", type=int, default=50)
-    parser.add_argument("--keep", type=Path)
+    parser.add_argument("--keep", type=Path, help="build the store here and keep it; a store kept there before is reused")
     parser.add_argument("--skip-analyze", action="store_true")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-equivalence-"))
     start = time.perf_counter()
-    config = make_run(root, args.systems, args.prompts, args.samples)
+    if args.keep and (root / "bench-render" / "config.yaml").is_file():
+        config = resolve_run(str(root / "bench-render" / "config.yaml"))     # the kept store, built before
+        config.results_dir = str(root)
+    else:
+        config = make_run(root, args.systems, args.prompts, args.samples)
     print(f"store: {args.systems} systems x {args.prompts} prompts x {args.samples} samples in "
           f"{time.perf_counter() - start:.0f} s ({root})", flush=True)
     methods = {"embedding line": EmbeddingLine(idea_threshold(0.07)),
