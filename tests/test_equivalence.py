@@ -231,3 +231,18 @@ def test_a_bad_labelled_line_is_one_error_naming_file_and_line(tmp_path):
                     json.dumps({"generations": ["a", "b"], "partition": [0]}) + "\n")
     with pytest.raises(HivemindError, match=f"{path}:2: 2 generations but 1 partition labels"):
         load_labelled(tmp_path)
+
+
+def test_a_set_cut_from_the_prompts_features_is_the_set_alone():
+    """Analysis computes one prompt's pair features once and gives each system's set its block: the block must
+    be exactly the set's own features (the stability of a system's figures rests on it)."""
+    rng = np.random.default_rng(4)
+    words = "sun moon star sea tree river stone cloud fire snow **bold** # heading".split()
+    texts = [" ".join(rng.choice(words, int(rng.integers(3, 30)))) for _ in range(40)]
+    x = rng.standard_normal((40, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    everyone = PairFeatures(x, texts, "a prompt about the sea")
+    part = np.array([3, 7, 8, 20, 31, 39])
+    alone = pair_features(x[part], [texts[i] for i in part], "a prompt about the sea")
+    cut = everyone.subset(part)
+    assert np.array_equal(np.stack([cut.rows(i, np.arange(len(part))) for i in range(len(part))]), alone)

@@ -222,6 +222,7 @@ class DiversityAccumulator:
         self.system_ids = system_ids or [str(k) for k in range(n_systems)]
         self.prompt_texts = prompt_texts or {}
         self.labels: list[tuple[str, int, int, int]] = []
+        self.prepared = None        # the current prompt's features, for methods that prepare them (prepare)
         self.prompt_ids: list[str] = []
         self.counts: list[np.ndarray] = []
         self.failed: list[np.ndarray] = []
@@ -243,6 +244,7 @@ class DiversityAccumulator:
         texts = [group.texts[i] for i in order] if group.texts else []
         samples = np.asarray(group.sample_numbers)[order]
         prompt = self.prompt_texts.get(group.prompt_id, "")
+        self.prepared = self.prepare(x, texts, failed, prompt)
         k = self.n_systems
         counts = np.bincount(systems, minlength=k)
         row = {name: np.full(k, np.nan) for name in PER_CELL}
@@ -260,7 +262,7 @@ class DiversityAccumulator:
             if ok.any():
                 vendi_sets.append((s, xs[ok]))
             found = self.partition_cell(group.prompt_id, s, x[a:b][ok], texts[a:b] if texts else [],
-                                        samples[a:b], ok, prompt)
+                                        samples[a:b], ok, prompt, (a, b))
             ideas = int(found.max() + 1) if len(found) else 0          # a failure is no idea
             labels = failure_labels(found, ok)
             self.labels += [(group.prompt_id, int(s), int(n_), int(c)) for n_, c in zip(samples[a:b], labels)]
@@ -292,9 +294,25 @@ class DiversityAccumulator:
         for name in PER_CELL:
             self.rows[name].append(row[name])
 
+    def prepare(self, x: np.ndarray, texts: list[str], failed: np.ndarray, prompt: str):
+        """For a method that can (the learned one), the pair features of every real answer to this prompt at
+        once, with each answer's row in them; each set then takes its block (the same features it would get
+        alone). None for the others."""
+        if not hasattr(self.equivalence, "prepare"):
+            return None
+        ok = ~failed
+        rows = np.full(len(ok), -1, dtype=np.int64)
+        rows[ok] = np.arange(int(ok.sum()))
+        kept = [t for t, keep in zip(texts, ok) if keep] if texts else [""] * int(ok.sum())
+        return self.equivalence.prepare(x[ok], kept, prompt), rows
+
     def partition_cell(self, prompt_id: str, system: int, x: np.ndarray, texts: list[str], samples: np.ndarray,
-                       ok: np.ndarray, prompt: str) -> np.ndarray:
-        """Classes of one (system, prompt) set's real answers, in sample order."""
+                       ok: np.ndarray, prompt: str, span: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """Classes of one (system, prompt) set's real answers, in sample order (`span`: its place in the prompt's
+        answers, for the prepared features)."""
+        if self.prepared is not None:
+            features, rows = self.prepared
+            return self.equivalence.partition_features(features.subset(rows[span[0]:span[1]][ok]))
         kept = [t for t, keep in zip(texts, ok) if keep] if texts else [""] * int(ok.sum())
         keys = [(self.system_ids[system], prompt_id, int(n)) for n in samples[ok]]
         return self.equivalence.partition(x, kept, keys=keys, prompt=prompt)
@@ -304,6 +322,9 @@ class DiversityAccumulator:
         within one system's set (a judge or classifier is never asked across systems)."""
         if isinstance(self.equivalence, VerdictEquivalence):
             return float("nan")
+        if self.prepared is not None:
+            features, rows = self.prepared
+            return float(self.equivalence.partition_features(features.subset(rows[real][ok])).max() + 1)
         kept = [t for t, r in zip(texts, real) if r] if texts else [""] * int(real.sum())
         kept = [t for t, keep in zip(kept, ok) if keep]
         return float(self.equivalence.partition(x, kept, prompt=prompt).max() + 1)

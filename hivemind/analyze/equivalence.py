@@ -156,10 +156,8 @@ class PairFeatures:
     `rows(i, others)` is then indexing only. `toks`: the answers' Tokens when already made (a cache)."""
 
     def __init__(self, x: np.ndarray, texts: Sequence[str], prompt: str = "", toks: Sequence[Tokens] | None = None):
-        x = np.asarray(x, dtype=np.float64)
-        n = len(x)
-        self.cos = np.clip(x @ x.T, -1.0, 1.0)
-        self.mean, self.std = spread(self.cos)
+        self.x = np.asarray(x, dtype=np.float64)
+        self.cos = np.clip(self.x @ self.x.T, -1.0, 1.0)
         if toks is None:
             prompt_words = frozenset(_content(prompt))
             toks = [tokens(t, prompt_words) for t in texts]
@@ -176,8 +174,32 @@ class PairFeatures:
         self.jaccard = {kind: jaccard_matrix([getattr(t, kind) for t in toks]) for kind in JACCARD_KINDS}
         self.n_words = np.array([t.n_words for t in toks], dtype=np.float64)
         self.log_words = np.log1p(self.n_words)
+        self._set_statistics()
+
+    def _set_statistics(self) -> None:
+        """What depends on the whole set: the cosine spread, nearest neighbours, the word-overlap spread."""
+        n = len(self.cos)
+        self.mean, self.std = spread(self.cos)
         self.nearest = np.where(np.eye(n, dtype=bool), -np.inf, self.cos).max(axis=1) if n > 1 else np.ones(n)
         self.words_mean, self.words_std = spread(self.words)
+
+    def subset(self, index: np.ndarray) -> PairFeatures:
+        """The features of the set made of these answers alone (rows of this set): the pair matrices sliced,
+        the set-wide statistics computed anew, so a system's set gets exactly the features it would get alone."""
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) == len(self.cos) and np.array_equal(index, np.arange(len(self.cos))):
+            return self
+        out = object.__new__(PairFeatures)
+        block = np.ix_(index, index)
+        # the cosines computed from the set's own vectors, as they would be alone (a slice of a larger product
+        # may differ in the last bit); overlaps are exact counts, so slicing them changes nothing
+        out.x = self.x[index]
+        out.cos = np.clip(out.x @ out.x.T, -1.0, 1.0)
+        out.words, out.containment, out.emphasis = self.words[block], self.containment[block], self.emphasis[block]
+        out.jaccard = {kind: matrix[block] for kind, matrix in self.jaccard.items()}
+        out.n_words, out.log_words = self.n_words[index], self.log_words[index]
+        out._set_statistics()
+        return out
 
     def rows(self, i: int, others: np.ndarray) -> np.ndarray:
         """(len(others), len(PAIR_FEATURES)) features of the pairs (i, j), j in others."""
@@ -328,7 +350,17 @@ class LearnedEquivalence:
         n = len(x)
         if n < 2:
             return np.zeros(n, dtype=np.int64)
-        features = PairFeatures(x, texts, prompt, self.tokens(texts, prompt))
+        return self.partition_features(PairFeatures(x, texts, prompt, self.tokens(texts, prompt)))
+
+    def prepare(self, x: np.ndarray, texts: Sequence[str], prompt: str = "") -> PairFeatures:
+        """The features of every answer to one prompt at once; each set is then `partition_features(
+        prepared.subset(rows))`: one sparse product per kind of token set per prompt, not per set."""
+        return PairFeatures(x, texts, prompt, self.tokens(texts, prompt))
+
+    def partition_features(self, features: PairFeatures) -> np.ndarray:
+        n = len(features.cos)
+        if n < 2:
+            return np.zeros(n, dtype=np.int64)
         line = self.line
         return greedy_partition(n, lambda i, later: self.model.predict(features.rows(i, later)) >= line)
 
