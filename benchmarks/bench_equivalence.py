@@ -2,8 +2,9 @@
 (125,000 answers with real-prose texts: bench_render.make_run's store).
 
 Measures, on the same store:
-1. the partition alone (distinct ideas of every (system, prompt) set, plus the pooled view per prompt), with
-   the embedding line and with the learned pair model (the default), and the pairs each compared;
+1. the diversity pass (DiversityAccumulator, as analysis runs it: every (system, prompt) set partitioned and the
+   pooled view per prompt, beside Vendi, utility and the rest), with the embedding line and with the learned
+   pair model (the default);
 2. analyze_run end to end with each method (target: the learned default under 2 minutes; bench_render's
    analyze took 59.6 s before this change with the embedding line).
 Targets (issue 18): the default equivalence over this data under 10 minutes on 2 cores.
@@ -29,39 +30,23 @@ from hivemind.core.config_files import resolve_run  # noqa: E402
 from hivemind.store import Store  # noqa: E402
 
 
-class Counting:
-    """Wraps an equivalence, counting the pairs its partition compares."""
+def time_partitions(config, equivalence) -> tuple[float, float, float]:
+    """(seconds, mean classes per set, mean pooled classes per prompt) of the diversity pass that analysis runs
+    (DiversityAccumulator: every (system, prompt) set partitioned, and the pooled set of each prompt, with
+    Vendi, utility and the other per-set metrics beside; they cost the same for both methods)."""
+    from hivemind.analyze.diversity import DiversityAccumulator
 
-    def __init__(self, inner):
-        self.inner, self.pairs, self.id = inner, 0, inner.id
-
-    def partition(self, x, texts, keys=None, prompt=""):
-        labels = self.inner.partition(x, texts, keys=keys, prompt=prompt)
-        # pairs NoveltyBench's loop compares: answer i of class c meets the c representatives before its class's,
-        # and its own class's unless it is that representative (classes are numbered in representative order)
-        _, first = np.unique(labels, return_index=True)
-        self.pairs += int(labels.sum() + (np.arange(len(labels)) != first[labels]).sum())
-        return labels
-
-
-def time_partitions(config, equivalence) -> tuple[float, int, float]:
-    """(seconds, pairs compared, mean classes per set) of partitioning every set and every pooled prompt."""
-    counting = Counting(equivalence)
     ids = [s.identity for s in config.systems]
-    classes = []
     with Store.open_readonly(config.store_path) as store:
         prompts = {p.id: p.text for p in store.prompts()}
-        groups = list(store.iter_prompt_groups(config.embedder.id, ids))
+        groups = list(store.iter_answer_groups(config.embedder.id, ids))
+    acc = DiversityAccumulator(len(ids), len(ids), equivalence=equivalence, system_ids=ids, prompt_texts=prompts)
     start = time.perf_counter()
     for g in groups:
-        order = np.lexsort((g.sample_numbers, g.systems))
-        systems = g.systems[order]
-        texts = [g.texts[i] for i in order]
-        bounds = np.flatnonzero(np.diff(systems)) + 1
-        for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(systems)]):
-            classes.append(counting.partition(g.vectors[order][a:b], texts[a:b], prompt=prompts[g.prompt_id]).max() + 1)
-        counting.partition(g.vectors[order], texts, prompt=prompts[g.prompt_id])      # the pooled view
-    return time.perf_counter() - start, counting.pairs, float(np.mean(classes))
+        acc.add(g, np.ones(len(g.systems), dtype=bool))
+    seconds = time.perf_counter() - start
+    stats = acc.finish()
+    return seconds, float(np.nanmean(stats.cells["distinct_ideas"])), float(np.nanmean(stats.pooled["pooled_distinct_ideas"]))
 
 
 def main() -> None:
@@ -83,10 +68,10 @@ def main() -> None:
           f"{time.perf_counter() - start:.0f} s ({root})", flush=True)
     methods = {"embedding line": EmbeddingLine(idea_threshold(0.07)),
                "learned (default)": LearnedEquivalence(shipped_model())}
-    print("| method | partition s | pairs compared | pairs/s | mean classes per set |\n|---|---|---|---|---|")
+    print("| method | diversity pass s | mean classes per set | mean pooled classes |\n|---|---|---|---|")
     for name, equivalence in methods.items():
-        seconds, pairs, classes = time_partitions(config, equivalence)
-        print(f"| {name} | {seconds:.1f} | {pairs:,} | {pairs / seconds:,.0f} | {classes:.1f} |", flush=True)
+        seconds, classes, pooled = time_partitions(config, equivalence)
+        print(f"| {name} | {seconds:.1f} | {classes:.1f} | {pooled:.1f} |", flush=True)
     if args.skip_analyze:
         return
     print("\n| method | analyze_run s |\n|---|---|")
