@@ -35,6 +35,26 @@ def encode_pair(tokenizer, a: str, b: str) -> tuple[list[int], list[int]]:
     return ids, [0] * first + [1] * (len(ids) - first)
 
 
+def pair_probabilities(tokenizer, model, first: str, others: list[str]) -> np.ndarray:
+    """P(same) of (first, other) for each other, in one padded batch."""
+    import torch
+
+    pairs = [encode_pair(tokenizer, first, other) for other in others]
+    width = max(len(ids) for ids, _ in pairs)
+    pad = tokenizer.pad_token_id or 0
+    device = next(model.parameters()).device
+    ids = torch.tensor([p + [pad] * (width - len(p)) for p, _ in pairs], device=device)
+    types = torch.tensor([t + [0] * (width - len(t)) for _, t in pairs], device=device)
+    mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p, _ in pairs], device=device)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    # Token types only where the model has them (BERT-like: 2); DeBERTa-v3 has none and ignores them.
+    if getattr(model.config, "type_vocab_size", 0) >= 2:
+        inputs["token_type_ids"] = types
+    with torch.inference_mode():
+        logits = model(**inputs).logits.float()
+    return logits.softmax(-1)[:, 1].cpu().numpy()
+
+
 class PairClassifier:
     """`decide` for the pair walk: one batch per representative, verdicts stored per batch."""
     workers = 1
@@ -44,26 +64,9 @@ class PairClassifier:
         self.store, self.part, self.method = store, part, eq.verdict_method
         self.threshold = NOVELTYBENCH_THRESHOLD if eq.threshold is None else eq.threshold
         self.tokenizer, self.model = load_classifier(eq.model)
-        self.device = next(self.model.parameters()).device
-        # Token types only where the model has them (BERT-like: 2); DeBERTa-v3 has none and ignores them.
-        self.with_types = getattr(self.model.config, "type_vocab_size", 0) >= 2
 
     def probabilities(self, first: str, others: list[str]) -> np.ndarray:
-        """P(same) of (first, other) for each other, in one padded batch."""
-        import torch
-
-        pairs = [encode_pair(self.tokenizer, first, other) for other in others]
-        width = max(len(ids) for ids, _ in pairs)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.tensor([p + [pad] * (width - len(p)) for p, _ in pairs], device=self.device)
-        types = torch.tensor([t + [0] * (width - len(t)) for _, t in pairs], device=self.device)
-        mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p, _ in pairs], device=self.device)
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        if self.with_types:
-            inputs["token_type_ids"] = types
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits.float()
-        return logits.softmax(-1)[:, 1].cpu().numpy()
+        return pair_probabilities(self.tokenizer, self.model, first, others)
 
     async def decide(self, cell: AnswerSet, i: int, later: list[int]) -> dict[int, bool]:
         probs = self.probabilities(cell.texts[i], [cell.texts[j] for j in later])

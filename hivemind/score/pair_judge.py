@@ -61,7 +61,11 @@ class PairJudge:
         from hivemind.collect.stage import _Request, check_systems
 
         system = judge_endpoint(config)
-        check_systems([system])          # unknown provider or missing key: before any request
+        try:
+            check_systems([system])          # unknown provider or missing key: before any request
+        except HivemindError as err:         # said of the config's `equivalence:`, not of a system
+            raise HivemindError(str(err).replace(f"system {system.name!r}", "equivalence judge (`equivalence:`)")
+                                ) from None
         if not RUBRIC.is_file():
             raise HivemindError(f"{RUBRIC}: rubric file missing from the installation")
         self.config, self.store, self.part = config, store, part

