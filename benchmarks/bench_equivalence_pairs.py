@@ -41,10 +41,33 @@ def cells(n: int) -> list[tuple[str, list[str]]]:
     return out[::step][:n]
 
 
+def timed(tokenizer, model, sample) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) per pair, each cell's pairs one batch, after a warm-up."""
+    pair_probabilities(tokenizer, model, sample[0][1][0], sample[0][1][1:2])
+    wall, cpu, pairs = time.perf_counter(), time.process_time(), 0
+    for _, answers in sample:
+        pair_probabilities(tokenizer, model, answers[0], answers[1:])
+        pairs += len(answers) - 1
+    return (time.perf_counter() - wall) / pairs, (time.process_time() - cpu) / pairs
+
+
+def deberta_v3_large_shape():
+    """microsoft/deberta-v3-large's architecture (its config.json's numbers) with random weights, two labels."""
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    config = DebertaV2Config(vocab_size=128100, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                             intermediate_size=4096, max_position_embeddings=512, relative_attention=True,
+                             position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
+                             pos_att_type=["p2c", "c2p"], max_relative_positions=-1, position_biased_input=False,
+                             type_vocab_size=0, num_labels=2)
+    return DebertaV2ForSequenceClassification(config).eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cells", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--deberta-cells", type=int, default=0, help="also time DeBERTa-v3-large's shape on N cells")
     args = parser.parse_args()
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -57,19 +80,19 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     sample = cells(args.cells)
     pair_tokens = [len(encode_pair(tokenizer, answers[0], other)[0]) for _, answers in sample for other in answers[1:]]
-    pair_probabilities(tokenizer, model, sample[0][1][0], sample[0][1][1:])       # warm-up
-    start = time.perf_counter()
-    pairs = 0
-    for _, answers in sample:
-        pair_probabilities(tokenizer, model, answers[0], answers[1:])
-        pairs += len(answers) - 1
-    seconds = time.perf_counter() - start
-    per_1000 = 1000 * seconds / pairs
-    print(f"classifier: {pairs} pairs from {len(sample)} cells, mean {np.mean(pair_tokens):.0f} tokens per pair "
+    print(f"classifier: {len(sample)} cells, mean {np.mean(pair_tokens):.0f} tokens per pair "
           f"(max {max(pair_tokens)}), {args.threads} threads")
-    print(f"  MiniLM ({params / 1e6:.1f}M params): {pairs / seconds:.1f} pairs/s, {per_1000:.1f} s per 1,000 pairs")
+    wall, cpu = timed(tokenizer, model, sample)
+    print(f"  MiniLM ({params / 1e6:.1f}M params): {1000 * wall:.0f} s wall, {1000 * cpu:.0f} CPU-s per 1,000 pairs")
     scale = DEBERTA_LARGE_PARAMS / params
-    print(f"  DeBERTa-v3-large estimate (x{scale:.0f} parameters): {per_1000 * scale / 60:.0f} min per 1,000 pairs")
+    print(f"  DeBERTa-v3-large by the parameter ratio (x{scale:.0f}): {1000 * cpu * scale / args.threads / 60:.0f} min "
+          f"per 1,000 pairs on {args.threads} idle cores (CPU time / threads)")
+    if args.deberta_cells:
+        deberta = deberta_v3_large_shape()
+        wall, cpu = timed(tokenizer, deberta, sample[:args.deberta_cells])
+        print(f"  DeBERTa-v3-large's shape, random weights ({sum(p.numel() for p in deberta.parameters()) / 1e6:.0f}M "
+              f"params), {args.deberta_cells} cells: {1000 * wall / 60:.0f} min wall, "
+              f"{1000 * cpu / args.threads / 60:.0f} min CPU/threads per 1,000 pairs")
 
     import litellm
     template = RUBRIC.read_text(encoding="utf-8")
