@@ -4,8 +4,13 @@ checked against the partition analysis computes from the stored verdicts."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from hivemind.score.pairs import SHORT_RAW, answer_sets, short_pair_same
 from hivemind.score.stage import score_run
 from hivemind.store import Store
 
+ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ["Write a metaphor about time.", "Suggest a name for a night bakery.", "Tell a joke about a lighthouse."]
 HEADS = ["river", "clock", "candle", "river", "clock", "river", "harbor", "candle"]
 ANSWER = re.compile(r"\[Answer A\]\n(.*)\n\n\[Answer B\]\n(.*)\n\nReply with", re.S)
@@ -209,6 +215,33 @@ def test_interrupted_judge_resumes_without_asking_a_stored_pair_twice(tmp_path, 
     unreadable = sum(1 for r in rows if r[8])
     assert unreadable and sum(n for p, n in per_pair.items() if GARBAGE_MARK not in p) == long_pairs - unreadable
     assert all(n == 1 or GARBAGE_MARK in prompt for prompt, n in per_pair.items())
+
+
+def test_sigkilled_judge_resumes_and_asks_only_the_missing_pairs(tmp_path, collect_key, pair_judge):
+    config = make_run(tmp_path)
+    with FakeOpenAI(judge_max=1, delay=0.2) as fake:
+        with_judge(config, fake.url)
+        config.equivalence.concurrency = 1
+        save_run_config(config)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HIVEMIND_RESULTS": str(tmp_path / "results")}
+        command = [sys.executable, "-m", "hivemind.cli", "score", config.name, "-q"]
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while len(verdict_rows(config)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        stored = verdict_rows(config)
+        assert 4 <= len(stored)
+        fake.configure(delay=0.0)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    long_pairs = check_partitions(config, expected_rule)
+    rows = verdict_rows(config)
+    assert len(stored) < len(rows) and [r for r in rows if r[:4] in {s[:4] for s in stored}] == stored
+    assert all(n == 1 or GARBAGE_MARK in p for p, n in answered(fake).items())
+    unreadable = sum(1 for r in rows if r[8])
+    assert sum(n for p, n in answered(fake).items() if GARBAGE_MARK not in p) == long_pairs - unreadable
 
 
 def test_max_cost_stops_the_judge_and_keeps_its_verdicts(tmp_path, collect_key, pair_judge):
