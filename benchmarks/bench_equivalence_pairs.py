@@ -41,6 +41,22 @@ def cells(n: int) -> list[tuple[str, list[str]]]:
     return out[::step][:n]
 
 
+def compared_pairs() -> list[int]:
+    """Pairs NoveltyBench's greedy partition compares per answer set, replayed from its own `partition`."""
+    out = []
+    for path in sorted(DATA.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            labels = json.loads(line)["partition"]
+            open_, count = set(range(len(labels))), 0
+            for i in range(len(labels)):
+                if i in open_:
+                    open_.discard(i)
+                    count += len(open_)
+                    open_ -= {j for j in open_ if labels[j] == labels[i]}
+            out.append(count)
+    return out
+
+
 def timed(tokenizer, model, sample) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) per pair, each cell's pairs one batch, after a warm-up."""
     pair_probabilities(tokenizer, model, sample[0][1][0], sample[0][1][1:2])
@@ -94,6 +110,9 @@ def main() -> None:
               f"params), {args.deberta_cells} cells: {1000 * wall / 60:.0f} min wall, "
               f"{1000 * cpu / args.threads / 60:.0f} min CPU/threads per 1,000 pairs")
 
+    counts = compared_pairs()
+    print(f"compared pairs per answer set (NoveltyBench's partitions, {len(counts)} sets): mean {np.mean(counts):.1f}, "
+          f"min {min(counts)}, max {max(counts)}, total {sum(counts)}")
     import litellm
     template = RUBRIC.read_text(encoding="utf-8")
     tokens = [litellm.token_counter(model="gpt-4o-mini", messages=[
