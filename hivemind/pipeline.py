@@ -117,9 +117,11 @@ def score(target: RunConfig | Run, scorers: list[str] | None = None, progress: b
     In `run`, a scorer that cannot run does not stop the pipeline (analysis works without it); its reason
     is in the returned ScoreSummary. The `score` command raises instead (raise_if_incomplete). engine "ray":
     the local scorers on a Ray cluster (API judges stay on the local engine)."""
+    from hivemind.score.equivalence_pairs import decides_pairs
+
     config = Run.config_of(target)
     _check_engine(engine, ray_address, workers, gpus)
-    if not config.scorers:
+    if not config.scorers and not decides_pairs(config):
         return None
     _require_store(config)   # before the lock: no lock file in a run folder that is not there
     with locked(config, "score", wait), Run.of(target) as run:
@@ -216,14 +218,19 @@ def _one_cluster(engine: str, ray_address: str | None) -> Iterator[None]:
 
 def _score_stage(run: Run, progress: bool, on_ray: dict):
     """score() for `run`: on Ray the judges (if any) go to the local engine and the summaries are joined."""
-    if on_ray["engine"] != "ray" or not run.config.scorers:
+    from hivemind.score.equivalence_pairs import decides_pairs
+
+    if on_ray["engine"] != "ray":
         return score(run, progress=progress, **on_ray)
     computed = [s.name for s in run.config.scorers if s.kind not in ("judge", "imported")]
     judges = [s.name for s in run.config.scorers if s.kind == "judge"]
     if not computed:
-        return score(run, progress=progress)        # judges only (or nothing to compute): all local
+        return score(run, progress=progress)        # judges, equivalence pairs (or nothing to compute): all local
     summary = score(run, scorers=computed, progress=progress, **on_ray)
-    if judges:
+    if decides_pairs(run.config):                   # the judges and the equivalence pairs, locally
+        local = score(run, progress=progress).scorers
+        summary.scorers.update({name: part for name, part in local.items() if name not in computed})
+    elif judges:
         summary.scorers.update(score(run, scorers=judges, progress=progress).scorers)
     return summary
 

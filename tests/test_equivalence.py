@@ -96,10 +96,13 @@ def test_pair_features_are_symmetric_and_rows_agree():
     assert full[0, 4, short] == 1.0 and full[0, 1, short] == 0.0
 
 
-def test_short_answer_rule():
-    assert short_answer_same("Blue.", "blue") is True
-    assert short_answer_same("Blue", "Red") is False
-    assert short_answer_same("A long answer of many words here", "another long answer of many words") is None
+def test_short_answer_rule_is_noveltybenchs():
+    from hivemind.score.pairs import short_pair_same
+
+    cases = [("Blue", "blue"), ("Blue", "Red"), ("deep ocean blue", "ocean blue"), ("a b c d", "a b x y"),
+             ("a b c d e", "a x y z w"), ("One word", "A long answer of many words here"), ("Blue.", "blue")]
+    assert [short_answer_same(a, b) for a, b in cases] == [True, False, True, True, False, None, False]
+    assert [short_answer_same(a, b) for a, b in cases] == [short_pair_same(a, b) for a, b in cases]
 
 
 def test_shipped_model_round_trips_and_refuses_other_features(tmp_path):

@@ -405,9 +405,12 @@ class VerdictEquivalence:
 
 
 def short_answer_same(a: str, b: str) -> bool | None:
-    """NoveltyBench's rule for short answers: when either has at most SHORT_WORDS words, the two are the
-    same exactly when their word sets are; None when both are longer (the model decides)."""
-    wa, wb = fast_words(a), fast_words(b)
-    if min(len(wa), len(wb)) > SHORT_WORDS:
+    """NoveltyBench's rule for short answers (`maybe_test_equality`, src/partition.py): lower-cased whitespace
+    words; when the longer answer has at most SHORT_WORDS words, the two are the same when they share at least
+    half of its word count in distinct words; None when either is longer (the method decides). The score stage's
+    pair deciders apply it (hivemind.score.pairs.short_pair_same, the same rule)."""
+    wa, wb = a.strip().lower().split(), b.strip().lower().split()
+    longer = max(len(wa), len(wb))
+    if longer > SHORT_WORDS:
         return None
-    return set(wa) == set(wb)
+    return len(set(wa) & set(wb)) * 2 >= longer

@@ -72,8 +72,10 @@ def _register_embed(sub) -> None:
 def cmd_score(args) -> str:
     from hivemind import pipeline
 
+    from hivemind.score.equivalence_pairs import decides_pairs
+
     config = resolve_run(args.run)
-    if not config.scorers:
+    if not config.scorers and not decides_pairs(config):
         raise HivemindError(f"run {config.name!r} configures no scorers; add a `scorers:` list to its config "
                             f"(see README, Quality scores) or import scores with `hivemind import --scores`")
     summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,

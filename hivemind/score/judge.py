@@ -28,8 +28,12 @@ def rubric_path(rubric: str | None) -> Path:
 
 
 def rubric_files(config: RunConfig) -> list[Path]:
-    """The rubric files the run's judges use (for snapshots: the exact prompt text the scores came from)."""
-    return sorted({rubric_path(s.rubric) for s in config.scorers if s.kind == "judge"})
+    """The rubric files the run's judges use (for snapshots: the exact prompt text the scores came from),
+    the equivalence judge's included."""
+    files = {rubric_path(s.rubric) for s in config.scorers if s.kind == "judge"}
+    if config.equivalence.method == "judge":
+        files.add(RUBRIC_DIR / "equivalence-pair.txt")
+    return sorted(files)
 
 
 def rubric_range(rubric: str | None) -> tuple[int, int]:

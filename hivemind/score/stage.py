@@ -9,6 +9,10 @@ its reason; the other scorers still run, everything stored is kept, and analysis
 Kinds (one module each): judge (LM judge through litellm), perplexity (mean answer log-probability under a
 local llama.cpp model), reward (transformers sequence-classification model), relevance (answer-prompt
 cosine under the run's embedder). `imported` scores come in through `hivemind import --scores`.
+
+With `equivalence: {method: judge | classifier}`, the stage also decides the answer pairs the partition of
+distinct ideas compares (hivemind.score.equivalence_pairs), when no `--scorer` is named; its summary is the
+entry "equivalence", and a run with no scorers at all still runs it.
 """
 from __future__ import annotations
 
@@ -87,13 +91,18 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
 
     With raise_if_incomplete (the CLI), a scorer that stopped or left answers unscored raises a HivemindError
     after the others ran; the pipeline passes False and reads ScoreSummary.complete / text()."""
+    from hivemind.score.equivalence_pairs import SUMMARY_NAME, decide_pairs, decides_pairs
+
     config = Run.config_of(run)
-    chosen = _choose(config, scorers)
+    deciding = scorers is None and decides_pairs(config)     # `--scorer NAME` runs that scorer only
+    chosen = [] if deciding and not config.scorers else _choose(config, scorers)
     system_ids = system_ids or [s.identity for s in config.systems]
     summary = ScoreSummary()
     with Run.of(run) as run:
         store = run.store()
         answers = count_answers(store, config, system_ids)
+        if deciding:
+            summary.scorers[SUMMARY_NAME] = decide_pairs(config, store, system_ids, progress)
         for scorer in chosen:
             todo = store.answers_to_score(scorer.name, system_ids)
             part = ScorerSummary(scorer.name, scorer.kind, todo=len(todo), skipped=answers - len(todo))
@@ -104,6 +113,9 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
                 except HivemindError as err:   # this scorer cannot run; the others still do
                     part.stopped = str(err)
     if raise_if_incomplete and not summary.complete:
+        broken = [part for part in summary.scorers.values() if not part.complete]
+        if len(broken) == 1 and broken[0].name == SUMMARY_NAME and broken[0].stopped and not broken[0].scored:
+            raise HivemindError(broken[0].stopped)    # e.g. the classifier is not on disk: one line
         raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
                             f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
     return summary
