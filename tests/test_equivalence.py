@@ -112,6 +112,7 @@ def test_shipped_model_round_trips_and_refuses_other_features(tmp_path):
     features = np.random.default_rng(2).standard_normal((50, len(PAIR_FEATURES)))
     assert np.array_equal(again.predict(features), model.predict(features))
     raw = json.loads(MODEL_FILE.read_text())
+    assert len(model.members) == 5
     raw["features"] = raw["features"][:-1]
     with pytest.raises(ValueError, match="not this version's"):
         PairModel.from_json(json.dumps(raw))
@@ -208,8 +209,8 @@ def test_training_is_reproducible(labelled):
     _, sets = labelled
     pairs = [set_pairs(s) for s in sets]
     features, labels = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
-    assert fit(features, labels).to_json() == fit(features, labels).to_json()
-    assert fit(features, labels, seed=1).to_json() != fit(features, labels).to_json()
+    assert fit(features, labels, members=2).to_json() == fit(features, labels, members=2).to_json()
+    assert fit(features, labels, seed=1, members=2).to_json() != fit(features, labels, members=2).to_json()
 
 
 @needs_noveltybench

@@ -136,7 +136,9 @@ def test_recalibrating_from_another_reference_moves_the_own_figures(grown):
     # the floor moved, so the rescaled intra moved with it, and so did the idea line and the relevance line
     # (on 8 prompts the moved lines may or may not split another idea or gate another answer)
     assert not before["buckets"]["mean_rescaled"].equals(after["buckets"]["mean_rescaled"])
-    assert info["distinct_ideas_threshold"] == info["calibration"]["idea_line"] != pinned["idea_line"]
+    assert info["calibration"]["idea_line"] != pinned["idea_line"]   # the embedding method's line moved;
+    # the default method (learned) reads no line of the floor: its partitions are the set's own
+    assert info["equivalence"]["method"] == "learned" and info["distinct_ideas_threshold"] is None
     assert info["quality_gate"]["relevance_line"] == info["calibration"]["relevance_line"] != pinned["relevance_line"]
     results = json.loads((declared.run_dir / "results.json").read_text())
     assert results["calibration"]["reference"] == [third]
@@ -172,8 +174,8 @@ def test_the_leaderboard_groups_by_the_calibration_key_and_marks_relative_figure
 
     csv_path, md_path = update_leaderboard(grown.results_dir, warn=lambda line: None)
     board, text = pd.read_csv(csv_path), md_path.read_text()
-    assert (board["equivalence"] == "embedding").all() and board["group"].str.contains("|embedding|",
-                                                                                      regex=False).all()
+    assert (board["equivalence"] == "learned").all() and board["group"].str.contains("|learned|",
+                                                                                    regex=False).all()
     assert board["calibration"].str.endswith(")").all() and "calibration: `" in text
     assert contract.RELATIVE_NOTE in text and f"inter (vs others) {contract.RELATIVE_MARK}" in text
     assert f"{contract.METRICS['vendi'].display} {contract.RELATIVE_MARK}" not in text

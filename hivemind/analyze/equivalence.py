@@ -230,14 +230,15 @@ def pair_features(x: np.ndarray, texts: Sequence[str], prompt: str = "") -> np.n
 # The pair model -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PairModel:
-    """A multilayer perceptron over standardised PAIR_FEATURES -> P(same idea). ReLU hidden layers, a
-    logistic output; `threshold` is the probability line the training chose (best per-cell class-count
-    agreement under cross-validation by prompt)."""
+    """An ensemble of multilayer perceptrons over standardised PAIR_FEATURES -> P(same idea): each member has
+    ReLU hidden layers and a logistic output, trained alike from another seed; P is the members' mean (five
+    seeds agree with the labels better than any one: pair AUC 0.906 against 0.899, cross-validated).
+    `threshold` is the probability line the training chose (best per-set class-count agreement under
+    cross-validation by prompt)."""
     features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
-    weights: tuple[np.ndarray, ...]
-    biases: tuple[np.ndarray, ...]
+    members: tuple[tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]], ...]   # (weights, biases) per member
     threshold: float
     embedder: str                      # the embedder whose vectors the cosine features came from
     trained_on: str = ""
@@ -246,28 +247,31 @@ class PairModel:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(same) for rows of features (..., F)."""
         shape = features.shape[:-1]
-        h = (features.reshape(-1, features.shape[-1]) - self.mean) / self.scale
-        for w, b in zip(self.weights[:-1], self.biases[:-1]):
-            h = np.maximum(h @ w + b, 0.0)
-        logit = (h @ self.weights[-1] + self.biases[-1])[:, 0]
-        return expit(logit).reshape(shape)
+        x = (features.reshape(-1, features.shape[-1]) - self.mean) / self.scale
+        total = np.zeros(len(x))
+        for weights, biases in self.members:
+            h = x
+            for w, b in zip(weights[:-1], biases[:-1]):
+                h = np.maximum(h @ w + b, 0.0)
+            total += expit((h @ weights[-1] + biases[-1])[:, 0])
+        return (total / len(self.members)).reshape(shape)
 
     def to_json(self) -> str:
         return json.dumps({"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                           "weights": [w.tolist() for w in self.weights], "biases": [b.tolist() for b in self.biases],
-                           "threshold": self.threshold, "embedder": self.embedder, "trained_on": self.trained_on},
-                          indent=1)
+                           "members": [{"weights": [w.tolist() for w in weights], "biases": [b.tolist() for b in biases]}
+                                       for weights, biases in self.members],
+                           "threshold": self.threshold, "embedder": self.embedder, "trained_on": self.trained_on})
 
     @classmethod
     def from_json(cls, text: str) -> PairModel:
         raw = json.loads(text)
         if tuple(raw["features"]) != PAIR_FEATURES:
             raise ValueError(f"the pair model's features {raw['features']} are not this version's {PAIR_FEATURES}")
+        members = tuple((tuple(np.array(w) for w in m["weights"]), tuple(np.array(b) for b in m["biases"]))
+                        for m in raw["members"])
         return cls(features=tuple(raw["features"]), mean=np.array(raw["mean"]), scale=np.array(raw["scale"]),
-                   weights=tuple(np.array(w) for w in raw["weights"]),
-                   biases=tuple(np.array(b) for b in raw["biases"]), threshold=float(raw["threshold"]),
-                   embedder=raw["embedder"], trained_on=raw.get("trained_on", ""),
-                   digest=hashlib.sha256(text.encode()).hexdigest()[:12])
+                   members=members, threshold=float(raw["threshold"]), embedder=raw["embedder"],
+                   trained_on=raw.get("trained_on", ""), digest=hashlib.sha256(text.encode()).hexdigest()[:12])
 
 
 @lru_cache(maxsize=4)
