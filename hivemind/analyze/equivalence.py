@@ -133,12 +133,14 @@ def shared_counts(sets: Sequence[set]) -> np.ndarray:
 
 
 def jaccard_matrix(sets: Sequence[set], empty: float = 1.0) -> np.ndarray:
-    """n x n Jaccard index of every pair of sets; `empty` where both are empty."""
-    shared = shared_counts(sets).astype(np.float64)
-    size = np.array([len(s) for s in sets], dtype=np.float64)
+    """n x n Jaccard index of every pair of sets (float32: the counts are exact, the ratio to 7 digits);
+    `empty` where both are empty."""
+    shared = shared_counts(sets)
+    size = np.array([len(s) for s in sets], dtype=np.float32)
     union = size[:, None] + size[None, :] - shared
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, shared / union, empty)
+    out = np.full(shared.shape, empty, dtype=np.float32)
+    np.divide(shared, union, out=out, where=union > 0)
+    return out
 
 
 def spread(values: np.ndarray) -> tuple[float, float]:
