@@ -54,6 +54,12 @@ class Gate:
                     ok[i] = False
         return ok
 
+    def gated_by(self) -> list[str]:
+        """What gated this run's answers: "relevance" when the line exists, then every gating scorer that
+        scored at least one answer (a configured scorer with no scores gated nothing)."""
+        return (["relevance"] if self.relevance_line is not None else []) + \
+            [name for name in self.scorers if self.n_scored.get(name, 0) > 0]
+
     def describe(self) -> str:
         parts = []
         if self.relevance_line is not None:
@@ -62,7 +68,9 @@ class Gate:
         else:
             parts.append(f"no relevance gate ({self.no_line_reason or 'no relevance line'})")
         for name, line in self.scorers.items():
-            parts.append(f"{name} >= {line:g} ({self.n_scored.get(name, 0)} answers scored)")
+            scored = self.n_scored.get(name, 0)
+            parts.append(f"{name} >= {line:g} ({scored} answers scored)" if scored else
+                         f"{name} >= {line:g} (no answer scored, so it gated nothing: run `hivemind score`)")
         return "; ".join(parts)
 
 

@@ -224,10 +224,19 @@ def gate_note(t: Tables) -> str:
     primary = primary_of(t)
     metric = results.METRICS[primary]
     return (f"Ranked by {metric.display} ({metric.direction} when higher; {metric.reference}); rank 1 = most "
-            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}. "
+            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}"
+            f"{gated_by(gate)}. "
             f"A blank answer (empty or whitespace; column blank) or a failed request counts as an answer failing "
             f"the gate: it lowers the pass rate, effective diversity and utility, and is left out of the "
             f"similarity figures.")
+
+
+def gated_by(gate: dict) -> str:
+    """ " (gated by: relevance, fluency)", or "" for an analysis written before analysis.json named them."""
+    names = gate.get("gated_by")
+    if names is None:
+        return ""
+    return f" (gated by: {', '.join(names)})" if names else " (nothing gated: only blank answers and failed requests fail)"
 
 
 def setting_rows(t: Tables) -> pd.DataFrame | None:

@@ -265,3 +265,6 @@ class RunResults(BaseModel):
     report: str | None = Field(default=None, description="report.html relative to the run folder; null until "
                                                           "`hivemind report` ran")
     systems: list[SystemResult] = Field(description="one entry per leaderboard.csv row, most diverse first")
+    gated_by: list[str] | None = Field(default=None, description=(
+        "what gated the answers (analysis.json quality_gate.gated_by): 'relevance' when the relevance line was "
+        "calibrated, then each scorer with a pass_at that scored an answer; null for runs analysed before it"))

@@ -82,7 +82,8 @@ def build_results(run: Run | RunConfig) -> RunResults:
         primary_key=primary, primary_display=results.METRICS[primary].display,
         primary_direction=results.METRICS[primary].direction, ranking=str(info.get("ranking", "")),
         n_prompts=int(info.get("n_prompts", 0)), n_responses=int(info.get("n_responses", 0)),
-        headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems)
+        headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems,
+        gated_by=(info.get("quality_gate") or {}).get("gated_by"))
 
 
 def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome, blank: int | None) -> SystemResult:
