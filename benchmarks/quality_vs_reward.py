@@ -1,6 +1,6 @@
 """How the offline scorers agree with NoveltyBench's reward model, per answer, and with each other.
 
-    python benchmarks/quality_vs_reward.py                   # ~6 min on one core (perplexity on 600 answers)
+    python benchmarks/quality_vs_reward.py                   # ~6 min on one core (perplexity on 900 answers)
     python benchmarks/quality_vs_reward.py --ppl-cache F     # reuse/extend perplexity scores kept in F (JSONL)
 
 Data: ../shared/data/noveltybench_dev (24 models x 50 prompts x 10 samples). NoveltyBench's
@@ -10,7 +10,7 @@ are compared with the reward. Scorers:
 - fluency: hivemind.score.fluency on every answer (and its speed on 8 copies of the 12,000 answers);
 - relevance: cosine(answer, prompt) under the bundled all-MiniLM-L6-v2, on the sample below;
 - perplexity: the bundled SmolLM2 (mean log-probability of the first 64 answer tokens, the demo's setting)
-  on a seeded sample of --sample first-of-class answers (too slow for all: about 1 answer/s on one core),
+  on a seeded sample of --sample first-of-class answers (too slow for all: about 2 answers/s on one core),
   plus a word salad and a babble of every 4th sampled answer, to measure fluency against perplexity.
 Printed: Spearman with the reward; the gate's (score >= pass_at; NULL passes) agreement with
 "reward >= LINE" (accuracy, balanced accuracy, Cohen's kappa) at two lines; fluency against perplexity.
