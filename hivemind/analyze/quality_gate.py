@@ -12,7 +12,8 @@ was asked for and failed, so it stays in every gated figure's denominator (hivem
 metric; analyze.passes.add_gated applies it for every engine and gate).
 
 Relevance alone cannot catch a shuffled word salad of a good answer (same words, same embedding
-neighbourhood); only a fluency scorer such as perplexity does.
+neighbourhood); only a fluency scorer does: the default `fluency` scorer every config gets
+(hivemind.score.fluency), or perplexity.
 """
 from __future__ import annotations
 
