@@ -340,7 +340,7 @@ def test_bad_scorer_config_is_refused(tmp_path, scorers, problem):
 
 
 def test_score_names_an_unknown_or_imported_scorer_clearly(tmp_path):
-    config = make_run(tmp_path, judge_records())
+    config = with_scorers(make_run(tmp_path, judge_records()))     # `scorers: []`: not even the default gate
     with pytest.raises(HivemindError, match="no scorers"):
         score_run(config, progress=False)
     with_scorers(config, Scorer(name="ext", kind="imported"))

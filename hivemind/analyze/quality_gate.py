@@ -12,7 +12,8 @@ was asked for and failed, so it stays in every gated figure's denominator (hivem
 metric; analyze.passes.add_gated applies it for every engine and gate).
 
 Relevance alone cannot catch a shuffled word salad of a good answer (same words, same embedding
-neighbourhood); only a fluency scorer such as perplexity does.
+neighbourhood); only a fluency scorer does: the default `fluency` scorer every config gets
+(hivemind.score.fluency), or perplexity.
 """
 from __future__ import annotations
 
@@ -54,6 +55,12 @@ class Gate:
                     ok[i] = False
         return ok
 
+    def gated_by(self) -> list[str]:
+        """What gated this run's answers: "relevance" when the line exists, then every gating scorer that
+        scored at least one answer (a configured scorer with no scores gated nothing)."""
+        return (["relevance"] if self.relevance_line is not None else []) + \
+            [name for name in self.scorers if self.n_scored.get(name, 0) > 0]
+
     def describe(self) -> str:
         parts = []
         if self.relevance_line is not None:
@@ -62,7 +69,9 @@ class Gate:
         else:
             parts.append(f"no relevance gate ({self.no_line_reason or 'no relevance line'})")
         for name, line in self.scorers.items():
-            parts.append(f"{name} >= {line:g} ({self.n_scored.get(name, 0)} answers scored)")
+            scored = self.n_scored.get(name, 0)
+            parts.append(f"{name} >= {line:g} ({scored} answers scored)" if scored else
+                         f"{name} >= {line:g} (no answer scored, so it gated nothing: run `hivemind score`)")
         return "; ".join(parts)
 
 

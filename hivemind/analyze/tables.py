@@ -336,7 +336,7 @@ def analysis_info(config: RunConfig, names: list[str], m: Measured, n_empty: int
         "ranking": "rank 1 = most diverse by the primary key; equal values share a rank (shown '2=')",
         "headline": headline_numbers(sim, div, primary, real),
         "quality_gate": {"description": m.gate.describe(), "relevance_line": m.gate.relevance_line,
-                         "scorers": m.gate.scorers, "scored": m.gate.n_scored},
+                         "scorers": m.gate.scorers, "scored": m.gate.n_scored, "gated_by": m.gate.gated_by()},
         "distinct_ideas_threshold": None if np.isnan(div.threshold) else div.threshold,
         "equivalence": {"method": config.equivalence.method, "id": div.equivalence,
                         "note": m.equivalence_note},

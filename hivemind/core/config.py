@@ -208,7 +208,8 @@ class Scorer(Endpoint):
 
     kind: judge (an LM judge through litellm), perplexity (answer log-probability under a local model),
     reward (a transformers sequence-classification reward model), relevance (cosine of answer and prompt
-    embeddings), imported (scores brought in with `hivemind import`)."""
+    embeddings), fluency (word order from the text alone, hivemind.score.fluency), imported (scores brought
+    in with `hivemind import`)."""
 
     name: str = Field(min_length=1)
     kind: str
@@ -225,7 +226,7 @@ class Scorer(Endpoint):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        kinds = {"judge", "perplexity", "reward", "relevance", "imported"}
+        kinds = {"judge", "perplexity", "reward", "relevance", "fluency", "imported"}
         if value not in kinds:
             raise ValueError(f"must be one of {', '.join(sorted(kinds))}")
         return value
@@ -240,6 +241,8 @@ class Scorer(Endpoint):
             raise ValueError(f"scorer {self.name!r}: rubric must be one of {', '.join(RUBRICS)}")
         if self.pass_at is None and self.kind == "perplexity" and self.model is None:
             self.pass_at = DEFAULT_PASS_AT["perplexity"]   # calibrated for the bundled SmolLM2 only
+        if self.pass_at is None and self.kind == "fluency":
+            self.pass_at = DEFAULT_PASS_AT["fluency"]
         return self
 
 
@@ -259,7 +262,14 @@ RUBRICS = ("1-5", "1-10")   # judge rubrics: hivemind/rubrics/absolute-<rubric>.
 #   --offset 300`: 192 real answers to their own prompt: min 0.174, 5% 0.333, median 0.736; the same
 #   answers against another prompt: median 0.029, 95% 0.184, max 0.246. 0.15 passes every real answer
 #   and 13.5% of off-topic ones (0.2: 98.4% and 2.1%); other embedders need their own calibration.
-DEFAULT_PASS_AT = {"perplexity": -3.25, "relevance": 0.15}
+# fluency (hivemind.score.fluency, bundled table): 0.0, "word order no likelier than chance"; measured with
+#   benchmarks/quality_vs_reward.py on NoveltyBench answers the table was not counted on: real answers
+#   1% -0.18, 2% -0.03, median 0.65; their words shuffled: 99% -0.16, median -1.03; babble 99% -0.32.
+DEFAULT_PASS_AT = {"perplexity": -3.25, "relevance": 0.15, "fluency": 0.0}
+# The default offline gate of every run: a config whose scorers include no fluency gate (a fluency or
+# perplexity scorer with a pass_at) gets this one added; `scorers: []` turns every scorer off.
+DEFAULT_FLUENCY_SCORER = "fluency"
+FLUENCY_KINDS = ("fluency", "perplexity")
 
 
 class DatasetSource(ConfigModel):
@@ -440,11 +450,22 @@ class RunConfig(ConfigModel):
         if unknown:
             raise ValueError(f"calibration_reference names {', '.join(map(repr, unknown))}, not a system of this "
                              f"config (it has: {', '.join(sorted(seen))})")
+        self._add_default_fluency()
         names = [scorer.name for scorer in self.scorers]
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"scorer name {name!r} appears twice")
         return self
+
+    def _add_default_fluency(self) -> None:
+        """Every run gets an offline gate that fails word salad and babble (DEFAULT_FLUENCY_SCORER)."""
+        if "scorers" in self.model_fields_set and not self.scorers:
+            return                                   # `scorers: []`: no scorer at all, on purpose
+        if any(s.kind in FLUENCY_KINDS and s.pass_at is not None for s in self.scorers):
+            return
+        taken = {s.name for s in self.scorers}
+        name = DEFAULT_FLUENCY_SCORER if DEFAULT_FLUENCY_SCORER not in taken else "default-fluency"
+        self.scorers.append(Scorer(name=name, kind="fluency"))
 
     # Where things live ------------------------------------------------------------------------
     @property

@@ -224,7 +224,8 @@ def gate_note(t: Tables) -> str:
     primary = primary_of(t)
     metric = results.METRICS[primary]
     return (f"Ranked by {metric.display} ({metric.direction} when higher; {metric.reference}); rank 1 = most "
-            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}. "
+            f"diverse, equal values share a rank (\"2=\"). Quality gate: {gate.get('description', 'none')}"
+            f"{gated_by(gate)}. "
             f"A blank answer (empty or whitespace; column blank) or a failed request counts as an answer failing "
             f"the gate: it lowers the pass rate, effective diversity and utility, and is left out of the "
             f"similarity figures. {calibration_note(t)}{results.RELATIVE_NOTE}.")
@@ -239,6 +240,14 @@ def calibration_note(t: Tables) -> str:
             f"{num(record.get('floor'))}, relevance line {num(record.get('relevance_line'))}, from the answers of "
             f"{', '.join(map(str, record.get('reference') or []))}), so they do not move when systems join or "
             f"leave the run. ")
+
+
+def gated_by(gate: dict) -> str:
+    """ " (gated by: relevance, fluency)", or "" for an analysis written before analysis.json named them."""
+    names = gate.get("gated_by")
+    if names is None:
+        return ""
+    return f" (gated by: {', '.join(names)})" if names else " (nothing gated: only blank answers and failed requests fail)"
 
 
 def setting_rows(t: Tables) -> pd.DataFrame | None:

@@ -292,3 +292,6 @@ class RunResults(BaseModel):
         "metrics relative by nature (measured against the other systems in the run: they move when one joins); "
         "every other figure is the system's own"))
     systems: list[SystemResult] = Field(description="one entry per leaderboard.csv row, most diverse first")
+    gated_by: list[str] | None = Field(default=None, description=(
+        "what gated the answers (analysis.json quality_gate.gated_by): 'relevance' when the relevance line was "
+        "calibrated, then each scorer with a pass_at that scored an answer; null for runs analysed before it"))

@@ -84,7 +84,8 @@ def build_results(run: Run | RunConfig) -> RunResults:
         n_prompts=int(info.get("n_prompts", 0)), n_responses=int(info.get("n_responses", 0)),
         headline={k: _float(v) for k, v in (info.get("headline") or {}).items()}, report=None, systems=systems,
         calibration=info.get("calibration") if isinstance(info.get("calibration"), dict) else None,
-        relative_metrics=[name for name, metric in results.METRICS.items() if metric.relative])
+        relative_metrics=[name for name, metric in results.METRICS.items() if metric.relative],
+        gated_by=(info.get("quality_gate") or {}).get("gated_by"))
 
 
 def _system_result(row: dict, primary: str, buckets: pd.DataFrame, outcome, blank: int | None) -> SystemResult:

@@ -104,7 +104,7 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path | N
     if snapshots:
         if len(files) > 1:
             raise HivemindError("a snapshot folder is imported on its own, not mixed with other files")
-        return _import_snapshot(snapshots[0], name, Path(results_dir), verify)
+        return score_default_gate(_import_snapshot(snapshots[0], name, Path(results_dir), verify))
     generations = Generations()
     for path in files:
         _read_file(path, generations, mapping or FieldMapping())
@@ -113,7 +113,20 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path | N
     provenance = {"source": [str(f.resolve()) for f in files], "imported_at": now(), "rows": generations.rows,
                   "duplicate_rows": generations.n_duplicates, "duplicates_by_file": generations.duplicates,
                   "first_duplicate": generations.first_duplicate}
-    return _write_run(generations, name, Path(results_dir), provenance)
+    return score_default_gate(_write_run(generations, name, Path(results_dir), provenance))
+
+
+def score_default_gate(config: RunConfig) -> RunConfig:
+    """Score the imported answers with the run's fluency scorers (the default offline gate every config
+    gets, hivemind.score.fluency): text only, about 10,000 answers a second, so an import is gated like a
+    collected run without a `hivemind score` step. The slower scorers (perplexity, judges) stay with
+    `hivemind score`."""
+    from hivemind.score.stage import score_run
+
+    names = [s.name for s in config.scorers if s.kind == "fluency"]
+    if names:
+        score_run(config, scorers=names, progress=False)
+    return config
 
 
 def _read_file(path: Path, gen: Generations, mapping: FieldMapping) -> None:

@@ -8,7 +8,8 @@ its reason; the other scorers still run, everything stored is kept, and analysis
 
 Kinds (one module each): judge (LM judge through litellm), perplexity (mean answer log-probability under a
 local llama.cpp model), reward (transformers sequence-classification model), relevance (answer-prompt
-cosine under the run's embedder). `imported` scores come in through `hivemind import --scores`.
+cosine under the run's embedder), fluency (word order from the text alone: the default offline gate).
+`imported` scores come in through `hivemind import --scores`.
 
 With `equivalence: {method: judge | classifier}`, the stage also decides the answer pairs the partition of
 distinct ideas compares (hivemind.score.equivalence_pairs), when no `--scorer` is named; its summary is the
@@ -37,6 +38,7 @@ class ScorerSummary:
     failed_permanent: int = 0     # stored with an error (e.g. 400, empty answer), never re-asked
     failed_transient: int = 0     # not stored: still failing after every attempt; the next run retries
     truncated: int = 0            # answers longer than the scorer's window, scored on their first part
+    unjudged: int = 0             # stored with a NULL score and no error (fluency: too short to judge)
     retries: int = 0
     cost: float = 0.0
     stopped: str | None = None    # why this scorer stopped before the end
@@ -56,6 +58,8 @@ class ScorerSummary:
         if self.failed_transient:
             parts.append(f"{self.failed_transient} still failing (not stored; run again to retry): "
                          f"{self.last_transient}")
+        if self.unjudged:
+            parts.append(f"{self.unjudged} too short to judge (NULL: gated by the other scorers)")
         if self.truncated:
             parts.append(f"{self.truncated} read in part (longer than max_tokens or the context window)")
         parts.append(f"{self.skipped} already scored")
@@ -159,7 +163,8 @@ def _score(config: RunConfig, scorer: Scorer, todo: list[Answer], store: Store, 
             scores = backend.score(chunk)
             store.add_scores(scores)      # committed per batch: a kill loses at most one batch
             part.scored += sum(s.score is not None for s in scores)
-            part.failed_permanent += sum(s.score is None for s in scores)
+            part.failed_permanent += sum(s.score is None and s.error is not None for s in scores)
+            part.unjudged += sum(s.score is None and s.error is None for s in scores)
             bar.update(len(chunk))
         part.truncated = getattr(backend, "truncated", 0)
 
@@ -174,6 +179,10 @@ def load_backend(config: RunConfig, scorer: Scorer, store: Store, progress: bool
         from hivemind.score.reward import RewardScorer
 
         return RewardScorer(scorer)
+    if scorer.kind == "fluency":
+        from hivemind.score.fluency import FluencyScorer
+
+        return FluencyScorer(scorer)
     if scorer.kind == "relevance":
         from hivemind.score.relevance import RelevanceScorer
 
