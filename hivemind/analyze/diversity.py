@@ -211,14 +211,15 @@ class DiversityAccumulator:
 
     def __init__(self, n_systems: int, n_real: int, threshold: float | None = None, patience: float = PATIENCE,
                  lexical_words: int = LEXICAL_WORDS, equivalence: Equivalence | None = None,
-                 system_ids: list[str] | None = None, prompt_texts: dict[str, str] | None = None):
+                 system_ids: list[str] | None = None, prompt_texts: dict[str, str] | None = None,
+                 pooled: bool = True):
         """`equivalence` judges "same idea" for distinct ideas and utility (default: cosine >= `threshold`);
         `system_ids` name the systems in the keys stored verdicts are looked up by; `prompt_texts` give the
-        learned method each set's question."""
+        learned method each set's question; `pooled` False skips the pooled view (NaN)."""
         self.n_systems, self.n_real = n_systems, n_real
         self.equivalence = equivalence if equivalence is not None else EmbeddingLine(float(threshold))
         self.threshold = self.equivalence.threshold if isinstance(self.equivalence, EmbeddingLine) else float("nan")
-        self.patience, self.lexical_words = patience, lexical_words
+        self.patience, self.lexical_words, self.with_pooled = patience, lexical_words, pooled
         self.system_ids = system_ids or [str(k) for k in range(n_systems)]
         self.prompt_texts = prompt_texts or {}
         self.labels: list[tuple[str, int, int, int]] = []
@@ -282,11 +283,15 @@ class DiversityAccumulator:
         for s, value in zip([s for s, _ in vendi_sets], vendi_batch([v for _, v in vendi_sets])):
             row["vendi"][s] = value
         xr, gr, ok_r = x64[real], g[real], ~failed[real]
+        if not self.with_pooled:
+            xr = xr[:0]                     # the pooled view skipped: every pooled figure NaN or 0
+            ok_r = ok_r[:0]
         self.pooled["pooled_n"].append(float(len(xr)))
         self.pooled["pooled_failed"].append(float(len(xr) - ok_r.sum()))
         self.pooled["pooled_vendi"].append(vendi_score(xr[ok_r]) if ok_r.any() else float("nan"))
         self.pooled["pooled_distinct_ideas"].append(self.pooled_ideas(x[real][ok_r], texts, real, ok_r, prompt)
                                                     if ok_r.any() else 0.0 if len(xr) else float("nan"))
+        self.prepared = None
         self.pooled["pooled_effective_diversity"].append(effective_diversity(xr, gr) if len(xr) >= 2 else float("nan"))
         self.prompt_ids.append(group.prompt_id)
         self.counts.append(counts)

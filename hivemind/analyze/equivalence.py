@@ -247,16 +247,37 @@ class PairModel:
     digest: str = ""                   # sha256 of the weights file: part of the method's id
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """P(same) for rows of features (..., F)."""
+        """P(same) for rows of features (..., F). For a few rows (most calls: one class representative against a
+        set's later answers) every member at once, its layers stacked side by side (the first layer's weights
+        concatenated, the later ones block-diagonal: one product per layer, 2x faster at 5 rows); for many rows
+        member by member (the block-diagonal products' zeros cost 3x at 600 rows)."""
         shape = features.shape[:-1]
-        x = (features.reshape(-1, features.shape[-1]) - self.mean) / self.scale
-        total = np.zeros(len(x))
-        for weights, biases in self.members:
-            h = x
-            for w, b in zip(weights[:-1], biases[:-1]):
-                h = np.maximum(h @ w + b, 0.0)
-            total += expit((h @ weights[-1] + biases[-1])[:, 0])
-        return (total / len(self.members)).reshape(shape)
+        h = (features.reshape(-1, features.shape[-1]) - self.mean) / self.scale
+        if len(h) > 48:
+            total = np.zeros(len(h))
+            for weights, biases in self.members:
+                g = h
+                for w, b in zip(weights[:-1], biases[:-1]):
+                    g = np.maximum(g @ w + b, 0.0)
+                total += expit((g @ weights[-1] + biases[-1])[:, 0])
+            return (total / len(self.members)).reshape(shape)
+        for w, b in self._stacked[:-1]:
+            h = np.maximum(h @ w + b, 0.0)
+        w, b = self._stacked[-1]
+        return expit(h @ w + b).mean(axis=1).reshape(shape)
+
+    @property
+    def _stacked(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        cached = self.__dict__.get("_stacked_layers")
+        if cached is None:
+            from scipy.linalg import block_diag
+
+            layers = len(self.members[0][0])
+            cached = [(np.hstack([m[0][0] for m in self.members]), np.concatenate([m[1][0] for m in self.members]))]
+            cached += [(block_diag(*[m[0][k] for m in self.members]), np.concatenate([m[1][k] for m in self.members]))
+                       for k in range(1, layers)]
+            object.__setattr__(self, "_stacked_layers", cached)
+        return cached
 
     def to_json(self) -> str:
         return json.dumps({"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),

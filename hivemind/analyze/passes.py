@@ -193,6 +193,26 @@ def diversity_accumulator(ids: list[str], n_real: int, equivalence, prompt_texts
                                 prompt_texts=prompt_texts)
 
 
+class KnownPartitions:
+    """An equivalence that answers with the partitions an earlier diversity pass made (DiversityStats.labels),
+    for a pass over the same answers under another gate."""
+
+    def __init__(self, labels: list[tuple[str, int, int, int]]):
+        self.id = "known"
+        self.cells: dict[tuple[str, str], dict[int, int]] = {}
+        self.system_index: dict[str, int] = {}
+        for prompt_id, system, sample, cls in labels:
+            self.cells.setdefault((prompt_id, system), {})[sample] = cls
+
+    def partition(self, x, texts, keys=None, prompt: str = "") -> np.ndarray:
+        """keys (system id, prompt id, sample) of one set's real answers -> their classes, as the earlier pass
+        numbered them (real answers first, so the same numbers)."""
+        out = []
+        for system_id, prompt_id, sample in keys:
+            out.append(self.cells[(prompt_id, self.system_index[system_id])][sample])
+        return np.array(out, dtype=np.int64)
+
+
 def calibrated_gate(store: Store, config: RunConfig, ids: list[str], m: Measured) -> Gate:
     """The run's quality gate: the pinned relevance line (m.calibration), else the line calibrated on the first
     pass's sampled answers (with the reason when it cannot be, quality.relevance_gap); and the configured
@@ -240,9 +260,11 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
     if not gates:
         return None
     k = len(ids)
-    equivalence = equivalence_for(config, store, ids, m.similarity.floor).equivalence
-    texts = {p.id: p.text for p in store.prompts()}
-    accs = {name: diversity_accumulator(ids, k, equivalence, texts) for name in gates}
+    # a gate decides which answers count, not which say the same thing: the partitions of the diversity pass
+    # are reused (distinct ideas and utility under each gate without partitioning again), the pooled view skipped
+    known = KnownPartitions(m.diversity.labels)
+    known.system_index = {sid: i for i, sid in enumerate(ids)}
+    accs = {name: DiversityAccumulator(k, k, equivalence=known, system_ids=list(ids), pooled=False) for name in gates}
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "gate by scorer", len(m.similarity.prompt_ids), progress), ids,
                      [(accs[name], gate) for name, gate in gates.items()])

@@ -278,4 +278,6 @@ def fast_words(text: str) -> list[str]:
         return WORD.findall(text.lower())
     if "'" not in spaced:
         return spaced.split()
-    return [word for word in (token.strip("'") for token in spaced.split()) if word]
+    # no "''" here, so every apostrophe stands alone: one at a token's edge touches a space (or the text's
+    # edge); dropping those two kinds leaves exactly the apostrophes between word characters, as the regex does
+    return f" {spaced} ".replace(" '", " ").replace("' ", " ").split()
