@@ -6,6 +6,6 @@ similarity.py (intra- and inter-model similarity), neighbors.py (near duplicates
 phrases), diversity.py (Vendi, distinct ideas, effective diversity), quality_gate.py (the quality gate),
 equivalence.py (which answers say the same thing: pair features, the shipped pair model, NoveltyBench's
 partition over any judge).
-Around them: stage.py (the streaming pass and the tables), equivalence_choice.py (the run's method), controls.py (the shuffled and duplicated control
-systems), categories.py (the per-category breakdown).
+Around them: stage.py (the streaming pass and the tables), equivalence_choice.py (the run's method),
+controls.py (the shuffled and duplicated control systems), categories.py (the per-category breakdown).
 """
