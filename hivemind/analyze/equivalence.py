@@ -281,7 +281,8 @@ class PairModel:
 
     def to_json(self) -> str:
         return json.dumps({"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                           "members": [{"weights": [w.tolist() for w in weights], "biases": [b.tolist() for b in biases]}
+                           "members": [{"weights": [w.tolist() for w in weights],
+                                        "biases": [b.tolist() for b in biases]}
                                        for weights, biases in self.members],
                            "threshold": self.threshold, "embedder": self.embedder, "trained_on": self.trained_on})
 

@@ -14,7 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivemind.analyze.diversity import idea_threshold
-from hivemind.analyze.equivalence import EmbeddingLine, Equivalence, LearnedEquivalence, VerdictEquivalence, shipped_model
+from hivemind.analyze.equivalence import (
+    EmbeddingLine,
+    Equivalence,
+    LearnedEquivalence,
+    VerdictEquivalence,
+    shipped_model,
+)
 from hivemind.core.config import RunConfig
 from hivemind.store import Store
 
@@ -50,7 +56,8 @@ def embedding_line(config: RunConfig, floor: float | None) -> EmbeddingLine:
 def stored_verdicts(store: Store, method: str, system_ids: list[str], run: str) -> VerdictEquivalence:
     table = store.verdicts(method, system_ids)
     hint = ("run `hivemind import --partitions FILE` first" if method == "imported"
-            else f"run `hivemind score {run}` first (it asks the {method.split(':')[0]} every pair the partition compares)")
+            else f"run `hivemind score {run}` first (it asks the {method.split(':')[0]} every pair the "
+                 f"partition compares)")
 
     def verdict(a, b):
         (system, prompt, sample_a), (_, _, sample_b) = a, b

@@ -3,9 +3,9 @@
     python -m hivemind.studies.equivalence.train [--data ../shared/data/noveltybench_dev] [--out FILE]
 
 Five multilayer perceptrons (scikit-learn's MLPClassifier, hidden layers 32 and 16, seeds 0-4), their
-probabilities averaged, over PAIR_FEATURES of every pair of every set; the probability line is chosen on out-of-fold probabilities
-(5 folds grouped by prompt), as the line whose class counts per set agree best with the labels (Pearson minus
-0.02 x mean absolute error: agreement first, counts on NoveltyBench's scale second). The same script, seed and
+probabilities averaged, over PAIR_FEATURES of every pair of every set; the probability line is chosen on
+out-of-fold probabilities (5 folds grouped by prompt), as the line whose class counts per set agree best with
+the labels (Pearson minus 0.02 x mean absolute error: agreement first, counts on NoveltyBench's scale second). The same script, seed and
 data give the same weights. The features are computed from the bundled MiniLM's vectors, so the model is used
 only with that embedder (hivemind.analyze.equivalence_choice).
 """
@@ -99,7 +99,8 @@ def train(data: Path, seed: int = SEED, progress: bool = True) -> PairModel:
     line = choose_line(matrices, truth, np.round(np.linspace(0.05, 0.95, 37), 3))
     pairs = [set_pairs(s) for s in sets]
     return fit(np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]), seed, threshold=line,
-               trained_on=f"{data.name}: {len(sets)} sets, {len({s.prompt_id for s in sets})} prompts, seeds {seed}-{seed + len(SEEDS) - 1}")
+               trained_on=f"{data.name}: {len(sets)} sets, {len({s.prompt_id for s in sets})} prompts, "
+                          f"seeds {seed}-{seed + len(SEEDS) - 1}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -72,7 +72,8 @@ def fitted_per_fold(sets: list[LabelledSet], method: str, seed: int = 0) -> Scor
 
 
 def floor_line(sets: list[LabelledSet], seed: int = 0) -> float:
-    """The `embedding` method's line: floor + IDEA_RESCALED (1 - floor), floor = mean cosine of answers to different prompts
+    """The `embedding` method's line: floor + IDEA_RESCALED (1 - floor), floor = mean cosine of answers to
+    different prompts
     (estimated from 20,000 random cross-prompt pairs)."""
     rng = np.random.default_rng(seed)
     vectors = np.concatenate([s.vectors for s in sets])
@@ -145,7 +146,8 @@ def bootstrap(p: PerSet, n: int, seed: int = 0) -> dict[str, tuple[float, float]
     rng = np.random.default_rng(seed)
     draws = [figures(p, np.concatenate([by_prompt[q] for q in rng.choice(prompts, len(prompts))]))
              for _ in range(n)]
-    return {k: (float(np.nanpercentile([d[k] for d in draws], 2.5)), float(np.nanpercentile([d[k] for d in draws], 97.5)))
+    return {k: (float(np.nanpercentile([d[k] for d in draws], 2.5)),
+                float(np.nanpercentile([d[k] for d in draws], 97.5)))
             for k in draws[0]} if draws else {}
 
 
