@@ -197,7 +197,8 @@ def test_run_with_engine_ray_gives_the_local_tables(ray_head, tmp_path):
     assert (ours.run_dir / "report.html").is_file()
     with Store.open_readonly(local.store_path) as a, Store.open_readonly(ours.store_path) as b:
         expected, got = a.scores_frame(), b.scores_frame()
-    assert len(got) == 2 * 18
+    # the two configured scorers, and the default fluency gate's scores the base run's store already held
+    assert len(got) == 3 * 18 and set(got["scorer"]) == {"logprob", "relevance", "fluency"}
     np.testing.assert_allclose(got["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=1e-6)
     assert got.drop(columns="score").equals(expected.drop(columns="score"))
     # embed, score and analyze ran as one driver of this head: one new job, the `run` command, ended

@@ -250,7 +250,9 @@ def test_refused_analysis_is_not_analysed_and_not_ranked(reported, tmp_path, mon
     assert done.returncode == 1 and "refusing to keep output that holds a secret" in done.stderr
     assert not (config.run_dir / "analysis.json").exists() and not list(config.run_dir.glob("*.csv"))
     row, out = list_row(results, tmp_path)
-    assert row.split()[1] in ("embedded", "scored") and f"hivemind analyze {RUN}" in row
+    # next: analyze, or first score (the default fluency gate has answers to score: the planted key's)
+    assert row.split()[1] in ("embedded", "scored") and (f"hivemind analyze {RUN}" in row or
+                                                          f"hivemind score {RUN}" in row)
 
     done = hivemind("leaderboard", "update", "--results", str(results), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -263,6 +263,9 @@ def _read_classes(config: RunConfig) -> dict[tuple[str, str], dict[int, int]]:
     return out
 
 
+NOT_A_RATING = ("fluency", "relevance", "perplexity")
+
+
 def _choose_scorer(config: RunConfig, name: str | None) -> str | None:
     names = [s.name for s in config.scorers]
     if name == NO_SCORER:
@@ -272,10 +275,12 @@ def _choose_scorer(config: RunConfig, name: str | None) -> str | None:
             raise HivemindError(f"run {config.name!r} has no scorer {name!r} (its scorers: {', '.join(names) or 'none'}"
                                 f"); name one with --scorer, or --scorer none to export without scores")
         return name
-    if len(names) > 1:
-        raise HivemindError(f"run {config.name!r} has scorers {', '.join(names)}: name the 1-10 one NoveltyBench's "
+    # fluency, relevance and perplexity never score on a 1-10 scale: only the others can be NoveltyBench's scores
+    scales = [s.name for s in config.scorers if s.kind not in NOT_A_RATING]
+    if len(scales) > 1:
+        raise HivemindError(f"run {config.name!r} has scorers {', '.join(scales)}: name the 1-10 one NoveltyBench's "
                             f"generation_scores come from with --scorer (or --scorer none)")
-    return names[0] if names else None
+    return scales[0] if scales else None
 
 
 def _scores(frame, scorer: str | None) -> dict[tuple[str, str, int], float]:

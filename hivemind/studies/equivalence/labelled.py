@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +66,7 @@ def embed_sets(sets: list[LabelledSet], embedder=None, progress: bool = True) ->
     """Fill each set's `vectors` with the embedder's (default: the bundled MiniLM), cached on disk by the
     texts' hash (12,000 answers take about 5 minutes on 2 cores the first time)."""
     from hivemind.core.config import Embedder
-    from hivemind.embed.backends import cache_dir
+    from hivemind.embed.backends import _atomic, cache_dir
     from hivemind.embed.stage import load_encoder
 
     embedder = embedder or Embedder()
@@ -88,10 +86,8 @@ def embed_sets(sets: list[LabelledSet], embedder=None, progress: bool = True) ->
             found.update(zip(part, encode(part)))
         vectors = np.stack([found[t] for t in texts]).astype(np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
-        os.close(handle)
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
+        with _atomic(path) as tmp, open(tmp, "wb") as out:   # the cache's one atomic write (embed.backends)
+            np.save(out, vectors)
     start = 0
     for s in sets:
         s.vectors = vectors[start:start + len(s.texts)]
