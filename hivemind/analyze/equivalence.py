@@ -38,9 +38,9 @@ from scipy import sparse
 from scipy.special import expit
 
 from hivemind.analyze.phrases import fast_words
+from hivemind.core.short_answers import SHORT_WORDS, short_answer_same  # noqa: F401  (re-exported)
 
 MODEL_FILE = Path(__file__).with_name("equivalence_model.json")
-SHORT_WORDS = 5             # NoveltyBench: answers of up to 5 words are compared by word overlap
 HEAD_WORDS = 12             # content words of the opening
 CHAR_PREFIX = 300           # characters whose 4-grams are compared
 _EMPHASIS = re.compile(r"\*\*(.+?)\*\*|^#+\s*(.+)$", re.M)
@@ -430,15 +430,3 @@ class VerdictEquivalence:
                 out.append(bool(verdict))
             return np.array(out, dtype=bool)
         return greedy_partition(len(keys), same)
-
-
-def short_answer_same(a: str, b: str) -> bool | None:
-    """NoveltyBench's rule for short answers (`maybe_test_equality`, src/partition.py): lower-cased whitespace
-    words; when the longer answer has at most SHORT_WORDS words, the two are the same when they share at least
-    half of its word count in distinct words; None when either is longer (the method decides). The score stage's
-    pair deciders apply it (hivemind.score.pairs.short_pair_same, the same rule)."""
-    wa, wb = a.strip().lower().split(), b.strip().lower().split()
-    longer = max(len(wa), len(wb))
-    if longer > SHORT_WORDS:
-        return None
-    return len(set(wa) & set(wb)) * 2 >= longer

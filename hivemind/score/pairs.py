@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from hivemind.core.short_answers import short_answer_same
 from hivemind.store import BLANKS, Store, Verdict
 
-SHORT_WORDS = 5    # NoveltyBench: pairs whose longer answer has at most 5 words are compared by word overlap
+short_pair_same = short_answer_same     # the name the score stage's tests use: one rule, core.short_answers
+
 SHORT_RAW = "short-answer rule"
 
 
@@ -46,17 +48,6 @@ def answer_sets(store: Store, system_ids: list[str]) -> list[AnswerSet]:
                 out.append(AnswerSet(system_id, prompt.id, prompt.text, [s for s, _ in answers],
                                      [t for _, t in answers]))
     return out
-
-
-def short_pair_same(a: str, b: str) -> bool | None:
-    """NoveltyBench's `maybe_test_equality` (src/partition.py), exactly: lower-cased whitespace words; when
-    the longer answer has at most SHORT_WORDS words, the two are the same when they share at least half of
-    its words' count in distinct words; None when either is longer (the model decides)."""
-    wa, wb = a.strip().lower().split(), b.strip().lower().split()
-    longer = max(len(wa), len(wb))
-    if longer > SHORT_WORDS:
-        return None
-    return len(set(wa) & set(wb)) * 2 >= longer
 
 
 @dataclass
@@ -147,7 +138,7 @@ def _decide_short(cell: AnswerSet, i: int, missing: list[int], method: str, verd
     """Decide the short pairs by NoveltyBench's word-overlap rule and store them; the rest stay missing."""
     ruled = []
     for j in missing:
-        same = short_pair_same(cell.texts[i], cell.texts[j])
+        same = short_answer_same(cell.texts[i], cell.texts[j])
         if same is not None:
             verdicts[j] = same
             ruled.append(Verdict(cell.system_id, cell.prompt_id, cell.samples[i], cell.samples[j], method, same,
