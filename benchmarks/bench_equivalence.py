@@ -6,7 +6,9 @@ Measures, on the same store:
    pooled view per prompt, beside Vendi, utility and the rest), with the embedding line and with the learned
    pair model (the default);
 2. analyze_run end to end with each method (target: the learned default under 2 minutes; bench_render's
-   analyze took 59.6 s before this change with the embedding line).
+   analyze took 59.6 s before this change with the embedding line); the learned one both ways: partitioned
+   in the diversity pass (what one core does) and by a second process during the first pass (the default
+   with two cores or more, hivemind.analyze.partitions).
 Targets (issue 18): the default equivalence over this data under 10 minutes on 2 cores.
 Run: .venv/bin/python benchmarks/bench_equivalence.py [--systems 25 --prompts 100 --samples 50] [--keep DIR]
 """
@@ -16,6 +18,7 @@ import argparse
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from bench_render import make_run  # noqa: E402
 
 from hivemind.analyze.equivalence import EmbeddingLine, LearnedEquivalence, shipped_model  # noqa: E402
 from hivemind.analyze.diversity import idea_threshold  # noqa: E402
+from hivemind.analyze.passes import local_passes  # noqa: E402
 from hivemind.analyze.stage import analyze_run  # noqa: E402
 from hivemind.core.config_files import resolve_run  # noqa: E402
 from hivemind.store import Store  # noqa: E402
@@ -75,11 +79,13 @@ def main() -> None:
     if args.skip_analyze:
         return
     print("\n| method | analyze_run s |\n|---|---|")
-    for method in ("embedding", "learned"):
+    for method, ahead in (("embedding", None), ("learned", False), ("learned", None)):
         config.equivalence = config.equivalence.model_copy(update={"method": method})
         start = time.perf_counter()
-        analyze_run(config, progress=False)
-        print(f"| {method} | {time.perf_counter() - start:.1f} |", flush=True)
+        analyze_run(config, progress=False, passes=partial(local_passes, partitions_ahead=ahead))
+        how = "" if method == "embedding" else (", in the diversity pass (as on one core)" if ahead is False
+                                                else ", by a second process during the first pass (default)")
+        print(f"| {method}{how} | {time.perf_counter() - start:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -289,7 +289,8 @@ class DiversityAccumulator:
         self.pooled["pooled_n"].append(float(len(xr)))
         self.pooled["pooled_failed"].append(float(len(xr) - ok_r.sum()))
         self.pooled["pooled_vendi"].append(vendi_score(xr[ok_r]) if ok_r.any() else float("nan"))
-        self.pooled["pooled_distinct_ideas"].append(self.pooled_ideas(x[real][ok_r], texts, real, ok_r, prompt)
+        self.pooled["pooled_distinct_ideas"].append(self.pooled_ideas(x[real][ok_r], texts, real, ok_r, prompt,
+                                                                     group.prompt_id)
                                                     if ok_r.any() else 0.0 if len(xr) else float("nan"))
         self.prepared = None
         self.pooled["pooled_effective_diversity"].append(effective_diversity(xr, gr) if len(xr) >= 2 else float("nan"))
@@ -322,11 +323,15 @@ class DiversityAccumulator:
         keys = [(self.system_ids[system], prompt_id, int(n)) for n in samples[ok]]
         return self.equivalence.partition(x, kept, keys=keys, prompt=prompt)
 
-    def pooled_ideas(self, x: np.ndarray, texts: list[str], real: np.ndarray, ok: np.ndarray, prompt: str) -> float:
+    def pooled_ideas(self, x: np.ndarray, texts: list[str], real: np.ndarray, ok: np.ndarray, prompt: str,
+                     prompt_id: str = "") -> float:
         """Distinct ideas among every real system's answers to one prompt; NaN for methods decided pair by pair
-        within one system's set (a judge or classifier is never asked across systems)."""
+        within one system's set (a judge or classifier is never asked across systems). Partitions made before
+        (analyze.partitions.KnownPartitions) give their count."""
         if isinstance(self.equivalence, VerdictEquivalence):
             return float("nan")
+        if hasattr(self.equivalence, "pooled_ideas"):
+            return self.equivalence.pooled_ideas(prompt_id)
         if self.prepared is not None:
             features, rows = self.prepared
             return float(self.equivalence.partition_features(features.subset(rows[real][ok])).max() + 1)

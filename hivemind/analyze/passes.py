@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from hivemind.analyze.diversity import DiversityAccumulator, DiversityStats
 from hivemind.analyze.equivalence_choice import equivalence_for
+from hivemind.analyze.partitions import KnownPartitions, PartitionsAhead, failed_answers
 from hivemind.analyze.neighbors import NearDuplicateFinder, NeighborResults
 from hivemind.analyze.phrases import LexicalAccumulator, LexicalStats, PromptWording, shared_phrases
 from hivemind.analyze.quality_gate import (
@@ -73,13 +74,19 @@ def apply_calibration(m: Measured, calibration) -> None:
 
 
 def local_passes(store: Store, config: RunConfig, ids: list[str], all_ids: list[str], progress: bool,
-                 calibration=None) -> Measured:
+                 calibration=None, partitions_ahead: bool | None = None) -> Measured:
     """The two passes over the store in this process: similarity, neighbours and phrases; then diversity
-    against `calibration` (the pinned lines; None: the first pass's own). hivemind.engines.ray.analysis maps
-    the same passes over prompt shards on Ray."""
-    measured = measure(store, config, ids, progress)
-    apply_calibration(measured, calibration)
-    measured.diversity, measured.gate = measure_diversity(store, config, all_ids, len(ids), measured, progress)
+    against `calibration` (the pinned lines; None: the first pass's own). A learned equivalence partitions in a
+    second process during the first pass when that pays (hivemind.analyze.partitions; `partitions_ahead` True /
+    False forces it on / off). hivemind.engines.ray.analysis maps the same passes over prompt shards on Ray."""
+    # the learned partitions need nothing the first pass measures: a second core makes them meanwhile
+    learned = equivalence_for(config, store, all_ids, None).equivalence if config.equivalence.method == "learned" \
+        else None
+    with PartitionsAhead.start(store, config.embedder.id, all_ids, len(ids), learned, partitions_ahead) as ahead:
+        measured = measure(store, config, ids, progress)
+        apply_calibration(measured, calibration)
+        measured.diversity, measured.gate = measure_diversity(store, config, all_ids, len(ids), measured,
+                                                              progress, ahead=ahead)
     return measured
 
 
@@ -169,18 +176,19 @@ def measure(store: Store, config: RunConfig, ids: list[str], progress: bool) -> 
 
 # The second pass: the quality gate and the diversity metrics --------------------------------------
 def measure_diversity(store: Store, config: RunConfig, ids: list[str], n_real: int, m: Measured, progress: bool,
-                      on_shards: Callable[[Gate, float], DiversityAccumulator] | None = None
-                      ) -> tuple[DiversityStats, Gate]:
+                      on_shards: Callable[[Gate, float], DiversityAccumulator] | None = None,
+                      ahead: PartitionsAhead | None = None) -> tuple[DiversityStats, Gate]:
     """The second pass: gate every answer (relevance line and scorer thresholds calibrated from the first
     pass), then the diversity metrics per (system, prompt) and pooled per prompt, "same idea" judged by the
     run's equivalence method (analyze.equivalence_choice). `on_shards(gate, equivalence)`: the Ray engine's map
-    over prompt shards, merged; by default one loop here."""
+    over prompt shards, merged; by default one loop here. `ahead`: the partitions made meanwhile, when started."""
     gate = calibrated_gate(store, config, ids, m)
     chosen = equivalence_for(config, store, ids, m.similarity.floor)
     m.equivalence_note = chosen.note
     if on_shards is not None:
         return on_shards(gate, chosen.equivalence).finish(), gate
-    acc = diversity_accumulator(ids, n_real, chosen.equivalence, {p.id: p.text for p in store.prompts()})
+    equivalence = ahead.known(chosen.equivalence) if ahead is not None else chosen.equivalence
+    acc = diversity_accumulator(ids, n_real, equivalence, {p.id: p.text for p in store.prompts()})
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "diversity", len(m.similarity.prompt_ids), progress), ids, [(acc, gate)])
     return acc.finish(), gate
@@ -191,26 +199,6 @@ def diversity_accumulator(ids: list[str], n_real: int, equivalence, prompt_texts
     """One diversity accumulator for these systems (the same on every engine and shard)."""
     return DiversityAccumulator(len(ids), n_real, equivalence=equivalence, system_ids=list(ids),
                                 prompt_texts=prompt_texts)
-
-
-class KnownPartitions:
-    """An equivalence that answers with the partitions an earlier diversity pass made (DiversityStats.labels),
-    for a pass over the same answers under another gate."""
-
-    def __init__(self, labels: list[tuple[str, int, int, int]]):
-        self.id = "known"
-        self.cells: dict[tuple[str, str], dict[int, int]] = {}
-        self.system_index: dict[str, int] = {}
-        for prompt_id, system, sample, cls in labels:
-            self.cells.setdefault((prompt_id, system), {})[sample] = cls
-
-    def partition(self, x, texts, keys=None, prompt: str = "") -> np.ndarray:
-        """keys (system id, prompt id, sample) of one set's real answers -> their classes, as the earlier pass
-        numbered them (real answers first, so the same numbers)."""
-        out = []
-        for system_id, prompt_id, sample in keys:
-            out.append(self.cells[(prompt_id, self.system_index[system_id])][sample])
-        return np.array(out, dtype=np.int64)
 
 
 def calibrated_gate(store: Store, config: RunConfig, ids: list[str], m: Measured) -> Gate:
@@ -246,12 +234,6 @@ def add_gated(acc: DiversityAccumulator, group: PromptGroup, gate: Gate, ids: li
     acc.add(group, passed & ~failed, failed)
 
 
-def failed_answers(group: PromptGroup) -> np.ndarray:
-    """Per answer: True for a blank answer (empty or whitespace) or a failed request (no text)."""
-    return np.array([is_empty(t) for t in group.texts], dtype=bool) if group.texts else \
-        np.zeros(len(group.systems), dtype=bool)
-
-
 def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], names: list[str], m: Measured,
                            progress: bool) -> pd.DataFrame | None:
     """gate_by_scorer.csv (quality.gate_by_scorer) when two or more scorers gate: one more pass over the
@@ -262,8 +244,7 @@ def measure_gate_by_scorer(store: Store, config: RunConfig, ids: list[str], name
     k = len(ids)
     # a gate decides which answers count, not which say the same thing: the partitions of the diversity pass
     # are reused (distinct ideas and utility under each gate without partitioning again), the pooled view skipped
-    known = KnownPartitions(m.diversity.labels)
-    known.system_index = {sid: i for i, sid in enumerate(ids)}
+    known = KnownPartitions(m.diversity.labels, ids)
     accs = {name: DiversityAccumulator(k, k, equivalence=known, system_ids=list(ids), pooled=False) for name in gates}
     groups = store.iter_answer_groups(config.embedder.id, ids)
     add_gated_groups(each_prompt(groups, "gate by scorer", len(m.similarity.prompt_ids), progress), ids,
