@@ -315,7 +315,9 @@ def direct_probability(tokenizer, model, a: str, b: str) -> float:
     return float(logits.softmax(-1)[0, 1])
 
 
-def test_classifier_verdicts_are_the_models_own_and_follow_the_threshold(tmp_path):
+def classifier_run(tmp_path: Path):
+    """A run whose equivalence is the tiny classifier, its line splitting the compared pairs near the middle:
+    (config, the probability of a pair written out again, the line)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     config = make_run(tmp_path)
@@ -330,7 +332,12 @@ def test_classifier_verdicts_are_the_models_own_and_follow_the_threshold(tmp_pat
     line = (probs[len(probs) // 2 - 1] + probs[len(probs) // 2]) / 2     # splits the pairs, close to none
     config.equivalence = Equivalence(method="classifier", model=str(folder), threshold=line)
     save_run_config(config)
+    return config, (lambda a, b: direct_probability(tokenizer, model, a, b)), line, cells
 
+
+def test_classifier_verdicts_are_the_models_own_and_follow_the_threshold(tmp_path):
+    config, probability_of, line, cells = classifier_run(tmp_path)
+    folder = tmp_path / "tiny"
     part = score_run(config, progress=False).scorers["equivalence"]
     assert part.asked > 0 and part.short > 0
     rows = verdict_rows(config)
@@ -339,17 +346,34 @@ def test_classifier_verdicts_are_the_models_own_and_follow_the_threshold(tmp_pat
         assert method == f"classifier:{folder}@{line:g}" and error is None and cost is None
         if raw == SHORT_RAW:
             continue
-        p = direct_probability(tokenizer, model, texts_of[(system_id, prompt_id, a)],
-                               texts_of[(system_id, prompt_id, b)])
+        p = probability_of(texts_of[(system_id, prompt_id, a)], texts_of[(system_id, prompt_id, b)])
         assert probability == pytest.approx(p, abs=1e-5)
         assert same == (p > line) or abs(p - line) < 1e-5
 
     def rule(a, b):
         short = short_pair_same(a, b)
-        return direct_probability(tokenizer, model, a, b) > line if short is None else short
+        return probability_of(a, b) > line if short is None else short
     check_partitions(config, rule)
     assert score_run(config, progress=False).scorers["equivalence"].scored == 0
     assert verdict_rows(config) == rows
+
+
+def test_scoring_on_ray_decides_the_pairs_too(tmp_path):
+    """`hivemind score --engine ray` decides the classifier's pairs (on the driver), as the local engine does:
+    the same verdicts, and a second run asks nothing."""
+    from hivemind.engines.ray.scoring import score_run as score_on_ray
+
+    config, probability_of, line, cells = classifier_run(tmp_path)
+    part = score_on_ray(config, progress=False, workers=1).scorers["equivalence"]
+    assert part.asked > 0
+    rows = verdict_rows(config)
+    (tmp_path / "local").mkdir()
+    local, *_ = classifier_run(tmp_path / "local")
+    score_run(local, progress=False)
+    def decided(rows):      # each pair's verdict and probability (the method names the classifier's folder)
+        return [row[:4] + row[5:8] for row in rows]
+    assert decided(verdict_rows(local)) == decided(rows)
+    assert score_on_ray(config, progress=False, workers=1).scorers["equivalence"].scored == 0
 
 
 def test_classifier_offline_without_weights_is_one_line_naming_the_download(tmp_path, monkeypatch, capsys):

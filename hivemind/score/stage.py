@@ -95,18 +95,15 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
 
     With raise_if_incomplete (the CLI), a scorer that stopped or left answers unscored raises a HivemindError
     after the others ran; the pipeline passes False and reads ScoreSummary.complete / text()."""
-    from hivemind.score.equivalence_pairs import SUMMARY_NAME, decide_pairs, decides_pairs
-
     config = Run.config_of(run)
-    deciding = scorers is None and decides_pairs(config)     # `--scorer NAME` runs that scorer only
-    chosen = [] if deciding and not config.scorers else _choose(config, scorers)
+    deciding, chosen = scoring_plan(config, scorers)
     system_ids = system_ids or [s.identity for s in config.systems]
     summary = ScoreSummary()
     with Run.of(run) as run:
         store = run.store()
         answers = count_answers(store, config, system_ids)
         if deciding:
-            summary.scorers[SUMMARY_NAME] = decide_pairs(config, store, system_ids, progress)
+            decide_equivalence(config, store, system_ids, summary, progress)
         for scorer in chosen:
             todo = store.answers_to_score(scorer.name, system_ids)
             part = ScorerSummary(scorer.name, scorer.kind, todo=len(todo), skipped=answers - len(todo))
@@ -116,13 +113,41 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
                     _score(config, scorer, todo, store, part, progress)
                 except HivemindError as err:   # this scorer cannot run; the others still do
                     part.stopped = str(err)
-    if raise_if_incomplete and not summary.complete:
-        broken = [part for part in summary.scorers.values() if not part.complete]
-        if len(broken) == 1 and broken[0].name == SUMMARY_NAME and broken[0].stopped and not broken[0].scored:
-            raise HivemindError(broken[0].stopped)    # e.g. the classifier is not on disk: one line
-        raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
-                            f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
+    if raise_if_incomplete:
+        check_complete(config, summary)
     return summary
+
+
+def check_complete(config: RunConfig, summary: ScoreSummary) -> None:
+    """Raise, after every scorer ran, when one stopped or left answers unscored (the CLI's contract; every
+    engine's)."""
+    from hivemind.score.equivalence_pairs import SUMMARY_NAME
+
+    if summary.complete:
+        return
+    broken = [part for part in summary.scorers.values() if not part.complete]
+    if len(broken) == 1 and broken[0].name == SUMMARY_NAME and broken[0].stopped and not broken[0].scored:
+        raise HivemindError(broken[0].stopped)    # e.g. the classifier is not on disk: one line
+    raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
+                        f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
+
+
+def scoring_plan(config: RunConfig, scorers: list[str] | None) -> tuple[bool, list[Scorer]]:
+    """(whether the equivalence pairs are decided, the scorers to run): every engine scores by this plan.
+    `--scorer NAME` runs that scorer only; a run deciding pairs with no scorers at all still decides them."""
+    from hivemind.score.equivalence_pairs import decides_pairs
+
+    deciding = scorers is None and decides_pairs(config)
+    return deciding, [] if deciding and not config.scorers else _choose(config, scorers)
+
+
+def decide_equivalence(config: RunConfig, store: Store, system_ids: list[str], summary: ScoreSummary,
+                       progress: bool) -> None:
+    """The pairs the configured judge or classifier decides (score.equivalence_pairs), in this process on
+    every engine (a judge is an API; the classifier a batch of pairs per set), as the summary's entry."""
+    from hivemind.score.equivalence_pairs import SUMMARY_NAME, decide_pairs
+
+    summary.scorers[SUMMARY_NAME] = decide_pairs(config, store, system_ids, progress)
 
 
 def count_answers(store: Store, config: RunConfig, system_ids: list[str]) -> int:

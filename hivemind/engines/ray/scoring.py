@@ -120,11 +120,13 @@ def _truncated(raw: str | None) -> bool:
 def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: bool = True,
               raise_if_incomplete: bool = True, address: str | None = None, workers: int | None = None,
               gpus: int | None = None, verbose: bool = False):
-    """hivemind.score.stage.score_run with the local scorers on Ray; an API judge is refused with its name."""
-    from hivemind.score.stage import ScorerSummary, ScoreSummary, _choose, count_answers
+    """hivemind.score.stage.score_run with the local scorers on Ray; an API judge is refused with its name.
+    The equivalence pairs a judge or classifier decides are decided on the driver, as the local engine does."""
+    from hivemind.score.stage import (ScorerSummary, ScoreSummary, check_complete, count_answers,
+                                      decide_equivalence, scoring_plan)
 
     config = Run.config_of(run)
-    chosen = _choose(config, scorers)
+    deciding, chosen = scoring_plan(config, scorers)
     judges = [s.name for s in chosen if s.kind == "judge"]
     if judges:
         raise HivemindError(f"scorer(s) {', '.join(judges)} are API judges: they run on the local engine "
@@ -135,6 +137,8 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
     with Run.of(run) as run:
         store = run.store()
         answers = count_answers(store, config, system_ids)
+        if deciding:
+            decide_equivalence(config, store, system_ids, summary, progress)
         for scorer in chosen:
             folder = work_dir(config, scorer)
             for path in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
@@ -151,9 +155,8 @@ def score_run(run: Run | RunConfig, scorers: list[str] | None = None, progress: 
                 except HivemindError as err:
                     part.stopped = str(err)
             remove_empty(folder, folder.parent)
-    if raise_if_incomplete and not summary.complete:
-        raise HivemindError(f"scoring of {config.name!r} is incomplete (every score stored so far is kept in "
-                            f"{config.store_path}; analysis works without the missing ones):\n" + summary.text())
+    if raise_if_incomplete:
+        check_complete(config, summary)
     return summary
 
 
