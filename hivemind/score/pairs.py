@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from hivemind.core.short_answers import short_answer_same
+from hivemind.score.outcome import Outcome
 from hivemind.store import BLANKS, Store, Verdict
 
 short_pair_same = short_answer_same     # the name the score stage's tests use: one rule, core.short_answers
@@ -51,25 +52,18 @@ def answer_sets(store: Store, system_ids: list[str]) -> list[AnswerSet]:
 
 
 @dataclass
-class PairSummary:
-    """What the equivalence decider did, shaped like a ScorerSummary (complete, scored, line) so that the
-    score stage reports and raises on it as on any scorer."""
-    name: str
-    kind: str                      # the verdicts' method id, e.g. "judge:openai/gpt-4o-mini"
+class PairSummary(Outcome):
+    """What the equivalence decider did: an Outcome like a ScorerSummary's, so that the score stage reports
+    and raises on it as on any scorer. `kind`: the verdicts' method id, e.g. "judge:openai/gpt-4o-mini"."""
     sets: int = 0                  # answer sets with two or more real answers
     stored: int = 0                # pairs already decided by an earlier run (not asked again)
     asked: int = 0                 # pairs decided now by the judge or classifier
     short: int = 0                 # pairs decided now by the short-answer rule (free)
     unreadable: int = 0            # judge replies without SAME/DIFFERENT twice: stored as different, counted
-    failed_permanent: int = 0      # judge requests refused for good (e.g. 400): stored as different, counted
-    failed_transient: int = 0      # still failing after every attempt: not stored; the next run retries
     unfinished: int = 0            # answer sets whose walk could not finish (see the counts above)
-    retries: int = 0
-    cost: float = 0.0
-    stopped: str | None = None
-    stopped_for_cost: bool = False
-    last_transient: str | None = None
     notes: list[str] = field(default_factory=list)
+    # failed_permanent: judge requests refused for good (e.g. 400), stored as different, counted;
+    # failed_transient: still failing after every attempt, not stored (the set is unfinished; the next run retries)
 
     @property
     def scored(self) -> int:
@@ -79,25 +73,19 @@ class PairSummary:
     def complete(self) -> bool:
         return not self.stopped and not self.stopped_for_cost and not self.unfinished
 
-    def line(self) -> str:
+    def counts(self) -> list[str]:
         parts = [f"{self.name} ({self.kind}): {self.scored} pairs decided ({self.short} by the short-answer rule)"]
         if self.unreadable:
             parts.append(f"{self.unreadable} unreadable replies stored as 'different'")
         if self.failed_permanent:
             parts.append(f"{self.failed_permanent} refused requests stored as 'different'")
-        if self.failed_transient:
-            parts.append(f"{self.failed_transient} still failing (not stored; run again to retry): "
-                         f"{self.last_transient}")
-        parts.append(f"{self.stored} already stored, {self.sets} answer sets")
+        return parts
+
+    def done(self) -> list[str]:
+        parts = [f"{self.stored} already stored, {self.sets} answer sets"]
         if self.unfinished:
             parts.append(f"{self.unfinished} sets unfinished")
-        if self.cost:
-            parts.append(f"cost ${self.cost:.4f}")
-        if self.stopped:
-            parts.append(f"STOPPED: {self.stopped}")
-        if self.stopped_for_cost:
-            parts.append("stopped at max_cost (every verdict so far is kept); raise max_cost to go on")
-        return ", ".join(parts)
+        return parts
 
 
 # decide(cell, representative index, later indices) -> {index: same} for the pairs it decided (stored by it);

@@ -23,53 +23,35 @@ from tqdm import tqdm
 
 from hivemind.core.config import RunConfig, Scorer
 from hivemind.core.errors import HivemindError
+from hivemind.score.outcome import Outcome
 from hivemind.store import Answer, Store
 from hivemind.store.run import Run
 
 
 @dataclass
-class ScorerSummary:
-    name: str
-    kind: str
+class ScorerSummary(Outcome):
     todo: int = 0                 # answers with no row for this scorer at the start
     skipped: int = 0              # answers that already had one
     scored: int = 0               # stored with a score
     unparseable: int = 0          # judge replies without a valid `Score: N`: stored with an error, counted
-    failed_permanent: int = 0     # stored with an error (e.g. 400, empty answer), never re-asked
-    failed_transient: int = 0     # not stored: still failing after every attempt; the next run retries
     truncated: int = 0            # answers longer than the scorer's window, scored on their first part
     unjudged: int = 0             # stored with a NULL score and no error (fluency: too short to judge)
-    retries: int = 0
-    cost: float = 0.0
-    stopped: str | None = None    # why this scorer stopped before the end
-    stopped_for_cost: bool = False
-    last_transient: str | None = None
 
-    @property
-    def complete(self) -> bool:
-        return not self.stopped and not self.failed_transient and not self.stopped_for_cost
-
-    def line(self) -> str:
+    def counts(self) -> list[str]:
         parts = [f"{self.name} ({self.kind}): {self.scored} scored"]
         if self.unparseable:
             parts.append(f"{self.unparseable} unparseable (stored with the reply)")
         if self.failed_permanent:
             parts.append(f"{self.failed_permanent} stored as errors")
-        if self.failed_transient:
-            parts.append(f"{self.failed_transient} still failing (not stored; run again to retry): "
-                         f"{self.last_transient}")
+        return parts
+
+    def done(self) -> list[str]:
+        parts = []
         if self.unjudged:
             parts.append(f"{self.unjudged} too short to judge (NULL: gated by the other scorers)")
         if self.truncated:
             parts.append(f"{self.truncated} read in part (longer than max_tokens or the context window)")
-        parts.append(f"{self.skipped} already scored")
-        if self.cost:
-            parts.append(f"cost ${self.cost:.4f}")
-        if self.stopped:
-            parts.append(f"STOPPED: {self.stopped}")
-        if self.stopped_for_cost:
-            parts.append("stopped at max_cost; raise max_cost to go on")
-        return ", ".join(parts)
+        return parts + [f"{self.skipped} already scored"]
 
 
 @dataclass
