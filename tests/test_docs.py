@@ -136,8 +136,8 @@ def test_readme_api_config_plans_as_quoted(tmp_path):
     """The README's own-models config is valid and `hivemind plan` prints the figures the README quotes."""
     text = README.read_text(encoding="utf-8")
     config = next(body for language, body in FENCE.findall(text) if language == "yaml" and "systems:" in body)
-    quoted = re.search(r"hivemind plan my\.yaml\s+# before any request: ([\d,]+) answers, ([\d,]+) \+ ([\d,]+) "
-                       r"tokens", text)
+    quoted = re.search(r"hivemind plan my\.yaml\s+# no request sent: "
+                       r"([\d,]+) answers, ([\d,]+) \+ ([\d,]+) tokens", text)
     assert quoted, "the README no longer quotes the plan's figures"
     answers, tokens_in, tokens_out = quoted.groups()
     (tmp_path / "my.yaml").write_text(config, encoding="utf-8")
