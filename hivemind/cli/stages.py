@@ -77,7 +77,7 @@ def cmd_score(args) -> str:
     config = resolve_run(args.run)
     if not config.scorers and not decides_pairs(config):
         raise HivemindError(f"run {config.name!r} configures no scorers; add a `scorers:` list to its config "
-                            f"(see README, Quality scores) or import scores with `hivemind import --scores`")
+                            f"(see docs/quality.md) or import scores with `hivemind import --scores`")
     summary = pipeline.score(config, scorers=args.scorer or None, progress=not args.quiet, wait=args.wait,
                              raise_if_incomplete=True, **engine_options(args))
     if not summary.scorers:   # every scorer of the run is imported: nothing to compute, say what is there
