@@ -87,6 +87,21 @@ def test_noveltybench_and_mapped_jsonl(tmp_path):
         assert store.prompts()[0].id in set(frame.prompt_id)
 
 
+def test_import_json_names_each_source_by_file_and_digest_never_its_folder(tmp_path):
+    """import.json travels into a published snapshot: it records the file's name and sha256, not where it lay."""
+    import hashlib
+
+    folder = tmp_path / "somewhere" / "private"
+    folder.mkdir(parents=True)
+    path = folder / "generations.jsonl"
+    path.write_text(json.dumps({"id": "a", "prompt": "Name a color.", "model": "m1", "generations": ["Blue."]}) + "\n")
+    config = import_files([path], "nb", results_dir=tmp_path / "results")
+    text = (config.run_dir / "import.json").read_text()
+    assert str(folder) not in text and "somewhere" not in text
+    assert json.loads(text)["source"] == [{"file": "generations.jsonl",
+                                           "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}]
+
+
 def test_bad_files_write_nothing(tmp_path):
     results = tmp_path / "results"
     bad = tmp_path / "bad.jsonl"

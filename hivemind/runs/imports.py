@@ -16,6 +16,7 @@ do); the run's `samples` is the most any system has. import.json in the run reco
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -110,10 +111,20 @@ def import_files(files: list[str | Path], name: str, results_dir: str | Path | N
         _read_file(path, generations, mapping or FieldMapping())
     if not generations.by_model:
         raise HivemindError(f"no generations found in {', '.join(str(f) for f in files)}; nothing was imported")
-    provenance = {"source": [str(f.resolve()) for f in files], "imported_at": now(), "rows": generations.rows,
+    provenance = {"source": [source_file(f) for f in files], "imported_at": now(), "rows": generations.rows,
                   "duplicate_rows": generations.n_duplicates, "duplicates_by_file": generations.duplicates,
                   "first_duplicate": generations.first_duplicate}
     return score_default_gate(_write_run(generations, name, Path(results_dir), provenance))
+
+
+def source_file(path: Path) -> dict:
+    """What import.json says of one source file: its name and sha256 (enough to tell which file it was; never
+    its folder, which names this machine's folders and would travel into a published snapshot)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": Path(path).name, "sha256": digest.hexdigest()}
 
 
 def score_default_gate(config: RunConfig) -> RunConfig:
@@ -242,7 +253,7 @@ def check_snapshot(folder: Path, verify: bool = True) -> dict:
         print(f"WARNING: importing snapshot {folder} WITHOUT verification ({'; '.join(problems)}). Its answers "
               f"may have been changed after publishing; the run records this in {PROVENANCE_FILE}.",
               file=sys.stderr)
-    return {"source": str(folder.resolve()), "verified": not problems, "problems": problems,
+    return {"source": folder.resolve().name, "verified": not problems, "problems": problems,
             "imported_at": now()}
 
 
