@@ -98,7 +98,7 @@ def similarity_tables(config: RunConfig, sim: SimilarityStats, summary, inter: n
     buckets["above_0.8_ci_low"] = ci.above_08_low
     buckets["above_0.8_ci_high"] = ci.above_08_high
     # The raw 0.8 line means different things under different embedders: the calibrated share uses the line
-    # with the same rescaled value, floor + 0.8 (1 - floor), for this run's embedder (README, Embedders).
+    # with the same rescaled value, floor + 0.8 (1 - floor), for this run's embedder (docs/embedders.md).
     buckets["above_0.8_calibrated"] = share_above(sim, calibrated_line(INTRA_LINE, sim.floor))
     buckets["mean"] = summary.mean
     buckets["mean_ci_low"] = ci.mean_low

@@ -9,7 +9,7 @@
   (`sentence-transformers:all-MiniLM-L6-v2#onnx-int8-<tag>`): a different recipe is a different embedder.
   `matmul-*` recipes are `quantize_dynamic` (activations scaled per batch: a vector moves slightly with its
   batch mates); `nbits8-*` is MatMulNBits with per-block scales (a vector does not depend on its batch).
-  `benchmarks/bench_backends.py` compares recipes side by side (README: embedding backends).
+  `benchmarks/bench_backends.py` compares recipes side by side (docs/embedders.md).
 
 Why not sentence-transformers' own `backend="onnx"`: it needs `optimum-onnx`, whose only release pins
 transformers < 4.58, and this project runs on transformers 5; installing it would downgrade the library every
@@ -146,7 +146,7 @@ def _in_part(name: str, part: str) -> bool:
 
 
 # The default, chosen with benchmarks/bench_backends.py on 512 AlpacaEval answers, all variants side by side in
-# one run on a quiet 2-core AVX2 CPU (README: embedding backends): quantize_dynamic per channel on the graph
+# one run on a quiet 2-core AVX2 CPU (docs/embedders.md): quantize_dynamic per channel on the graph
 # after ORT's BERT fusions (`fused`), with the FFN output MatMuls (input: the GELU output, whose outliers set
 # the per-batch scale) left in fp32: 1.63x torch fp32, max cosine deviation 6.8e-3, 32-prompt ranking
 # Spearman 0.991. In the same run the unfused recipe with the same exclusions (the default until

@@ -2,8 +2,8 @@
 
 The default offline gate of every run (config.DEFAULT_SCORERS): the perplexity scorer reads an answer in
 about a second on one core, far too slow for a 12,000-answer import, while this reads 12,000 answers in
-about a second and agrees with perplexity on what fails (benchmarks/quality_vs_reward.py; README,
-"Quality axis").
+about a second and agrees with perplexity on what fails (benchmarks/quality_vs_reward.py;
+docs/quality.md).
 
 An answer is cut into tokens (words, each punctuation mark alone), and each token into a class: one of the
 FLUENCY_VOCAB most frequent tokens of a reference corpus (case kept: "The" and "the" differ), else "number",
@@ -21,7 +21,7 @@ NULL, so it is gated by the other scorers and relevance alone. Only the first MA
 
 The table was counted on the real AlpacaEval answers of 16 models in ../shared/data/alpaca_eval_outputs
 (Apache-2.0; only class-pair counts are stored) by benchmarks/build_fluency_table.py; it is English-specific:
-an answer in another language has few vocabulary classes and scores near 0 (see the README).
+an answer in another language has few vocabulary classes and scores near 0 (docs/quality.md).
 """
 from __future__ import annotations
 
