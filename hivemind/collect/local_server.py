@@ -100,7 +100,7 @@ class ServerProcess:
 def start(model: LocalModel, threads: int = 1, n_ctx: int = 2048, timeout: float = 180.0) -> ServerProcess:
     """Start one model's server on 127.0.0.1 and wait until it answers."""
     if not has_module("llama_cpp"):
-        raise missing_extra("local", f"the local model server for {model.alias} (llama-cpp-python[server])")
+        raise missing_extra("local", f"serving the bundled model {model.alias} (llama-cpp-python[server])")
     command = [sys.executable, "-m", "hivemind.collect.local_server", "--model", str(model_path(model)),
                "--model_alias", model.alias, "--host", HOST, "--port", str(model.port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads)]
