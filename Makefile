@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip wheel
 	# The CPU build of torch from local disk; any other route pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
+	# every extra and the test tools; a user's light install is `pip install hivemind-bench` (pyproject.toml)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -38,6 +39,8 @@ demo: install
 
 test: install
 	$(VENV)/bin/lint-imports    # the layering contracts in pyproject.toml
+	# the documentation site (docs/, MkDocs Material: the [docs] extra) builds without a warning
+	if [ -f mkdocs.yml ]; then $(VENV)/bin/mkdocs build --strict -q -d "$$(mktemp -d)"; fi
 	$(VENV)/bin/pytest -q -rs
 
 bench: install

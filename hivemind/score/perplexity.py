@@ -28,6 +28,7 @@ import numpy as np
 
 from hivemind.core.config import Scorer
 from hivemind.core.errors import HivemindError
+from hivemind.core.extras import missing_extra
 from hivemind.store import Answer, Score
 
 DEFAULT_N_CTX = 2048
@@ -112,7 +113,7 @@ def load_llama(path: Path, n_ctx: int, threads: int):
     try:
         from llama_cpp import Llama
     except ImportError:
-        raise HivemindError("the perplexity scorer needs llama-cpp-python: pip install llama-cpp-python") from None
+        raise missing_extra("local", "the perplexity scorer (llama-cpp-python)") from None
     from hivemind.collect.local_server import without_amx_kernels
 
     without_amx_kernels()

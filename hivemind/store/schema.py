@@ -215,7 +215,7 @@ def check_file(db: sqlite3.Connection, path: Path, schema: str = "main") -> int:
     version = db.execute(f"PRAGMA {schema}.user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise HivemindError(f"{path}: written by a newer hivemind (store schema version {version}; this one "
-                            f"knows up to {SCHEMA_VERSION}); upgrade hivemind (pip install -U hivemind) to use it")
+                            f"knows up to {SCHEMA_VERSION}); upgrade hivemind (pip install -U hivemind-bench) to use it")
     return version
 
 

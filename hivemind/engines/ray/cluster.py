@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hivemind.core.errors import HivemindError
+from hivemind.core.extras import require
 
 PROBE_TIMEOUT_S = 3.0
 DEFAULT_RAY_PORT = 6379           # `ray start --head` (GCS); ray:// client addresses default to 10001
@@ -35,11 +36,7 @@ DEFAULT_CLIENT_PORT = 10001
 
 
 def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise HivemindError("--engine ray needs the `ray` package: `pip install 'ray[data]'`") from None
-    return ray
+    return require("ray", "ray", "--engine ray (the ray package)")
 
 
 def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
