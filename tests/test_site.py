@@ -112,7 +112,7 @@ def test_the_site_has_every_page_and_every_link_stays_inside_it(site, results):
 
 def test_groups_are_headed_in_words_and_ranked_among_the_runs_shown(site, results):
     index = (site / "index.html").read_text(encoding="utf-8")
-    headings = re.findall(r"<h2 id=\"group-[^\"]*\">([^<]*)</h2>", index)
+    headings = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r'<h2 id="group-[^"]*">(.*?)</h2>', index)]
     assert headings == ["2 prompts: imported (nb-claude, nb-openai)", "3 prompts: imported (alpaca)"]
     assert index.count("embedder all-MiniLM-L6-v2 (sentence-transformers) · equivalence learned") == 2
     assert "|sentence-transformers" not in index                    # never the raw group key

@@ -162,29 +162,25 @@ def group_of(key: str, rows: pd.DataFrame, runs: list[SiteRun]) -> Group:
     provider, _, model = str(rows["embedder"].iloc[0]).partition(":")
     embedder = f"{model} ({provider})" if model else provider
     metric = results.METRICS[rows["primary_key"].iloc[0]]
-    heading = f"{n_prompts} prompts: {', '.join(sources)} ({', '.join(r.name for r in members)})"
+    heading = f"{n_prompts} prompts: {', '.join(sources)}"
     measured = (f"embedder {embedder} · equivalence {rows['equivalence'].iloc[0]} · ranked by {metric.display} "
                 f"({metric.direction} when higher)")
     calibrations = sorted({str(c) for c in rows["calibration"].dropna() if str(c)})
     detail = (f"{metric.display}: {metric.reference}. Prompt set {str(rows['prompt_set'].iloc[0])[:10]}"
               + (f"; calibration {', '.join(calibrations)}" if calibrations else "") + ".")
-    return Group(key=key, heading=heading, measured=measured, detail=detail, rows=rows.reset_index(drop=True))
+    return Group(key=key, heading=heading, runs=members, measured=measured, detail=detail, rows=rows.reset_index(drop=True))
 
 
 def current_report(folder: Path, wait: bool) -> bool:
-    """Draw the run's report when it is missing or older than its analysis (hivemind.report, which writes
-    through the results folder's writer); True when it was drawn."""
+    """Draw the run's report when it is missing or older than its analysis, as `hivemind report` does (under
+    the run's lock, through the results folder's writer); True when it was drawn."""
     from hivemind.results.fingerprint import report_is_current
 
     if (folder / REPORT_HTML).is_file() and report_is_current(folder):
         return False
-    from hivemind.report.stage import report_run
+    from hivemind import pipeline
 
-    config = resolve_run(str(folder))
-    from hivemind.results.folder import run_locked
-
-    with run_locked(config, "report", wait=wait):
-        report_run(config)
+    pipeline.report(resolve_run(str(folder)), wait=wait)
     return True
 
 

@@ -45,6 +45,7 @@ class Group:
     """Runs ranked together: one prompt set, embedder, equivalence and primary key."""
     key: str
     heading: str                                 # its prompts, in words
+    runs: list[SiteRun]
     measured: str                                # embedder, equivalence, primary key
     detail: str                                  # the primary key's reference, the prompt-set hash, calibration
     rows: pd.DataFrame                           # leaderboard rows, ranked within the group
@@ -182,23 +183,26 @@ def group_section(group: Group, runs: list[SiteRun]) -> list[str]:
     rows = group.rows
     key = rows["primary_key"].iloc[0]
     metrics, left_out = shown_metrics(rows)
-    header = ["rank", "system", "run", f"{e(results.labelled(key))} [CI]", *(e(results.labelled(m)) for m in metrics)]
+    several = rows["run"].nunique() > 1              # one run: its name is in the heading already
+    header = ["rank", "system", *(["run"] if several else []), f"{e(results.labelled(key))} [CI]",
+              *(e(results.labelled(m)) for m in metrics)]
     body = []
     for r in rows.to_dict("records"):
         run = by_name[str(r["run"])]
         body.append([e(str(r["rank"])), f'<a href="systems/{slug(str(r["system"]))}.html">{e(str(r["system"]))}</a>',
-                     f'<a href="runs/{run.slug}.html">{e(run.name)}</a>', with_ci(r),
+                     *([f'<a href="runs/{run.slug}.html">{e(run.name)}</a>'] if several else []), with_ci(r),
                      *(fmt(m, r.get(m)) for m in metrics)])
     note = ""
     if left_out:
         note = (f'<p class="note">Not shown: {e(", ".join(results.METRICS[m].display for m in left_out))} '
                 "(no value for any system here; intra-model figures need several answers per prompt).</p>")
-    return [f'<h2 id="group-{slug(group.key)}">{e(group.heading)}</h2>', f'<p class="meta">{e(group.measured)}</p>',
-            table(header, body, numeric=set(range(3, len(header)))), note, f'<p class="note">{e(group.detail)}</p>']
+    named = ", ".join(f'<a href="runs/{r.slug}.html">{e(r.name)}</a>' for r in group.runs)
+    return [f'<h2 id="group-{slug(group.key)}">{e(group.heading)} ({named})</h2>', f'<p class="meta">{e(group.measured)}</p>',
+            table(header, body, numeric=set(range(2 + several, len(header)))), note, f'<p class="note">{e(group.detail)}</p>']
 
 
 def runs_section(groups: list[Group], runs: list[SiteRun]) -> list[str]:
-    heading = {g.key: g.heading for g in groups}
+    heading = {g.key: f"{g.heading} ({', '.join(r.name for r in g.runs)})" for g in groups}
     body = [[f'<a href="runs/{r.slug}.html">{e(r.name)}</a>', str(len(r.systems)), f"{r.n_prompts:,}",
              f"{r.n_answers:,}", e(r.prompts), e(r.date[:10]),
              (f'<a href="compare/{r.slug}.html">{e(r.pair[0])} vs {e(r.pair[1])}</a>' if r.pair else "—"),
@@ -214,7 +218,7 @@ def runs_section(groups: list[Group], runs: list[SiteRun]) -> list[str]:
 def system_page(system: str, rows: pd.DataFrame, runs: list[SiteRun], groups: list[Group]) -> str:
     by_name = {r.name: r for r in runs}
     size = {g.key: len(g.rows) for g in groups}
-    heading = {g.key: g.heading for g in groups}
+    heading = {g.key: f"{g.heading} ({', '.join(r.name for r in g.runs)})" for g in groups}
     models = sorted({str(m) for m in rows["model"].dropna()})
     body = []
     for r in rows.to_dict("records"):
