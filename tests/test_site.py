@@ -143,11 +143,12 @@ def test_system_pages_span_runs_and_the_comparison_opens_on_the_closest_pair(sit
     assert report.index('<nav class="hm-site"') < report.index("<h1>") and 'href="../index.html"' in report
 
 
-def test_a_rebuild_over_fewer_runs_removes_their_pages_and_nothing_else(results, tmp_path):
-    out = tmp_path / "site"
-    assert cli("site", "--results", results, "--out", out, "-q").returncode == 0
+def test_a_rebuild_over_fewer_runs_removes_their_pages_and_nothing_else(results):
+    out = results.parent / "results-site"              # the default: named after the results folder, beside it
+    done = cli("site", "--results", results, "-q")
+    assert done.returncode == 0 and f"site written to {out}/" in done.stdout, done.stderr
     (out / "runs" / "notes.txt").write_text("mine")
-    done = cli("site", "nb-openai", "nb-claude", "--results", results, "--out", out, "-q")
+    done = cli("site", "nb-openai", "nb-claude", "--results", results, "-q")
     assert done.returncode == 0, done.stderr
     assert not (out / "runs" / "alpaca.html").exists() and not (out / "compare" / "alpaca.html").exists()
     assert not (out / "systems" / "Meta-Llama-3-8B-Instruct.html").exists()
@@ -282,3 +283,14 @@ def test_two_systems_side_by_side(served, results, tmp_path):
         assert console_errors(driver) == []
     finally:
         driver.quit()
+
+
+def test_a_pair_the_run_does_not_have_is_named(results):
+    from hivemind import HivemindError
+    from hivemind.core.config_files import resolve_run
+    from hivemind.report.browser import browser_section
+
+    config = resolve_run("alpaca", results_dir=results)
+    with pytest.raises(HivemindError, match="no system named 'gpt-5'"):
+        browser_section(config, pair=(ALPACA_MODELS[0], "gpt-5"))
+    assert 'data-pair="' in browser_section(config, pair=(ALPACA_MODELS[0], ALPACA_MODELS[2]))

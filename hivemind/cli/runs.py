@@ -239,7 +239,7 @@ def _site_options(p) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN", help="the runs to show (default: every analysed run in the "
                    "results folder); " + RUN_HELP)
     add_results(p)
-    p.add_argument("--out", help="the site's folder (default: site/ beside the results folder)")
+    p.add_argument("--out", help="the site's folder (default: results-site/ beside results/, named after the results folder)")
 
 
 def _register_site(sub) -> None:

@@ -1,6 +1,7 @@
 """`hivemind site` and `hivemind view`: one static folder over every analysed run, and a local server for it.
 
-The folder (default: `site/` beside the results folder) holds
+The folder (default: `<results>-site/` beside the results folder, so `results/` gives `results-site/`, and never
+MkDocs' own `site/`) holds
 
     index.html             the cross-run leaderboard, a section per group of comparable runs headed in words
                            (prompt set, embedder, equivalence), then the runs and the systems
@@ -85,6 +86,11 @@ def chosen_folders(names: list[str] | None, results_dir: str | Path | None) -> t
         raise HivemindError(f"runs {', '.join(names)} lie in different results folders "
                             f"({', '.join(sorted(map(str, bases)))}); a site shows one results folder")
     return bases.pop(), folders
+
+
+def default_out(base: Path) -> Path:
+    """`results/` -> `results-site/`: beside the folder it shows, named after it."""
+    return base.resolve().parent / f"{base.resolve().name}-site"
 
 
 def check_out(out: Path, base: Path) -> Path:
@@ -192,7 +198,7 @@ def build_site(runs: list[str] | None = None, results_dir: str | Path | None = N
     from hivemind.store.run import Run
 
     base, folders = chosen_folders(runs, results_dir)
-    out = check_out(Path(out) if out is not None else base.parent / "site", base)
+    out = check_out(Path(out) if out is not None else default_out(base), base)
     skipped: list[Skipped] = []
     frame = build_leaderboard(base, skipped)
     wanted = {f.name for f in folders}
@@ -290,7 +296,7 @@ def view(runs: list[str] | None = None, results_dir: str | Path | None = None, o
         announce(str(site))
         folder = site.folder
     else:
-        folder = Path(out) if out is not None else results_root(results_dir).parent / "site"
+        folder = Path(out) if out is not None else default_out(results_root(results_dir))
         if not (folder / MANIFEST).is_file():
             raise HivemindError(f"{folder}: no site built there; run `hivemind site` first, or drop --no-build")
     return serve(folder.resolve(), port, announce)
