@@ -26,7 +26,6 @@ from hivemind.store import Prompt, Response, Score, Store, text_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval_outputs"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 MODELS = ["gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620", "Meta-Llama-3-8B-Instruct"]
 SCRIPT_ATTACK = "Close it early: </script><script>window.__pwned = 1</script><!-- and <b>bold</b> stays text"
 PLANTED_PHRASE = "the humble lighthouse keeper counted every passing ship twice"
@@ -35,35 +34,12 @@ WIDTH, HEIGHT = 1400, 1000
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def chromium_missing() -> str | None:
-    if not CHROMIUM.is_file() or not CHROMEDRIVER.is_file():
-        return f"{CHROMIUM} or {CHROMEDRIVER} absent: `make install` installs Debian's chromium and chromium-driver"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium not installed (pip install -e '.[dev]')"
-    return None
-
-
-needs_chromium = pytest.mark.skipif(chromium_missing() is not None, reason=chromium_missing() or "")
+from browser_support import console_errors, needs_chromium, requested, start_chromium  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--window-size={WIDTH},{HEIGHT}",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    browser.set_window_size(WIDTH, HEIGHT)
+    browser = start_chromium(tmp_path_factory.mktemp("chromium-profile"), WIDTH, HEIGHT)
     yield browser
     browser.quit()
 
@@ -176,10 +152,8 @@ def search(driver, text: str) -> None:
 
 def check_clean_page(driver) -> None:
     """No console error, no request other than file:, data: or blob:, and a screenshot that is not blank."""
-    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-    assert errors == []
-    names = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
-                                  ".concat(performance.getEntriesByType('navigation').map(e => e.name))")
+    assert console_errors(driver) == []
+    names = requested(driver)
     assert names and all(n.split(":", 1)[0] in {"file", "data", "blob"} for n in names), names
     driver.execute_script("document.getElementById('hm-browser').scrollIntoView()")
     shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")

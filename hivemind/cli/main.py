@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     studies.add_commands(sub, "reproduce")
     runs.add_commands(sub, "merge")
     studies.add_commands(sub, "plan", "validate")
+    runs.add_commands(sub, "site", "view")
     return parser
 
 

@@ -1,13 +1,13 @@
 """The commands that handle whole runs (hivemind.runs): `list` them, `import` one (or its scores, or
 NoveltyBench's partitions), `merge` stores collected elsewhere, `export` one to Inspect AI or NoveltyBench, rank
-them on the `leaderboard`, and freeze one as a `snapshot`. Each command's parser sits next to its handler; the
-handler parses, calls one function, prints."""
+them on the `leaderboard`, freeze one as a `snapshot`, and show them all as a static `site` (`view` serves it).
+Each command's parser sits next to its handler; the handler parses, calls one function, prints."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from hivemind.cli.options import RUN_HELP, add_command, add_results, add_run, finite_float
+from hivemind.cli.options import RUN_HELP, add_command, add_results, add_run, finite_float, non_negative_int
 from hivemind.core.config_files import resolve_run
 from hivemind.core.errors import HivemindError
 from hivemind.core.secrets import redact
@@ -222,8 +222,46 @@ def _register_merge(sub) -> None:
     p.add_argument("stores", nargs="+", help="store.sqlite files or run folders holding one")
 
 
+def cmd_site(args) -> str:
+    from hivemind.runs.site import build_site
+
+    return str(build_site(args.runs, results_dir=args.results, out=args.out, wait=args.wait))
+
+
+def cmd_view(args) -> str:
+    from hivemind.runs.site import view
+
+    return view(args.runs, results_dir=args.results, out=args.out, port=args.port, build=not args.no_build,
+                announce=lambda line: print(redact(line), flush=True), wait=args.wait)
+
+
+def _site_options(p) -> None:
+    p.add_argument("runs", nargs="*", metavar="RUN", help="the runs to show (default: every analysed run in the "
+                   "results folder); " + RUN_HELP)
+    add_results(p)
+    p.add_argument("--out", help="the site's folder (default: results-site/ beside results/, named after the results folder)")
+
+
+def _register_site(sub) -> None:
+    # writes_run: --wait, for a stale report that is redrawn first (under its run's lock)
+    p = add_command(sub, "site", cmd_site, "write a static website over the analysed runs: the cross-run leaderboard, "
+                    "each run's report, a page per system and two systems' answers side by side (no network; host "
+                    "it anywhere)", writes_run=True)
+    _site_options(p)
+
+
+def _register_view(sub) -> None:
+    p = add_command(sub, "view", cmd_view, "build the site (as `hivemind site` does) and serve it on 127.0.0.1, "
+                    "printing its address (Ctrl-C stops)", writes_run=True)
+    _site_options(p)
+    p.add_argument("--port", type=non_negative_int, default=8000,
+                   help="the port on 127.0.0.1 (default: 8000; 0: any free port)")
+    p.add_argument("--no-build", action="store_true", help="serve the site already in --out as it is")
+
+
 COMMANDS = {"list": _register_list, "import": _register_import, "leaderboard": _register_leaderboard,
-            "snapshot": _register_snapshot, "export": _register_export, "merge": _register_merge}
+            "snapshot": _register_snapshot, "export": _register_export, "merge": _register_merge,
+            "site": _register_site, "view": _register_view}
 
 
 def add_commands(sub, *names: str) -> None:

@@ -20,6 +20,7 @@ Compressed data is invisible to the report's final secret scan, so the plain dat
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import zlib
@@ -199,20 +200,30 @@ def pack(data: BrowserData, config: RunConfig) -> str:
         return "data:application/octet-stream;base64," + base64.b64encode(packed.result()).decode("ascii")
 
 
-def browser_section(run: Run | RunConfig) -> str:
-    """The answer browser as one HTML section (its own style and script inline, no network)."""
+def browser_section(run: Run | RunConfig, pair: tuple[str, str] | None = None) -> str:
+    """The answer browser as one HTML section (its own style and script inline, no network).
+
+    `pair`: open on those two systems side by side (the site's comparison page) instead of every system;
+    the page can switch either way, and `#pair=A|B` in its address picks the two as well."""
     config = Run.config_of(run)
     data = gather(run)
     n_answers = sum(len(p.answers) for p in data.prompts)
-    return (SECTION.replace("{{CSS}}", CSS).replace("{{JS}}", JS)
+    opening = ""
+    if pair is not None:
+        missing = [name for name in pair if name not in data.systems]
+        if missing:
+            raise HivemindError(f"run {config.name!r} has no system named {missing[0]!r} to compare "
+                                f"(it has: {', '.join(data.systems)})")
+        opening = html.escape(json.dumps(list(pair), ensure_ascii=False), quote=True)
+    return (SECTION.replace("{{CSS}}", CSS).replace("{{JS}}", JS).replace("{{PAIR}}", opening)
             .replace("{{COUNTS}}", f"{len(data.systems)} systems · {len(data.prompts)} prompts · {n_answers} answers")
             .replace("{{DATA}}", pack(data, config)))
 
 
-SECTION = """<section id="hm-browser"><h2>Answer browser</h2>
+SECTION = """<section id="hm-browser" data-pair="{{PAIR}}"><h2>Answer browser</h2>
 <style>{{CSS}}</style>
 <p class="note">Every system's answers to one prompt side by side ({{COUNTS}}). Pick a prompt, tick the
-systems to show, or search the answers' text. <span class="hm-dup-key">Outlined</span> answers have a
+systems to show (or two of them side by side), or search the answers' text. <span class="hm-dup-key">Outlined</span> answers have a
 near duplicate from another system; <mark class="hm-phrase">marked</mark> words are phrases several systems
 share; badges show quality scores (green: passes the scorer's gate line, red: fails it) and truncation.</p>
 <div id="hm-status" class="note">Loading the answers…</div>
@@ -223,8 +234,11 @@ share; badges show quality scores (green: passes the scorer's gate line, red: fa
  <div class="hm-row"><input id="hm-search" type="search" placeholder="search all answers (Enter)">
   <button id="hm-search-go" type="button">search</button><span id="hm-search-count" class="note"></span></div>
  <div id="hm-hits"></div>
- <div class="hm-row"><button id="hm-all" type="button">all systems</button>
+ <div class="hm-row" id="hm-pick"><button id="hm-all" type="button">all systems</button>
   <button id="hm-none" type="button">none</button><div id="hm-systems"></div></div>
+ <div class="hm-row" id="hm-pair-row"><label><input id="hm-pair-on" type="checkbox"> two systems side by side:</label>
+  <select id="hm-pair-a" aria-label="left system"></select><span>vs</span>
+  <select id="hm-pair-b" aria-label="right system"></select></div>
 </div>
 <div id="hm-prompt-text"></div><div id="hm-summary" class="note"></div>
 <div id="hm-columns"></div>
@@ -233,7 +247,8 @@ share; badges show quality scores (green: passes the scorer's gate line, red: fa
 
 CSS = """
 #hm-browser .hm-row{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:6px 0}
-#hm-browser input[type=search]{min-width:280px;padding:3px 6px}
+#hm-browser .hm-row[hidden]{display:none}
+#hm-browser input[type=search]{min-width:0;width:280px;max-width:100%;padding:3px 6px}
 #hm-prompt{max-width:60%}
 #hm-systems{display:flex;flex-wrap:wrap;gap:2px 10px;font-size:12px}
 #hm-systems label{white-space:nowrap}
@@ -242,9 +257,11 @@ CSS = """
 #hm-prompt-text{background:#eef2f8;border-left:4px solid #4a6fa5;padding:8px 10px;margin:8px 0;white-space:pre-wrap}
 #hm-columns{display:flex;gap:8px;overflow-x:auto;align-items:flex-start;padding-bottom:8px}
 .hm-col{flex:0 0 280px;background:#fafbfc;border:1px solid #dde2ea;border-radius:4px;padding:4px}
+#hm-columns.hm-pair .hm-col{flex:1 1 0;min-width:0}
+#hm-pair-row select{max-width:40%}
 .hm-col h3{font-size:13px;margin:2px 4px 6px;word-break:break-all}
 .hm-ans{background:#fff;border:1px solid #e3e6eb;border-radius:3px;margin:0 0 6px;padding:4px 6px;font-size:12px}
-.hm-ans .hm-text{white-space:pre-wrap;max-height:14em;overflow:auto;margin-top:3px}
+.hm-ans .hm-text{white-space:pre-wrap;overflow-wrap:anywhere;max-height:14em;overflow:auto;margin-top:3px}
 .hm-ans.hm-dup,.hm-dup-key{outline:2px solid #d9822b;outline-offset:-2px}
 .hm-ans.hm-hit{box-shadow:0 0 0 3px #3b82f6}
 .hm-badge{display:inline-block;border-radius:3px;padding:0 4px;margin:0 3px 2px 0;font-size:11px;background:#e8eaee}
@@ -261,6 +278,7 @@ JS = r"""
 const $=id=>document.getElementById(id);
 const TRUNCATED=1, FAILED=2, PER_COLUMN=10;   // answers drawn per system until "show all" is clicked
 let D=null, current=0, shown=null, lower=null, where=null, expanded=new Set(), lastNeedle="", lastHit=null;
+let pair=null;   // [left, right] system indexes when two systems are shown side by side, else null
 
 async function load(){
   const uri=$("hm-data").textContent.trim();
@@ -368,16 +386,18 @@ function show(index, needle, hit){
   const add=(k,t,other,sim,exact)=>{const key=k+":"+t; if(!dupOf.has(key)) dupOf.set(key,[]); dupOf.get(key).push([other,sim,exact]);};
   for(const [ka,ta,kb,tb,sim,exact] of p.pairs){ add(ka,ta,kb,sim,exact); add(kb,tb,ka,sim,exact); }
   const phrases=p.phrases.map(x=>x[0].split(" "));
-  const cols=$("hm-columns"); cols.textContent="";
+  const cols=$("hm-columns"); cols.textContent=""; cols.classList.toggle("hm-pair", pair!==null);
   const bySystem=D.systems.map(()=>[]);
   for(const a of p.answers) bySystem[a[0]].push(a);
   let visible=0;
-  D.systems.forEach((name,k)=>{
-    if(!bySystem[k].length) return;
+  const all=D.systems.map((_,k)=>k), order=pair? [...pair, ...all.filter(k=>!pair.includes(k))] : all;
+  for(const k of order){
+    const name=D.systems[k];
+    if(!bySystem[k].length && !(pair && pair.includes(k))) continue;   // a compared system shows its empty column
     const col=el("div","hm-col"); col.dataset.system=name;
     col.appendChild(el("h3","",name+" ("+bySystem[k].length+")"));
     cols.appendChild(col);
-    if(!shown[k]){ col.hidden=true; return; }     // a hidden system's answers are not drawn at all
+    if(!isShown(k)){ col.hidden=true; continue; }     // a hidden system's answers are not drawn at all
     visible++;
     const answers=bySystem[k], isHit=a=>hit&&hit[0]===k&&hit[1]===a[1];
     if(answers.findIndex(isHit)>=PER_COLUMN) expanded.add(k);
@@ -389,9 +409,15 @@ function show(index, needle, hit){
       more.addEventListener("click",()=>{ expanded.add(k); show(current, lastNeedle, lastHit); });
       col.appendChild(more);
     }
-  });
-  $("hm-summary").textContent=p.answers.length+" answers from "+bySystem.filter(x=>x.length).length+" systems ("+
-    visible+" shown) · "+p.pairs.length+" near-duplicate pairs · "+p.phrases.length+" shared phrases";
+  }
+  if(pair){
+    const between=p.pairs.filter(x=>(x[0]===pair[0]&&x[2]===pair[1])||(x[0]===pair[1]&&x[2]===pair[0])).length;
+    $("hm-summary").textContent=D.systems[pair[0]]+" vs "+D.systems[pair[1]]+": "+between+" near-duplicate pair"+
+      (between===1?"":"s")+" between them on this prompt · "+p.phrases.length+" shared phrases";
+  } else {
+    $("hm-summary").textContent=p.answers.length+" answers from "+bySystem.filter(x=>x.length).length+" systems ("+
+      visible+" shown) · "+p.pairs.length+" near-duplicate pairs · "+p.phrases.length+" shared phrases";
+  }
   const target=cols.querySelector(".hm-hit");
   if(target) target.scrollIntoView({block:"nearest", inline:"center"});
 }
@@ -425,13 +451,59 @@ function search(){
     const at=lower[t].indexOf(needle), text=D.texts[t];
     const b=el("button","hm-hit-item",D.prompts[pi].id+" · "+D.systems[k]+" #"+sample+": …"+text.slice(Math.max(0,at-40), at+needle.length+60)+"…");
     b.type="button"; b.dataset.prompt=D.prompts[pi].id;
-    b.addEventListener("click",()=>{ if(!shown[k]){ shown[k]=true; syncBoxes(); } show(pi, needle, [k,sample]); });
+    b.addEventListener("click",()=>{ reveal(k); show(pi, needle, [k,sample]); });
     box.appendChild(b);
   }
-  if(hits.length){ const [[pi,k,sample]]=hits[0]; if(!shown[k]){ shown[k]=true; syncBoxes(); } show(pi, needle, [k,sample]); }
+  if(hits.length){ const [[pi,k,sample]]=hits[0]; reveal(k); show(pi, needle, [k,sample]); }
 }
 
 function syncBoxes(){ document.querySelectorAll("#hm-systems input").forEach(b=>{ b.checked=shown[Number(b.dataset.index)]; }); }
+
+function isShown(k){ return pair? pair.includes(k) : shown[k]; }
+
+// A search hit's system is made visible: ticked, or in place of the right-hand system of a pair.
+function reveal(k){
+  if(isShown(k)) return;
+  if(pair){ setPair(pair[0], k); return; }
+  shown[k]=true; syncBoxes();
+}
+
+// Two systems side by side (left, right), or every ticked system (null); kept in the address as #pair=A|B.
+function setPair(a, b){
+  pair=(a===null)? null : [a, b===a? (a+1)%D.systems.length : b];
+  $("hm-pair-on").checked=pair!==null;
+  $("hm-pick").hidden=pair!==null;
+  if(pair){ $("hm-pair-a").value=String(pair[0]); $("hm-pair-b").value=String(pair[1]); }
+  const url=pair? "#pair="+pair.map(k=>encodeURIComponent(D.systems[k])).join("|") : location.pathname+location.search;
+  try { history.replaceState(null, "", url); } catch(e) {}      // a page opened from file: may refuse
+}
+
+// The pair to open on: #pair=A|B in the address, else the section's data-pair, else none.
+function openingPair(){
+  let names=null;
+  const m=/^#pair=([^|]*)\|(.*)$/.exec(location.hash);
+  if(m) names=[decodeURIComponent(m[1]), decodeURIComponent(m[2])];
+  else if($("hm-browser").dataset.pair) names=JSON.parse($("hm-browser").dataset.pair);
+  const ks=names? names.map(n=>D.systems.indexOf(n)) : [];
+  return ks.length===2 && ks[0]>=0 && ks[1]>=0 && ks[0]!==ks[1]? ks : null;
+}
+
+function setupPair(){
+  if(D.systems.length<2){ $("hm-pair-row").hidden=true; return; }
+  for(const id of ["hm-pair-a","hm-pair-b"]){
+    D.systems.forEach((name,k)=>{ const o=el("option","",name); o.value=String(k); $(id).appendChild(o); });
+  }
+  $("hm-pair-a").value="0"; $("hm-pair-b").value="1";
+  const redraw=()=>{ expanded.clear(); show(current, lastNeedle, lastHit); };
+  $("hm-pair-on").addEventListener("change",e=>{
+    setPair(e.target.checked? Number($("hm-pair-a").value) : null, Number($("hm-pair-b").value)); redraw(); });
+  $("hm-pair-a").addEventListener("change",e=>{ setPair(Number(e.target.value), Number($("hm-pair-b").value)); redraw(); });
+  $("hm-pair-b").addEventListener("change",e=>{
+    const a=Number($("hm-pair-a").value), b=Number(e.target.value);
+    setPair(b===a? (a+1)%D.systems.length : a, b); redraw(); });
+  const opening=openingPair();
+  if(opening) setPair(opening[0], opening[1]);
+}
 
 function setup(){
   shown=D.systems.map(()=>true);
@@ -452,6 +524,7 @@ function setup(){
   $("hm-next").addEventListener("click",()=>step(1));
   $("hm-search").addEventListener("keydown",e=>{ if(e.key==="Enter") search(); });
   $("hm-search-go").addEventListener("click",search);
+  setupPair();
   fillPrompts();
   $("hm-controls").hidden=false;
 }
