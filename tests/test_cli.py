@@ -89,6 +89,28 @@ def test_old_spellings_still_parse():
     assert parse(["snapshot", "verify", "demo-1"]).action == "verify"
 
 
+@pytest.mark.parametrize("argv, wanted", [(["reprot", "demo"], "'report'"), (["leaderboard", "ad", "x.yaml"], "'add'"),
+                                          (["export", "inspcet", "demo"], "'inspect'"),
+                                          (["snapshot", "verfy", "x"], "'verify'")])
+def test_a_misspelt_command_gets_a_suggestion_in_one_line(argv, wanted, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"did you mean {wanted}?" in err, err
+
+
+def test_a_misspelt_run_name_gets_a_suggestion(tmp_path, monkeypatch, capsys):
+    """`hivemind report dmeo` names the run it could not find and the closest one there is, in one line."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HIVEMIND_RESULTS", raising=False)
+    assert cli.main(["report", "dmeo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: no run 'dmeo'") and "did you mean 'demo'?" in err
+    assert cli.main(["report", "zzzzqqq"]) == 1
+    assert "did you mean" not in capsys.readouterr().err     # nothing close: no guess
+
+
 def test_an_empty_results_folder_has_no_leaderboard(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     assert cli.main(["leaderboard", "--results", str(tmp_path / "results")]) == 1

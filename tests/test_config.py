@@ -176,8 +176,12 @@ def test_resolve_run_by_run_name_reads_the_saved_copy(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HIVEMIND_RESULTS", str(results))
     assert resolve_run("saved-run").results_dir == str(results)
-    with pytest.raises(HivemindError, match="'no-such-run' is neither a config file, a packaged config .*demo"):
+    with pytest.raises(HivemindError, match="no run 'no-such-run': it is not a config file, a packaged config .*demo"):
         resolve_run("no-such-run")
+    with pytest.raises(HivemindError, match="did you mean 'saved-run'"):      # a run under the results folder
+        resolve_run("saved-rnu")
+    with pytest.raises(HivemindError, match="did you mean 'paper'"):          # a packaged config
+        resolve_run("papre")
 
 
 def test_secrets_nested_in_params_are_refused():

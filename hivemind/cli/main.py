@@ -13,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import __version__  # noqa: E402
 from hivemind.cli import runs, stages, studies  # noqa: E402
+from hivemind.cli.options import Parser  # noqa: E402
 from hivemind.core.errors import HivemindError  # noqa: E402
 from hivemind.core.secrets import redact  # noqa: E402
 
@@ -36,7 +37,7 @@ typical session:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hivemind", description=DESCRIPTION, epilog=EPILOG,
+    parser = Parser(prog="hivemind", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}",
                         help="print the version and exit")

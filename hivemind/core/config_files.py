@@ -225,12 +225,23 @@ def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunCo
     elif (PACKAGED_CONFIGS / f"{run_str}.yaml").is_file():
         config = load_config(PACKAGED_CONFIGS / f"{run_str}.yaml")
     else:
-        raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
-                            f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), a run folder, "
-                            f"nor a run under {base}/; `hivemind list` shows the runs there")
+        raise HivemindError(unknown_run(run_str, base))
     if results_dir is not None:
         config.results_dir = str(results_dir)
     return config
+
+
+def unknown_run(run: str, base: Path) -> str:
+    """"no run 'dmeo' under results/ ...; did you mean 'demo'?": the closest run name under the results
+    folder or packaged config name (difflib), so a typo is one line with its fix, not a list to scan."""
+    import difflib
+
+    packaged = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+    runs = sorted(p.name for p in base.iterdir() if (p / RUN_CONFIG_NAME).is_file()) if base.is_dir() else []
+    close = difflib.get_close_matches(run, runs + [n for n in packaged if n not in runs], n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return (f"no run {run!r}: it is not a config file, a packaged config ({', '.join(packaged)}), a run folder "
+            f"or a run under {base}/; {guess}`hivemind list` shows the runs there")
 
 
 def _run_folder_config(folder: Path) -> RunConfig:
