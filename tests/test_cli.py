@@ -156,6 +156,23 @@ def test_a_misspelt_setting_gets_a_suggestion(tmp_path, capsys):
     assert "unknown setting 'sample' in the top level" in err and "did you mean 'samples'?" in err
 
 
+def test_plan_and_collect_warn_of_a_misspelt_parameter(tmp_path, monkeypatch, capsys):
+    """`params: {max_token: 64, temprature: 0.7}`: plan and collect both name the likely parameter (never a
+    secret), and the run goes ahead with the params as written."""
+    monkeypatch.setenv(KEY_VAR, SECRET)
+    with FakeOpenAI(expected_api_key=SECRET) as server:
+        config_path = write_config(tmp_path, server.url)
+        config_path.write_text(config_path.read_text().replace("params: {temperature: 1.0}",
+                                                               "params: {max_token: 64, temprature: 0.7}"))
+        for argv in (["plan", str(config_path)], ["collect", str(config_path), "-q"]):
+            assert cli.main(argv) == 0
+            err = capsys.readouterr().err
+            assert "params.max_token is not a decoding parameter litellm knows; did you mean max_tokens?" in err
+            assert "did you mean temperature?" in err and "api_key_env" not in err and "secret" not in err
+            import hivemind.core.config_files as config_files
+            config_files._WARNED.clear()           # one process, two commands: each warns as a fresh one would
+
+
 # hivemind list and -q, on a real collected run ----------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,13 @@ way every command reads it (a config file, a run folder, a run name, a packaged 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hivemind.core import layout
+from hivemind.core import config_params, layout
 from hivemind.core.config import PACKAGED_CONFIGS, RUN_CONFIG_NAME, RunConfig, System
 from hivemind.core.errors import HivemindError
 
@@ -137,8 +138,7 @@ def _validation_error(path: Path, err: ValidationError) -> HivemindError:
 
 
 # Settings that belong under a system's `params:` (passed to the model), for "did you mean" on a system.
-DECODING_PARAMS = ("temperature", "top_p", "min_p", "top_k", "max_tokens", "seed", "presence_penalty",
-                   "frequency_penalty", "stop", "n")
+DECODING_PARAMS = config_params.DECODING_PARAMS
 
 
 def unknown_setting(loc: tuple, path: Path) -> str:
@@ -191,7 +191,19 @@ def load_config(path: str | Path) -> RunConfig:
         raise _validation_error(path, err) from None
     if isinstance(config.prompts, str):
         config.prompts = str(_resolve_relative(config.prompts, path.parent))
+    warn_once([f"{path}: {line}" for line in config.param_warnings()])
     return config
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(lines: list[str]) -> None:
+    """Print each warning to stderr once per process: a command may read the same config more than once."""
+    for line in lines:
+        if line not in _WARNED:
+            _WARNED.add(line)
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def _resolve_relative(value: str, config_dir: Path) -> Path:
