@@ -239,3 +239,22 @@ def test_quiet_switches_off_library_bars_that_hivemind_does_not_draw(tmp_path):
     assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
     assert loud.stderr.count("Loading: 100%") == 3                 # each of the three kinds draws a bar
     assert "Loading" not in quiet.stderr and "%|" not in quiet.stderr, quiet.stderr
+
+
+def test_quiet_silences_loading_weights_when_transformers_came_first(tmp_path):
+    """transformers' "Loading weights" bar (drawn by every model load) is decided when transformers is
+    imported: a process that imported it before -q ran (a notebook, a script) loads the bundled embedder
+    without the bar once -q has run, and with it otherwise."""
+    script = ("import sys\nimport transformers.utils.logging\nfrom hivemind import cli\n"
+              "if sys.argv[1] == 'quiet':\n    cli.quiet_libraries()\n"
+              "from hivemind.embed.stage import load_sentence_transformer\n"
+              "load_sentence_transformer('all-MiniLM-L6-v2')\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    for name in cli.QUIET_ENV:
+        env.pop(name, None)
+    run = lambda mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True,
+                                      text=True, timeout=300, cwd=tmp_path)
+    loud, quiet = run("loud"), run("quiet")
+    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    assert "Loading weights" in loud.stderr                        # the bar this test is about exists
+    assert "Loading weights" not in quiet.stderr and "%|" not in quiet.stderr, quiet.stderr

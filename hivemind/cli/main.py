@@ -70,7 +70,9 @@ QUIET_ENV = {
 def quiet_libraries() -> None:
     """-q: the progress bars and logs of model loading (sentence-transformers, huggingface, transformers,
     datasets, llama.cpp) are switched off through their environment variables, before they are imported
-    (every command imports them lazily), and again by API for anything imported already."""
+    (every command imports them lazily), and again by API for anything imported already: transformers decides
+    at import whether its bars (the "Loading weights" bar of every model load) are on, so a process that
+    imported it before -q ran (a notebook, a script calling hivemind.cli.main) needs its own switch."""
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
     import logging
@@ -81,6 +83,11 @@ def quiet_libraries() -> None:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
 
 
 def main(argv: list[str] | None = None) -> int:
