@@ -111,6 +111,24 @@ def test_a_misspelt_run_name_gets_a_suggestion(tmp_path, monkeypatch, capsys):
     assert "did you mean" not in capsys.readouterr().err     # nothing close: no guess
 
 
+def test_the_notebooks_hints_are_commands_that_parse(capsys):
+    """Every `hivemind ...` the notebook tells its reader to run is a command of today's CLI, with arguments
+    it takes (placeholders such as RUN or OWNER/NAME filled in)."""
+    import re as re_
+
+    notebook = json.loads((ROOT / "notebooks" / "explore_snapshot.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(cell["source"]) for cell in notebook["cells"])
+    commands = re_.findall(r"`hivemind ([^`]+)`", text)
+    assert len(commands) >= 4, commands
+    parser = cli.build_parser()
+    for command in commands:
+        argv = re_.sub(r"\b[A-Z][A-Z-]*\b", "x", command).split()
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the notebook's `hivemind {command}` does not parse: {capsys.readouterr().err.strip()}")
+
+
 def test_an_empty_results_folder_has_no_leaderboard(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     assert cli.main(["leaderboard", "--results", str(tmp_path / "results")]) == 1
