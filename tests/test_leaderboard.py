@@ -121,8 +121,10 @@ def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
         with config_path.open("a") as out:
             out.write(SYSTEM.format(name="gamma", url=server.url, key=KEY_VAR))
         server.reset_counts()
-        with pytest.raises(HivemindError, match="no system named 'delta'"):
+        with pytest.raises(HivemindError, match="no system named 'delta'; add it under `systems:` first"):
             leaderboard.add_system(config_path, "delta")
+        with pytest.raises(HivemindError, match="'demo' is a packaged config: copy it to a file"):
+            leaderboard.add_system("demo", "delta", results_dir=tmp_path / "elsewhere")
         summary = leaderboard.add_system(config_path, "gamma", progress=False)
         assert dict(server.by_model) == {"model-gamma": 9}
         assert server.auth_bad == 0

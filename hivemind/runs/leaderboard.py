@@ -423,8 +423,11 @@ def add_system(config_path: str | Path, system_name: str, results_dir: str | Pat
     config = resolve_run(config_path, results_dir)   # a config file, or a run by name or folder
     if system_name not in {s.name for s in config.systems}:
         where = config_path if Path(str(config_path)).is_file() else config.run_dir / RUN_CONFIG_NAME
-        raise HivemindError(f"{where}: has no system named {system_name!r}; add it under `systems:` "
-                            f"first (it has: {', '.join(s.name for s in config.systems)})")
+        fix = ("add it under `systems:` first" if Path(str(where)).is_file() else
+               f"{config_path!r} is a packaged config: copy it to a file of your own, add the system under "
+               f"`systems:` and name that file")
+        raise HivemindError(f"{where}: has no system named {system_name!r}; {fix} "
+                            f"(it has: {', '.join(s.name for s in config.systems)})")
     summary = AddSystemSummary(run=config.name, system=system_name)
     if already_analysed(config, system_name):
         summary.already = True
