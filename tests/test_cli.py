@@ -89,6 +89,46 @@ def test_old_spellings_still_parse():
     assert parse(["snapshot", "verify", "demo-1"]).action == "verify"
 
 
+@pytest.mark.parametrize("argv, wanted", [(["reprot", "demo"], "'report'"), (["leaderboard", "ad", "x.yaml"], "'add'"),
+                                          (["export", "inspcet", "demo"], "'inspect'"),
+                                          (["snapshot", "verfy", "x"], "'verify'")])
+def test_a_misspelt_command_gets_a_suggestion_in_one_line(argv, wanted, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"did you mean {wanted}?" in err, err
+
+
+def test_a_misspelt_run_name_gets_a_suggestion(tmp_path, monkeypatch, capsys):
+    """`hivemind report dmeo` names the run it could not find and the closest one there is, in one line."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HIVEMIND_RESULTS", raising=False)
+    assert cli.main(["report", "dmeo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: no run 'dmeo'") and "did you mean 'demo'?" in err
+    assert cli.main(["report", "zzzzqqq"]) == 1
+    assert "did you mean" not in capsys.readouterr().err     # nothing close: no guess
+
+
+def test_the_notebooks_hints_are_commands_that_parse(capsys):
+    """Every `hivemind ...` the notebook tells its reader to run is a command of today's CLI, with arguments
+    it takes (placeholders such as RUN or OWNER/NAME filled in)."""
+    import re as re_
+
+    notebook = json.loads((ROOT / "notebooks" / "explore_snapshot.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(cell["source"]) for cell in notebook["cells"])
+    commands = re_.findall(r"`hivemind ([^`]+)`", text)
+    assert len(commands) >= 4, commands
+    parser = cli.build_parser()
+    for command in commands:
+        argv = re_.sub(r"\b[A-Z][A-Z-]*\b", "x", command).split()
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the notebook's `hivemind {command}` does not parse: {capsys.readouterr().err.strip()}")
+
+
 def test_an_empty_results_folder_has_no_leaderboard(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     assert cli.main(["leaderboard", "--results", str(tmp_path / "results")]) == 1
@@ -132,6 +172,23 @@ def test_a_misspelt_setting_gets_a_suggestion(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown setting 'modle' in systems[0]" in err and "did you mean 'model'?" in err
     assert "unknown setting 'sample' in the top level" in err and "did you mean 'samples'?" in err
+
+
+def test_plan_and_collect_warn_of_a_misspelt_parameter(tmp_path, monkeypatch, capsys):
+    """`params: {max_token: 64, temprature: 0.7}`: plan and collect both name the likely parameter (never a
+    secret), and the run goes ahead with the params as written."""
+    monkeypatch.setenv(KEY_VAR, SECRET)
+    with FakeOpenAI(expected_api_key=SECRET) as server:
+        config_path = write_config(tmp_path, server.url)
+        config_path.write_text(config_path.read_text().replace("params: {temperature: 1.0}",
+                                                               "params: {max_token: 64, temprature: 0.7}"))
+        for argv in (["plan", str(config_path)], ["collect", str(config_path), "-q"]):
+            assert cli.main(argv) == 0
+            err = capsys.readouterr().err
+            assert "params.max_token is not a decoding parameter litellm knows; did you mean max_tokens?" in err
+            assert "did you mean temperature?" in err and "api_key_env" not in err and "secret" not in err
+            import hivemind.core.config_files as config_files
+            config_files._WARNED.clear()           # one process, two commands: each warns as a fresh one would
 
 
 # hivemind list and -q, on a real collected run ----------------------------------------------------------
@@ -200,3 +257,22 @@ def test_quiet_switches_off_library_bars_that_hivemind_does_not_draw(tmp_path):
     assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
     assert loud.stderr.count("Loading: 100%") == 3                 # each of the three kinds draws a bar
     assert "Loading" not in quiet.stderr and "%|" not in quiet.stderr, quiet.stderr
+
+
+def test_quiet_silences_loading_weights_when_transformers_came_first(tmp_path):
+    """transformers' "Loading weights" bar (drawn by every model load) is decided when transformers is
+    imported: a process that imported it before -q ran (a notebook, a script) loads the bundled embedder
+    without the bar once -q has run, and with it otherwise."""
+    script = ("import sys\nimport transformers.utils.logging\nfrom hivemind import cli\n"
+              "if sys.argv[1] == 'quiet':\n    cli.quiet_libraries()\n"
+              "from hivemind.embed.stage import load_sentence_transformer\n"
+              "load_sentence_transformer('all-MiniLM-L6-v2')\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    for name in cli.QUIET_ENV:
+        env.pop(name, None)
+    run = lambda mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True,
+                                      text=True, timeout=300, cwd=tmp_path)
+    loud, quiet = run("loud"), run("quiet")
+    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    assert "Loading weights" in loud.stderr                        # the bar this test is about exists
+    assert "Loading weights" not in quiet.stderr and "%|" not in quiet.stderr, quiet.stderr

@@ -176,11 +176,55 @@ def test_resolve_run_by_run_name_reads_the_saved_copy(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HIVEMIND_RESULTS", str(results))
     assert resolve_run("saved-run").results_dir == str(results)
-    with pytest.raises(HivemindError, match="'no-such-run' is neither a config file, a packaged config .*demo"):
+    with pytest.raises(HivemindError, match="no run 'no-such-run': it is not a config file, a packaged config .*demo"):
         resolve_run("no-such-run")
+    with pytest.raises(HivemindError, match="did you mean 'saved-run'"):      # a run under the results folder
+        resolve_run("saved-rnu")
+    with pytest.raises(HivemindError, match="did you mean 'paper'"):          # a packaged config
+        resolve_run("papre")
 
 
 def test_secrets_nested_in_params_are_refused():
     with pytest.raises(ValidationError, match=r"params\.extra_headers\.Authorization"):
         System(name="s", model="openai/s", params={"extra_headers": {"Authorization": "Bearer sk-abcdefghijkl"}})
     System(name="s", model="openai/s", params={"max_tokens": 16, "extra_body": {"min_p": 0.1}})  # fine
+
+
+def test_a_misspelt_parameter_is_not_taken_for_a_secret():
+    """`max_token: 64` ends in "token" like a credential's name, but it is max_tokens mistyped and 64 cannot be a
+    key: accepted (and warned about, below). A value that can be a key under such a name is still refused, and a
+    credential's own name (api_key, token) is refused whatever its value."""
+    from hivemind.core.secrets import config_problems, scrub
+
+    System(name="s", model="openai/s", params={"max_token": 64})
+    assert scrub({"max_token": 64}) == {"max_token": 64}
+    for params in ({"max_token": "a9Fk2LmQ7xZp3Rt8"}, {"max_token": {"nested": 1}}, {"token": 64},
+                   {"auth_token": 12345678}, {"api_key": 7}):
+        with pytest.raises(ValidationError, match="keys come only from the environment"):
+            System(name="s", model="openai/s", params=params)
+    assert config_problems({"params": {"max_token": "sk-abcdefghijklmnopqrst"}})      # key-shaped anywhere
+
+
+def test_misspelt_parameters_are_named_with_the_likely_one():
+    from hivemind.core.config_params import misspelt_param
+
+    config = RunConfig.model_validate(base(systems=[{**SYSTEM, "params": {
+        "max_token": 64, "temprature": 0.7, "top-p": 0.9, "top_k": 40, "min_p": 0.1, "repeat_penalty": 1.1,
+        "my_provider_flag": True}}], scorers=[{"name": "j", "kind": "judge", "model": "openai/j",
+                                                "params": {"temperatur": 0}}]))
+    warnings = config.param_warnings()
+    assert len(warnings) == 4, warnings
+    assert "params.max_token is not a decoding parameter litellm knows; did you mean max_tokens?" in warnings[0]
+    assert "did you mean temperature?" in warnings[1] and "did you mean top_p?" in warnings[2]
+    assert warnings[3].startswith("scorer 'j': params.temperatur")
+    assert [misspelt_param(k) for k in ("top_k", "top_p", "min_p", "max_tokens", "seed")] == [None] * 5
+
+
+def test_the_known_parameters_cover_litellms_list():
+    """The copy of litellm's OpenAI parameter list (kept so that reading a config never imports litellm) still
+    holds every name the installed litellm knows."""
+    from litellm.constants import OPENAI_CHAT_COMPLETION_PARAMS
+
+    from hivemind.core.config_params import KNOWN_PARAMS
+
+    assert set(OPENAI_CHAT_COMPLETION_PARAMS) <= KNOWN_PARAMS, set(OPENAI_CHAT_COMPLETION_PARAMS) - KNOWN_PARAMS

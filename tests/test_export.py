@@ -51,8 +51,10 @@ def test_one_log_per_system_with_every_answer(exported, analysed):  # noqa: F811
             texts = list(stored.sort_values("sample")["text"])
             assert [c.message.text for c in sample.output.choices] == texts
             assert [m.text for m in sample.messages] == [prompt.text, *texts]
-            expected = intra[(intra["system"] == system.name) & (intra["prompt_id"] == prompt.id)]["intra"]
-            assert sample.scores["intra_similarity"].value == pytest.approx(float(expected.iloc[0]))
+            expected = float(intra[(intra["system"] == system.name) & (intra["prompt_id"] == prompt.id)]["intra"].iloc[0])
+            score = sample.scores["intra_similarity"]
+            assert score.value == round(expected, 3) and score.metadata["exact"] == pytest.approx(expected)
+            assert score.answer == texts[0]            # inspect view's Answer column: the first answer
 
 
 def test_scores_come_along_and_params_are_kept(exported, analysed):  # noqa: F811
@@ -62,6 +64,7 @@ def test_scores_come_along_and_params_are_kept(exported, analysed):  # noqa: F81
     assert all("judge" not in (s.scores or {}) for s in alpha.samples)
     by_id = {s.id: s for s in beta.samples}
     assert by_id["q1"].scores["judge"].value == pytest.approx(4.0)
+    assert by_id["q1"].scores["judge"].answer == by_id["q1"].output.choices[0].message.text
     assert by_id["q1"].scores["judge"].metadata["per_sample"] == {"0": 3.0, "2": 5.0} or \
         by_id["q1"].scores["judge"].metadata["per_sample"] == {0: 3.0, 2: 5.0}
     assert "judge" not in by_id["q2"].scores and "judge" not in by_id["q0"].scores  # no readable score

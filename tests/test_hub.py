@@ -58,18 +58,34 @@ def test_every_config_loads_with_datasets(published, tmp_path):
     empty = {t for t in tables if pd.read_csv(published / f"{t}.csv").empty}
     # this run has no cross-prompt template and one decoding setting (no cross-setting pairs of a model)
     assert empty == {"cross_prompt_templates", "cross_setting_pairs"}
-    assert set(configs) == {"responses", "embeddings", "scores", "prompts", *tables} - empty
+    bounds = {"inter_model_similarity_ci_low", "inter_model_similarity_ci_high"}    # columns of their matrix's table
+    assert bounds <= set(tables)
+    assert set(configs) == {"responses", "embeddings", "scores", "prompts", *tables} - empty - bounds
     assert "`tables/cross_prompt_templates.parquet`" in (published / "README.md").read_text()
     assert len(pd.read_parquet(published / "tables/cross_prompt_templates.parquet").columns) == 7
     for name, path in configs.items():
         loaded = load_dataset(str(published), name, split="train", cache_dir=str(tmp_path / "cache"))
         assert loaded.num_rows == expected_rows(published, path), name
-        if path.startswith("tables/"):
+        if path.startswith("tables/") and name != "inter_model_similarity":
             assert loaded.column_names == list(pd.read_csv(published / f"{Path(path).stem}.csv").columns), name
+    inter = load_dataset(str(published), "inter_model_similarity", split="train",
+                         cache_dir=str(tmp_path / "cache")).to_pandas()
+    assert list(inter.columns) == ["system", "other_system", "value", "ci_low", "ci_high"]
+    for kind, column in (("", "value"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
+        matrix = pd.read_csv(published / f"inter_model_similarity{kind}.csv", index_col=0)
+        for row in inter.itertuples():
+            assert getattr(row, column) == pytest.approx(matrix.loc[row.system, row.other_system]), (kind, row)
+    assert len(inter) == len(matrix) ** 2
     responses = load_dataset(str(published), split="train", cache_dir=str(tmp_path / "cache"))  # the default
     assert responses.num_rows == 18 and set(responses["system"]) == {"alpha", "beta"}
     vectors = load_dataset(str(published), "embeddings", split="train", cache_dir=str(tmp_path / "cache"))
     assert len(vectors[0]["vector"]) == 384
+    # every answer joins its vector by text_hash, the SHA-256 of its text (the card's own example)
+    import hashlib
+    answers = responses.to_pandas()
+    assert all(h == hashlib.sha256(t.encode("utf-8")).hexdigest() for h, t in zip(answers["text_hash"], answers["text"]))
+    joined = answers.merge(vectors.to_pandas(), on="text_hash")
+    assert len(joined) == answers["text"].notna().sum()
     prompts = load_dataset(str(published), "prompts", split="train", cache_dir=str(tmp_path / "cache"))
     assert prompts["prompt_id"] == ["q0", "q1", "q2"]
     scores = load_dataset(str(published), "scores", split="train", cache_dir=str(tmp_path / "cache"))
@@ -88,6 +104,12 @@ def test_dataset_card_describes_the_run(published):
     body = (published / "README.md").read_text(encoding="utf-8").split("---\n", 2)[2]
     assert "arXiv:2510.22954" in body and "NeurIPS 2025" in body and "@inproceedings" in body
     assert "sentence-transformers:all-MiniLM-L6-v2" in body and "256 word pieces" in body
+    assert "Long answers are not cut" in body and "reads the first 256" not in body   # answers are chunked
+    gate = json.loads((published / "analysis.json").read_text())["quality_gate"]["description"]
+    assert "## Quality gate" in body and f"In this run: {gate}." in body and "`fluency` (fluency) >= 0" in body
+    assert "## License" in body and "No license was chosen" in body and "--license" in body
+    assert hub._license_lines("mit")[0].startswith("This dataset card declares the license `mit`.")
+    assert f'folder = "path/to/{SNAPSHOT}"' in body and 'merge(vectors, on="text_hash")' in body
     assert "| alpha | openai/model-alpha | temperature=1.0, top_p=0.9 |" in body
     assert "| beta | openai/model-beta | temperature=2.0, min_p=0.1 |" in body
     board = pd.read_csv(published / "leaderboard.csv", dtype={"rank": str})

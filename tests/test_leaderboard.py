@@ -121,13 +121,27 @@ def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
         with config_path.open("a") as out:
             out.write(SYSTEM.format(name="gamma", url=server.url, key=KEY_VAR))
         server.reset_counts()
-        with pytest.raises(HivemindError, match="no system named 'delta'"):
+        with pytest.raises(HivemindError, match="no system named 'delta'; add it under `systems:` first"):
             leaderboard.add_system(config_path, "delta")
+        with pytest.raises(HivemindError, match="'demo' is a packaged config: copy it to a file"):
+            leaderboard.add_system("demo", "delta", results_dir=tmp_path / "elsewhere")
         summary = leaderboard.add_system(config_path, "gamma", progress=False)
         assert dict(server.by_model) == {"model-gamma": 9}
         assert server.auth_bad == 0
         assert not summary.already and summary.rank.of == 3 and summary.rank.label.rstrip("=") in {"1", "2", "3"}
         assert f"gamma ranks {summary.rank.label} of 3 by effective diversity" in str(summary)
+        # its neighbours in the ranking, and the systems that answer most like it, from the run's own tables
+        board = pd.read_csv(results / "leaderboard.csv", dtype={"rank": str})
+        order = list(board["system"])
+        at = order.index("gamma")
+        assert (summary.rank.above.split(" ")[0] if summary.rank.above else None) == (order[at - 1] if at else None)
+        assert (summary.rank.below.split(" ")[0] if summary.rank.below else None) == \
+            (order[at + 1] if at + 1 < len(order) else None)
+        inter = pd.read_csv(results / "grow" / "inter_model_similarity.csv", index_col=0)
+        closest = inter.loc["gamma"].drop("gamma").sort_values(ascending=False)
+        assert [name for name, _ in summary.nearest] == list(closest.index)
+        assert f"closest systems (mean cosine of their answers to the same prompts): {closest.index[0]} " \
+               f"{closest.iloc[0]:.3f}" in str(summary)
         assert summary.report == results / "grow" / "report.html" and summary.report.is_file()
 
         # Asked again: present and analysed on the unchanged store, so nothing is asked, run or rewritten.
@@ -136,7 +150,9 @@ def test_add_system_requests_only_the_new_system(tmp_path, monkeypatch):
         again = leaderboard.add_system(config_path, "gamma", progress=False)
         assert again.already and dict(server.by_model) == {}
         assert "already in run 'grow'" in str(again) and "added system" not in str(again)
-        assert again.rank == summary.rank
+        assert again.rank == summary.rank and again.nearest == summary.nearest
+        again = leaderboard.add_system("grow", "gamma", results_dir=results, progress=False)   # named by run name
+        assert again.already and again.rank == summary.rank
         assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.name != ".lock"} == before
 
     assert summary.collect.stored == 9

@@ -144,6 +144,41 @@ def test_the_table_fits_the_terminal_at_25_systems(small_run, width):
     assert all(ci in line for line in table)          # the primary key keeps its CI at 100 columns
 
 
+REAL_NAMES = ["openai/gpt-4o-2024-11-20", "openai/gpt-4o-mini-2024-07-18", "anthropic/claude-3-5-sonnet-v2@20241022",
+              "anthropic/claude-3-opus@20240229", "meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct",
+              "gemini/gemini-2.0-flash-lite-preview-02-05", "gemini/gemini-2.0-flash", "cohere/command-r-plus-08-2024",
+              "cohere/command-r-08-2024", "google/gemma-3-27b-it", "google/gemma-2-27b-it"]
+
+
+def test_long_names_keep_what_tells_them_apart(small_run):
+    """Not a terminal (100 columns), 12 real model names: each row keeps the part that tells it from the others
+    (gpt-4o vs gpt-4o-mini, sonnet vs opus, 1B vs 3B), none is cut to the same text as another, and every line fits."""
+    data = record.read_results(small_run.run_dir) or record.build_results(small_run)
+    template = data.systems[0]
+    data.systems = [template.model_copy(update={"system": name, "rank": str(i + 1)}) for i, name in enumerate(REAL_NAMES)]
+    text = summary.render(data, small_run.run_dir, width=100)
+    rows = [line.split() for line in text.splitlines() if line and line.split()[0].isdigit()]
+    shown = [row[1] for row in rows]
+    assert len(shown) == len(set(shown)) == len(REAL_NAMES), shown
+    assert shown[:2] == ["gpt-4o", "gpt-4o-mini"]
+    assert "sonnet" in shown[2] and "opus" in shown[3] and "1B" in shown[4] and "3B" in shown[5], shown
+    assert "command-r-plus" in shown and "command-r" in shown and "lite" in shown[6], shown
+    assert all(len(line) <= 100 for line in text.splitlines() if line[:1].isdigit() or line.startswith("rank"))
+
+
+def test_abbreviated_names_are_never_identical():
+    """Every width down to 4: the real NoveltyBench model names, and names differing only in their middle."""
+    data = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "noveltybench_dev"
+    real = sorted(json.loads(path.open().readline())["model"] for path in data.glob("*.jsonl")) or REAL_NAMES
+    middles = [f"provider/family-{size}b-instruct-2024-01-0{i % 9 + 1}" for i, size in enumerate((1, 3, 8, 70, 405))]
+    for names in (real, REAL_NAMES, middles, ["same-prefix-a", "same-prefix-b"]):
+        for width in range(4, 41):
+            short = summary.abbreviate(names, width)
+            assert len(set(short)) == len(names), (width, short)
+            assert all(n == s for n, s in zip(names, short)) or any(len(s) < len(n) for n, s in zip(names, short))
+    assert summary.abbreviate(["gpt-4o", "o1"], 16) == ["gpt-4o", "o1"]     # names that fit stay as they are
+
+
 def test_outcome_counts_come_from_the_store(tmp_path):
     """answers, errors, truncated answers and cost per system, read from real SQLite rows."""
     with Store(tmp_path / "store.sqlite") as store:

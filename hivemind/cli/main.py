@@ -13,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from hivemind import __version__  # noqa: E402
 from hivemind.cli import runs, stages, studies  # noqa: E402
+from hivemind.cli.options import Parser  # noqa: E402
 from hivemind.core.errors import HivemindError  # noqa: E402
 from hivemind.core.secrets import redact  # noqa: E402
 
@@ -36,7 +37,7 @@ typical session:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hivemind", description=DESCRIPTION, epilog=EPILOG,
+    parser = Parser(prog="hivemind", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hivemind {__version__}",
                         help="print the version and exit")
@@ -70,7 +71,9 @@ QUIET_ENV = {
 def quiet_libraries() -> None:
     """-q: the progress bars and logs of model loading (sentence-transformers, huggingface, transformers,
     datasets, llama.cpp) are switched off through their environment variables, before they are imported
-    (every command imports them lazily), and again by API for anything imported already."""
+    (every command imports them lazily), and again by API for anything imported already: transformers decides
+    at import whether its bars (the "Loading weights" bar of every model load) are on, so a process that
+    imported it before -q ran (a notebook, a script calling hivemind.cli.main) needs its own switch."""
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
     import logging
@@ -81,6 +84,11 @@ def quiet_libraries() -> None:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+import sys
 
 RUN_HELP = "the run: a run name under results/, a run folder, a config file, or a packaged config (demo, paper)"
 RESULTS_HELP = "the results folder (default: $HIVEMIND_RESULTS, else results/)"
@@ -71,6 +73,42 @@ class AppendOnce(argparse.Action):
 
 
 # A command's parser -------------------------------------------------------------------------------------
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a did-you-mean for a misspelt command or action (`hivemind reprot` -> 'report'), in one
+    line. Python 3.14's own `suggest_on_error` is used where it exists; this does the same before it."""
+
+    def __init__(self, *args, **kwargs):
+        if _HAS_SUGGEST:
+            kwargs.setdefault("suggest_on_error", True)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        line = invalid_choice_line(message)
+        if line:
+            self.exit(2, f"{self.prog}: error: {line}\n")
+        super().error(message)
+
+
+_HAS_SUGGEST = sys.version_info >= (3, 14)
+_INVALID_CHOICE = re.compile(r"argument (?P<arg>[^:]+): invalid choice: (?P<given>.+?) \(choose from (?P<choices>.*)\)$")
+
+
+def invalid_choice_line(message: str) -> str | None:
+    """"invalid choice 'reprot'; did you mean 'report'? ..." for argparse's invalid-choice message (which
+    quotes its values up to Python 3.11, and not from 3.12), or None for any other message."""
+    import difflib
+
+    match = _INVALID_CHOICE.match(message)
+    if not match:
+        return None
+    unquote = lambda text: text.strip().strip("'\"")
+    given = unquote(match["given"])
+    choices = [unquote(c) for c in match["choices"].split(",")]
+    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(choices)}"
+    return f"{match['arg']}: invalid choice {given!r}; {guess} (--help lists them)"
+
 
 def add_command(sub, name: str, handler, help_text: str, writes_run: bool = False,
                 nested: bool = False) -> argparse.ArgumentParser:

@@ -117,7 +117,8 @@ def _register_leaderboard(sub) -> None:
     q = add_command(nested, "add", cmd_leaderboard, "add a system to a run's config, collect and embed only it, "
                     "re-analyze, redraw the report, rewrite the leaderboard and print where it ranks (a system "
                     "already present and analysed adds nothing)", writes_run=True, nested=True)
-    q.add_argument("config", help="the run's config file, with the new system already under `systems:`")
+    q.add_argument("config", metavar="RUN", help="the run's config file (or its name or folder: then its "
+                   "config.yaml there), with the new system already under `systems:`")
     q.add_argument("--system", required=True, help="the name of the new system in that config")
     add_results(q, results_help, default=argparse.SUPPRESS)
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hivemind.core import layout
+from hivemind.core.config_params import param_warnings
 from hivemind.core.errors import HivemindError
 from hivemind.core.secrets import SECRET_KEY, refuse_secrets  # noqa: F401  (SECRET_KEY: still importable from here)
 
@@ -489,6 +490,13 @@ class RunConfig(ConfigModel):
                 return scorer
         known = ", ".join(s.name for s in self.scorers) or "none (add a `scorers:` list to the config)"
         raise HivemindError(f"run {self.name!r} has no scorer named {name!r}; it has: {known}")
+
+    def param_warnings(self) -> list[str]:
+        """A line per `params:` key of a system, scorer or the equivalence judge that looks like a misspelt
+        decoding parameter (hivemind.core.config_params): sent as written, it would be ignored or refused."""
+        lines = [line for s in self.systems for line in param_warnings(s.params, f"system {s.name!r}")]
+        lines += [line for s in self.scorers for line in param_warnings(s.params, f"scorer {s.name!r}")]
+        return lines + param_warnings(self.equivalence.params, "equivalence")
 
     def public_dict(self) -> dict[str, Any]:
         """The config as data, safe to publish: key *variable names* stay, values never enter it."""

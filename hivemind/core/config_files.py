@@ -4,12 +4,13 @@ way every command reads it (a config file, a run folder, a run name, a packaged 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hivemind.core import layout
+from hivemind.core import config_params, layout
 from hivemind.core.config import PACKAGED_CONFIGS, RUN_CONFIG_NAME, RunConfig, System
 from hivemind.core.errors import HivemindError
 
@@ -137,8 +138,7 @@ def _validation_error(path: Path, err: ValidationError) -> HivemindError:
 
 
 # Settings that belong under a system's `params:` (passed to the model), for "did you mean" on a system.
-DECODING_PARAMS = ("temperature", "top_p", "min_p", "top_k", "max_tokens", "seed", "presence_penalty",
-                   "frequency_penalty", "stop", "n")
+DECODING_PARAMS = config_params.DECODING_PARAMS
 
 
 def unknown_setting(loc: tuple, path: Path) -> str:
@@ -191,7 +191,19 @@ def load_config(path: str | Path) -> RunConfig:
         raise _validation_error(path, err) from None
     if isinstance(config.prompts, str):
         config.prompts = str(_resolve_relative(config.prompts, path.parent))
+    warn_once([f"{path}: {line}" for line in config.param_warnings()])
     return config
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(lines: list[str]) -> None:
+    """Print each warning to stderr once per process: a command may read the same config more than once."""
+    for line in lines:
+        if line not in _WARNED:
+            _WARNED.add(line)
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def _resolve_relative(value: str, config_dir: Path) -> Path:
@@ -225,12 +237,23 @@ def resolve_run(run: str | Path, results_dir: str | Path | None = None) -> RunCo
     elif (PACKAGED_CONFIGS / f"{run_str}.yaml").is_file():
         config = load_config(PACKAGED_CONFIGS / f"{run_str}.yaml")
     else:
-        raise HivemindError(f"{run_str!r} is neither a config file, a packaged config "
-                            f"({', '.join(p.stem for p in PACKAGED_CONFIGS.glob('*.yaml'))}), a run folder, "
-                            f"nor a run under {base}/; `hivemind list` shows the runs there")
+        raise HivemindError(unknown_run(run_str, base))
     if results_dir is not None:
         config.results_dir = str(results_dir)
     return config
+
+
+def unknown_run(run: str, base: Path) -> str:
+    """"no run 'dmeo' under results/ ...; did you mean 'demo'?": the closest run name under the results
+    folder or packaged config name (difflib), so a typo is one line with its fix, not a list to scan."""
+    import difflib
+
+    packaged = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+    runs = sorted(p.name for p in base.iterdir() if (p / RUN_CONFIG_NAME).is_file()) if base.is_dir() else []
+    close = difflib.get_close_matches(run, runs + [n for n in packaged if n not in runs], n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return (f"no run {run!r}: it is not a config file, a packaged config ({', '.join(packaged)}), a run folder "
+            f"or a run under {base}/; {guess}`hivemind list` shows the runs there")
 
 
 def _run_folder_config(folder: Path) -> RunConfig:

@@ -23,6 +23,8 @@ import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
+from hivemind.core.config_params import misspelt_param
+
 REDACTED = "<redacted>"
 MASK = "***"
 ALLOW_KEY_SHAPED = "HIVEMIND_ALLOW_KEY_SHAPED"   # =1: written files may hold key-shaped strings (never key values)
@@ -137,7 +139,7 @@ def config_problems(data: Any, path: str = "") -> list[str]:
         for key, value in data.items():
             here = f"{path}.{key}" if path else str(key)
             key_text = str(key)
-            if SECRET_KEY.search(key_text) and not key_text.lower().endswith("_env") and value not in (None, ""):
+            if _credential_setting(key_text, value):
                 problems.append(f"{here}: keys come only from the environment; name the variable in api_key_env")
                 continue
             if is_key_shaped(key_text):
@@ -163,6 +165,25 @@ def config_problems(data: Any, path: str = "") -> list[str]:
     return problems
 
 
+def _credential_setting(key: str, value: Any) -> bool:
+    """Is `key: value` a credential by its name (`api_key`, `token`, `Authorization`, ...)? Not a variable's
+    name (`*_env`), not empty, and not a misspelt decoding parameter: `max_token: 64` ends in "token" but is
+    max_tokens mistyped (hivemind.core.config_params), and a number or a short word cannot be a key. A value
+    that can be one (a string of 8+ characters, a mapping, a list) under such a name is still a credential."""
+    if not SECRET_KEY.search(key) or key.lower().endswith("_env") or value in (None, ""):
+        return False
+    meant = misspelt_param(key)
+    if meant and not SECRET_KEY.search(meant) and not _may_be_credential(value):
+        return False
+    return True
+
+
+def _may_be_credential(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value.strip()) >= 8
+    return not isinstance(value, (bool, int, float))
+
+
 def refuse_secrets(data: Any, path: str = "") -> None:
     """For pydantic validators: ValueError naming the first offending setting."""
     problems = config_problems(data, path)
@@ -175,8 +196,7 @@ def scrub(data: Any) -> Any:
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():
-            secret_key = SECRET_KEY.search(str(key)) and not str(key).lower().endswith("_env")
-            out[key] = REDACTED if secret_key and value not in (None, "") else scrub(value)
+            out[key] = REDACTED if _credential_setting(str(key), value) else scrub(value)
         return out
     if isinstance(data, list):
         return [scrub(item) for item in data]

@@ -2,6 +2,8 @@
 (hivemind.results.record) as a terminal table, one row per system, as wide as the terminal allows."""
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -73,8 +75,7 @@ def _columns(data: RunResults, level: int) -> list[tuple[str, list[str]]]:
 
 
 def _layout(columns: list[tuple[str, list[str]]], name_width: int) -> list[str]:
-    columns = [(h, [_shorten(c, name_width) for c in cells]) if h == "system" else (h, cells)
-               for h, cells in columns]
+    columns = [(h, abbreviate(cells, name_width)) if h == "system" else (h, cells) for h, cells in columns]
     widths = [max(len(h), *(len(c) for c in cells)) if cells else len(h) for h, cells in columns]
     line = lambda cells: " ".join(c.ljust(w) if h == "system" else c.rjust(w)
                                   for (h, _), c, w in zip(columns, cells, widths)).rstrip()
@@ -83,12 +84,69 @@ def _layout(columns: list[tuple[str, list[str]]], name_width: int) -> list[str]:
     return out
 
 
-def _shorten(name: str, width: int) -> str:
+# Dates in model names (gpt-4o-2024-11-20, claude-3-opus@20240229, command-r-08-2024, gemini-...-exp-02-05):
+# the same model's snapshot, seldom what tells two systems of one run apart.
+_DATE = re.compile(r"(?:[-_@]20\d\d-?[01]\d-?[0-3]\d|[-_@][01]\d-20\d\d|(?<=[A-Za-z])-[01]\d-[0-3]\d)"
+                   r"(?=$|[-_@./: ])")
+# Words that mark a released variant rather than tell models apart (Llama-3.2-1B-Instruct, gemma-2-9b-it).
+_FILLER = re.compile(r"[-_](?:instruct|it|chat|turbo|maas|hf|preview|latest)(?=$|[-_@./: ])", re.I)
+_SEPARATORS = "-_/:.@ "
+
+
+def abbreviate(names: list[str], width: int) -> list[str]:
+    """The system names, each at most `width` characters where possible, keeping what tells them apart
+    (gpt-4o vs gpt-4o-mini, claude-3-5-sonnet vs claude-3-opus). Steps, each taken only while a name is still
+    too long and only if the names stay distinct: drop the provider (`openai/`), drop dates, drop the prefix
+    and suffix every name shares (at a separator), drop variant words (-instruct, -it, -chat, -turbo), then
+    cut the middle of what is left ('~')."""
+    steps = (lambda ns: [re.sub(r"^.*/", "", n) for n in ns],
+             lambda ns: [_DATE.sub("", n) for n in ns],
+             _drop_common_ends,
+             lambda ns: [_FILLER.sub("", n) for n in ns])
+    for step in steps:
+        if all(len(n) <= width for n in names):
+            return names
+        shorter = step(names)
+        if _distinct(shorter, names):
+            names = shorter
+    return _cut_middles(names, width)
+
+
+def _distinct(shorter: list[str], names: list[str]) -> bool:
+    return all(shorter) and len(set(shorter)) == len(set(names))
+
+
+def _drop_common_ends(names: list[str]) -> list[str]:
+    """'provider/model-family-07-instruct-top-p' and '...-12-instruct-top-p' -> '07', '12'."""
+    if len(names) < 2:
+        return names
+    head = os.path.commonprefix(names)
+    head = head[:max(head.rfind(c) for c in _SEPARATORS) + 1]
+    tail = os.path.commonprefix([n[len(head):][::-1] for n in names])[::-1]
+    tail = tail[min((i for i, c in enumerate(tail) if c in _SEPARATORS), default=len(tail)):]
+    return [n[len(head):len(n) - len(tail)] for n in names]
+
+
+def _cut_middles(names: list[str], width: int) -> list[str]:
+    """Each name too long loses its middle (marked '~'); where two would then read the same, more of their
+    head is kept, and as a last resort their position is added: never two identical names."""
+    for head_share in (1 / 3, 1 / 2, 2 / 3):
+        cut = [_shorten(n, width, head_share) for n in names]
+        if len(set(cut)) == len(set(names)):
+            return cut
+    seen: dict[str, int] = {}
+    for n in cut:
+        seen[n] = seen.get(n, 0) + 1
+    return [c if seen[c] == 1 else _shorten(n, width - 3, 1 / 3) + f"#{i + 1}"
+            for i, (n, c) in enumerate(zip(names, cut))]
+
+
+def _shorten(name: str, width: int, head_share: float = 1 / 3) -> str:
     """'provider/model-family-07-instruct-top-p' -> 'provide~07-instruct-top-p': the middle goes, since
     names of one run share a provider prefix and differ in size, version and decoding suffix."""
     if len(name) <= width:
         return name
-    head = (width - 1) // 3
+    head = int((width - 1) * head_share)
     return name[:head] + "~" + name[len(name) - (width - 1 - head):]
 
 

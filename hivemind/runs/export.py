@@ -9,7 +9,9 @@ them. A run maps onto Inspect as follows:
     output    every answer as one choice (an n-sample completion), usage summed over the answers
     scores    per quality scorer the mean over the prompt's scored answers (per-answer values in its
               metadata), and `intra_similarity`: the system's mean pairwise cosine on the prompt
-              (from intra_model_per_prompt.csv, when the run was analysed)
+              (from intra_model_per_prompt.csv, when the run was analysed); shown rounded to SCORE_DIGITS
+              decimals (the exact value in the score's metadata), each with the first answer as its `answer`,
+              which `inspect view` shows in its Answer column
 
 Decoding parameters Inspect knows go into `model_generate_config`; the rest (min_p) into its extra_body.
 """
@@ -27,6 +29,7 @@ from hivemind.core.errors import HivemindError
 from hivemind.core.extras import missing_extra
 
 INTRA = "intra_similarity"
+SCORE_DIGITS = 3      # the figures a reader compares; 0.8734623 reads as noise in `inspect view`'s columns
 GENERATE_FIELDS = {"temperature", "top_p", "max_tokens", "seed", "top_k", "frequency_penalty",
                    "presence_penalty", "logit_bias", "stop_seqs"}
 STOP_REASONS = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter",
@@ -130,18 +133,21 @@ def _sample(system, prompt, rows, scores, intra: float | None):
     return EvalSample(
         id=prompt.id, epoch=1, input=prompt.text, target="",
         messages=[ChatMessageUser(content=prompt.text), *(c.message for c in answers)],
-        output=output, scores=_sample_scores(scores, intra) or None,
+        output=output, scores=_sample_scores(scores, intra, output.completion) or None,
         metadata={"category": prompt.category, "answers": len(answers), "failed": failures},
     )
 
 
-def _sample_scores(scores, intra: float | None) -> dict:
+def _sample_scores(scores, intra: float | None, answer: str) -> dict:
+    """The prompt's scores, each carrying the first answer (`answer`: Inspect's Answer column) and its value
+    rounded for display (the exact one in metadata)."""
     from inspect_ai.scorer import Score
 
     out = {}
     if intra is not None:
-        out[INTRA] = Score(value=intra, explanation="mean pairwise cosine among this system's answers "
-                                                    "to the prompt (higher: more repetitive)")
+        out[INTRA] = Score(value=round(intra, SCORE_DIGITS), answer=answer or None, metadata={"exact": intra},
+                           explanation="mean pairwise cosine among this system's answers to the prompt "
+                                       "(higher: more repetitive)")
     if scores is None:
         return out
     for scorer, group in scores.groupby("scorer", sort=True):
@@ -149,9 +155,10 @@ def _sample_scores(scores, intra: float | None) -> dict:
                   and not math.isnan(r.score)}
         if not values:
             continue
-        out[str(scorer)] = Score(value=sum(values.values()) / len(values),
+        mean = sum(values.values()) / len(values)
+        out[str(scorer)] = Score(value=round(mean, SCORE_DIGITS), answer=answer or None,
                                  explanation=f"mean over {len(values)} scored answers (higher is better)",
-                                 metadata={"per_sample": values})
+                                 metadata={"per_sample": values, "exact": mean})
     return out
 
 
@@ -162,9 +169,9 @@ def _eval_scores(samples) -> list:
     values: dict[str, list[float]] = defaultdict(list)
     for sample in samples:
         for name, score in (sample.scores or {}).items():
-            values[name].append(float(score.value))
+            values[name].append(float((score.metadata or {}).get("exact", score.value)))
     return [EvalScore(name=name, scorer=name, scored_samples=len(v), unscored_samples=len(samples) - len(v),
-                      metrics={"mean": EvalMetric(name="mean", value=sum(v) / len(v))})
+                      metrics={"mean": EvalMetric(name="mean", value=round(sum(v) / len(v), SCORE_DIGITS))})
             for name, v in sorted(values.items())]
 
 

@@ -108,14 +108,20 @@ def _write_tables(folder: Path) -> list[tuple[str, str]]:
     """tables/STEM.parquet for each top-level CSV; (config name, stem) pairs.
 
     A table whose name is taken by a core config becomes `table_STEM`. Columns that are empty in a table
-    with no rows are typed string, since Parquet has no useful type for them."""
+    with no rows are typed string, since Parquet has no useful type for them. A square matrix with CI bounds
+    in sibling files (inter_model_similarity.csv, _ci_low.csv, _ci_high.csv) becomes one table with the bounds
+    as columns (ci_matrix_table), not three configs to join by hand."""
     import pandas as pd
 
     out = []
     (folder / TABLES_DIR).mkdir(exist_ok=True)
+    with_bounds = {csv.stem for csv in folder.glob("*.csv") if _bound_files(folder, csv.stem)}
+    bounds = {f"{stem}{side}" for stem in with_bounds for side in CI_SUFFIXES}
     for csv in sorted(folder.glob("*.csv")):
+        if csv.stem in bounds:
+            continue      # a column of its matrix's table
         try:
-            frame = pd.read_csv(csv)
+            frame = pd.read_csv(csv) if csv.stem not in with_bounds else ci_matrix_table(folder, csv.stem)
         except pd.errors.EmptyDataError:
             continue  # not even a header: nothing a dataset could hold
         if frame.empty:
@@ -125,6 +131,40 @@ def _write_tables(folder: Path) -> list[tuple[str, str]]:
         name = csv.stem if csv.stem not in CORE_CONFIGS else f"table_{csv.stem}"
         out.append((name, csv.stem))
     return out
+
+
+CI_SUFFIXES = ("_ci_low", "_ci_high")
+
+
+def _bound_files(folder: Path, stem: str) -> bool:
+    return all((folder / f"{stem}{side}.csv").is_file() for side in CI_SUFFIXES)
+
+
+def ci_matrix_table(folder: Path, stem: str):
+    """A system x system matrix and its CI-bound matrices as one long table: system, other_system, value,
+    ci_low, ci_high (one row per ordered pair, in the matrix's order)."""
+    import pandas as pd
+
+    def long(name: str, column: str):
+        matrix = pd.read_csv(folder / f"{name}.csv", index_col=0)
+        matrix.index = matrix.index.astype(str)
+        matrix.columns = [str(c) for c in matrix.columns]
+        frame = matrix.rename_axis("system").reset_index().melt(id_vars="system", var_name="other_system",
+                                                                 value_name=column)
+        return frame.set_index(["system", "other_system"])
+
+    table = long(stem, "value").join([long(f"{stem}{side}", side.lstrip("_")) for side in CI_SUFFIXES])
+    return table.reset_index()
+
+
+def with_text_hash(frame):
+    """responses.parquet's rows with `text_hash`, the SHA-256 of the answer text (the key of embeddings.parquet
+    and of the store), so answers join their vectors without hashing them again; None for a failed request."""
+    import hashlib
+
+    hashes = [hashlib.sha256(text.encode("utf-8")).hexdigest() if isinstance(text, str) else None
+              for text in frame["text"]]
+    return frame.assign(text_hash=hashes)
 
 
 def portable_config(public: dict) -> dict:
@@ -162,11 +202,11 @@ def dataset_card(config, name: str, folder: Path, configs: list[tuple[str, str]]
                   **({"default": True} if name == "responses" else {})} for name, path in configs],
     )
     front = data.to_yaml()
-    return f"---\n{front}\n---\n\n{_card_body(config, name, folder, configs, empty)}"
+    return f"---\n{front}\n---\n\n{_card_body(config, name, folder, configs, empty, license)}"
 
 
 def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str, str]],
-               empty: list[tuple[str, str]]) -> str:
+               empty: list[tuple[str, str]], license: str = DEFAULT_LICENSE) -> str:
     analysis = _read_json(folder / ANALYSIS)
     n_prompts = sum(1 for line in (folder / "prompts.jsonl").open(encoding="utf-8") if line.strip())
     floor = analysis.get("floor")
@@ -200,9 +240,15 @@ def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str
         "",
         f"Embedder: `{config.embedder.id}`.{floor_text} Raw cosines depend on the embedder and do not transfer "
         "between embedders (the paper used OpenAI `text-embedding-3-small`): compare rescaled values, or runs "
-        "with the same embedder. Sentence-transformers models truncate long inputs (all-MiniLM-L6-v2 reads "
-        "the first 256 word pieces), so long answers are compared by their beginnings. Embeddings measure "
+        "with the same embedder. Long answers are not cut: a text longer than the embedder's window "
+        "(all-MiniLM-L6-v2: 256 word pieces) is split into overlapping windows that each fit, every window is "
+        "embedded, and the text's vector is the token-weighted mean of the windows' vectors, normalised; "
+        "`embeddings` records how many windows (`chunks`) and `tokens` each text needed. Embeddings measure "
         "closeness of topic and wording, not agreement in substance or quality.",
+        "",
+        "## Quality gate",
+        "",
+        *_gate_lines(config, analysis),
         "",
         "## Systems and decoding",
         "",
@@ -227,27 +273,38 @@ def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str
                   + ", ".join(f"`{path}`" for _, path in empty) + "."]
     lines += [
         "",
-        "`responses` has one row per answer (text, finish reason, tokens, latency, cost, error, seed); "
-        "`embeddings` maps each answer's `text_hash` (sha256 of the text) to its vector; `scores` holds "
-        "quality scores where a scorer ran (higher is better; it may be empty). The CSV files beside "
-        "`tables/` are the same tables for reading by eye; `manifest.json` lists every file's SHA-256.",
+        "`responses` has one row per answer (text, finish reason, tokens, latency, cost, error, seed) and its "
+        "`text_hash` (the SHA-256 of the text, empty for a failed request), which joins `embeddings` (one "
+        "vector per distinct text); `scores` holds quality scores where a scorer ran (higher is better; it "
+        "may be empty). Confidence bounds are columns of their table (`ci_low`, `ci_high`): the "
+        "`inter_model_similarity` config has one row per ordered pair of systems. The CSV files beside "
+        "`tables/` are the tables for reading by eye; `manifest.json` lists every file's SHA-256.",
         "",
         "## Loading",
         "",
         "```python",
         "from datasets import load_dataset",
         "",
-        "# a local copy of this folder, or the Hub repository it was pushed to",
+        f'folder = "path/to/{snapshot_name}"   # this folder, on disk',
+        'responses = load_dataset(folder, "responses", split="train").to_pandas()',
+        'vectors = load_dataset(folder, "embeddings", split="train").to_pandas()',
+        'answers = responses.merge(vectors, on="text_hash")   # each answer with its vector',
+        'inter = load_dataset(folder, "inter_model_similarity", split="train").to_pandas()',
+        "",
+        "# or from the Hub repository it was pushed to, at its tag",
         f'responses = load_dataset("OWNER/NAME", "responses", split="train", revision="{snapshot_name}")',
-        f'inter = load_dataset("OWNER/NAME", "inter_model_similarity", split="train", revision="{snapshot_name}")',
         "```",
         "",
         "To re-analyse it with hivemind (the embeddings come along, so nothing is re-embedded):",
         "",
         "```bash",
         f"hivemind import hf://OWNER/NAME@{snapshot_name} --name {config.name}-copy",
-        f"hivemind snapshot verify PATH   # recompute every SHA-256 in manifest.json",
+        "hivemind snapshot verify PATH   # recompute every SHA-256 in manifest.json",
         "```",
+        "",
+        "## License",
+        "",
+        *_license_lines(license),
         "",
         "## Citation",
         "",
@@ -257,6 +314,32 @@ def _card_body(config, snapshot_name: str, folder: Path, configs: list[tuple[str
         "",
     ]
     return "\n".join(lines)
+
+
+def _gate_lines(config, analysis: dict) -> list[str]:
+    """What the quality gate is and what it did in this run (analysis.json), for the card."""
+    gate = analysis.get("quality_gate") if isinstance(analysis.get("quality_gate"), dict) else {}
+    scorers = [f"`{s.name}` ({s.kind}) >= {s.pass_at:g}" for s in config.scorers if s.pass_at is not None]
+    lines = ["Diversity is measured on answers that pass a quality gate, so that babble, word salad or an "
+             "off-topic answer cannot look diverse. An answer passes when it is relevant (its cosine to its own "
+             "prompt reaches the run's relevance line, the 95th percentile of answers' cosines to other prompts) "
+             "and every gating scorer that scored it gave it at least its line (scores are higher-is-better). "
+             "A blank answer or a failed request never passes. Answers that fail count as contributing nothing "
+             "to the quality-gated figures (effective diversity, effective distinctness, utility) and lower "
+             "`pass_rate`; the raw similarity tables include every answer.", ""]
+    lines.append(f"Gating scorers: {', '.join(scorers) if scorers else 'none (relevance only)'}.")
+    if gate.get("description"):
+        lines.append(f"In this run: {gate['description']}.")
+    return lines
+
+
+def _license_lines(license: str) -> list[str]:
+    """The card's license in words; `other` (the default) says that the publisher chose none."""
+    chosen = (f"This dataset card declares the license `{license}`." if license != DEFAULT_LICENSE else
+              "No license was chosen when this snapshot was published (`other`); ask the publisher before reuse, "
+              "or publish again with `hivemind snapshot publish RUN --license LICENSE`.")
+    return [chosen + " The answers were written by the models listed above: their providers' terms of use "
+            "apply to them, and the prompts keep the license of the prompt set they came from."]
 
 
 def _headline(folder: Path) -> list[str]:

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from hivemind.core.config import RUN_CONFIG_NAME, STORE_NAME
-from hivemind.core.config_files import load_config
+from hivemind.core.config_files import resolve_run
 from hivemind.core.errors import HivemindError
 from hivemind.results import contract as results
 from hivemind.results.calibration import DEFAULT_EQUIVALENCE
@@ -314,27 +314,64 @@ def _cell(value: Any) -> str:
 
 @dataclass
 class Rank:
-    """Where one system of one run stands in its leaderboard group."""
+    """Where one system of one run stands in its leaderboard group, and who stands just above and below it."""
     system: str
     label: str          # "3", or "2=" for a tie; "" when the system has no value for the primary key
     of: int             # systems in the group
     metric: str         # the primary key's display name
+    value: str = ""     # its primary key, "0.412"
+    above: str = ""     # the system ranked just above it, "alpha (0.450)"; "" when it is first
+    below: str = ""     # the system ranked just below it; "" when it is last
 
     def __str__(self) -> str:
         if not self.label:
             return f"{self.system} is not ranked (no value for {self.metric})"
-        return f"{self.system} ranks {self.label} of {self.of} by {self.metric}"
+        around = [f"{self.above} above" if self.above else "", f"{self.below} below" if self.below else ""]
+        around = " and ".join(a for a in around if a)
+        return (f"{self.system} ranks {self.label} of {self.of} by {self.metric} ({self.value})"
+                + (f", between {around}" if " and " in around else f"; {around}" if around else ""))
 
 
 def rank_of(frame: pd.DataFrame, run: str, system: str) -> Rank | None:
-    """The rank of `system` of `run` in a leaderboard frame (build_leaderboard or leaderboard.csv)."""
+    """The rank of `system` of `run` in a leaderboard frame (build_leaderboard or leaderboard.csv, whose rows
+    are in rank order within a group), with its neighbours in the ranking."""
     rows = frame[(frame["run"].astype(str) == run) & (frame["system"].astype(str) == system)]
     if rows.empty:
         return None
     row = rows.iloc[0]
-    group = frame[frame["group"] == row["group"]]
+    group = frame[frame["group"] == row["group"]].reset_index(drop=True)
     label = "" if pd.isna(row["rank"]) or pd.isna(row["primary"]) else str(row["rank"])
-    return Rank(system=system, label=label, of=len(group), metric=results.METRICS[row["primary_key"]].display)
+    at = int(group.index[(group["run"].astype(str) == run) & (group["system"].astype(str) == system)][0])
+
+    def who(i: int) -> str:
+        if not 0 <= i < len(group) or pd.isna(group.at[i, "primary"]):
+            return ""
+        name = str(group.at[i, "system"]) + ("" if str(group.at[i, "run"]) == run else f" of run {group.at[i, 'run']}")
+        return f"{name} ({_cell(group.at[i, 'primary'])})"
+
+    return Rank(system=system, label=label, of=len(group), metric=results.METRICS[row["primary_key"]].display,
+                value=_cell(row["primary"]), above=who(at - 1), below=who(at + 1))
+
+
+def nearest_systems(run_dir: Path, system: str, n: int = 3) -> list[tuple[str, float]]:
+    """The `n` systems of the run whose answers are most alike `system`'s (inter_model_similarity.csv: mean
+    cosine over pairs of their answers to the same prompt), closest first; [] before an analysis."""
+    path = Path(run_dir) / "inter_model_similarity.csv"
+    if not path.is_file():
+        return []
+    matrix = pd.read_csv(path, index_col=0)
+    matrix.index = matrix.index.astype(str)
+    if system not in matrix.index:
+        return []
+    row = pd.to_numeric(matrix.loc[system], errors="coerce").drop(labels=[system], errors="ignore").dropna()
+    return [(str(name), float(value)) for name, value in row.sort_values(ascending=False).head(n).items()]
+
+
+def nearest_text(neighbours: list[tuple[str, float]]) -> str:
+    if not neighbours:
+        return ""
+    return ("closest systems (mean cosine of their answers to the same prompts): "
+            + ", ".join(f"{name} {value:.3f}" for name, value in neighbours))
 
 
 @dataclass
@@ -347,10 +384,12 @@ class AddSystemSummary:
     report: Path | None = None
     leaderboard: list[Path] = field(default_factory=list)
     rank: Rank | None = None
+    nearest: list[tuple[str, float]] = field(default_factory=list)   # nearest_systems: its closest systems
     already: bool = False       # the system was present and analysed: nothing was added
 
     def __str__(self) -> str:
         rank = f"{self.rank}" if self.rank else f"{self.system} is not on the leaderboard"
+        rank += f"\n{nearest_text(self.nearest)}" if self.nearest else ""
         if self.already:
             return (f"system {self.system!r} is already in run {self.run!r} and analysed on the store as it is: "
                     f"nothing added, nothing rewritten\n{rank}")
@@ -375,25 +414,30 @@ def already_analysed(config, system_name: str) -> bool:
 
 def add_system(config_path: str | Path, system_name: str, results_dir: str | Path | None = None,
                progress: bool = True, wait: bool = False) -> AddSystemSummary:
-    """Grow a run by a system the user added to its config file: only that system's answers are requested,
-    then the run is re-analysed, its report redrawn and the leaderboard rewritten; the summary says where
-    the system ranks. A system already present and analysed on the unchanged store adds nothing."""
+    """Grow a run by a system the user added to its config file (or to the run folder's config.yaml, when the
+    run is named by name or folder): only that system's answers are requested, then the run is re-analysed, its
+    report redrawn and the leaderboard rewritten; the summary says where the system ranks, who is ranked just
+    above and below it, and which systems answer most like it. A system already present and analysed on the unchanged store adds nothing."""
     from hivemind import pipeline
 
-    config = load_config(config_path)
-    if results_dir is not None:
-        config.results_dir = str(results_dir)
+    config = resolve_run(config_path, results_dir)   # a config file, or a run by name or folder
     if system_name not in {s.name for s in config.systems}:
-        raise HivemindError(f"{config_path}: has no system named {system_name!r}; add it under `systems:` "
-                            f"first (it has: {', '.join(s.name for s in config.systems)})")
+        where = config_path if Path(str(config_path)).is_file() else config.run_dir / RUN_CONFIG_NAME
+        fix = ("add it under `systems:` first" if Path(str(where)).is_file() else
+               f"{config_path!r} is a packaged config: copy it to a file of your own, add the system under "
+               f"`systems:` and name that file")
+        raise HivemindError(f"{where}: has no system named {system_name!r}; {fix} "
+                            f"(it has: {', '.join(s.name for s in config.systems)})")
     summary = AddSystemSummary(run=config.name, system=system_name)
     if already_analysed(config, system_name):
         summary.already = True
         summary.rank = rank_of(build_leaderboard(config.results_dir), config.name, system_name)
+        summary.nearest = nearest_systems(config.run_dir, system_name)
         return summary
     result = pipeline.run(config, systems=[system_name], progress=progress, wait=wait, with_report=True)
     summary.collect, summary.embed, summary.analysis = result.collect, result.embed, result.analysis
     summary.report = result.report
     summary.leaderboard = update_leaderboard(config.results_dir, wait=wait)
     summary.rank = rank_of(pd.read_csv(summary.leaderboard[0], dtype={"rank": str}), config.name, system_name)
+    summary.nearest = nearest_systems(config.run_dir, system_name)
     return summary

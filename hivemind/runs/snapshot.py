@@ -148,7 +148,7 @@ def _write_snapshot(config: RunConfig, name: str, folder: Path, license: str, st
     """Everything into `folder`; `store` is inside the read transaction whose fingerprint (`current`) matched."""
     ids = [s.identity for s in config.systems]
     prompts = store.prompts()
-    frame = store.responses_frame(ids)
+    frame = hub.with_text_hash(store.responses_frame(ids))   # text_hash: the join key of embeddings.parquet
     frame.to_parquet(folder / "responses.parquet", index=False)
     hashes, vectors, chunks, tokens = store.embeddings_for_systems(config.embedder.id, ids)
     n_vectors = _write_embeddings(hashes, vectors, chunks, tokens, folder / "embeddings.parquet")
