@@ -121,19 +121,23 @@ def paper_line_finding(t: Tables, config: RunConfig, h: Headline) -> str | None:
                 f"(the paper: {span(paper_range[0], paper_range[1], 2)} with {paper_embedder}).")
     paper_share = ref.get("share_above_0.8") or {}
     settings = {s.name: results.setting_of(s.params) for s in config.systems}
-    parts = []
+    by_setting = {}
     for label in ("top-p", "min-p"):
         names = [n for n, setting in settings.items() if setting == label and n in shares.index]
         if names:
-            parts.append(f"{pct(nanmean(shares[names]), 0)} for {label} systems (the paper: "
-                         f"{pct(paper_share.get(label))})")
+            by_setting[label] = nanmean(shares[names])
+    if len(by_setting) == 1:
+        label = next(iter(by_setting))
+        compared = f"mean over systems, all {label}; the paper: {pct(paper_share.get(label))}"
+    else:
+        compared = "mean over systems; " + ", ".join(
+            f"{label} {pct(value, 0)} (the paper: {pct(paper_share.get(label))})" for label, value in by_setting.items())
     text = (f"On {pct(h.share_above_08, 0)} of prompts a system's answers are more than 0.8 similar to each "
-            f"other (mean over systems; the paper's line): {'; '.join(parts)}.")
+            f"other ({compared}).")
     if h.calibrated_line is not None and not pd.isna(h.share_above_08_calibrated):
-        text += (f" Above the calibrated line {num(h.calibrated_line)} (0.8's rescaled value under "
-                 f"{h.embedder}): {pct(h.share_above_08_calibrated, 0)}.")
-    return text + (f" The paper drew {paper_samples} samples per prompt and embedded them with {paper_embedder}; "
-                   f"this run {config.samples} with {h.embedder}.")
+        text += f" Above the calibrated line {num(h.calibrated_line)}: {pct(h.share_above_08_calibrated, 0)}."
+    return text + (f" The paper: {paper_samples} samples per prompt, {paper_embedder}; this run: {config.samples}, "
+                   f"{h.embedder}.")
 
 
 # The compact ranking ---------------------------------------------------------------------------------
