@@ -105,15 +105,15 @@ main{max-width:1280px;margin:0 auto;padding:14px 32px 64px;background:#fff;box-s
 h1{font-size:24px;margin:4px 0 2px}h2{font-size:20px;margin:36px 0 8px;border-bottom:1px solid #dde1e7;padding-bottom:4px}
 h3.fs{font-size:15px;margin:12px 0 4px}
 .meta{color:#5b6473;font-size:13px}.note{color:#5b6473;font-size:13px;margin:4px 0 12px}
-.first{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,360px);gap:6px 28px;margin-top:8px}
+.first{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,330px);gap:6px 24px;margin-top:8px}
 .findings{margin:6px 0 4px;padding-left:20px;font-size:14px;line-height:1.4}.findings li{margin:2px 0}
 .settings{border:1px solid #dde1e7;border-radius:8px;background:#fbfcfd;padding:4px 12px 8px;align-self:start}
-.settings table{font-size:12px;margin:4px 0}.settings th{background:none;position:static;white-space:nowrap;
- color:#5b6473;font-weight:500;padding:3px 8px 3px 0}.settings td{padding:3px 0;overflow-wrap:anywhere}
+.settings table{font-size:12px;margin:4px 0;table-layout:fixed}.settings th{background:none;position:static;width:34%;
+ color:#5b6473;font-weight:500;padding:3px 8px 3px 0;overflow-wrap:anywhere}.settings td{padding:3px 0;overflow-wrap:anywhere}
 .settings tr:nth-child(even) td{background:none}
-#hm-ranking table{margin:4px 0}#hm-ranking td,#hm-ranking th{padding:3px 8px}
+#hm-ranking table{margin:4px 0}#hm-ranking td,#hm-ranking th{padding:3px 7px}#hm-ranking th{white-space:normal}
 nav.toc{font-size:13px;margin:14px 0 0;padding:8px 12px;border:1px solid #dde1e7;border-radius:8px;line-height:1.7}
-nav.toc a{color:#2a5db0;text-decoration:none;margin-right:14px;white-space:nowrap}
+nav.toc a{color:#2a5db0;text-decoration:none;margin-right:14px;display:inline-block;max-width:100%}
 @media (max-width:900px){.first{grid-template-columns:minmax(0,1fr)}main{padding:10px 12px 40px}}
 .hm-scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:13px;margin:8px 0;width:100%}
@@ -183,14 +183,16 @@ ANCHORED = re.compile(r'<span class="anchor" id="([^"]+)"></span><h2>(.*?)</h2>'
 def contents(parts: list[str]) -> str:
     """The table of contents: a link to every anchored section of the page, in order (and the answer browser,
     a section of its own)."""
-    links = [f'<a href="#{anchor}">{title}</a>' for part in parts for anchor, title in ANCHORED.findall(part)]
+    links = [f'<a href="#{anchor}">{title.split(" (")[0]}</a>'           # "Near-duplicate answers (cosine ...)"
+             for part in parts for anchor, title in ANCHORED.findall(part)]
     if any('id="hm-browser"' in part for part in parts):
         links.append('<a href="#hm-browser">Answer browser</a>')
     return f'<nav class="toc" aria-label="contents"><b>Contents:</b> {" ".join(links)}</nav>'
 
 
-def first_screen(config: RunConfig, t: Tables, h: Headline, imported: bool) -> str:
-    """What did this run find: the findings, the compact ranking, the settings box."""
+def first_screen(config: RunConfig, t: Tables, h: Headline, imported: bool, toc: str) -> str:
+    """What did this run find: the findings, the compact ranking and the table of contents beside the
+    settings box (below it on a narrow screen)."""
     e = html.escape
     ranking = ranking_table(t)
     numeric = set(ranking.columns) - {"rank", "system"}
@@ -200,7 +202,7 @@ def first_screen(config: RunConfig, t: Tables, h: Headline, imported: bool) -> s
     return (f'<div class="first"><div><ul class="findings" id="hm-findings">{items}</ul>'
             f'<h3 class="fs">Ranking <span class="meta">(1 = most diverse; every metric and the controls: '
             f'<a href="#s-leaderboard">leaderboard</a>)</span></h3>'
-            f'<div id="hm-ranking">{folded_table(ranking, numeric, one_answer_run(t), {"system"})}</div></div>'
+            f'<div id="hm-ranking">{folded_table(ranking, numeric, one_answer_run(t), {"system"})}</div>{toc}</div>'
             f'<aside class="settings" id="hm-settings"><h3 class="fs">Settings</h3><table>{settings}</table></aside>'
             f"</div>")
 
@@ -219,7 +221,6 @@ def build_html(run: Run | RunConfig, t: Tables, h: Headline, folder: Path, maps:
         f"<h1>Hivemind report: {e(config.name)}</h1>",
         f'<div class="meta">{len(t.systems)} systems · {h.n_prompts} prompts · {h.n_responses} answers · '
         f"analysed {e(str(info.get('created_at', '')))} · hivemind {e(str(info.get('hivemind_version', '')))}</div>",
-        first_screen(config, t, h, is_imported(config)),
     ]
     parts = []
     warnings = info.get("warnings") or []
@@ -288,7 +289,8 @@ def build_html(run: Run | RunConfig, t: Tables, h: Headline, folder: Path, maps:
         parts.append(f'<p class="note">{e(map_note or "No prompt maps.")}</p>')
     # Further sections go here, each a function returning its HTML parts; the answer browser comes last.
     parts.append(browser_section(run))
-    return "\n".join([*head, contents(parts), *parts, "</main></body></html>"])
+    first = first_screen(config, t, h, is_imported(config), contents(parts))
+    return "\n".join([*head, first, *parts, "</main></body></html>"])
 
 
 MATRIX_CAPTION = (

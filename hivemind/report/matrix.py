@@ -29,13 +29,15 @@ from hivemind.results.contract import SIMILARITY_SCALE
 # scale: viridis over 0-1 then gives every cell nearly one colour.
 UNIFORM_SHARE = 0.35
 VALUES_UP_TO = 20         # cells print their value up to this many systems; above, hover shows it
+FEW = 8                   # up to this many systems, larger cells
 LEGEND_STOPS = 9
 
 MATRIX_CSS = """
 .hm-scale{font-size:13px;margin:6px 0}.hm-scale label{margin-right:14px;cursor:pointer}
 table.hm-matrix{width:auto;border-collapse:separate;border-spacing:1px;font-size:11px;margin:8px 0}
-table.hm-matrix td{background:var(--f);color:var(--ft);text-align:center;padding:0;height:22px;min-width:22px;
+table.hm-matrix td{background:var(--f);color:var(--ft);text-align:center;padding:0;height:24px;min-width:34px;
  border:0;font-variant-numeric:tabular-nums}
+table.hm-matrix.few td{height:34px;min-width:54px;font-size:13px}
 table.hm-matrix.wide td{height:16px;min-width:16px;width:16px}
 table.hm-matrix td.d{font-weight:700;outline:1px solid #1d2330;outline-offset:-1px}
 table.hm-matrix th{background:#fff;position:static;font-weight:400;border:0;padding:0 6px 0 0;white-space:nowrap;
@@ -115,6 +117,7 @@ def matrix_html(inter: pd.DataFrame, intra: pd.Series | None) -> str:
                          f'title="{e(title)}">{text}</td>')
         rows.append(f'<tr><th scope="row">{e(row_name)}</th>{"".join(cells)}</tr>')
     checked = ("", " checked") if first_range else (" checked", "")
+    size = "few" if n <= FEW else ("wide" if n > VALUES_UP_TO else "")
     why = ("the values between systems span less than "
            f"{UNIFORM_SHARE:.0%} of the fixed scale, so this run's own range is shown first" if first_range
            else "the fixed scale is shown first; this run's own range gives finer contrast")
@@ -126,5 +129,5 @@ def matrix_html(inter: pd.DataFrame, intra: pd.Series | None) -> str:
             f'<label for="hm-scale-range">this run\'s range {ranged[0]:.3f}–{ranged[1]:.3f} between systems</label>'
             + legend("f", *fixed, cmap, "mean cosine, fixed scale")
             + legend("r", *ranged, cmap, "mean cosine, this run's range (a diagonal above it saturates)")
-            + f'<div class="hm-scroll"><table class="hm-matrix{" wide" if n > VALUES_UP_TO else ""}">'
+            + f'<div class="hm-scroll"><table class="hm-matrix {size}">'
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></div>")

@@ -202,19 +202,13 @@ def equivalence_text(info: dict) -> str:
     record = info.get("equivalence") or {}
     if not isinstance(record, dict) or not record.get("method"):
         return "— (analysed before the method was recorded)"
-    text = str(record["method"])
-    if record.get("id") and str(record["id"]) != text:
-        text += f" ({record['id']})"
-    return text
+    method, ident = str(record["method"]), str(record.get("id") or "")
+    return ident if ident.startswith(method) else (f"{method} ({ident})" if ident else method)
 
 
 def gate_text(info: dict) -> str:
     gate = info.get("quality_gate") or {}
-    text = str(gate.get("description") or "none")
-    names = gate.get("gated_by")
-    if names:
-        text += f" (gated by: {', '.join(map(str, names))})"
-    return text
+    return str(gate.get("description") or "none")
 
 
 # Folding columns that cannot tell systems apart ----------------------------------------------------------
