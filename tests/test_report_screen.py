@@ -30,6 +30,7 @@ from hivemind.core.config import System
 from hivemind.core.config_files import resolve_run
 from hivemind.embed.stage import embed_run
 from hivemind.report.load import load_tables
+from hivemind.report.matrix import matrix_html
 from hivemind.report.overview import (
     Folded,
     decoding_rows,
@@ -202,6 +203,7 @@ def test_demo_report_states_its_settings_and_findings(demo_run):
     assert settings["prompts"].startswith("8 from prompts.jsonl") and settings["samples"].startswith("5 per system")
     assert "temperature 2.0, top_p 1.0, min_p 0.1, max_tokens 64" in settings.values()
     assert settings["embedder"].endswith("all-MiniLM-L6-v2") and settings["equivalence"].startswith("learned")
+    assert "cut at max_tokens" not in settings                 # no answer stopped at the limit
     page = (demo_run.run_dir / "report.html").read_text(encoding="utf-8")
     md = (demo_run.run_dir / "report.md").read_text(encoding="utf-8")
     for text in findings(t, demo_run, headline(t)):
@@ -298,6 +300,44 @@ def test_sixteen_model_report_first_screen(alpaca16, driver):
     assert driver.find_element("id", "hm-scale-range").is_selected()
     matrix_switch(driver)
     print(f"alpaca16: first ranking row ends at {where['row']:.0f} px")
+
+
+def planted_matrix(n: int, low: float, high: float) -> pd.DataFrame:
+    names = [f"family-{k % 5}-model-{k:02d}-instruct" for k in range(n)]
+    values = np.random.default_rng(n).uniform(low, high, (n, n))
+    values = (values + values.T) / 2
+    np.fill_diagonal(values, 1.0)
+    return pd.DataFrame(values, index=names, columns=names)
+
+
+def test_the_range_view_comes_first_only_where_the_fixed_scale_is_uniform():
+    close, spread = planted_matrix(6, 0.70, 0.85), planted_matrix(6, 0.10, 0.90)
+    assert 'id="hm-scale-range" checked' in matrix_html(close, None)
+    assert 'id="hm-scale-fixed" checked' in matrix_html(spread, None)
+    page = matrix_html(close, pd.Series(0.9, index=close.index))
+    assert page.count("<td") == 36 and page.count('class="d"') == 6              # diagonal: intra-model mean
+    first, second = close.index[:2]
+    assert f'title="{first} × {second}: mean cosine {close.at[first, second]:.3f}"' in page    # the value on hover
+
+
+@needs_chromium
+@pytest.mark.parametrize("n", [3, 16, 50])
+def test_the_matrix_fits_a_laptop_screen_from_3_to_50_systems(n, driver, tmp_path):
+    from hivemind.report.html import CSS
+
+    page = tmp_path / "matrix.html"
+    page.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{CSS}</style></head><body><main>'
+                    f"{matrix_html(planted_matrix(n, 0.6, 0.9), None)}</main></body></html>", encoding="utf-8")
+    viewport(driver, WIDTH, HEIGHT)
+    driver.get(page.as_uri())
+    size = driver.execute_script("""const t = document.querySelector('table.hm-matrix'), b = t.parentElement;
+        const c = t.querySelector('tbody td').getBoundingClientRect();
+        return {table: t.scrollWidth, box: b.clientWidth, cell: [c.width, c.height]};""")
+    assert size["table"] <= size["box"], size                  # no scrolling needed at 1366 px
+    assert min(size["cell"]) >= 15, size                          # a cell stays big enough to point at
+    cells = driver.find_elements("css selector", "table.hm-matrix tbody td")
+    assert len(cells) == n * n and all(c.get_attribute("title") for c in cells[:: max(1, n // 3)])
+    assert bool(cells[1].text) == (n <= 20)                        # values printed up to 20 systems, then on hover
 
 
 # Screenshots for the docs ------------------------------------------------------------------------------

@@ -163,6 +163,9 @@ def settings_rows(t: Tables, config: RunConfig, h: Headline, imported: bool = Fa
     rows = [("prompts", prompts_text(config, h, imported)),
             ("samples", f"{config.samples} per system and prompt ({h.n_responses} answers analysed)")]
     rows += decoding_rows(config.systems, imported)
+    cut = truncation_text(t)
+    if cut:
+        rows.append(("cut at max_tokens", cut))
     rows.append(("embedder", h.embedder))
     rows.append(("equivalence", equivalence_text(info)))
     rows.append(("quality gate", gate_text(info)))
@@ -196,6 +199,17 @@ def decoding_rows(systems: list[System], imported: bool) -> list[tuple[str, str]
         label = "decoding" if len(systems) == 1 else f"decoding (all {len(systems)} systems)"
         return [(label, next(iter(groups)))]
     return [(f"decoding: {', '.join(names)}", text) for text, names in groups.items()]
+
+
+def truncation_text(t: Tables) -> str | None:
+    """Per system, the share of its answers cut at the token limit (results.json), where any was: the visible
+    cause of a low pass rate or a short answer. None when no answer was cut or the run predates results.json."""
+    if not t.outcomes:
+        return None
+    shares = {name: t.outcomes[name].truncated_share for name in t.systems if name in t.outcomes}
+    if not any(share for share in shares.values()):
+        return None
+    return ", ".join(f"{name} {pct(share, 0)}" for name, share in shares.items() if share is not None)
 
 
 def equivalence_text(info: dict) -> str:
