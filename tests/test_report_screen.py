@@ -209,6 +209,7 @@ def test_demo_report_states_its_settings_and_findings(demo_run):
     for text in findings(t, demo_run, headline(t)):
         assert text in md
     assert "## Settings" in md and "| samples | 5 per system and prompt" in md
+    assert str(demo_run.run_dir.parent) not in page + md       # no folder of this machine (snapshots refuse one)
     assert page.index('id="hm-findings"') < page.index('id="hm-ranking"') < page.index('<nav class="toc"')
 
 

@@ -13,10 +13,6 @@ from hivemind.report.overview import (
     fig8_note,
     fig8_ns,
     findings,
-    fold_columns,
-    fold_note,
-    one_answer_run,
-    ranking_table,
     settings_rows,
 )
 from hivemind.report.prompt_maps import PromptMap
@@ -72,8 +68,8 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     out = [f"# Hivemind report: {config.name}", "",
            f"{len(t.systems)} systems, {h.n_prompts} prompts, {h.n_responses} answers; embedder {h.embedder}; "
            f"analysed {info.get('created_at', '')}.", ""]
+    # The ranking is the Leaderboard section below (one row per system: tools read its rows).
     out += ["## Findings", "", *(f"- {text}" for text in findings(t, config, h)), "",
-            "## Ranking", "", *folded_markdown(ranking_table(t), one_answer_run(t)),
             "## Settings", "", md_table(rows_table(("setting", "value"), settings_rows(t, config, h, is_imported(config)))),
             ""]
     out += [f"> {w}" for w in info.get("warnings") or []]
@@ -86,7 +82,7 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
             "## Inter-model homogeneity", "", inter_caption(), "", "![inter-model heatmap](inter_model_heatmap.png)",
             "", "Data-range view: ![inter-model heatmap, data range](inter_model_heatmap_range.png)", "",
-            "## Leaderboard", "", gate_note(t), "", *folded_markdown(leaderboard_table(t), one_answer_run(t)),
+            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "",
             *gate_scorer_markdown(t),
             "## Distinct systems among the nearest answers (Fig. 8)", "", *fig8_markdown(t),
             f"## {near_heading(t)}", "",
@@ -98,12 +94,6 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
             "## Lexical diversity", "", md_table(lexical_table(t)), "", "## Prompt maps", ""]
     out += [f"![{m.prompt_id}]({m.file})" for m in maps] or ["None."]
     return "\n".join(out) + "\n"
-
-
-def folded_markdown(frame: pd.DataFrame, one_answer: bool) -> list[str]:
-    folded = fold_columns(frame)
-    note = fold_note(folded, one_answer)
-    return [md_table(folded.shown), "", *([note, ""] if note else [])]
 
 
 def fig8_markdown(t: Tables) -> list[str]:

@@ -12,6 +12,7 @@ hivemind.results.contract; the text is plain (the HTML and Markdown writers esca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -174,7 +175,9 @@ def settings_rows(t: Tables, config: RunConfig, h: Headline, imported: bool = Fa
 
 
 def prompts_text(config: RunConfig, h: Headline, imported: bool) -> str:
-    source = config.prompts if isinstance(config.prompts, str) else config.prompts.dataset
+    """"8 from demo.jsonl (a seeded subset ...)": a prompt file by its name only (a report never names a
+    folder of this machine: snapshots refuse one), a dataset by its id."""
+    source = Path(config.prompts).name if isinstance(config.prompts, str) else config.prompts.dataset
     text = f"{h.n_prompts} from {'imported generations' if imported else source}"
     if config.limit and not imported:
         text += f" (a seeded subset: limit {config.limit}, seed {config.seed})"
