@@ -8,6 +8,13 @@ import pandas as pd
 from hivemind.core.config import RunConfig
 from hivemind.report.figures import inter_caption
 from hivemind.report.load import Tables
+from hivemind.report.overview import (
+    categories_too_small,
+    fig8_note,
+    fig8_ns,
+    findings,
+    settings_rows,
+)
 from hivemind.report.prompt_maps import PromptMap
 from hivemind.report.tables import (
     Headline,
@@ -32,6 +39,7 @@ from hivemind.report.tables import (
     shown_pairs,
 )
 from hivemind.results import contract as results
+from hivemind.results.record import is_imported
 
 
 def md_cell(value) -> str:
@@ -60,6 +68,10 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     out = [f"# Hivemind report: {config.name}", "",
            f"{len(t.systems)} systems, {h.n_prompts} prompts, {h.n_responses} answers; embedder {h.embedder}; "
            f"analysed {info.get('created_at', '')}.", ""]
+    # The ranking is the Leaderboard section below (one row per system: tools read its rows).
+    out += ["## Findings", "", *(f"- {text}" for text in findings(t, config, h)), "",
+            "## Settings", "", md_table(rows_table(("setting", "value"), settings_rows(t, config, h, is_imported(config)))),
+            ""]
     out += [f"> {w}" for w in info.get("warnings") or []]
     out += ["", "## Headline figures", "",
             md_table(rows_table(("figure", "value", "rescaled"), headline_rows(h) + diversity_rows(t))), ""]
@@ -70,8 +82,9 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     out += ["## Intra-model repetition", "", "![intra-model heatmap](intra_model_heatmap.png)", "",
             "## Inter-model homogeneity", "", inter_caption(), "", "![inter-model heatmap](inter_model_heatmap.png)",
             "", "Data-range view: ![inter-model heatmap, data range](inter_model_heatmap_range.png)", "",
-            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "", *gate_scorer_markdown(t),
-            "## Distinct systems among the nearest answers (Fig. 8)", "", "![Fig. 8](fig8_neighbors.png)", "",
+            "## Leaderboard", "", gate_note(t), "", md_table(leaderboard_table(t)), "",
+            *gate_scorer_markdown(t),
+            "## Distinct systems among the nearest answers (Fig. 8)", "", *fig8_markdown(t),
             f"## {near_heading(t)}", "",
             md_table(shown) if not pairs.empty else "None at this threshold.", "",
             "### Short-answer agreement", "",
@@ -83,10 +96,19 @@ def build_markdown(config: RunConfig, t: Tables, h: Headline, maps: list[PromptM
     return "\n".join(out) + "\n"
 
 
+def fig8_markdown(t: Tables) -> list[str]:
+    drawn = t.by_n is not None and len(t.by_n) and len(fig8_ns(t.by_n)) > 1
+    note = fig8_note(t.by_n)
+    return [*(["![Fig. 8](fig8_neighbors.png)", ""] if drawn else []), *([note, ""] if note else [])]
+
+
 def category_markdown(t: Tables) -> list[str]:
     table = category_table(t)
     if table is None:
         return []
+    small = categories_too_small(t)
+    if small:
+        return ["## Headline figures by prompt category", "", small, ""]
     out = ["## Headline figures by prompt category", "", category_note(t), "", md_table(table), ""]
     by_system = category_by_system(t)
     if by_system is not None:

@@ -27,6 +27,7 @@ from hivemind.report.figures import (
 from hivemind.report.html import build_html, highlight_shared
 from hivemind.report.load import Tables, load_tables, read_table
 from hivemind.report.markdown import build_markdown
+from hivemind.report.overview import fig8_ns
 from hivemind.report.prompt_maps import PromptMap, file_stem, load_prompt_maps, top_prompts_frame
 from hivemind.report.tables import Headline, headline
 from hivemind.results.fingerprint import REPORT_RECORD, report_info
@@ -65,8 +66,9 @@ def _report(run: Run, top_prompts: int) -> Path:
         # which analysis this report drew, so `list` and `snapshot publish` can tell a stale report
         out.json(REPORT_RECORD, report_info(run_dir))
     kept = {path.name for path in out.written}
-    for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg")]:
-        if old.name not in kept:                           # maps of prompts no longer in the top
+    for old in [*run_dir.glob("prompt_map_*.png"), *run_dir.glob("prompt_map_*.svg"),
+                *run_dir.glob("fig8_neighbors.*")]:
+        if old.name not in kept:                           # maps of prompts no longer in the top, a Fig. 8 not drawn
             old.unlink(missing_ok=True)
     return run_dir / REPORT_HTML
 
@@ -85,7 +87,9 @@ def draw_figures(run: Run | RunConfig, tables: Tables, folder: Path, top_prompts
              *save_figure(plot_inter_heatmap(tables.inter, tables.buckets["mean"], scale="range"),
                           folder / "inter_model_heatmap_range.png")]
     if tables.by_n is not None and len(tables.by_n):
-        files += save_figure(fig8_figure(tables.by_n), folder / "fig8_neighbors.png")
+        ns = fig8_ns(tables.by_n)      # the Ns whose boxes differ; one alone would be noise (fig8_note says why)
+        if len(ns) > 1:
+            files += save_figure(fig8_figure(tables.by_n[tables.by_n["n"].isin(ns)]), folder / "fig8_neighbors.png")
     maps, note = load_prompt_maps(run, top_prompts_frame(tables.homogeneity, top_prompts))
     for m in maps:
         files += save_figure(plot_prompt_map(m.vectors, m.systems, tables.systems, m.prompt, m.similarity),

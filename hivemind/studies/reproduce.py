@@ -18,29 +18,13 @@ from typing import Any
 
 from hivemind.core.config import DatasetSource, RunConfig, System
 from hivemind.core.errors import HivemindError
+from hivemind.report.paper import PAPER_REFERENCE   # the paper's figures, declared with the report
 
 DEFAULT_COMPLETION_TOKENS = 512  # per answer, when a system sets no max_tokens
 # Prompt sets whose size is published: the plan can price a run before the set is downloaded.
 KNOWN_PROMPT_COUNTS = {"liweijiang/infinite-chats-eval": 100}
 ASSUMED_PROMPT_TOKENS = 40       # per prompt when the set is not loaded (INFINITY-CHAT100 prompts are short)
 REFERENCE_NAME = "paper_reference.json"
-
-# Figures published in Jiang et al. 2025 (arXiv:2510.22954); fractions 0..1 like the run's tables.
-PAPER_REFERENCE: dict[str, Any] = {
-    "source": "Jiang et al., Artificial Hivemind: The Open-Ended Homogeneity of Language Models "
-              "(and Beyond), NeurIPS 2025, arXiv:2510.22954",
-    "embedder": "openai/text-embedding-3-small",
-    "samples": 50,
-    "decoding": {"top-p": {"temperature": 1.0, "top_p": 0.9},
-                 "min-p": {"temperature": 2.0, "min_p": 0.1, "top_p": 1.0}},
-    "share_above_0.8": {"top-p": 0.79, "min-p": 0.612},
-    "intra_model_buckets_average": {"0.9-1.0": 0.438, "0.8-0.9": 0.352, "0.7-0.8": 0.126,
-                                    "0.6-0.7": 0.049, "below_0.6": 0.035},
-    "inter_model_similarity_range": [0.71, 0.82],
-    "notes": "share_above_0.8: share of prompts whose mean pairwise similarity among one system's 50 "
-             "answers exceeds 0.8, averaged over models. Buckets: average distribution of that per-prompt "
-             "similarity. inter_model_similarity_range: range of mean similarity between different models.",
-}
 
 # Providers that reject min_p (it reaches them as an unknown body field) and their other limits.
 NO_MIN_P = {"openai", "azure", "anthropic", "gemini", "vertex_ai", "vertex_ai_beta", "mistral", "cohere",
