@@ -51,6 +51,7 @@ from hivemind.store import Prompt, Response, Store
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_run import Answer, make_run  # noqa: E402
 import test_browser  # noqa: E402
+from browser_support import start_chromium  # noqa: E402
 from test_browser import check_clean_page, needs_chromium, open_report  # noqa: E402
 
 driver = test_browser.driver        # the shared headless Chromium fixture (its viewport is set per page here)
@@ -352,16 +353,10 @@ def screenshot(driver, report: Path, out: Path) -> None:
 
 def main(argv: list[str]) -> None:
     """tests/test_report_screen.py OUT_DIR [DEMO_RUN_DIR]: screenshots of the 16-model import and the demo."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(test_browser.CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={WIDTH},{HEIGHT}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(executable_path=str(test_browser.CHROMEDRIVER)))
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    browser = start_chromium(Path(profile), WIDTH, HEIGHT)
     try:
         if len(argv) > 1:
             screenshot(browser, Path(argv[1]) / "report.html", out / "report_demo.png")
