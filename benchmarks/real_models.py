@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 NOVELTYBENCH = SHARED / "noveltybench_dev"
 ALPACA = SHARED / "alpaca_eval_outputs"
+# The website repository's evaluations of the 24 models: 20 of 2025-03-27, the four Gemma 3 of 2025-09-09.
+NOVELTYBENCH_EVALS = ("03-27-2025", "09-09-2025")
 RUNS = {"noveltybench": "noveltybench", "alpaca": "alpaca"}
 ENV = {"HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -40,7 +42,7 @@ def noveltybench_files(folder: Path) -> list[Path]:
     flat = sorted(folder.glob("*.jsonl"))
     if flat:
         return flat
-    nested = sorted(p for p in folder.rglob("scores.jsonl") if "curated" in p.parts)
+    nested = sorted(p for date in NOVELTYBENCH_EVALS for p in folder.glob(f"{date}/curated/*/*/scores.jsonl"))
     if not nested:
         sys.exit(f"{folder}: no NoveltyBench files (*.jsonl, or <date>/curated/<vendor>/<model>/scores.jsonl)")
     return nested
