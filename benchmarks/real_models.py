@@ -115,7 +115,7 @@ def short_name(name: str) -> str:
     if name in SHORT:
         return SHORT[name]
     base = name.split("/")[-1]
-    return re.sub(r"-(it|instruct)$", "", base, flags=re.IGNORECASE).replace("Llama", "llama")
+    return re.sub(r"-(it|instruct)$", "", base, flags=re.IGNORECASE).lower()
 
 
 def family(name: str) -> str:
@@ -131,6 +131,7 @@ class Run:
     buckets: pd.DataFrame       # intra_model_buckets.csv
     per_prompt: pd.DataFrame    # diversity_per_prompt.csv, real systems only
     info: dict                  # analysis.json
+    prompts: pd.DataFrame       # prompts.jsonl: prompt_id, prompt
 
 
 def load_run(run_dir: Path) -> Run:
@@ -141,18 +142,20 @@ def load_run(run_dir: Path) -> Run:
     return Run(run_dir.name, board[board["kind"] == "system"].set_index("system"),
                pd.read_csv(run_dir / "inter_model_similarity.csv", index_col="system"),
                pd.read_csv(run_dir / "intra_model_buckets.csv", index_col="system"),
-               per_prompt[per_prompt["kind"] == "system"], json.loads((run_dir / "analysis.json").read_text()))
+               per_prompt[per_prompt["kind"] == "system"], json.loads((run_dir / "analysis.json").read_text()),
+               pd.read_json(run_dir / "prompts.jsonl", lines=True).rename(columns={"id": "prompt_id"}))
 
 
 def noveltybench_labels(files: list[Path]) -> pd.DataFrame:
     """NoveltyBench's own figures per (model, prompt): its class count (distinct = len(set(partition))) and
-    utility, read from the files that were imported."""
+    utility, read from the files that were imported (joined to the run by prompt text: the run's prompt ids
+    are hashes)."""
     rows = []
     for path in files:
         for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                rows.append({"system": r["model"], "prompt_id": r["id"], "nb_distinct": len(set(r["partition"])),
+                rows.append({"system": r["model"], "prompt": r["prompt"], "nb_distinct": len(set(r["partition"])),
                              "nb_utility": r["utility"]})
     return pd.DataFrame(rows)
 
@@ -165,22 +168,29 @@ def off_diagonal(run: Run) -> pd.DataFrame:
 
 
 def nearest(run: Run) -> dict[str, str]:
-    values = run.inter.astype(float).copy()
-    np.fill_diagonal(values.values, np.nan)
-    return {name: values.loc[name].idxmax() for name in values.index}
+    values = run.inter.to_numpy(dtype=np.float64, copy=True)
+    np.fill_diagonal(values, np.nan)
+    names = list(run.inter.index)
+    return {name: names[int(np.nanargmax(row))] for name, row in zip(names, values)}
 
 
 # The figure ---------------------------------------------------------------------------------------------------
-def write_matrix(run: Run, path: Path) -> Path:
+def write_matrix(run: Run, path: Path, what: str) -> Path:
     """The report's inter-model matrix (hivemind.report.figures.plot_inter_heatmap: clustered order, diagonal =
-    intra-model mean, colours over this run's range between systems) with short labels, as a PNG under 200 KB."""
+    intra-model mean, colours over this run's range between systems) with short labels and a title that reads
+    at README size, as a PNG under 200 KB."""
     from hivemind.report.figures import plot_inter_heatmap
 
     labels = {name: short_name(name) for name in run.inter.index}
     inter = run.inter.rename(index=labels, columns=labels)
     intra = run.buckets["mean"].rename(index=labels) if run.buckets["mean"].notna().any() else None
     fig = plot_inter_heatmap(inter, intra, scale="range")
-    fig.savefig(path, dpi=100, bbox_inches="tight", facecolor="white")
+    off = off_diagonal(run)["similarity"]
+    diagonal = "diagonal: a model against itself; " if intra is not None else ""
+    fig.axes[0].set_title(f"{what}\nmean cosine between two models' answers to the same prompt ({run.info['embedder'].split(':')[-1]})"
+                          f"\n{diagonal}clustered order; colours span {off.min():.2f}-{off.max():.2f}",
+                          fontsize=12)
+    fig.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
     from PIL import Image     # matplotlib's own dependency: a 256-colour palette keeps the PNG small
 
     Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
@@ -201,7 +211,7 @@ def markdown(frame: pd.DataFrame) -> str:
 def ranking_section(run: Run, labels: pd.DataFrame) -> str:
     nb = labels.groupby("system")[["nb_distinct", "nb_utility"]].mean()
     b = run.board.join(nb)
-    rows = [{"rank": r.rank, "system": short_name(name),
+    rows = [{"rank": r["rank"], "system": short_name(name),
              "effective diversity [95% CI]": ci(r.effective_diversity, r.effective_diversity_ci_low,
                                                r.effective_diversity_ci_high),
              "distinct ideas /10": ci(r.distinct_ideas, r.distinct_ideas_ci_low, r.distinct_ideas_ci_high, 2),
@@ -256,17 +266,20 @@ def families_section(run: Run) -> str:
 
 
 def ideas_section(run: Run, labels: pd.DataFrame) -> str:
-    sets = run.per_prompt.merge(labels, on=["system", "prompt_id"])
+    sets = run.per_prompt.merge(run.prompts, on="prompt_id").merge(labels, on=["system", "prompt"])
     per_model = sets.groupby("system")[["distinct_ideas", "nb_distinct"]].mean()
     set_r = sets["distinct_ideas"].corr(sets["nb_distinct"])
     model_r = per_model["distinct_ideas"].corr(per_model["nb_distinct"])
     model_rho = per_model["distinct_ideas"].corr(per_model["nb_distinct"], method="spearman")
+    by_key = run.board[run.info["primary_key"]].reindex(per_model.index)
+    key_rho = by_key.corr(per_model["nb_distinct"], method="spearman")
     mae = (sets["distinct_ideas"] - sets["nb_distinct"]).abs().mean()
     bias = (sets["distinct_ideas"] - sets["nb_distinct"]).mean()
     return ("### Distinct ideas against NoveltyBench's own classes\n\n"
             f"{len(sets)} (model, prompt) sets: per-set Pearson r {set_r:.3f}, mean absolute difference {mae:.2f} "
             f"classes (hivemind minus NoveltyBench: {bias:+.2f} on average); over the {len(per_model)} models: "
-            f"Pearson r {model_r:.3f}, Spearman rho {model_rho:.3f}. Note: the default `learned` method was "
+            f"Pearson r {model_r:.3f}, Spearman rho {model_rho:.3f}. The ranking by the primary key "
+            f"({run.info['primary_key']}) against NoveltyBench's distinct: Spearman rho {key_rho:.3f}. Note: the default `learned` method was "
             "trained on these very labels (all 50 prompts), so this agreement is in-sample; the out-of-sample "
             "figures are the 5-fold validation in the README (`hivemind validate`).")
 
@@ -312,8 +325,11 @@ def cmd_write(args) -> None:
     results, img = Path(args.results).resolve(), Path(args.img)
     img.mkdir(parents=True, exist_ok=True)
     nb, alpaca = load_run(results / RUNS["noveltybench"]), load_run(results / RUNS["alpaca"])
-    for run, name in ((nb, "noveltybench_matrix.png"), (alpaca, "alpaca_matrix.png")):
-        path = write_matrix(run, img / name)
+    for run, name, what in ((nb, "noveltybench_matrix.png", "How alike 24 models answer NoveltyBench's open-ended "
+                             "prompts (50 prompts x 10 answers)"),
+                            (alpaca, "alpaca_matrix.png", "How alike 16 models answer AlpacaEval's 805 "
+                             "instructions (one answer each)")):
+        path = write_matrix(run, img / name, what)
         print(f"<!-- {path}: {path.stat().st_size // 1024} KB -->")
     labels = noveltybench_labels(noveltybench_files(Path(args.noveltybench)))
     for section in (ranking_section(nb, labels), paper_section(nb), pairs_section(nb, "NoveltyBench"),
