@@ -187,7 +187,8 @@ def write_matrix(run: Run, path: Path, what: str) -> Path:
     fig = plot_inter_heatmap(inter, intra, scale="range")
     off = off_diagonal(run)["similarity"]
     diagonal = "diagonal: a model against itself; " if intra is not None else ""
-    fig.axes[0].set_title(f"{what}\nmean cosine between two models' answers to the same prompt ({run.info['embedder'].split(':')[-1]})"
+    embedder = run.info["embedder"].split(":")[-1]
+    fig.axes[0].set_title(f"{what}\nmean cosine between two models' answers to the same prompt ({embedder})"
                           f"\n{diagonal}clustered order; colours span {off.min():.2f}-{off.max():.2f}",
                           fontsize=12)
     fig.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
@@ -279,21 +280,24 @@ def ideas_section(run: Run, labels: pd.DataFrame) -> str:
             f"{len(sets)} (model, prompt) sets: per-set Pearson r {set_r:.3f}, mean absolute difference {mae:.2f} "
             f"classes (hivemind minus NoveltyBench: {bias:+.2f} on average); over the {len(per_model)} models: "
             f"Pearson r {model_r:.3f}, Spearman rho {model_rho:.3f}. The ranking by the primary key "
-            f"({run.info['primary_key']}) against NoveltyBench's distinct: Spearman rho {key_rho:.3f}. Note: the default `learned` method was "
-            "trained on these very labels (all 50 prompts), so this agreement is in-sample; the out-of-sample "
-            "figures are the 5-fold validation in the README (`hivemind validate`).")
+            f"({run.info['primary_key']}) against NoveltyBench's distinct: Spearman rho {key_rho:.3f}. Note: "
+            "the default `learned` method was trained on these very labels (all 50 prompts), so this agreement "
+            "is in-sample; the out-of-sample figures are the 5-fold validation (`hivemind validate`).")
+
+
+def key_ci(row: pd.Series, key: str) -> str:
+    return ci(row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"])
 
 
 def alpaca_section(run: Run) -> str:
-    b = run.board
-    top, bottom = b.iloc[0], b.iloc[-1]
-    return ("### AlpacaEval, one answer per model\n\n"
-            f"Primary key: {run.info['primary_key']} (one answer per model and instruction, so intra-model "
-            f"figures are undefined). Most distinct: {short_name(top.name)} "
-            f"{ci(top[run.info['primary_key']], top[run.info['primary_key'] + '_ci_low'], top[run.info['primary_key'] + '_ci_high'])}; "
-            f"least: {short_name(bottom.name)} "
-            f"{ci(bottom[run.info['primary_key']], bottom[run.info['primary_key'] + '_ci_low'], bottom[run.info['primary_key'] + '_ci_high'])}. "
-            f"Floor {run.info['floor']:.3f}.")
+    """One answer per model and instruction: the primary key is effective distinctness (a model's answers
+    against the other models'), intra-model figures are undefined."""
+    key = run.info["primary_key"]
+    rows = [{"rank": r["rank"], "system": short_name(name), f"{key} [95% CI]": key_ci(r, key),
+             "inter †": f"{r.inter_mean_others:.3f}", "near-duplicate rate †": f"{r.near_duplicate_rate:.1%}",
+             "pass rate": f"{r.pass_rate:.1%}"} for name, r in run.board.iterrows()]
+    return (f"### AlpacaEval ranking (primary key {key}; floor {run.info['floor']:.3f})\n\n"
+            + markdown(pd.DataFrame(rows)))
 
 
 # Running hivemind ---------------------------------------------------------------------------------------------
