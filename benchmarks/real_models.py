@@ -105,9 +105,11 @@ SHORT = {
     "Meta-Llama-3.1-70B-Instruct-Turbo": "llama-3.1-70b", "Meta-Llama-3-8B-Instruct": "llama-3-8b",
     "Llama-3-Instruct-8B-SimPO": "llama-3-8b-SimPO", "gemma-2-9b-it-SimPO": "gemma-2-9b-SimPO",
 }
-# Families by vendor and line (Gemini and Gemma are both Google's, kept apart: API models vs open weights).
+# Families by vendor and line: Gemini (Google's API models) apart from Gemma (its open weights), Gemma 2
+# apart from Gemma 3.
 FAMILIES = [("gpt", "OpenAI"), ("claude", "Anthropic"), ("command", "Cohere"), ("gemini", "Gemini"),
-            ("gemma", "Gemma"), ("llama", "Llama"), ("mistral", "Mistral"), ("qwen", "Qwen"), ("yi-", "Yi"),
+            ("gemma-2", "Gemma 2"), ("gemma-3", "Gemma 3"), ("gemma", "Gemma"), ("llama", "Llama"),
+            ("mistral", "Mistral"), ("qwen", "Qwen"), ("yi-", "Yi"),
             ("deepseek", "DeepSeek")]
 
 
@@ -252,18 +254,27 @@ def pairs_section(run: Run, title: str, n: int = 8) -> str:
 
 
 def families_section(run: Run) -> str:
+    """Mean similarity between the models of two families (diagonal: within one family, pairs of different
+    models only), and how many models have their nearest neighbour in their own family."""
     off = off_diagonal(run)
-    off["same"] = [family(a) == family(b) for a, b in zip(off["a"], off["b"])]
-    rows = []
-    for fam in sorted({family(s) for s in run.inter.index}):
-        members = [s for s in run.inter.index if family(s) == fam]
-        inside = off[off["same"] & off["a"].isin(members)]["similarity"]
-        outside = off[~off["same"] & (off["a"].isin(members) | off["b"].isin(members))]["similarity"]
-        rows.append({"family": fam, "systems": len(members),
-                     "within": f"{inside.mean():.3f}" if len(inside) else "—", "to others": f"{outside.mean():.3f}"})
-    summary = (f"All same-family pairs: {off[off['same']]['similarity'].mean():.3f} (n = {off['same'].sum()}); "
-               f"different families: {off[~off['same']]['similarity'].mean():.3f} (n = {(~off['same']).sum()}).")
-    return f"### Families, {run.name}\n\n" + markdown(pd.DataFrame(rows)) + "\n\n" + summary
+    off["fa"], off["fb"] = off["a"].map(family), off["b"].map(family)
+    names = sorted({family(s) for s in run.inter.index})
+    table = pd.DataFrame("—", index=names, columns=names)
+    for fa in names:
+        for fb in names:
+            cells = off[((off["fa"] == fa) & (off["fb"] == fb)) | ((off["fa"] == fb) & (off["fb"] == fa))]
+            if len(cells):
+                table.loc[fa, fb] = f"**{cells['similarity'].mean():.3f}**" if fa == fb else \
+                    f"{cells['similarity'].mean():.3f}"
+    sizes = {f: sum(family(s) == f for s in run.inter.index) for f in names}
+    table.insert(0, "family (models)", [f"{f} ({sizes[f]})" for f in names])
+    same = off["fa"] == off["fb"]
+    near = nearest(run)
+    outside = [f"{short_name(a)} → {short_name(b)}" for a, b in near.items() if family(a) != family(b)]
+    return (f"### Families, {run.name}\n\n" + markdown(table) + "\n\n"
+            f"Same-family pairs: {off[same]['similarity'].mean():.3f} (n = {same.sum()}); different families: "
+            f"{off[~same]['similarity'].mean():.3f} (n = {(~same).sum()}). Nearest neighbour in the own family: "
+            f"{len(near) - len(outside)} of {len(near)} models (elsewhere: {'; '.join(outside) or 'none'}).")
 
 
 def ideas_section(run: Run, labels: pd.DataFrame) -> str:
