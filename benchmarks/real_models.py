@@ -345,7 +345,8 @@ def cmd_write(args) -> None:
                             (alpaca, "alpaca_matrix.png", "How alike 16 models answer AlpacaEval's 805 "
                              "instructions (one answer each)")):
         path = write_matrix(run, img / name, what)
-        print(f"<!-- {path}: {path.stat().st_size // 1024} KB -->")
+        shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+        print(f"<!-- {shown}: {path.stat().st_size // 1024} KB -->")
     labels = noveltybench_labels(noveltybench_files(Path(args.noveltybench)))
     for section in (ranking_section(nb, labels), paper_section(nb), pairs_section(nb, "NoveltyBench"),
                     families_section(nb), ideas_section(nb, labels), pairs_section(alpaca, "AlpacaEval"),
