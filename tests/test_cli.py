@@ -241,6 +241,17 @@ def test_quiet_hides_every_progress_bar(collected):
         assert mark not in quiet.stderr, (mark, quiet.stderr)
 
 
+def loud_and_quiet(script: str, folder: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """The script run in a fresh interpreter with argv[1] "loud", then "quiet" (no quieting variable inherited)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    for name in cli.QUIET_ENV:
+        env.pop(name, None)
+    loud, quiet = (subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True, text=True,
+                                  timeout=300, cwd=folder) for mode in ("loud", "quiet"))
+    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    return loud, quiet
+
+
 def test_quiet_switches_off_library_bars_that_hivemind_does_not_draw(tmp_path):
     """The bars a library draws while loading a model (a bare tqdm, huggingface_hub's and transformers'
     own tqdm) are off once -q has run; without it the same code draws them."""
@@ -248,13 +259,7 @@ def test_quiet_switches_off_library_bars_that_hivemind_does_not_draw(tmp_path):
               "from tqdm import tqdm\nfrom huggingface_hub.utils import tqdm as hf_tqdm\n"
               "from transformers.utils import logging\n"
               "for bar in (tqdm, hf_tqdm, logging.tqdm):\n    for _ in bar(range(3), desc='Loading'):\n        pass\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    for name in cli.QUIET_ENV:
-        env.pop(name, None)
-    run = lambda mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True,
-                                      text=True, timeout=300, cwd=tmp_path)
-    loud, quiet = run("loud"), run("quiet")
-    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    loud, quiet = loud_and_quiet(script, tmp_path)
     assert loud.stderr.count("Loading: 100%") == 3                 # each of the three kinds draws a bar
     assert "Loading" not in quiet.stderr and "%|" not in quiet.stderr, quiet.stderr
 
@@ -267,12 +272,6 @@ def test_quiet_silences_loading_weights_when_transformers_came_first(tmp_path):
               "if sys.argv[1] == 'quiet':\n    cli.quiet_libraries()\n"
               "from hivemind.embed.stage import load_sentence_transformer\n"
               "load_sentence_transformer('all-MiniLM-L6-v2')\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    for name in cli.QUIET_ENV:
-        env.pop(name, None)
-    run = lambda mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True,
-                                      text=True, timeout=300, cwd=tmp_path)
-    loud, quiet = run("loud"), run("quiet")
-    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    loud, quiet = loud_and_quiet(script, tmp_path)
     assert "Loading weights" in loud.stderr                        # the bar this test is about exists
     assert "Loading weights" not in quiet.stderr and "%|" not in quiet.stderr, quiet.stderr

@@ -244,3 +244,11 @@ def test_leaderboard_and_list_read_the_run(small_run, capsys, tmp_path):
     assert "## Older runs" in out and "read from leaderboard.csv" in out
     board = pd.read_csv(copy / "leaderboard.csv")
     assert board.loc[board["system"] == data.systems[0].system, "primary"].item() == data.systems[0].primary.value
+
+
+def test_a_short_shared_end_is_part_of_the_names_not_a_family():
+    """'-p' ends top-p and min-p alike: dropping it would make the decoding names unreadable."""
+    names = ["smollm2-top-p", "smollm2-min-p", "gemma3-270m-base-top-p"]
+    abbreviate = summary.abbreviate
+    assert abbreviate(names, 16)[:2] == ["smollm2-top-p", "smollm2-min-p"]
+    assert abbreviate(names, 16)[2].endswith("top-p") and len(abbreviate(names, 16)[2]) == 16

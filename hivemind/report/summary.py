@@ -116,6 +116,9 @@ def _distinct(shorter: list[str], names: list[str]) -> bool:
     return all(shorter) and len(set(shorter)) == len(set(names))
 
 
+MIN_COMMON_END = 4     # characters, separator included
+
+
 def _drop_common_ends(names: list[str]) -> list[str]:
     """'provider/model-family-07-instruct-top-p' and '...-12-instruct-top-p' -> '07', '12'."""
     if len(names) < 2:
@@ -124,6 +127,8 @@ def _drop_common_ends(names: list[str]) -> list[str]:
     head = head[:max(head.rfind(c) for c in _SEPARATORS) + 1]
     tail = os.path.commonprefix([n[len(head):][::-1] for n in names])[::-1]
     tail = tail[min((i for i, c in enumerate(tail) if c in _SEPARATORS), default=len(tail)):]
+    # a shared end of a few characters is part of a name ('top-p' and 'min-p' share '-p'), not a family
+    head, tail = (head if len(head) >= MIN_COMMON_END else ""), (tail if len(tail) >= MIN_COMMON_END else "")
     return [n[len(head):len(n) - len(tail)] for n in names]
 
 

@@ -193,15 +193,20 @@ def build_leaderboard(results_dir: str | Path, skipped: list[Skipped] | None = N
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     frame["primary"] = pd.to_numeric(frame["primary"], errors="coerce")
+    return rank_in_groups(frame)[COLUMNS]
+
+
+def rank_in_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ranked within each comparable group (one prompt set, embedder, equivalence) by the group's primary
+    key in its direction, ties marked; a site over some runs ranks again among the rows it keeps."""
     parts = []
-    for _, rows_ in frame.groupby("group", sort=True):
-        direction = results.METRICS[rows_["primary_key"].iloc[0]].direction
-        rows_ = rows_.sort_values(["primary", "run", "system"], ascending=[direction == results.HOMOGENEOUS, True, True],
-                                  na_position="last", kind="mergesort")
-        ranks, tied = results.rank_with_ties(rows_["primary"], direction)
-        rows_ = rows_.assign(rank=[results.rank_label(r, t) for r, t in zip(ranks, tied)])
-        parts.append(rows_)
-    return pd.concat(parts).reset_index(drop=True)[COLUMNS]
+    for _, rows in frame.groupby("group", sort=True):
+        direction = results.METRICS[rows["primary_key"].iloc[0]].direction
+        rows = rows.sort_values(["primary", "run", "system"], ascending=[direction == results.HOMOGENEOUS, True, True],
+                                na_position="last", kind="mergesort")
+        ranks, tied = results.rank_with_ties(rows["primary"], direction)
+        parts.append(rows.assign(rank=[results.rank_label(r, t) for r, t in zip(ranks, tied)]))
+    return pd.concat(parts).reset_index(drop=True) if parts else frame
 
 
 def _primary(entry: RunEntry, table: pd.DataFrame) -> str:

@@ -33,7 +33,7 @@ from hivemind.core.config_files import load_config, resolve_run
 from hivemind.core.errors import HivemindError
 from hivemind.results import contract as results
 from hivemind.results.folder import REPORT_HTML, results_root, writing
-from hivemind.runs.leaderboard import Skipped, build_leaderboard, run_folders
+from hivemind.runs.leaderboard import Skipped, build_leaderboard, rank_in_groups, run_folders
 from hivemind.runs.site_pages import Group, SiteRun, compare_page, index_page, report_page, slug, system_page
 
 MANIFEST = "site.json"
@@ -105,18 +105,6 @@ def check_out(out: Path, base: Path) -> Path:
 
 
 # Gathering ----------------------------------------------------------------------------------------------
-def ranked(frame: pd.DataFrame) -> pd.DataFrame:
-    """Ranks again within each group, among the rows kept (a site over some runs ranks those runs only)."""
-    parts = []
-    for _, rows in frame.groupby("group", sort=True):
-        direction = results.METRICS[rows["primary_key"].iloc[0]].direction
-        rows = rows.sort_values(["primary", "run", "system"], ascending=[direction == results.HOMOGENEOUS, True, True],
-                                na_position="last", kind="mergesort")
-        ranks, tied = results.rank_with_ties(rows["primary"], direction)
-        parts.append(rows.assign(rank=[results.rank_label(r, t) for r, t in zip(ranks, tied)]))
-    return pd.concat(parts).reset_index(drop=True) if parts else frame
-
-
 def prompt_source(folder: Path) -> str:
     """Where a run's prompts came from, in words: the prompt file's name, or "imported" for imported runs."""
     from hivemind.results.record import is_imported
@@ -205,7 +193,7 @@ def build_site(runs: list[str] | None = None, results_dir: str | Path | None = N
     problems = [s for s in skipped if s.folder.name in wanted]
     if runs and problems:
         raise HivemindError(f"run {problems[0].folder.name!r}: {problems[0].reason}")
-    frame = ranked(frame[frame["run"].astype(str).isin(wanted)])
+    frame = rank_in_groups(frame[frame["run"].astype(str).isin(wanted)])
     if frame.empty:
         raise HivemindError(f"{base}: no analysed runs to show"
                             + "".join(f"; {s.folder.name}: {s.reason}" for s in problems)
