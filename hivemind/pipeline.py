@@ -42,10 +42,16 @@ def locked(config: RunConfig, stage: str, wait: bool = False) -> Iterator[None]:
         yield
 
 
+def bundled_models(systems: list[System], names: list[str] | None = None) -> tuple:
+    """The bundled models these systems (those named, when `names` is given) are served by."""
+    systems = [s for s in systems if names is None or s.name in names]
+    return local_server.models_used_by([s.api_base for s in systems], [s.model for s in systems])
+
+
 @contextmanager
 def local_servers(systems: list[System]) -> Iterator[list]:
     """The bundled servers these systems point at, started if not up; those started here are stopped after."""
-    wanted = local_server.models_used_by([s.api_base for s in systems], [s.model for s in systems])
+    wanted = bundled_models(systems)
     started = local_server.start_missing(wanted) if wanted else []
     try:
         yield started
@@ -61,6 +67,7 @@ def collect(target: RunConfig | Run, systems: list[str] | None = None, progress:
     from hivemind.collect import stage as collector
 
     config = Run.config_of(target)
+    local_server.check_servable(bundled_models(config.systems, systems))     # before the run folder is made
     with locked(config, "collect", wait), Run.of(target) as run:
         return collector.collect_run(run, systems=systems, progress=progress, retry_errors=retry_errors,
                                  prepare=local_servers)
@@ -189,6 +196,7 @@ def run(config: RunConfig, systems: list[str] | None = None, progress: bool = Tr
     if engine == "ray":   # before collect: a dead address must fail before any request is paid for
         from hivemind.engines.ray.cluster import check_ready
         check_ready(ray_address)
+    local_server.check_servable(bundled_models(config.systems, systems))     # before the run folder is made
     on_ray = dict(engine=engine, ray_address=ray_address, workers=workers, gpus=gpus)
     result = PipelineResult(config=config)
     with locked(config, "run", wait), Run.open(config) as shared:   # one store for every stage

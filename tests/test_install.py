@@ -258,3 +258,4 @@ def test_a_core_install_says_the_bundled_models_need_the_local_extra(core_cli, t
                       f"    api_base: http://127.0.0.1:{port}/v1\n")
     line = one_error_line(core_cli("run", str(config), "-q"), "local")
     assert "smollm2" in line
+    assert not (tmp_path / "results" / "local").exists()        # said before the run folder is made

@@ -287,7 +287,8 @@ def test_leaderboard_add_prints_the_rank_and_redraws_the_report(reported, server
                     cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert dict(server.by_model) == {"model-gamma": 6}            # only the new system was asked
-    assert re.search(r"^gamma ranks [123]=? of 3 by effective diversity$", done.stdout, re.M), done.stdout
+    assert re.search(r"^gamma ranks [123]=? of 3 by effective diversity \(", done.stdout, re.M), done.stdout
+    assert re.search(r"^closest systems .*: (alpha|beta) ", done.stdout, re.M), done.stdout
     grown = resolve_run(RUN, results_dir=results)
     analysis = read_analysis(grown.run_dir)
     assert analysis.complete and analysis.systems == ["alpha", "beta", "gamma"]

@@ -143,6 +143,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def check_servable(models: tuple[LocalModel, ...]) -> None:
+    """Before anything is written: a bundled model whose server is not already up is started here, and that
+    needs the [local] extra (a core install says so before it makes a run folder)."""
+    for model in models:
+        if not has_module("llama_cpp") and not is_up(model):
+            raise missing_extra("local", f"serving the bundled model {model.alias} (llama-cpp-python[server])")
+
+
 def start_missing(models: tuple[LocalModel, ...] = MODELS) -> list[ServerProcess]:
     """Start the servers that are not already up; returns only those this call started."""
     started: list[ServerProcess] = []
