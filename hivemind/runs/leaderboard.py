@@ -358,9 +358,11 @@ def rank_of(frame: pd.DataFrame, run: str, system: str) -> Rank | None:
                 value=_cell(row["primary"]), above=who(at - 1), below=who(at + 1))
 
 
-def nearest_systems(run_dir: Path, system: str, n: int = 3) -> list[tuple[str, float]]:
-    """The `n` systems of the run whose answers are most alike `system`'s (inter_model_similarity.csv: mean
-    cosine over pairs of their answers to the same prompt), closest first; [] before an analysis."""
+def nearest_systems(run_dir: Path, system: str, n: int = 3, among: list[str] | None = None
+                    ) -> list[tuple[str, float]]:
+    """The `n` systems of the run (of `among`, when given) whose answers are most alike `system`'s
+    (inter_model_similarity.csv: mean cosine over pairs of their answers to the same prompt), closest first;
+    [] before an analysis."""
     path = Path(run_dir) / "inter_model_similarity.csv"
     if not path.is_file():
         return []
@@ -369,6 +371,8 @@ def nearest_systems(run_dir: Path, system: str, n: int = 3) -> list[tuple[str, f
     if system not in matrix.index:
         return []
     row = pd.to_numeric(matrix.loc[system], errors="coerce").drop(labels=[system], errors="ignore").dropna()
+    if among is not None:
+        row = row[row.index.isin(among)]
     return [(str(name), float(value)) for name, value in row.sort_values(ascending=False).head(n).items()]
 
 

@@ -33,12 +33,11 @@ from hivemind.core.config_files import load_config, resolve_run
 from hivemind.core.errors import HivemindError
 from hivemind.results import contract as results
 from hivemind.results.folder import REPORT_HTML, results_root, writing
-from hivemind.runs.leaderboard import Skipped, build_leaderboard, rank_in_groups, run_folders
+from hivemind.runs.leaderboard import Skipped, build_leaderboard, nearest_systems, rank_in_groups, run_folders
 from hivemind.runs.site_pages import Group, SiteRun, compare_page, index_page, report_page, slug, system_page
 
 MANIFEST = "site.json"
 PAGE_FOLDERS = ("runs", "systems", "compare")
-INTER = "inter_model_similarity.csv"
 
 
 @dataclass
@@ -117,19 +116,10 @@ def prompt_source(folder: Path) -> str:
 
 def nearest(folder: Path, systems: list[str]) -> dict[str, tuple[str, float]]:
     """Each system's closest other system by the run's inter-model similarity (empty when it has no matrix)."""
-    path = folder / INTER
-    if not path.is_file() or len(systems) < 2:
+    if len(systems) < 2:
         return {}
-    matrix = pd.read_csv(path, index_col=0)
-    out = {}
-    for name in systems:
-        if name not in matrix.index:
-            continue
-        row = pd.to_numeric(matrix.loc[name].drop(labels=[name], errors="ignore"), errors="coerce")
-        row = row[[c for c in row.index if c in systems]].dropna()
-        if len(row):
-            out[name] = (str(row.idxmax()), float(row.max()))
-    return out
+    found = {name: nearest_systems(folder, name, n=1, among=systems) for name in systems}
+    return {name: closest[0] for name, closest in found.items() if closest}
 
 
 def site_run(folder: Path, rows: pd.DataFrame) -> SiteRun:
