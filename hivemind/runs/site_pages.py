@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from hivemind.report.tables import fmt_metric
 from hivemind.results import contract as results
 
 e = html.escape
@@ -70,14 +71,8 @@ def blank(value) -> bool:
 
 
 def fmt(metric: str, value) -> str:
-    if blank(value):
-        return "—"
-    kind = results.METRICS[metric].fmt if metric in results.METRICS else "num"
-    if kind == "pct":
-        return f"{float(value):.0%}"
-    if kind == "int":
-        return f"{int(value):,}"
-    return f"{float(value):.3f}"
+    """A metric as the report shows it (its format declared once, in hivemind.results.contract)."""
+    return "—" if blank(value) else fmt_metric(metric, value)
 
 
 def with_ci(row: dict) -> str:
